@@ -1,0 +1,9 @@
+"""ganzoo: a plugin-based GAN zoo. See README.md; plugin authors start at ganzoo.hookspecs."""
+
+from .config import ModelSpec, RunConfig
+from .data import ImageData
+from .errors import GanzooError
+from .hookspecs import hookimpl
+
+__all__ = ["GanzooError", "ImageData", "ModelSpec", "RunConfig", "hookimpl"]
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""A run's whole configuration as one dataclass: printed, saved as JSON and embedded in weights files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import GanzooError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trainable model: generator + discriminator + loss (registry names) and its own defaults.
+
+    `defaults` overrides RunConfig's defaults for this model (e.g. {"lr": 1e-4});
+    a user's command-line flag overrides both.
+    """
+
+    generator: str
+    discriminator: str
+    loss: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run. Defaults follow Radford et al. 2015 (DCGAN)."""
+
+    model: str = "dcgan"
+    generator: str = ""            # filled from the model's ModelSpec
+    discriminator: str = ""
+    loss: str = ""
+    data: str = "mnist"
+    data_dir: str | None = None
+    image_size: int = 0            # 0: the dataset's default
+    channels: int = 0              # 0: the dataset's default
+    z_dim: int = 100
+    latent: str = "normal"         # "normal" or "uniform" (the paper's choice) prior for z
+    g_width: int = 64              # generator's narrowest feature width
+    d_width: int = 64              # discriminator's narrowest feature width
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    device: str = "auto"           # auto | cpu | cuda | cuda:N
+    precision: str = "auto"        # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    log_every: int = 50            # steps between reading losses back from the device
+    checkpoint_every: int = 500    # steps between checkpoints (also at each epoch's end)
+    samples: int = 64              # fixed-noise images in each epoch's grid
+    out: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise GanzooError(f"The config holds unknown fields {unknown}; it was written by a newer ganzoo?")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise GanzooError(f"The embedded config is not valid JSON ({e}).") from None
+        if not isinstance(data, dict):
+            raise GanzooError("The embedded config is not a JSON object.")
+        return cls.from_dict(data)
+
+    def validate(self) -> None:
+        """Reject values no run can use, with a sentence naming the flag."""
+        positive = {"epochs": "--epochs", "batch_size": "--batch-size", "z_dim": "--z-dim",
+                    "g_width": "--g-width", "d_width": "--d-width", "log_every": "--log-every",
+                    "checkpoint_every": "--checkpoint-every", "samples": "--samples"}
+        for name, flag in positive.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise GanzooError(f"{flag} must be a positive integer, got {value!r}.")
+        if not self.lr > 0:
+            raise GanzooError(f"--lr must be positive, got {self.lr!r}.")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise GanzooError(f"Adam betas must lie in [0, 1), got ({self.beta1}, {self.beta2}).")
+        if self.latent not in ("normal", "uniform"):
+            raise GanzooError(f"--latent must be 'normal' or 'uniform', got {self.latent!r}.")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise GanzooError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
+        if self.channels not in (0, 1, 3):
+            raise GanzooError(f"--channels must be 1 or 3, got {self.channels}.")
+        if self.image_size < 0:
+            raise GanzooError(f"--image-size must be positive, got {self.image_size}.")
+
+    def pretty(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,78 @@
+"""The hooks a ganzoo plugin implements.
+
+Every hook receives a `register` callback and calls it once per thing it adds;
+plugins never touch ganzoo's registries directly. A plugin is any module or
+object with functions marked `@hookimpl`:
+
+    from ganzoo import hookimpl
+
+    @hookimpl
+    def register_losses(register):
+        register("lsgan", LeastSquaresLoss, "Least-squares GAN loss (Mao et al. 2017)")
+
+Built-in plugins (the `ganzoo_plugins` package, from the repository's plugins/
+folder) use exactly these hooks; third-party packages expose their module under
+the `ganzoo` entry-point group.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ganzoo")
+hookimpl = pluggy.HookimplMarker("ganzoo")
+
+
+@hookspec
+def register_generators(register):
+    """Register generator networks.
+
+    Call ``register(name, factory, description=None)``. ``factory(*, image_size,
+    channels, z_dim, width)`` returns an ``nn.Module`` whose ``forward(z)`` maps a
+    ``[B, z_dim]`` latent batch to ``[B, channels, image_size, image_size]`` images
+    in [-1, 1]. The description defaults to the factory docstring's first line.
+    """
+
+
+@hookspec
+def register_discriminators(register):
+    """Register discriminator networks.
+
+    Call ``register(name, factory, description=None)``. ``factory(*, image_size,
+    channels, width)`` returns an ``nn.Module`` whose ``forward(x)`` maps
+    ``[B, channels, image_size, image_size]`` images in [-1, 1] to ``[B]`` raw
+    logits (no sigmoid: the losses work on logits).
+    """
+
+
+@hookspec
+def register_losses(register):
+    """Register adversarial losses.
+
+    Call ``register(name, factory, description=None)``. ``factory()`` returns an
+    object with ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``,
+    each returning a scalar tensor to minimise.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets.
+
+    Call ``register(name, factory, description=None, image_size=32, channels=1)``;
+    the keywords are the dataset's default resolution and channel count.
+    ``factory(*, root, download, split, image_size, channels)`` returns a
+    ``ganzoo.data.ImageData``: all images as one uint8 tensor ``[N, C, H, W]`` and
+    optional labels. ``root`` is the user's ``--data-dir`` (or None), ``download``
+    whether fetching from the internet is allowed, ``split`` "train" or "test";
+    ``image_size``/``channels`` are the resolution the run asks for, a hint the
+    factory may use to decode smaller (ganzoo resizes and converts the rest).
+    """
+
+
+@hookspec
+def register_models(register):
+    """Register trainable models: a generator, a discriminator and a loss composed by name.
+
+    Call ``register(name, ModelSpec(...), description=None)``; see
+    ``ganzoo.config.ModelSpec`` for the defaults (learning rate, widths, ...) a
+    model may set.
+    """

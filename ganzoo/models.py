@@ -1,0 +1,63 @@
+"""Building networks by registry name from a RunConfig, and drawing latent vectors."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import RunConfig
+from .errors import GanzooError
+from .plugins import Registries, registries
+
+
+def resolve_model(config: RunConfig, regs: Registries | None = None) -> RunConfig:
+    """Fill generator/discriminator/loss from the model's ModelSpec where the config leaves them empty."""
+    regs = regs or registries()
+    spec = regs.models.get(config.model).factory
+    config.generator = config.generator or spec.generator
+    config.discriminator = config.discriminator or spec.discriminator
+    config.loss = config.loss or spec.loss
+    return config
+
+
+def _build(kind: str, factory, **kwargs) -> nn.Module:
+    try:
+        module = factory(**kwargs)
+    except GanzooError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise GanzooError(f"Could not build the {kind} with {kwargs}: {exc}") from None
+    if not isinstance(module, nn.Module):
+        raise GanzooError(f"The {kind} factory returned {type(module).__name__}, not a torch.nn.Module.")
+    return module
+
+
+def build_generator(config: RunConfig, regs: Registries | None = None) -> nn.Module:
+    regs = regs or registries()
+    factory = regs.generators.get(config.generator).factory
+    return _build(f"generator {config.generator!r}", factory, image_size=config.image_size,
+                  channels=config.channels, z_dim=config.z_dim, width=config.g_width)
+
+
+def build_discriminator(config: RunConfig, regs: Registries | None = None) -> nn.Module:
+    regs = regs or registries()
+    factory = regs.discriminators.get(config.discriminator).factory
+    return _build(f"discriminator {config.discriminator!r}", factory, image_size=config.image_size,
+                  channels=config.channels, width=config.d_width)
+
+
+def build_loss(config: RunConfig, regs: Registries | None = None):
+    regs = regs or registries()
+    return regs.losses.get(config.loss).factory()
+
+
+def sample_latent(n: int, config: RunConfig, device: torch.device | str = "cpu",
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """z ~ N(0, I) or U(-1, 1) (the paper's prior), shape [n, z_dim]."""
+    if config.latent == "uniform":
+        return torch.rand(n, config.z_dim, device=device, generator=generator).mul_(2).sub_(1)
+    return torch.randn(n, config.z_dim, device=device, generator=generator)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

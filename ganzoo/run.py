@@ -1,0 +1,88 @@
+"""`ganzoo run`: turn command-line choices into a RunConfig, then train."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .checkpoint import atomic_write
+from .config import RunConfig
+from .data import load_dataset
+from .errors import GanzooError
+from .plugins import Registries, registries
+
+
+def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
+    """RunConfig defaults, then the model's own defaults, then the user's flags (None = not given)."""
+    regs = regs or registries()
+    spec = regs.models.get(model).factory
+    values = {**spec.defaults, **{k: v for k, v in overrides.items() if v is not None}}
+    config = RunConfig(model=model, generator=spec.generator, discriminator=spec.discriminator, loss=spec.loss)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    for key, value in values.items():
+        if key not in fields:
+            raise GanzooError(f"Model {model!r} sets an unknown default {key!r}.")
+        setattr(config, key, value)
+    for kind, name in (("generators", config.generator), ("discriminators", config.discriminator),
+                       ("losses", config.loss)):
+        getattr(regs, kind).get(name)  # fail early, with the known names, on a misspelled component
+    if config.data not in regs.datasets:
+        if Path(config.data).is_dir():
+            config.data, config.data_dir = "folder", config.data
+        else:
+            raise GanzooError(regs.datasets.unknown_message(config.data) + " Or give a folder of images.")
+    dataset = regs.datasets.get(config.data)
+    config.image_size = config.image_size or dataset.info.get("image_size", 32)
+    config.channels = config.channels or dataset.info.get("channels", 1)
+    config.validate()
+    return config
+
+
+def default_out(config: RunConfig) -> str:
+    """runs/<model>-<data>, numbered so a new run never lands in an old run's folder."""
+    base = Path("runs") / f"{config.model}-{Path(config.data_dir).name if config.data == 'folder' else config.data}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return str(path)
+
+
+def show_config(config: RunConfig, console: Console) -> None:
+    table = Table(title="run config", show_header=False, box=None, padding=(0, 1))
+    for key, value in dataclasses.asdict(config).items():
+        table.add_row(f"[dim]{key}[/dim]", str(value))
+    console.print(table)
+
+
+def train(config: RunConfig, *, resume: bool = False, download: bool = True, overwrite: bool = False,
+          console: Console | None = None) -> Path:
+    """Train a run described by config (continuing its checkpoint if resume); returns the generator file."""
+    from .train import RunFiles, Trainer
+
+    console = console or Console(stderr=True)
+    files = RunFiles(config.out, config.model)
+    if not resume and files.config.exists() and not overwrite:
+        raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
+                          f"(or pass --overwrite to replace it).")
+    data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
+                        channels=config.channels, download=download)
+    trainer = Trainer(config, data, console)
+    if resume:
+        trainer.load_checkpoint(files.checkpoint)
+        console.print(f"resuming {files.root} at step {trainer.step} (epoch {trainer.epoch})")
+    else:
+        files.root.mkdir(parents=True, exist_ok=True)
+        for stale in (files.metrics, files.checkpoint):
+            stale.unlink(missing_ok=True)
+    show_config(config, console)
+    atomic_write(files.config, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2)))
+    console.print(trainer.describe())
+    path = trainer.fit()
+    console.print(f"[green]done[/green]: generator weights {path}, samples in {files.samples}/")
+    return path

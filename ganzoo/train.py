@@ -1,0 +1,307 @@
+"""The training loop: D update, then G update, with fixed-noise grids, logs and checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torchvision.utils import save_image
+
+from .checkpoint import (atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
+                         save_tensors, unflatten_optimizer)
+from .config import RunConfig
+from .data import DeviceBatches, ImageData
+from .device import select_device, select_precision
+from .errors import GanzooError, Interrupted
+from .models import build_discriminator, build_generator, build_loss, count_parameters, sample_latent
+
+
+class RunFiles:
+    """Where a run keeps its things; one place for every file name."""
+
+    def __init__(self, out: str | Path, model: str):
+        self.root = Path(out)
+        self.config = self.root / "config.json"
+        self.checkpoint = self.root / "checkpoint.safetensors"
+        self.generator = self.root / f"{model}.safetensors"
+        self.metrics = self.root / "metrics.jsonl"
+        self.samples = self.root / "samples"
+
+    def sample_grid(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:03d}.png"
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
+    """Save [-1, 1] images as one PNG grid, atomically."""
+    return atomic_write(path, lambda tmp: save_image(images.float(), tmp, nrow=nrow, normalize=True,
+                                                     value_range=(-1, 1), format="png"))
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, data: ImageData, console: Console | None = None):
+        self.config = config
+        self.console = console or Console(stderr=True)
+        self.device = select_device(config.device)
+        self.precision = select_precision(config.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # picks fast transposed-convolution kernels per shape
+        torch.manual_seed(config.seed)
+
+        self.G = build_generator(config).to(self.device)
+        self.D = build_discriminator(config).to(self.device)
+        self.loss = build_loss(config)
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas, **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas, **fused)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
+
+        self.batches = DeviceBatches(data.images, config.batch_size, self.device)
+        self.data_rng = torch.Generator(device=self.device)
+        self.data_rng.manual_seed(config.seed)
+        self.epoch_rng_state = self.data_rng.get_state()  # state that regenerates this epoch's order
+        # Fixed noise from its own generator: the same grid points every epoch, and no draw on the training RNG.
+        self.fixed_noise = sample_latent(config.samples, config,
+                                         generator=torch.Generator().manual_seed(config.seed + 1)).to(self.device)
+        self.files = RunFiles(config.out, config.model)
+        self.step = 0          # optimizer steps done
+        self.epoch = 0         # epochs completed
+        self.step_in_epoch = 0
+        self.stop_requested = False  # set by Ctrl-C; honoured between steps, so a checkpoint is never torn
+
+    def request_stop(self) -> None:
+        """Finish the step in flight, save a checkpoint and stop (what the first Ctrl-C does)."""
+        self.stop_requested = True
+
+    @contextlib.contextmanager
+    def _ctrl_c_stops_cleanly(self):
+        """First Ctrl-C: stop at the next step boundary with a checkpoint. Second: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigint(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.request_stop()
+            self.console.print("[yellow]Ctrl-C: saving a checkpoint after this step (again to abort)[/yellow]")
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    # -- one step -------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.precision.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
+
+    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One D update then one G update on a real batch [B, C, H, W] in [-1, 1].
+
+        Returns [loss_D, loss_G, D(x), D(G(z))] as a device tensor: reading it back
+        is the caller's choice, so no step forces a host synchronisation.
+        """
+        B = real.shape[0]
+        z = sample_latent(B, self.config, self.device)                        # [B, z_dim]
+
+        # (1) Update D: maximise log D(x) + log(1 - D(G(z)))
+        with self._autocast():
+            fake = self.G(z)                                                   # [B, C, H, W]
+            d_real = self.D(real)                                              # [B] logits
+            d_fake = self.D(fake.detach())                                     # [B] logits
+            loss_d = self.loss.d_loss(d_real.float(), d_fake.float())
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+
+        # (2) Update G: maximise log D(G(z)) (non-saturating) or whatever the loss says
+        with self._autocast():
+            d_fake_for_g = self.D(fake)                                        # [B] logits, D just updated
+            loss_g = self.loss.g_loss(d_fake_for_g.float())
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+
+        with torch.no_grad():
+            return torch.stack([loss_d.detach(), loss_g.detach(),
+                                torch.sigmoid(d_real.detach().float()).mean(),
+                                torch.sigmoid(d_fake.detach().float()).mean()])
+
+    # -- samples, logs, checkpoints ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Samples in eval mode (BatchNorm running statistics), leaving no trace on training state."""
+        self.G.eval()
+        try:
+            with self._autocast():
+                return self.G(z).float()
+        finally:
+            self.G.train()
+
+    def save_epoch_grid(self) -> Path:
+        nrow = max(1, int(math.sqrt(self.config.samples)))
+        return save_grid(self.generate(self.fixed_noise), self.files.sample_grid(self.epoch), nrow=nrow)
+
+    def log(self, record: dict) -> None:
+        self.files.root.mkdir(parents=True, exist_ok=True)
+        with open(self.files.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
+        tensors |= {f"D.{k}": v for k, v in self.D.state_dict().items()}
+        og, og_info = flatten_optimizer(self.opt_g, "opt_g")
+        od, od_info = flatten_optimizer(self.opt_d, "opt_d")
+        tensors |= og | od
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.data_epoch"] = self.epoch_rng_state
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        extra = {"step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                 "opt_g": og_info, "opt_d": od_info, "scaler": self.scaler.state_dict()}
+        return tensors, extra
+
+    def save_checkpoint(self) -> Path:
+        tensors, extra = self.state_tensors()
+        path = save_tensors(self.files.checkpoint, tensors, "checkpoint", self.config, extra)
+        save_generator(self.files.generator, self.G, self.config)
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        tensors, metadata = read_tensors(path)
+        if metadata.get("ganzoo.kind") != "checkpoint":
+            raise GanzooError(f"{path} is a generator-only file; resuming needs checkpoint.safetensors.")
+        extra = json.loads(metadata.get("ganzoo.state", "{}"))
+        load_state(self.G, tensors, "G.", "generator")
+        load_state(self.D, tensors, "D.", "discriminator")
+        unflatten_optimizer(self.opt_g, tensors, "opt_g", extra["opt_g"])
+        unflatten_optimizer(self.opt_d, tensors, "opt_d", extra["opt_d"])
+        if extra.get("scaler"):
+            self.scaler.load_state_dict(extra["scaler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.epoch_rng_state = tensors["rng.data_epoch"]
+        self.step, self.epoch, self.step_in_epoch = extra["step"], extra["epoch"], extra["step_in_epoch"]
+        self._trim_log()
+
+    def _trim_log(self) -> None:
+        """Drop log lines written after the checkpoint (and any torn last line) before continuing."""
+        if not self.files.metrics.exists():
+            return
+        kept = []
+        for line in self.files.metrics.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("step", 0) <= self.step:
+                kept.append(line)
+        atomic_write(self.files.metrics, lambda tmp: tmp.write_text("".join(k + "\n" for k in kept)))
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return (f"G {count_parameters(self.G) / 1e6:.2f}M params, D {count_parameters(self.D) / 1e6:.2f}M params, "
+                f"{len(self.batches.images)} images, {self.batches.steps_per_epoch} steps/epoch, "
+                f"device {self.device}, precision {self.precision.name}")
+
+    def fit(self) -> Path:
+        """Train until config.epochs are done; returns the generator file's path."""
+        cfg = self.config
+        steps_per_epoch = self.batches.steps_per_epoch
+        total_steps = cfg.epochs * steps_per_epoch
+        progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=self.console, transient=False)
+        stats_sum = torch.zeros(4, device=self.device)
+        window_steps, window_start = 0, time.perf_counter()
+        try:
+            with progress, self._ctrl_c_stops_cleanly():
+                task = progress.add_task("train", total=total_steps, completed=self.step,
+                                         epoch=f"{self.epoch + 1}/{cfg.epochs}", stats="")
+                while self.epoch < cfg.epochs:
+                    self.data_rng.set_state(self.epoch_rng_state)
+                    for real in self.batches.epoch(self.data_rng, start=self.step_in_epoch):
+                        stats_sum += self.train_step(real)
+                        self.step += 1
+                        self.step_in_epoch += 1
+                        window_steps += 1
+                        if self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch:
+                            means = (stats_sum / window_steps).tolist()  # the one host sync per window
+                            elapsed = time.perf_counter() - window_start
+                            record = self._record(means, window_steps * cfg.batch_size / elapsed)
+                            self.log(record)
+                            progress.update(task, stats=self._format(record))
+                            self._check_finite(record)
+                            stats_sum.zero_()
+                            window_steps, window_start = 0, time.perf_counter()
+                        progress.update(task, completed=self.step)
+                        if self.stop_requested and self.step_in_epoch < steps_per_epoch:
+                            break
+                        if self.step % cfg.checkpoint_every == 0 and self.step_in_epoch < steps_per_epoch:
+                            self.save_checkpoint()
+                    if self.stop_requested and self.step_in_epoch < steps_per_epoch:
+                        self.save_checkpoint()
+                        raise self._interrupted()
+                    # epoch done: new order next epoch, grid, checkpoint
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                    self.epoch_rng_state = self.data_rng.get_state()
+                    grid = self.save_epoch_grid()
+                    self.save_checkpoint()
+                    progress.update(task, epoch=f"{min(self.epoch + 1, cfg.epochs)}/{cfg.epochs}")
+                    progress.console.print(f"epoch {self.epoch}/{cfg.epochs} done, step {self.step}: "
+                                           f"samples {grid}")
+                    if self.stop_requested and self.epoch < cfg.epochs:
+                        raise self._interrupted()
+        except KeyboardInterrupt:
+            raise Interrupted(f"Interrupted at step {self.step} (second Ctrl-C); the last checkpoint in "
+                              f"{self.files.root} is intact. Continue with: ganzoo run --resume "
+                              f"{self.files.root}") from None
+        return self.files.generator
+
+    def _interrupted(self) -> Interrupted:
+        return Interrupted(f"Interrupted at step {self.step}; checkpoint saved in {self.files.root}. "
+                           f"Continue with: ganzoo run --resume {self.files.root}")
+
+    def _record(self, means: list[float], images_per_s: float) -> dict:
+        loss_d, loss_g, d_real, d_fake = means
+        return {"step": self.step, "epoch": self.epoch + self.step_in_epoch / self.batches.steps_per_epoch,
+                "loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake,
+                "images_per_s": images_per_s, "time": time.time()}
+
+    @staticmethod
+    def _format(r: dict) -> str:
+        return (f"loss_D {r['loss_d']:.3f}  loss_G {r['loss_g']:.3f}  D(x) {r['d_real']:.2f}  "
+                f"D(G(z)) {r['d_fake']:.2f}  {r['images_per_s']:,.0f} img/s")
+
+    def _check_finite(self, record: dict) -> None:
+        if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):
+            raise GanzooError(f"Training diverged: the losses became NaN/Inf by step {self.step}. The last good "
+                              f"weights are in {self.files.checkpoint} (if a checkpoint was written); try a "
+                              f"lower --lr or --precision fp32.")
+
+
+def resume_config(run_dir: str | Path) -> RunConfig:
+    """The config a run directory's checkpoint was written with."""
+    path = Path(run_dir) / "checkpoint.safetensors"
+    if not path.is_file():
+        raise GanzooError(f"Nothing to resume: {path} does not exist.")
+    _, metadata = read_tensors(path)
+    return config_of(metadata)

@@ -1,0 +1,1 @@
+"""ganzoo's built-in plugins. Each module registers through the same hooks a third-party plugin uses."""

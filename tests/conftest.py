@@ -1,0 +1,39 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganzoo import RunConfig
+
+REPO = Path(__file__).resolve().parents[1]
+# Real MNIST sits beside the checkout (../shared/data/mnist); GANZOO_MNIST_DIR points elsewhere.
+MNIST_DIR = Path(os.environ.get("GANZOO_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache and a fixed thread count, so results do not depend on the machine."""
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("GANZOO_STRICT_PLUGINS", raising=False)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    assert (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(), (
+        f"real MNIST is expected at {MNIST_DIR} (set GANZOO_MNIST_DIR to its folder)")
+    return MNIST_DIR
+
+
+def tiny_config(tmp_path, **overrides) -> RunConfig:
+    """A run small enough for a CPU test: fake data, narrow networks, a few steps per epoch."""
+    from ganzoo.run import make_config
+
+    values = dict(data="fake", epochs=1, batch_size=32, g_width=8, d_width=8, z_dim=16, log_every=4,
+                  checkpoint_every=1000, samples=16, device="cpu")
+    values.update(overrides)
+    model = values.pop("model", "dcgan")
+    config = make_config(model, values)
+    config.out = str(tmp_path / "run")
+    return config
