@@ -9,6 +9,7 @@ Two kinds of file share one format:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -16,13 +17,14 @@ from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from .config import RunConfig
 from .errors import GanzooError
 
 FORMAT_VERSION = "1"
+TMP_MARK = ".tmp"  # atomic_write's temporaries: .<name>.tmp<pid>
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
@@ -32,14 +34,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
-        if tmp.exists():
+        with contextlib.suppress(OSError):
             tmp.unlink()
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -47,6 +51,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete what atomic writes of a killed process left behind (call with the run folder locked)."""
+    removed = []
+    for path in Path(folder).glob(f".*{TMP_MARK}*"):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _cpu(t: torch.Tensor) -> torch.Tensor:
@@ -59,7 +73,8 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, 
     if extra:
         metadata["ganzoo.state"] = json.dumps(extra)
     tensors = {k: _cpu(v) for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    # Serialised in memory, written by Python: a full disk raises OSError (ENOSPC), not a library error.
+    return atomic_write(path, lambda tmp: tmp.write_bytes(save(tensors, metadata=metadata)))
 
 
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -73,24 +88,41 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise GanzooError(f"{path} is not a readable safetensors file (truncated or corrupted?): {exc}") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        head = b""
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            head = f.read(4)
+        if head[:1] == b"\x80" or head == b"PK\x03\x04":  # pickle protocol 2+, or torch.save's zip of pickles
+            raise GanzooError(f"{path} is a pickle (torch.save) file, whatever its name; ganzoo loads weights only "
+                              f"from safetensors files, which cannot run code.") from None
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise GanzooError(f"{path} is not a readable safetensors file (truncated or corrupted?): {reason}") from None
     if metadata.get("ganzoo.format") != FORMAT_VERSION or "ganzoo.config" not in metadata:
         raise GanzooError(f"{path} is a safetensors file but not a ganzoo weights file (no ganzoo config inside).")
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise GanzooError(f"{path} is damaged: its tensor {name!r} holds NaN/Inf values.")
     return tensors, metadata
 
 
-def config_of(metadata: dict[str, str]) -> RunConfig:
+def config_of(metadata: dict[str, str], path: str | Path = "the weights file") -> RunConfig:
+    """The config embedded in a weights file, checked as strictly as one typed on the command line."""
     try:
-        return RunConfig.from_json(metadata["ganzoo.config"])
+        config = RunConfig.from_json(metadata["ganzoo.config"])
+        config.validate()
+    except GanzooError as exc:
+        raise GanzooError(f"{path} holds an invalid config: {exc}") from None
     except TypeError as exc:
-        raise GanzooError(f"The embedded config is malformed: {exc}") from None
+        raise GanzooError(f"{path} holds a malformed config: {exc}") from None
+    return config
 
 
-def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, what: str) -> None:
-    """Load `prefix`-named tensors into module, with a sentence when shapes or names disagree."""
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    expected = module.state_dict()
+def _state(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def check_state(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], what: str) -> None:
+    """A sentence when the names, shapes or dtypes of `state` differ from the model's `expected` ones."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -100,6 +132,12 @@ def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str,
         if v.shape != expected[k].shape or v.dtype != expected[k].dtype:
             raise GanzooError(f"The {what} tensor {k!r} has shape {tuple(v.shape)} ({v.dtype}), the model "
                               f"expects {tuple(expected[k].shape)} ({expected[k].dtype}).")
+
+
+def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, what: str) -> None:
+    """Load `prefix`-named tensors into module, with a sentence when shapes or names disagree."""
+    state = _state(tensors, prefix)
+    check_state(module.state_dict(), state, what)
     module.load_state_dict(state)
 
 
@@ -112,7 +150,17 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     from .models import build_generator  # late: models imports the plugin registries
 
     tensors, metadata = read_tensors(path)
-    config = config_of(metadata)
+    config = config_of(metadata, path)
+    # Shapes first, on the meta device (no memory): a config claiming a huge model fails here, not in malloc.
+    try:
+        with torch.device("meta"):
+            shapes = build_generator(config).state_dict()
+    except GanzooError:
+        raise
+    except Exception:  # a plugin's network that cannot be built on "meta": the real build below checks
+        shapes = None
+    if shapes is not None:
+        check_state(shapes, _state(tensors, "G."), "generator")
     generator = build_generator(config)
     load_state(generator, tensors, "G.", "generator")
     return generator.to(device).eval(), config

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import GanzooError
@@ -35,8 +36,11 @@ RUN_FLAGS = [
     ("--log-every", int, "steps between reading losses back and logging (default 50)"),
     ("--checkpoint-every", int, "steps between checkpoints (default 500, and every epoch's end)"),
     ("--samples", int, "fixed-noise images in each epoch's grid (default 64)"),
+    ("--on-divergence", str, "when losses or weights become NaN/Inf: stop (default), or rollback to the last "
+                             "checkpoint with half the learning rate"),
 ]
-RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every"}
+RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every", "on_divergence"}
+MAX_SAMPLE_N = 10_000
 
 
 def _flag_field(flag: str) -> str:
@@ -120,8 +124,12 @@ def cmd_sample(args) -> int:
     from .models import sample_latent
     from .train import save_grid
 
-    if args.n <= 0:
-        raise GanzooError(f"-n must be positive, got {args.n}.")
+    if not 0 < args.n <= MAX_SAMPLE_N:
+        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {args.n}.")
+    if args.nrow is not None and args.nrow <= 0:
+        raise GanzooError(f"--nrow must be a positive integer, got {args.nrow}.")
+    if not 0 <= args.seed < 2 ** 63 - 1:
+        raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
     z = sample_latent(args.n, config, generator=torch.Generator().manual_seed(args.seed)).to(device)
@@ -178,11 +186,30 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except GanzooError as exc:
-        console.print(f"[bold red]error[/bold red]: {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/bold red]")
         return 130
+    except OSError as exc:  # a file or folder that could not be read or written
+        where = f" {exc.filename}" if exc.filename else ""
+        _error(f"Could not access{where}: {exc.strerror or exc}.")
+        return 1
+    except Exception as exc:  # a bug (in ganzoo or a plugin): still one line, the traceback on request
+        if os.environ.get("GANZOO_DEBUG"):
+            raise
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "can't allocate" in str(exc):
+            _error("Out of memory; lower --batch-size, --image-size, --g-width or --d-width.")
+            return 1
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        _error(f"internal error: {type(exc).__name__}: {first} (a bug in ganzoo or a plugin; rerun with "
+               f"GANZOO_DEBUG=1 for the traceback, and please report it).")
+        return 3
+
+
+def _error(message: str) -> None:
+    # escaped: a message quoting user input such as "[/x]" must print as written, never parse as markup
+    console.print(f"[bold red]error[/bold red]: {escape(message)}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import GanzooError
+
+MAX_IMAGE_SIZE = 1024      # beyond this, neither the data nor DCGAN's widths fit any one machine
+MAX_SAMPLES = 1024         # fixed-noise images per epoch grid (all drawn through G at once)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class RunConfig:
     log_every: int = 50            # steps between reading losses back from the device
     checkpoint_every: int = 500    # steps between checkpoints (also at each epoch's end)
     samples: int = 64              # fixed-noise images in each epoch's grid
+    on_divergence: str = "stop"    # NaN/Inf in losses or weights: "stop", or "rollback" to the last checkpoint
     out: str = ""
 
     def to_json(self) -> str:
@@ -58,11 +63,24 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """A config from JSON-like data (a weights file may be hand-edited: every type is checked)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise GanzooError(f"The config holds unknown fields {unknown}; it was written by a newer ganzoo?")
-        return cls(**data)
+        defaults = cls()
+        values = {}
+        for key, value in data.items():
+            expected = type(getattr(defaults, key))
+            if key == "data_dir" and value is None:
+                pass
+            elif expected is float and type(value) is int:
+                value = float(value)                                    # JSON writes 1.0 as 1 in some tools
+            elif type(value) is not (str if key == "data_dir" else expected):  # bool is not an int here
+                raise GanzooError(f"The config field {key!r} should be {expected.__name__}, "
+                                  f"got {type(value).__name__} {value!r:.40}.")
+            values[key] = value
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
@@ -83,8 +101,8 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise GanzooError(f"{flag} must be a positive integer, got {value!r}.")
-        if not self.lr > 0:
-            raise GanzooError(f"--lr must be positive, got {self.lr!r}.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise GanzooError(f"--lr must be a positive number, got {self.lr!r}.")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise GanzooError(f"Adam betas must lie in [0, 1), got ({self.beta1}, {self.beta2}).")
         if self.latent not in ("normal", "uniform"):
@@ -95,6 +113,15 @@ class RunConfig:
             raise GanzooError(f"--channels must be 1 or 3, got {self.channels}.")
         if self.image_size < 0:
             raise GanzooError(f"--image-size must be positive, got {self.image_size}.")
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise GanzooError(f"--image-size {self.image_size} is larger than ganzoo trains "
+                              f"(at most {MAX_IMAGE_SIZE}).")
+        if self.samples > MAX_SAMPLES:
+            raise GanzooError(f"--samples must be at most {MAX_SAMPLES}, got {self.samples}.")
+        if not 0 <= self.seed < 2 ** 63 - 1:
+            raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {self.seed}.")
+        if self.on_divergence not in ("stop", "rollback"):
+            raise GanzooError(f"--on-divergence must be 'stop' or 'rollback', got {self.on_divergence!r}.")
 
     def pretty(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

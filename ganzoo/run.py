@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, remove_stale_temporaries
 from .config import RunConfig
 from .data import load_dataset
 from .errors import GanzooError
 from .plugins import Registries, registries
+from .preflight import check_run, holds_run, run_lock
 
 
 def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
@@ -67,19 +69,42 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
 
     console = console or Console(stderr=True)
     files = RunFiles(config.out, config.model)
-    if not resume and files.config.exists() and not overwrite:
+    if files.root.exists() and not files.root.is_dir():
+        raise GanzooError(f"--out {files.root} is a file, not a folder.")
+    if not resume and holds_run(files.root) and not overwrite:
         raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
                           f"(or pass --overwrite to replace it).")
-    data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
-                        channels=config.channels, download=download)
-    trainer = Trainer(config, data, console)
-    if resume:
-        trainer.load_checkpoint(files.checkpoint)
-        console.print(f"resuming {files.root} at step {trainer.step} (epoch {trainer.epoch})")
-    else:
-        files.root.mkdir(parents=True, exist_ok=True)
-        for stale in (files.metrics, files.checkpoint):
-            stale.unlink(missing_ok=True)
+    check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
+    with run_lock(files.root):
+        remove_stale_temporaries(files.root)
+        remove_stale_temporaries(files.samples)
+        data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
+                            channels=config.channels, download=download)
+        trainer = Trainer(config, data, console)
+        if resume:
+            trainer.load_checkpoint(files.checkpoint)
+            console.print(f"resuming {files.root} at step {trainer.step} (epoch {trainer.epoch})")
+        else:
+            clear_run(files)
+        return _train(trainer, config, files, console)
+
+
+def clear_run(files) -> None:
+    """Remove what an earlier run left in the folder (only with --overwrite): its log, checkpoint,
+    generator file and sample grids, so nothing of it is mistaken for the new run's."""
+    old_model = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        old_model = json.loads(files.config.read_text()).get("model")
+    stale = [files.metrics, files.checkpoint, files.generator]
+    if isinstance(old_model, str) and old_model and Path(old_model).name == old_model:  # a name, never a path
+        stale.append(files.root / f"{old_model}.safetensors")
+    for path in stale:
+        path.unlink(missing_ok=True)
+    for grid in files.samples.glob("epoch_*.png"):
+        grid.unlink()
+
+
+def _train(trainer, config: RunConfig, files, console: Console) -> Path:
     show_config(config, console)
     atomic_write(files.config, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2)))
     console.print(trainer.describe())

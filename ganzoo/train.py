@@ -21,7 +21,11 @@ from .config import RunConfig
 from .data import DeviceBatches, ImageData
 from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
+from .guard import Diverged, Guard
 from .models import build_discriminator, build_generator, build_loss, count_parameters, sample_latent
+
+
+MAX_ROLLBACKS = 3  # with --on-divergence rollback: halvings of the learning rate before giving up
 
 
 class RunFiles:
@@ -76,6 +80,10 @@ class Trainer:
         self.epoch = 0         # epochs completed
         self.step_in_epoch = 0
         self.stop_requested = False  # set by Ctrl-C; honoured between steps, so a checkpoint is never torn
+        self.stop_signal = signal.SIGINT
+        self.guard = Guard(self.G, self.D, self.device)  # NaN/Inf watch, no per-step host sync
+        self.last_checkpoint_step: int | None = None     # where the last good weights on disk are from
+        self.rollbacks = 0
 
     def request_stop(self) -> None:
         """Finish the step in flight, save a checkpoint and stop (what the first Ctrl-C does)."""
@@ -83,22 +91,26 @@ class Trainer:
 
     @contextlib.contextmanager
     def _ctrl_c_stops_cleanly(self):
-        """First Ctrl-C: stop at the next step boundary with a checkpoint. Second: stop at once."""
+        """First Ctrl-C (or SIGTERM, what job schedulers send): stop at the next step boundary with a
+        checkpoint. Second: stop at once."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
-        def on_sigint(signum, frame):
+        def on_signal(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
+            self.stop_signal = signum
             self.request_stop()
-            self.console.print("[yellow]Ctrl-C: saving a checkpoint after this step (again to abort)[/yellow]")
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            self.console.print(f"[yellow]{name}: saving a checkpoint after this step (again to abort)[/yellow]")
 
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     # -- one step -------------------------------------------------------------------------------
 
@@ -176,8 +188,10 @@ class Trainer:
         return tensors, extra
 
     def save_checkpoint(self) -> Path:
+        self.guard.verify(self.step)  # raises Diverged rather than write a NaN over the last good weights
         tensors, extra = self.state_tensors()
         path = save_tensors(self.files.checkpoint, tensors, "checkpoint", self.config, extra)
+        self.last_checkpoint_step = self.step
         save_generator(self.files.generator, self.G, self.config)
         return path
 
@@ -185,32 +199,42 @@ class Trainer:
         tensors, metadata = read_tensors(path)
         if metadata.get("ganzoo.kind") != "checkpoint":
             raise GanzooError(f"{path} is a generator-only file; resuming needs checkpoint.safetensors.")
-        extra = json.loads(metadata.get("ganzoo.state", "{}"))
         load_state(self.G, tensors, "G.", "generator")
         load_state(self.D, tensors, "D.", "discriminator")
-        unflatten_optimizer(self.opt_g, tensors, "opt_g", extra["opt_g"])
-        unflatten_optimizer(self.opt_d, tensors, "opt_d", extra["opt_d"])
-        if extra.get("scaler"):
-            self.scaler.load_state_dict(extra["scaler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if self.device.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        try:  # a hand-edited or damaged state: one sentence, whatever is wrong with it
+            extra = json.loads(metadata["ganzoo.state"])
+            step, epoch, step_in_epoch = (extra[k] for k in ("step", "epoch", "step_in_epoch"))
+            if not all(type(v) is int and v >= 0 for v in (step, epoch, step_in_epoch)):
+                raise ValueError(f"bad step counters {step!r}, {epoch!r}, {step_in_epoch!r}")
+            unflatten_optimizer(self.opt_g, tensors, "opt_g", extra["opt_g"])
+            unflatten_optimizer(self.opt_d, tensors, "opt_d", extra["opt_d"])
+            if extra.get("scaler"):
+                self.scaler.load_state_dict(extra["scaler"])
+            torch.Generator().set_state(tensors["rng.data_epoch"])  # validates before anything is changed
+            torch.set_rng_state(tensors["rng.torch"])
+            if self.device.type == "cuda" and "rng.cuda" in tensors:
+                torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        except GanzooError:
+            raise
+        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+            raise GanzooError(f"{path} is damaged: its training state is missing or malformed "
+                              f"({type(exc).__name__}: {str(exc)[:120]}).") from None
+        steps_per_epoch = self.batches.steps_per_epoch
+        if step_in_epoch > steps_per_epoch or step != epoch * steps_per_epoch + step_in_epoch:
+            raise GanzooError(f"{path} was written at step {step} (epoch {epoch}, step {step_in_epoch} in it), which "
+                              f"does not fit the data's {steps_per_epoch} steps per epoch: the dataset changed "
+                              f"since; resume with the same data, or start a new run.")
         self.epoch_rng_state = tensors["rng.data_epoch"]
-        self.step, self.epoch, self.step_in_epoch = extra["step"], extra["epoch"], extra["step_in_epoch"]
+        self.step, self.epoch, self.step_in_epoch = step, epoch, step_in_epoch
+        self.last_checkpoint_step = step
+        self.guard.reset(step)
         self._trim_log()
 
     def _trim_log(self) -> None:
         """Drop log lines written after the checkpoint (and any torn last line) before continuing."""
         if not self.files.metrics.exists():
             return
-        kept = []
-        for line in self.files.metrics.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("step", 0) <= self.step:
-                kept.append(line)
+        kept = [json.dumps(r) for r in read_metrics(self.files.metrics) if r.get("step", 0) <= self.step]
         atomic_write(self.files.metrics, lambda tmp: tmp.write_text("".join(k + "\n" for k in kept)))
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -221,7 +245,23 @@ class Trainer:
                 f"device {self.device}, precision {self.precision.name}")
 
     def fit(self) -> Path:
-        """Train until config.epochs are done; returns the generator file's path."""
+        """Train until config.epochs are done; returns the generator file's path.
+
+        A divergence stops the run (or, with on_divergence="rollback", reloads the last checkpoint
+        with half the learning rate); a failed write stops it keeping the last good checkpoint.
+        """
+        while True:
+            try:
+                return self._fit()
+            except Diverged as exc:
+                self._after_divergence(exc)
+            except OSError as exc:
+                raise GanzooError(f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); "
+                                  f"training stopped at step {self.step}. {self._last_good()} Free some space "
+                                  f"(or fix the folder) and continue with: ganzoo run --resume {self.files.root}"
+                                  ) from None
+
+    def _fit(self) -> Path:
         cfg = self.config
         steps_per_epoch = self.batches.steps_per_epoch
         total_steps = cfg.epochs * steps_per_epoch
@@ -238,17 +278,19 @@ class Trainer:
                 while self.epoch < cfg.epochs:
                     self.data_rng.set_state(self.epoch_rng_state)
                     for real in self.batches.epoch(self.data_rng, start=self.step_in_epoch):
-                        stats_sum += self.train_step(real)
+                        stats = self.train_step(real)
+                        stats_sum += stats
                         self.step += 1
                         self.step_in_epoch += 1
                         window_steps += 1
+                        self.guard.after_step(self.step, stats)
                         if self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch:
                             means = (stats_sum / window_steps).tolist()  # the one host sync per window
                             elapsed = time.perf_counter() - window_start
                             record = self._record(means, window_steps * cfg.batch_size / elapsed)
                             self.log(record)
                             progress.update(task, stats=self._format(record))
-                            self._check_finite(record)
+                            self._check_finite(record, window_steps)
                             stats_sum.zero_()
                             window_steps, window_start = 0, time.perf_counter()
                         progress.update(task, completed=self.step)
@@ -277,8 +319,40 @@ class Trainer:
         return self.files.generator
 
     def _interrupted(self) -> Interrupted:
-        return Interrupted(f"Interrupted at step {self.step}; checkpoint saved in {self.files.root}. "
-                           f"Continue with: ganzoo run --resume {self.files.root}")
+        by = "" if self.stop_signal == signal.SIGINT else f" by {signal.Signals(self.stop_signal).name}"
+        exc = Interrupted(f"Interrupted{by} at step {self.step}; checkpoint saved in {self.files.root}. "
+                          f"Continue with: ganzoo run --resume {self.files.root}")
+        exc.exit_code = 128 + self.stop_signal
+        return exc
+
+    def _last_good(self) -> str:
+        if self.last_checkpoint_step is None:
+            return "No checkpoint had been written yet."
+        return (f"The last good weights are in {self.files.checkpoint} (step {self.last_checkpoint_step}; "
+                f"the generator alone in {self.files.generator}).")
+
+    def _after_divergence(self, exc: Diverged) -> None:
+        """Roll back to the last checkpoint with half the learning rate, or raise the one-line error."""
+        if (self.config.on_divergence == "rollback" and self.last_checkpoint_step is not None
+                and self.rollbacks < MAX_ROLLBACKS):
+            self.rollbacks += 1
+            lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_g, self.opt_d)]
+            self.load_checkpoint(self.files.checkpoint)
+            for opt, before in zip((self.opt_g, self.opt_d), lrs):
+                for group, lr in zip(opt.param_groups, before):
+                    group["lr"] = lr / 2
+            self.console.print(f"[yellow]warning[/yellow]: training diverged ({exc}); rolled back to the checkpoint "
+                               f"of step {self.step} with the learning rate halved to {lrs[0][0] / 2:.3g} "
+                               f"(rollback {self.rollbacks} of {MAX_ROLLBACKS}).")
+            return
+        if self.config.on_divergence == "rollback" and self.last_checkpoint_step is not None:
+            advice = f"It still diverged after {MAX_ROLLBACKS} rollbacks; start again with a lower --lr."
+        elif self.last_checkpoint_step is not None:
+            advice = (f"Continue from there with the learning rate halved at each divergence: ganzoo run --resume "
+                      f"{self.files.root} --on-divergence rollback")
+        else:
+            advice = "Start again with a lower --lr (or --on-divergence rollback and more frequent checkpoints)."
+        raise GanzooError(f"Training diverged: {exc}; stopped. {self._last_good()} {advice}")
 
     def _record(self, means: list[float], images_per_s: float) -> dict:
         loss_d, loss_g, d_real, d_fake = means
@@ -291,17 +365,36 @@ class Trainer:
         return (f"loss_D {r['loss_d']:.3f}  loss_G {r['loss_g']:.3f}  D(x) {r['d_real']:.2f}  "
                 f"D(G(z)) {r['d_fake']:.2f}  {r['images_per_s']:,.0f} img/s")
 
-    def _check_finite(self, record: dict) -> None:
-        if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):
-            raise GanzooError(f"Training diverged: the losses became NaN/Inf by step {self.step}. The last good "
-                              f"weights are in {self.files.checkpoint} (if a checkpoint was written); try a "
-                              f"lower --lr or --precision fp32.")
+    def _check_finite(self, record: dict, window_steps: int) -> None:
+        """Raises Diverged on NaN/Inf losses; warns when D has won for long."""
+        warning = self.guard.check_record(record, window_steps)
+        if warning:
+            self.console.print(f"[yellow]warning[/yellow]: {warning}")
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a metrics.jsonl; a line torn by a crash (or not a JSON object) is skipped."""
+    records = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
 
 
 def resume_config(run_dir: str | Path) -> RunConfig:
     """The config a run directory's checkpoint was written with."""
     path = Path(run_dir) / "checkpoint.safetensors"
+    if not Path(run_dir).is_dir():
+        raise GanzooError(f"Nothing to resume: {run_dir} is not a folder.")
     if not path.is_file():
+        if (Path(run_dir) / "config.json").is_file():
+            raise GanzooError(f"Nothing to resume: the run in {run_dir} stopped before its first checkpoint. "
+                              f"Start it again with --overwrite.")
         raise GanzooError(f"Nothing to resume: {path} does not exist.")
     _, metadata = read_tensors(path)
-    return config_of(metadata)
+    return config_of(metadata, path)

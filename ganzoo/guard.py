@@ -1,0 +1,115 @@
+"""Watching a run for divergence (NaN/Inf in losses or weights) and for a discriminator that has won.
+
+The check costs no per-step host synchronisation: each step adds its loss statistics
+into a device accumulator (a sum is non-finite as soon as one term is), and every
+`check_every` steps the accumulator and the norms of all weights are reduced to three
+flags on the device and copied to the host without blocking. The copy is read when
+it has landed (at once on the CPU, a step or two later on a GPU), so a NaN is seen
+within a few steps. Before a checkpoint is written the check runs synchronously:
+a checkpoint never holds a NaN.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils import get_total_norm
+
+from .errors import GanzooError
+
+WHAT = ("the losses", "the generator's weights", "the discriminator's weights")
+
+
+class Diverged(GanzooError):
+    """Losses or weights became NaN/Inf; `what` names which, `first`..`last` the steps it happened between."""
+
+    def __init__(self, what: str, first: int, last: int):
+        self.what, self.first, self.last = what, first, last
+        super().__init__(f"{what} became NaN/Inf between steps {first} and {last}")
+
+
+class Guard:
+    def __init__(self, G: nn.Module, D: nn.Module, device: torch.device, check_every: int = 5,
+                 collapse_steps: int = 1000):
+        self.nets = (G, D)
+        self.device = device
+        self.check_every = check_every          # steps between checks
+        self.collapse_steps = collapse_steps    # how long D must have won before it is reported
+        self.reset(0)
+
+    def reset(self, step: int) -> None:
+        """Start watching afresh from `step` (a new run, a resume or a rollback)."""
+        self.acc = torch.zeros(4, device=self.device)
+        self.healthy_until = step               # every step up to here was checked finite
+        self.pending: tuple[int, torch.Tensor, torch.cuda.Event | None] | None = None
+        self.won_for = 0
+        self.warned = False
+
+    # -- NaN / Inf ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _flags(self) -> torch.Tensor:
+        """[3] bool on the device: losses, G's weights, D's weights non-finite (buffers such as BatchNorm's too)."""
+        flags = [~torch.isfinite(self.acc).all()]
+        for net in self.nets:
+            tensors = [t.detach() for t in itertools.chain(net.parameters(), net.buffers()) if t.is_floating_point()]
+            flags.append(~torch.isfinite(get_total_norm(tensors)))
+        self.acc.zero_()
+        return torch.stack(flags)
+
+    def after_step(self, step: int, stats: torch.Tensor) -> None:
+        """Called after each step with its [4] statistics; raises Diverged once a check has seen a problem."""
+        self.acc += stats.detach().float()
+        if self.pending is not None and (self.pending[2] is None or self.pending[2].query()):
+            self._read_pending()
+        if step % self.check_every == 0:
+            if self.pending is not None:
+                self._read_pending()            # issued check_every steps ago: long done
+            flags = self._flags()
+            if self.device.type == "cuda":
+                host = torch.empty(3, dtype=torch.bool, pin_memory=True)
+                host.copy_(flags, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                self.pending = (step, host, event)
+            else:
+                self.pending = (step, flags, None)
+                self._read_pending()
+
+    def verify(self, step: int) -> None:
+        """Check now, synchronously (before a checkpoint is written)."""
+        if self.pending is not None:
+            self._read_pending()
+        self.pending = (step, self._flags(), None)
+        self._read_pending()
+
+    def _read_pending(self) -> None:
+        step, flags, event = self.pending
+        self.pending = None
+        if event is not None:
+            event.synchronize()
+        bad = flags.tolist()
+        if any(bad):
+            raise Diverged(WHAT[bad.index(True)], self.healthy_until + 1, step)
+        self.healthy_until = step
+
+    # -- the log window -----------------------------------------------------------------------------
+
+    def check_record(self, record: dict, window_steps: int) -> str | None:
+        """Check a log record (already on the host); returns a warning to show, if any."""
+        if not all(math.isfinite(record[key]) for key in ("loss_d", "loss_g")):
+            raise Diverged("the losses", self.healthy_until + 1, record["step"])
+        if record["loss_d"] < 0.05 and record["d_real"] > 0.95 and record["d_fake"] < 0.05:
+            self.won_for += window_steps
+        else:
+            self.won_for, self.warned = 0, False
+        if self.won_for >= self.collapse_steps and not self.warned:
+            self.warned = True
+            return (f"the discriminator has won for {self.won_for} steps (loss_D {record['loss_d']:.4f}, "
+                    f"D(x) {record['d_real']:.3f}, D(G(z)) {record['d_fake']:.3f}): the generator gets almost no "
+                    f"gradient and has probably collapsed. Look at the sample grids; a lower --lr or another "
+                    f"model may help.")
+        return None
