@@ -93,7 +93,9 @@ class Guard:
             event.synchronize()
         bad = flags.tolist()
         if any(bad):
-            raise Diverged(WHAT[bad.index(True)], self.healthy_until + 1, step)
+            what = [w for w, b in zip(WHAT, bad) if b]
+            what = ", ".join(what[:-1]) + " and " + what[-1] if len(what) > 1 else what[0]
+            raise Diverged(what, self.healthy_until + 1, step)
         self.healthy_until = step
 
     # -- the log window -----------------------------------------------------------------------------

@@ -343,7 +343,7 @@ class Trainer:
                     group["lr"] = lr / 2
             self.console.print(f"[yellow]warning[/yellow]: training diverged ({exc}); rolled back to the checkpoint "
                                f"of step {self.step} with the learning rate halved to {lrs[0][0] / 2:.3g} "
-                               f"(rollback {self.rollbacks} of {MAX_ROLLBACKS}).")
+                               f"(rollback {self.rollbacks} of {MAX_ROLLBACKS}).", soft_wrap=True)
             return
         if self.config.on_divergence == "rollback" and self.last_checkpoint_step is not None:
             advice = f"It still diverged after {MAX_ROLLBACKS} rollbacks; start again with a lower --lr."
@@ -369,7 +369,7 @@ class Trainer:
         """Raises Diverged on NaN/Inf losses; warns when D has won for long."""
         warning = self.guard.check_record(record, window_steps)
         if warning:
-            self.console.print(f"[yellow]warning[/yellow]: {warning}")
+            self.console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
