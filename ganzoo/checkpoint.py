@@ -10,6 +10,7 @@ Two kinds of file share one format:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
@@ -33,6 +34,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     A crash at any moment leaves either the old file or the new one, never half of one.
     """
     path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
@@ -147,22 +150,19 @@ def save_generator(path: str | Path, generator: nn.Module, config: RunConfig) ->
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, RunConfig]:
     """Rebuild the generator a weights file (generator file or checkpoint) describes, in eval mode."""
-    from .models import build_generator  # late: models imports the plugin registries
+    from .models import build_generator, build_on_meta  # late: models imports the plugin registries
 
     tensors, metadata = read_tensors(path)
     config = config_of(metadata, path)
-    # Shapes first, on the meta device (no memory): a config claiming a huge model fails here, not in malloc.
     try:
-        with torch.device("meta"):
-            shapes = build_generator(config).state_dict()
-    except GanzooError:
-        raise
-    except Exception:  # a plugin's network that cannot be built on "meta": the real build below checks
-        shapes = None
-    if shapes is not None:
-        check_state(shapes, _state(tensors, "G."), "generator")
-    generator = build_generator(config)
-    load_state(generator, tensors, "G.", "generator")
+        # Shapes first, on the meta device: a config claiming a huge model fails here, not in malloc.
+        meta = build_on_meta(config, discriminator=False)
+        if meta is not None:
+            check_state(meta[0].state_dict(), _state(tensors, "G."), "generator")
+        generator = build_generator(config)
+        load_state(generator, tensors, "G.", "generator")
+    except GanzooError as exc:
+        raise GanzooError(f"{path}: {exc}") from None
     return generator.to(device).eval(), config
 
 
@@ -190,6 +190,9 @@ def unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
     for name, value in info["scalars"].items():
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = value
+    if len({frozenset(s) for s in state.values()}) > 1:  # every parameter's state has the same parts
+        raise GanzooError(f"The checkpoint's {prefix} optimizer state is incomplete: some parameters lack parts "
+                          f"of it.")
     try:
         opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
     except (ValueError, KeyError, RuntimeError) as exc:

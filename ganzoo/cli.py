@@ -126,6 +126,8 @@ def cmd_sample(args) -> int:
 
     if not 0 < args.n <= MAX_SAMPLE_N:
         raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {args.n}.")
+    if not Path(args.out).name or Path(args.out).is_dir():
+        raise GanzooError(f"--out must name a file to write the PNG grid to, got {args.out!r}.")
     if args.nrow is not None and args.nrow <= 0:
         raise GanzooError(f"--nrow must be a positive integer, got {args.nrow}.")
     if not 0 <= args.seed < 2 ** 63 - 1:

@@ -46,6 +46,25 @@ def build_discriminator(config: RunConfig, regs: Registries | None = None) -> nn
                   channels=config.channels, width=config.d_width)
 
 
+def build_on_meta(config: RunConfig, discriminator: bool = True) -> list[nn.Module] | None:
+    """G (and D) built on the meta device: their shapes and sizes, using no memory.
+
+    A config asking for absurd sizes fails here with a sentence instead of in the allocator; None
+    means a plugin's network cannot be built on "meta" (the real build then checks for itself).
+    """
+    try:
+        with torch.device("meta"):
+            return [build_generator(config)] + ([build_discriminator(config)] if discriminator else [])
+    except GanzooError:
+        raise
+    except Exception as exc:
+        if "overflow" in str(exc).lower():
+            raise GanzooError(f"The networks the config describes are too large to build (z_dim {config.z_dim}, "
+                              f"widths {config.g_width}/{config.d_width}, image size {config.image_size}); lower "
+                              f"--g-width, --d-width, --z-dim or --image-size.") from None
+        return None
+
+
 def build_loss(config: RunConfig, regs: Registries | None = None):
     regs = regs or registries()
     return regs.losses.get(config.loss).factory()

@@ -47,15 +47,12 @@ def _tensor_bytes(tensors) -> int:
 def model_bytes(config: RunConfig) -> tuple[int, int, int] | None:
     """(G's bytes, D's bytes, trainable bytes) of the networks the config describes, built on the meta
     device (no memory used); None for a plugin network that cannot be built there."""
-    from .models import build_discriminator, build_generator  # late: models imports the plugin registries
+    from .models import build_on_meta  # late: models imports the plugin registries
 
-    try:
-        with torch.device("meta"):
-            G, D = build_generator(config), build_discriminator(config)
-    except GanzooError:
-        raise
-    except Exception:  # the real build reports its own errors
+    nets = build_on_meta(config)
+    if nets is None:
         return None
+    G, D = nets
     g, d = (_tensor_bytes(net.state_dict().values()) for net in (G, D))
     trainable = _tensor_bytes(p for net in (G, D) for p in net.parameters())
     return g, d, trainable
@@ -120,15 +117,29 @@ def check_room(root: Path, sizes: tuple[int, int, int]) -> int:
 
 def check_run(config: RunConfig) -> None:
     """Everything that can be checked before the data is loaded."""
-    from .device import select_device
+    from .device import select_device, select_precision
 
     device = select_device(config.device)                  # e.g. --device cuda without CUDA
-    root = Path(config.out)
-    make_run_folder(root)
-    sizes = model_bytes(config)
+    select_precision(config.precision, device)             # e.g. fp16 on the CPU
+    sizes = model_bytes(config)                            # e.g. an image size the network cannot take
     if sizes is not None:
         check_memory(config, device, sizes)
+    root = Path(config.out)
+    make_run_folder(root)
+    if sizes is not None:
         check_room(root, sizes)
+
+
+def remove_if_unused(created: list[Path]) -> None:
+    """Remove the folders a refused run created (deepest first), as long as they hold nothing else."""
+    if created:
+        with contextlib.suppress(OSError):
+            (created[0] / ".lock").unlink()
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @contextlib.contextmanager

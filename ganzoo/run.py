@@ -16,7 +16,7 @@ from .config import RunConfig
 from .data import load_dataset
 from .errors import GanzooError
 from .plugins import Registries, registries
-from .preflight import check_run, holds_run, run_lock
+from .preflight import check_run, holds_run, remove_if_unused, run_lock
 
 
 def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
@@ -74,18 +74,27 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
     if not resume and holds_run(files.root) and not overwrite:
         raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
                           f"(or pass --overwrite to replace it).")
-    check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
+    created = [p for p in (files.root, *files.root.parents) if not p.exists()]  # deepest first
+    try:
+        check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
+    except BaseException:
+        remove_if_unused(created)  # a run refused before it started leaves no empty folder behind
+        raise
     with run_lock(files.root):
-        remove_stale_temporaries(files.root)
-        remove_stale_temporaries(files.samples)
-        data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
-                            channels=config.channels, download=download)
-        trainer = Trainer(config, data, console)
-        if resume:
-            trainer.load_checkpoint(files.checkpoint)
-            console.print(f"resuming {files.root} at step {trainer.step} (epoch {trainer.epoch})")
-        else:
-            clear_run(files)
+        try:
+            remove_stale_temporaries(files.root)
+            remove_stale_temporaries(files.samples)
+            data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
+                                channels=config.channels, download=download)
+            trainer = Trainer(config, data, console)
+            if resume:
+                trainer.load_checkpoint(files.checkpoint)
+                console.print(f"resuming {files.root} at step {trainer.step} (epoch {trainer.epoch})")
+            else:
+                clear_run(files)
+        except BaseException:
+            remove_if_unused(created)
+            raise
         return _train(trainer, config, files, console)
 
 
