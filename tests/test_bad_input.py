@@ -1,0 +1,348 @@
+"""Bad input, each answered by one line on stderr and a non-zero exit code: the table below, then a
+property test over random command lines (no input may produce a traceback)."""
+
+import gzip
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from ganzoo import ModelSpec
+
+from faultkit import TINY, assert_one_line_error, install_plugin, one_thread, run_cli  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+
+
+def idx_images(n: int, side: int = 28, count: int | None = None) -> bytes:
+    """An MNIST-style IDX image file holding `count` (default n) images but saying n."""
+    return struct.pack(">IIII", 0x803, n, side, side) + bytes((count if count is not None else n) * side * side)
+
+
+def idx_labels(n: int) -> bytes:
+    return struct.pack(">II", 0x801, n) + bytes(n)
+
+
+class Places:
+    """Files and folders a case can point at, made fresh for each case."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __getattr__(self, name):
+        if name.startswith("make_"):
+            raise AttributeError(name)
+        path = self.root / name
+        make = getattr(self, f"make_{name}", None)
+        if make and not path.exists():
+            make(path)
+        return path
+
+    def make_empty(self, path):
+        path.mkdir()
+
+    def make_text_only(self, path):
+        path.mkdir()
+        (path / "notes.txt").write_text("no images here")
+
+    def make_unreadable(self, path):
+        path.mkdir()
+        (path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+        (path / "b.jpg").write_bytes(b"")
+
+    def make_a_file(self, path):
+        path.write_text("a plain file")
+
+    def make_mnist_wrong_size(self, path):
+        path.mkdir()
+        (path / "train-images-idx3-ubyte").write_bytes(idx_images(100))
+        (path / "train-labels-idx1-ubyte").write_bytes(idx_labels(100))
+
+    def make_mnist_truncated(self, path):
+        path.mkdir()
+        (path / "train-images-idx3-ubyte").write_bytes(idx_images(60000, count=10))
+        (path / "train-labels-idx1-ubyte").write_bytes(idx_labels(60000))
+
+    def make_mnist_wrong_side(self, path):
+        path.mkdir()
+        (path / "train-images-idx3-ubyte").write_bytes(idx_images(60000, side=14))
+        (path / "train-labels-idx1-ubyte").write_bytes(idx_labels(60000))
+
+    def make_mnist_bad_gzip(self, path):
+        path.mkdir()
+        (path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+        (path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_labels(60000)))
+
+    def make_mnist_labels_only(self, path):
+        path.mkdir()
+        (path / "train-labels-idx1-ubyte").write_bytes(idx_labels(60000))
+
+    def make_stopped_early(self, path):
+        path.mkdir()
+        (path / "config.json").write_text("{}")
+
+
+RUN = ["run", "dcgan", "--data", "fake", "--device", "cpu"]
+
+# (id, argv with {placeholders} for Places, what the one-line error says)
+CASES = [
+    # unknown names
+    ("unknown model", ["run", "dcgna", "--data", "fake"], "Unknown model 'dcgna'. Did you mean 'dcgan'?"),
+    ("unknown dataset", ["run", "dcgan", "--data", "mnits"], "Unknown dataset 'mnits'. Did you mean 'mnist'?"),
+    ("dataset path that is no folder", ["run", "dcgan", "--data", "no/such/folder"], "Or give a folder of images"),
+    ("no model named", ["run", "--data", "fake"], "Name a model to train"),
+    # impossible image sizes and channels
+    ("image size not a power of two", [*RUN, "--image-size", "28"], "power of two and at least 8"),
+    ("image size too small for DCGAN", [*RUN, "--image-size", "4"], "power of two and at least 8"),
+    ("image size negative", [*RUN, "--image-size", "-32"], "--image-size must be positive"),
+    ("image size huge", ["run", "basicgan", "--data", "fake", "--image-size", "65536"], "larger than ganzoo trains"),
+    ("two channels", [*RUN, "--channels", "2"], "--channels must be 1 or 3"),
+    # counts and rates
+    ("zero epochs", [*RUN, "--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    ("negative epochs", [*RUN, "--epochs", "-3"], "--epochs must be a positive integer, got -3"),
+    ("epochs not a number", [*RUN, "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+    ("epochs without value", [*RUN, "--epochs"], "argument --epochs: expected one argument"),
+    ("zero batch", [*RUN, "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    ("negative batch", [*RUN, "--batch-size", "-5"], "--batch-size must be a positive integer, got -5"),
+    ("batch larger than the data", [*RUN, "--batch-size", "5000"], "fewer than one batch of 5000"),
+    ("zero latent", [*RUN, "--z-dim", "0"], "--z-dim must be a positive integer"),
+    ("negative width", [*RUN, "--g-width", "-1"], "--g-width must be a positive integer"),
+    ("zero samples", [*RUN, "--samples", "0"], "--samples must be a positive integer"),
+    ("too many samples", [*RUN, "--samples", "100000"], "--samples must be at most 1024"),
+    ("zero log interval", [*RUN, "--log-every", "0"], "--log-every must be a positive integer"),
+    ("negative checkpoint interval", [*RUN, "--checkpoint-every", "-1"], "--checkpoint-every must be a positive"),
+    ("zero learning rate", [*RUN, "--lr", "0"], "--lr must be a positive number, got 0.0"),
+    ("NaN learning rate", [*RUN, "--lr", "nan"], "--lr must be a positive number, got nan"),
+    ("infinite learning rate", [*RUN, "--lr", "inf"], "--lr must be a positive number, got inf"),
+    ("beta of one", [*RUN, "--beta1", "1"], "Adam betas must lie in [0, 1)"),
+    ("negative seed", [*RUN, "--seed", "-1"], "--seed must lie in [0, 2**63 - 1)"),
+    ("seed too large", [*RUN, "--seed", str(2 ** 64)], "--seed must lie in [0, 2**63 - 1)"),
+    ("unknown latent prior", [*RUN, "--latent", "cauchy"], "--latent must be 'normal' or 'uniform'"),
+    ("unknown precision", [*RUN, "--precision", "fp8"], "--precision must be auto, fp32, bf16 or fp16"),
+    ("unknown divergence policy", [*RUN, "--on-divergence", "explode"], "--on-divergence must be 'stop' or"),
+    ("unknown flag", [*RUN, "--colour", "red"], "unrecognized arguments: --colour red"),
+    # networks that cannot fit in memory, refused before anything is allocated
+    ("width beyond memory", [*RUN, "--g-width", "100000"], "more than the"),
+    ("latent beyond memory", [*RUN, "--z-dim", "1000000000"], "more than the"),
+    ("width beyond any size", [*RUN, "--g-width", "1000000000"], "too large to build"),
+    # data
+    ("empty image folder", ["run", "dcgan", "--data", "{empty}", "--device", "cpu"], "holds no images"),
+    ("folder without images", ["run", "dcgan", "--data", "{text_only}", "--device", "cpu"], "holds no images"),
+    ("folder of unreadable images", ["run", "dcgan", "--data", "{unreadable}", "--device", "cpu"],
+     "is not a readable image"),
+    ("MNIST of the wrong size", ["run", "dcgan", "--data", "mnist", "--data-dir", "{mnist_wrong_size}"],
+     "holds images of shape (100, 28, 28); MNIST's train split has 60000 x 28 x 28"),
+    ("MNIST images of the wrong side", ["run", "dcgan", "--data", "mnist", "--data-dir", "{mnist_wrong_side}"],
+     "MNIST's train split has 60000 x 28 x 28"),
+    ("MNIST file truncated", ["run", "dcgan", "--data", "mnist", "--data-dir", "{mnist_truncated}"],
+     "is not a valid MNIST image file"),
+    ("MNIST .gz not gzip", ["run", "dcgan", "--data", "mnist", "--data-dir", "{mnist_bad_gzip}"],
+     "is not a readable gzip file"),
+    ("MNIST files missing", ["run", "dcgan", "--data", "mnist", "--data-dir", "{mnist_labels_only}"],
+     "lacks the MNIST file(s) train-images-idx3-ubyte"),
+    ("MNIST data dir not a folder", ["run", "dcgan", "--data", "mnist", "--data-dir", "{a_file}"], "is not a folder"),
+    ("MNIST offline without a copy", ["run", "dcgan", "--data", "mnist", "--no-download"], "pass --data-dir"),
+    # devices
+    ("CUDA without CUDA", [*RUN[:-1], "cuda"], "no usable CUDA GPU", NO_CUDA),
+    ("CUDA device N without CUDA", [*RUN[:-1], "cuda:3"], "no usable CUDA GPU", NO_CUDA),
+    ("unknown device", [*RUN[:-1], "tpu"], "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+    ("fp16 on the CPU", [*RUN, "--precision", "fp16"], "--precision fp16 needs a CUDA device"),
+    # output folders (unwritable ones that even root cannot write)
+    ("out is a file", [*RUN, "--out", "{a_file}"], "is a file, not a folder"),
+    ("out under a file", [*RUN, "--out", "{a_file}/run"], "Cannot write in the run folder"),
+    ("out in /proc", [*RUN, "--out", "/proc/ganzoo-run"], "Cannot write in the run folder /proc/ganzoo-run"),
+    # resuming
+    ("resume without a folder", ["run", "--resume"], "--resume needs the run folder"),
+    ("resume a missing folder", ["run", "--resume", "no/such/run"], "no/such/run is not a folder"),
+    ("resume a file", ["run", "--resume", "{a_file}"], "is not a folder"),
+    ("resume an empty folder", ["run", "--resume", "{empty}"], "checkpoint.safetensors does not exist"),
+    ("resume a run with no checkpoint yet", ["run", "--resume", "{stopped_early}"],
+     "stopped before its first checkpoint. Start it again with --overwrite"),
+    # sampling
+    ("sample a missing file", ["sample", "nowhere.safetensors"], "No weights file at nowhere.safetensors"),
+    ("sample a folder", ["sample", "{empty}"], "No weights file"),
+    ("sample a text file", ["sample", "{a_file}"], "not a readable safetensors file"),
+    ("sample zero images", ["sample", "{a_file}", "-n", "0"], "-n must lie between 1 and 10000, got 0"),
+    ("sample a million images", ["sample", "{a_file}", "-n", "1000000"], "-n must lie between 1 and 10000"),
+    ("sample zero per row", ["sample", "{a_file}", "--nrow", "0"], "--nrow must be a positive integer"),
+    ("sample with a negative seed", ["sample", "{a_file}", "--seed", "-4"], "--seed must lie in"),
+    # the command line itself
+    ("no command", [], "the following arguments are required: command"),
+    ("unknown command", ["frobnicate"], "invalid choice: 'frobnicate'"),
+    ("markup-like input", ["run", "[/bold]"], "Unknown model '[/bold]'"),
+]
+
+
+@pytest.mark.parametrize("name,argv,message", [pytest.param(*c[:3], id=c[0], marks=c[3:]) for c in CASES])
+def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, capsys, monkeypatch, name, argv, message):
+    monkeypatch.chdir(tmp_path)
+    places = Places(tmp_path)
+    argv = [a.format_map(_Lazy(places)) for a in argv]
+    code, _, err = run_cli(capsys, *argv)
+    line = assert_one_line_error(code, err)
+    assert message in line
+    assert not Path("runs").exists()                                   # a refused run leaves nothing behind
+
+
+class _Lazy(dict):
+    def __init__(self, places):
+        super().__init__()
+        self.places = places
+
+    def __missing__(self, key):
+        return str(getattr(self.places, key))
+
+
+def test_model_naming_an_unknown_loss(tmp_path, capsys, monkeypatch, request):
+    def register_models(register):
+        register("lossless", ModelSpec(generator="dcgan", discriminator="dcgan", loss="wasserstein-42"))
+
+    install_plugin(monkeypatch, request, "ganzoo_test_lossless", register_models=register_models)
+    code, _, err = run_cli(capsys, "run", "lossless", "--data", "fake", "--out", tmp_path / "run")
+    assert "Unknown loss 'wasserstein-42'" in assert_one_line_error(code, err)
+
+
+def test_sample_into_unwritable_places(tmp_path, capsys):
+    from conftest import tiny_config
+    from ganzoo.checkpoint import save_generator
+    from ganzoo.models import build_generator
+
+    config = tiny_config(tmp_path)
+    weights = save_generator(tmp_path / "g.safetensors", build_generator(config), config)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    for out, message in [(tmp_path / "a_file" / "grid.png", "Not a directory"),
+                         ("/proc/ganzoo-grid.png", "Could not access /proc/ganzoo-grid.png"),
+                         (tmp_path / "a_folder", "--out must name a file"),
+                         ("", "--out must name a file")]:
+        code, _, err = run_cli(capsys, "sample", weights, "-n", "4", "--out", out)
+        assert message in assert_one_line_error(code, err), out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "g.safetensors"]  # no leftovers
+
+
+# -- property test: random command lines ------------------------------------------------------------
+
+# Each flag's values: the valid ones first (drawn more often), then the wrong ones.
+WIDTHS = ["1", "4", "0", "-1", "1000000", "1000000000", "x"]
+RUN_VALUES = {
+    "--data": ["fake", "fake", "mnist", "folder", "nosuch", "[/x]", "{empty}", "{unreadable}", "{a_file}"],
+    "--data-dir": ["{mnist_wrong_size}", "{mnist_bad_gzip}", "no/such", "{a_file}", "{empty}"],
+    "--image-size": ["8", "16", "28", "0", "-8", "3", "4096", "100000000", "x"],
+    "--channels": ["1", "3", "2", "0", "-1", "4", "x"],
+    "--z-dim": ["1", "16", "0", "-1", "1000000000", "x"],
+    "--latent": ["normal", "uniform", "cauchy", "", "[/x]"],
+    "--lr": ["2e-4", "1e-3", "0", "-1", "nan", "inf", "-inf", "1e30", "1e-400", "x"],
+    "--beta1": ["0.5", "0", "1", "-0.1", "nan", "x"],
+    "--beta2": ["0.999", "1.5", "nan"],
+    "--seed": ["0", "7", "-1", str(2 ** 64), "x"],
+    "--device": ["cpu", "auto", "cuda", "cuda:3", "tpu", "", "cpu:0", "meta", "cuda:-1"],
+    "--precision": ["auto", "fp32", "bf16", "fp16", "fp8", ""],
+    "--log-every": ["1", "3", "0", "-1", "x"],
+    "--checkpoint-every": ["1", "2", "0", "-1"],
+    "--samples": ["1", "4", "0", "5000", "-1"],
+    "--on-divergence": ["stop", "rollback", "explode", ""],
+    "--out": ["{fresh}", "{fresh}", "{a_file}", "{a_file}/run", "/proc/ganzoo-run", "{finished}", "{stopped_early}"],
+}
+# Always given, so that any command line that is valid trains for a moment only: 1 epoch of at most
+# 4 steps (the fake data set has 1024 images) with narrow networks.
+ALWAYS = {"--epochs": ["1", "0", "-2", "x", "1.5"], "--batch-size": ["256", "1024", "0", "-3", "4096", "x"],
+          "--g-width": WIDTHS, "--d-width": WIDTHS}
+RESUME_VALUES = {"--epochs": ["1", "0", "x"], "--log-every": ["1", "0"], "--checkpoint-every": ["2", "-1"],
+                 "--device": ["cpu", "cuda", "tpu"], "--precision": ["fp32", "bf16", "fp16", "fp8"],
+                 "--on-divergence": ["stop", "rollback", "explode"], "--lr": ["1e-3"], "--batch-size": ["256"]}
+RESUME_DIRS = ["{finished}", "{finished}", "{fresh}", "{empty}", "no/such", "{stopped_early}", "{a_file}"]
+SAMPLE_VALUES = {
+    "-n": ["1", "4", "0", "-1", "10001", "x"],
+    "--nrow": ["1", "3", "0", "-2", "x"],
+    "--seed": ["0", "-1", str(2 ** 64)],
+    "--device": ["cpu", "cuda", "tpu", ""],
+    "--out": ["{fresh}/grid.png", "{fresh}/grid.png", "{a_file}/grid.png", "/proc/grid.png", "", "{empty}"],
+}
+WEIGHTS = ["{finished}/dcgan.safetensors", "{finished}/checkpoint.safetensors", "{finished}/config.json",
+           "no/such.safetensors", "{empty}", "{a_file}", "{finished}/samples/epoch_001.png"]
+NOISE = ["--colour", "-x", "--", "extra", "--resume", "--overwrite", "--no-download", "-n", "[bold]"]
+
+
+def valid_first(values):
+    """Mostly the first (valid) value, sometimes any: so that some command lines get far."""
+    return st.integers(0, 2 * len(values) - 1).map(lambda i: values[0] if i >= len(values) else values[i])
+
+
+@st.composite
+def flags(draw, values: dict, always: dict | None = None):
+    argv = []
+    for flag, choices in (always or {}).items():
+        argv += [flag, draw(valid_first(choices))]
+    for flag, choices in values.items():
+        if draw(st.integers(0, 3)) == 0:                                 # each optional flag: 1 time in 4
+            argv += [flag, draw(st.sampled_from(choices))]
+    return argv
+
+
+@st.composite
+def command_lines(draw):
+    kind = draw(st.sampled_from(["run"] * 4 + ["resume"] * 2 + ["sample"] * 2 + ["list", "plugins", "bogus"]))
+    if kind == "run":
+        argv = ["run", *draw(st.lists(st.sampled_from(["dcgan", "dcgan", "basicgan", "nosuch", ""]),
+                                      min_size=1, max_size=1))]
+        argv += draw(flags(RUN_VALUES, ALWAYS)) + ["--no-download"]
+        argv += draw(st.lists(st.just("--overwrite"), max_size=1))
+    elif kind == "resume":
+        argv = ["run", "--resume", draw(st.sampled_from(RESUME_DIRS)), *draw(flags(RESUME_VALUES))]
+    elif kind == "sample":
+        argv = ["sample", draw(st.sampled_from(WEIGHTS)), *draw(flags(SAMPLE_VALUES))]
+    else:
+        argv = [kind]
+    if draw(st.integers(0, 4)) == 0:                                     # stray tokens, 1 time in 5
+        noise = draw(st.lists(st.sampled_from(NOISE), min_size=1, max_size=2))
+        at = draw(st.integers(0, len(argv)))
+        argv = argv[:at] + noise + argv[at:]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished tiny run (1 epoch, 4 steps) to resume, overwrite and sample from."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from ganzoo.cli import main
+        assert main(["run", "dcgan", "--data", "fake", "--batch-size", "256", "--g-width", "4", "--d-width", "4",
+                     "--epochs", "1", "--out", str(out), "--device", "cpu"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def test_no_command_line_produces_a_traceback(tmp_path, capsys, monkeypatch, finished_run):
+    monkeypatch.chdir(tmp_path)
+    seen = {"ok": 0, "error": 0}
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(command_lines())
+    def check(argv):
+        root = Path(tempfile.mkdtemp(dir=tmp_path))
+        places = Places(root)
+        shutil.copytree(finished_run, root / "finished")               # each example may change its copy
+        (root / "fresh").mkdir()
+        argv = [a.replace("{fresh}", str(root / "fresh" / "out")).format_map(_Lazy(places)) for a in argv]
+        code, _, err = run_cli(capsys, *argv)
+        if code == 0:
+            seen["ok"] += 1
+            assert "Traceback" not in err and "error" not in err, err
+        else:
+            seen["error"] += 1
+            assert_one_line_error(code, err)
+        shutil.rmtree(root)
+
+    check()
+    assert seen["ok"] > 0 and seen["error"] > 0, seen
+
