@@ -185,6 +185,8 @@ COMMANDS = {"run": cmd_run, "sample": cmd_sample, "list": cmd_list, "plugins": c
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        if argv is not None and any("\0" in str(a) for a in argv):  # a shell cannot pass one; a caller can
+            raise GanzooError("An argument holds a NUL character; no name, number or path can.")
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except GanzooError as exc:
@@ -210,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    # escaped: a message quoting user input such as "[/x]" must print as written, never parse as markup
+    # Control characters quoted from user input (a newline, "\x1e") are shown escaped, so the error stays
+    # one line; markup-like input such as "[/x]" is escaped too, so it prints as written.
+    message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
     console.print(f"[bold red]error[/bold red]: {escape(message)}", highlight=False, soft_wrap=True)
 
 

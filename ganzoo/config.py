@@ -79,6 +79,8 @@ class RunConfig:
             elif type(value) is not (str if key == "data_dir" else expected):  # bool is not an int here
                 raise GanzooError(f"The config field {key!r} should be {expected.__name__}, "
                                   f"got {type(value).__name__} {value!r:.40}.")
+            if isinstance(value, str) and "\0" in value:                 # no path or name holds one
+                raise GanzooError(f"The config field {key!r} holds a NUL character: {value!r:.40}.")
             values[key] = value
         return cls(**values)
 

@@ -177,6 +177,8 @@ CASES = [
     ("no command", [], "the following arguments are required: command"),
     ("unknown command", ["frobnicate"], "invalid choice: 'frobnicate'"),
     ("markup-like input", ["run", "[/bold]"], "Unknown model '[/bold]'"),
+    ("NUL in an argument", [*RUN, "--out", "a\0b"], "An argument holds a NUL character"),
+    ("control character in an argument", [*RUN, "\x1e"], "unrecognized arguments: \\x1e"),
 ]
 
 
@@ -225,6 +227,24 @@ def test_sample_into_unwritable_places(tmp_path, capsys):
         code, _, err = run_cli(capsys, "sample", weights, "-n", "4", "--out", out)
         assert message in assert_one_line_error(code, err), out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "g.safetensors"]  # no leftovers
+
+
+def test_sample_onto_a_full_disk(tmp_path, capsys):
+    """A real ENOSPC: the grid's temporary file is a link to /dev/full, which takes no byte."""
+    import os
+
+    from conftest import tiny_config
+    from ganzoo.checkpoint import save_generator
+    from ganzoo.models import build_generator
+
+    config = tiny_config(tmp_path)
+    weights = save_generator(tmp_path / "g.safetensors", build_generator(config), config)
+    out = tmp_path / "grids"
+    out.mkdir()
+    os.symlink("/dev/full", out / f".grid.png.tmp{os.getpid()}")
+    code, _, err = run_cli(capsys, "sample", weights, "-n", "4", "--out", out / "grid.png")
+    assert assert_one_line_error(code, err) == f"error: Could not access {out / 'grid.png'}: No space left on device."
+    assert list(out.iterdir()) == []                                   # no grid, no half of one, no temporary
 
 
 # -- property test: random command lines ------------------------------------------------------------
@@ -346,3 +366,42 @@ def test_no_command_line_produces_a_traceback(tmp_path, capsys, monkeypatch, fin
     check()
     assert seen["ok"] > 0 and seen["error"] > 0, seen
 
+
+# -- property test: arbitrary text ------------------------------------------------------------------
+
+FLAGS = ["--data", "--data-dir", "--image-size", "--channels", "--z-dim", "--latent", "--lr", "--beta1", "--beta2",
+         "--seed", "--device", "--precision", "--log-every", "--checkpoint-every", "--on-divergence", "--out",
+         "--resume", "--overwrite", "--no-download", "-n", "--nrow"]
+# Any text a user could type (a shell cannot pass NUL, but a caller of main() can).
+TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
+# Last, so they win over whatever came before: a command line that happens to be valid trains for a
+# moment only (1 epoch of 1 step on the fake data set, networks of width 1).
+CHEAP = ["--epochs", "1", "--batch-size", "1024", "--g-width", "1", "--d-width", "1", "--samples", "1",
+         "--no-download"]
+
+
+@st.composite
+def text_command_lines(draw):
+    command = draw(st.sampled_from(["run", "run", "sample", "list", "plugins"]) | TEXT)
+    tokens = draw(st.lists(st.sampled_from(FLAGS) | TEXT, max_size=6))
+    if command != "run":
+        return [command, *tokens]
+    return [command, "dcgan", "--data", "fake", *tokens, *CHEAP]   # the tokens may change the model and data
+
+
+def test_no_text_on_the_command_line_produces_a_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)                                          # relative paths land in tmp_path
+    codes = set()
+
+    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(text_command_lines())
+    def check(argv):
+        code, _, err = run_cli(capsys, *argv)
+        if code != 0:
+            assert_one_line_error(code, err)
+        else:
+            assert "Traceback" not in err and "error" not in err, err
+        codes.add(code)
+
+    check()
+    assert 0 in codes and 1 in codes, codes

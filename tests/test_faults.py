@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -175,6 +176,32 @@ def test_a_write_refused_mid_run_stops_cleanly_keeping_the_last_checkpoint(tmp_p
     assert 0 < stopped - good <= CHECKPOINT_EVERY
     assert state_of(out / "checkpoint.safetensors")["step"] == good    # intact, and the one the message names
     assert temporaries(out) == []                                       # the half-written file was removed
+    assert_resumes_to_reference(out, reference, good)
+
+
+def test_disk_full_mid_run_stops_cleanly_keeping_the_last_checkpoint(tmp_path, capsys, reference, one_thread):
+    """A real ENOSPC from the kernel: once the first checkpoint exists, the next one's temporary file is
+    a link to /dev/full, which takes no byte. The run must stop with the last good checkpoint intact."""
+    out = tmp_path / "run"
+    checkpoint = out / "checkpoint.safetensors"
+
+    def fill_the_disk():
+        while not checkpoint.exists():
+            time.sleep(0.002)
+        os.symlink("/dev/full", out / f".checkpoint.safetensors.tmp{os.getpid()}")
+
+    threading.Thread(target=fill_the_disk, daemon=True).start()
+    code, _, err = run_cli(capsys, *RUN, "--out", out)
+    assert code == 1 and "Traceback" not in err, err
+    line = last_line(err)
+    match = re.fullmatch(rf"error: Could not write {re.escape(str(checkpoint))} \(No space left on device\); "
+                         rf"training stopped at step (\d+)\. The last good weights are in {re.escape(str(checkpoint))} "
+                         rf"\(step (\d+);.*continue with: ganzoo run --resume {re.escape(str(out))}", line)
+    assert match, line
+    stopped, good = int(match[1]), int(match[2])
+    assert 0 < stopped - good <= CHECKPOINT_EVERY                       # the next checkpoint failed
+    assert state_of(checkpoint)["step"] == good
+    assert temporaries(out) == []                                       # the link was removed with the failed write
     assert_resumes_to_reference(out, reference, good)
 
 
