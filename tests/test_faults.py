@@ -67,6 +67,7 @@ def assert_resumes_to_reference(out, reference, from_step):
     assert temporaries(out) == []                                        # leftovers of the crash cleaned up
     assert_same_tensors(out / "checkpoint.safetensors", reference / "checkpoint.safetensors")
     assert_same_tensors(out / "dcgan.safetensors", reference / "dcgan.safetensors")
+    assert (out / "samples/epoch_002.png").read_bytes() == (reference / "samples/epoch_002.png").read_bytes()
     ours, theirs = read_metrics(out / "metrics.jsonl"), read_metrics(reference / "metrics.jsonl")
     assert [r["step"] for r in ours] == list(range(1, STEPS + 1))        # every step logged once
     assert [(r["loss_d"], r["loss_g"]) for r in ours] == [(r["loss_d"], r["loss_g"]) for r in theirs]
@@ -102,13 +103,15 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, refer
     assert CHECKPOINT_EVERY <= saved <= logged, f"seed {seed}"
     assert logged - saved <= CHECKPOINT_EVERY, f"seed {seed}: lost more than the steps since the checkpoint"
 
-    # A second crash, this time in the middle of writing the checkpoint and the config: the old files stay whole.
+    # A second crash, this time in the middle of writing the checkpoint, the config and the last epoch's
+    # sample grid: the old files stay whole, and no half grid appears.
+    grid = "samples/epoch_002.png"
     before = {name: (out / name).read_bytes() for name in ("checkpoint.safetensors", "config.json")}
-    for name in before:
+    for name in (*before, grid):
         crashed = python(CRASH_WHILE_WRITING, out / name)
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr
-        assert (out / name).read_bytes() == before[name]
-    assert len(temporaries(out)) == 2
+        assert (out / name).read_bytes() == before[name] if name in before else not (out / name).exists()
+    assert len(temporaries(out)) == 3
     with open(out / "metrics.jsonl", "a") as f:                          # and a log line torn in half
         f.write('{"step": 99, "loss_d": 0.69')
 
