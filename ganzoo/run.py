@@ -86,9 +86,15 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
             remove_stale_temporaries(files.samples)
             data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
                                 channels=config.channels, download=download)
-            trainer = Trainer(config, data, console)
+            try:
+                trainer = Trainer(config, data, console)
+                if resume:
+                    trainer.load_checkpoint(files.checkpoint)
+            except GanzooError as exc:  # a resumed run's problem lies in its checkpoint: name the file
+                if not resume or str(files.checkpoint) in str(exc):
+                    raise
+                raise GanzooError(f"{files.checkpoint}: {exc}") from None
             if resume:
-                trainer.load_checkpoint(files.checkpoint)
                 console.print(f"resuming {files.root} at step {trainer.step} (epoch {trainer.epoch})")
             else:
                 clear_run(files)

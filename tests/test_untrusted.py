@@ -203,7 +203,8 @@ def test_damaged_checkpoint_fails_to_resume_with_one_sentence(tmp_path, capsys, 
     run.mkdir()
     save_file(tensors, str(run / "checkpoint.safetensors"), metadata=metadata)
     code, _, err = run_cli(capsys, "run", "--resume", run, "--epochs", "2")
-    assert message in assert_one_line_error(code, err)
+    line = assert_one_line_error(code, err)
+    assert message in line and str(run / "checkpoint.safetensors") in line
     assert not (run / "dcgan.safetensors").exists()                      # nothing trained, nothing written
 
 
