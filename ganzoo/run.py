@@ -15,6 +15,7 @@ from .config import RunConfig
 from .data import load_dataset
 from .errors import GanzooError
 from .plugins import Registries, registries
+from .registry import describe_sizes
 
 
 def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
@@ -40,6 +41,12 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
     config.image_size = config.image_size or dataset.info.get("image_size", 32)
     config.channels = config.channels or dataset.info.get("channels", 1)
     config.validate()
+    for kind, registry, name in (("generator", regs.generators, config.generator),
+                                 ("discriminator", regs.discriminators, config.discriminator)):
+        entry = registry.get(name)
+        if not entry.supports_image_size(config.image_size):  # before any data is loaded
+            raise GanzooError(f"The {kind} {name!r} needs an image size that is {describe_sizes(entry.image_sizes)}, "
+                              f"got {config.image_size}; choose one with --image-size.")
     return config
 
 
