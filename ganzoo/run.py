@@ -21,6 +21,10 @@ from .registry import describe_sizes
 def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
     """RunConfig defaults, then the model's own defaults, then the user's flags (None = not given)."""
     regs = regs or registries()
+    if model not in regs.models and regs.failed:  # the model may come from a plugin that failed to load
+        failed = "; ".join(f"{p.name!r}: {p.error}" for p in regs.failed)
+        raise GanzooError(f"{regs.models.unknown_message(model)} Plugins that failed to load may provide it "
+                          f"({failed}); see `ganzoo plugins`.")
     spec = regs.models.get(model).factory
     values = {**spec.defaults, **{k: v for k, v in overrides.items() if v is not None}}
     config = RunConfig(model=model, generator=spec.generator, discriminator=spec.discriminator, loss=spec.loss)

@@ -40,7 +40,6 @@ so it leaves no trace on a test session.
 from __future__ import annotations
 
 import contextlib
-import math
 import tempfile
 import time
 import traceback
@@ -191,22 +190,26 @@ def _as_module(obj: Any, what: str) -> nn.Module:
     return obj
 
 
+SIZE_HINT = "If this size is not supported, declare the supported ones with register(..., image_sizes=...)."
+
+
+def _build(entry: Entry, kind: str, size: int, channels: int, device: torch.device, **kwargs) -> nn.Module:
+    what = f"{kind} {entry.name!r} at {size}x{size}, {channels} channel(s)"
+    signature = ", ".join(["*", "image_size", "channels", *kwargs])
+    try:
+        with _blame(f"Building the {what}", f"The factory is called as factory({signature}). {SIZE_HINT}"):
+            net = entry.factory(image_size=size, channels=channels, **kwargs)
+    except GanzooError as exc:   # a clear refusal, but of a size its registration claims
+        raise CheckFailed(f"Building the {what} failed: {exc} {SIZE_HINT}") from exc
+    return _as_module(net, f"{kind} {entry.name!r}").to(device)
+
+
 def _build_generator(entry: Entry, size: int, channels: int, device: torch.device) -> nn.Module:
-    what = f"generator {entry.name!r} at {size}x{size}, {channels} channel(s)"
-    with _blame(f"Building the {what}",
-                "The factory is called as factory(*, image_size, channels, z_dim, width); if this size is not "
-                "supported, declare the supported ones with register(..., image_sizes=...)."):
-        G = entry.factory(image_size=size, channels=channels, z_dim=Z_DIM, width=WIDTH)
-    return _as_module(G, f"generator {entry.name!r}").to(device)
+    return _build(entry, "generator", size, channels, device, z_dim=Z_DIM, width=WIDTH)
 
 
 def _build_discriminator(entry: Entry, size: int, channels: int, device: torch.device) -> nn.Module:
-    what = f"discriminator {entry.name!r} at {size}x{size}, {channels} channel(s)"
-    with _blame(f"Building the {what}",
-                "The factory is called as factory(*, image_size, channels, width); if this size is not "
-                "supported, declare the supported ones with register(..., image_sizes=...)."):
-        D = entry.factory(image_size=size, channels=channels, width=WIDTH)
-    return _as_module(D, f"discriminator {entry.name!r}").to(device)
+    return _build(entry, "discriminator", size, channels, device, width=WIDTH)
 
 
 def _generate(G: nn.Module, z: torch.Tensor, what: str) -> torch.Tensor:
@@ -525,7 +528,8 @@ def loss_checks(entry: Entry, device: torch.device) -> list[tuple[str, Callable[
 
     def scalar(value: Any, method: str, context: str) -> torch.Tensor:
         if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.is_floating_point():
-            got = f"shape {tuple(value.shape)} ({value.dtype})" if isinstance(value, torch.Tensor) else type(value).__name__
+            got = (f"shape {tuple(value.shape)} ({value.dtype})" if isinstance(value, torch.Tensor)
+                   else type(value).__name__)
             _fail(f"{what}: {method} returned {got}; it must return a scalar float tensor (reduce with .mean()).")
         if not torch.isfinite(value):
             _fail(f"{what}: {method} is {value.item()} {context}; compute it from logits with stable forms "
@@ -873,8 +877,8 @@ def check_plugins_command(names: list[str], *, every: bool, device: str, out, co
         out.print(table)
         failed = [r for r in results if not r.passed]
         for i, r in enumerate(failed, 1):
-            out.print(f"[bold red]{i}.[/bold red] {escape(f'{r.check.kind} {r.check.name!r}, {r.check.what}: {r.error}')}",
-                      highlight=False)
+            what = f"{r.check.kind} {r.check.name!r}, {r.check.what}: {r.error}"
+            out.print(f"[bold red]{i}.[/bold red] {escape(what)}", highlight=False)
             if r.details:
                 out.print(r.details, highlight=False, markup=False)
         verdict = (f"[green]all {len(results)} checks passed[/green]" if not failed

@@ -14,7 +14,7 @@ import pytest
 from ganzoo import GanzooError, PowersOfTwo
 from ganzoo.plugins import registries
 from ganzoo.registry import Entry, Registry, describe_sizes
-from ganzoo.testing import CheckFailed, check_plugin, component_checks, plugin_checks, registered_checks, sizes_to_check
+from ganzoo.testing import check_plugin, plugin_checks, registered_checks, sizes_to_check
 
 from test_entry_points import ganzoo, install
 
@@ -69,7 +69,8 @@ BROKEN = '''
 import numpy as np
 import torch
 from torch import nn
-from ganzoo import ModelSpec, PowersOfTwo, hookimpl
+from ganzoo import ModelSpec, hookimpl
+from ganzoo_plugins.dcgan import DCGANGenerator
 
 
 class NoTanh(nn.Module):
@@ -129,6 +130,7 @@ class NaiveLog:
 def register_generators(register):
     register("no-tanh", NoTanh, image_sizes=(12,))
     register("numpy-noise", NumpyNoise, image_sizes=(16,))
+    register("undeclared-sizes", DCGANGenerator)    # builds powers of two only, but claims every size
 
 
 @hookimpl
@@ -162,6 +164,9 @@ def test_kit_fails_broken_components_and_says_what_to_fix(tmp_path):
     expected = [
         "generator 'no-tanh', shapes and range: generator 'no-tanh' at 12x12, 1 channel(s): outputs span",
         "images must lie in [-1, 1] (end forward() with tanh)",
+        "generator 'undeclared-sizes', shapes and range: Building the generator 'undeclared-sizes' at 28x28, "
+        "1 channel(s) failed: DCGAN needs an image size that is a power of two",
+        "declare the supported ones with register(..., image_sizes=...)",
         "generator 'numpy-noise', deterministic under a seed:",
         "Draw every random number from torch's global RNG",
         "discriminator 'two-dim-logits', shapes: discriminator 'two-dim-logits' at 16x16, 1 channel(s): "
@@ -182,7 +187,7 @@ def test_kit_fails_broken_components_and_says_what_to_fix(tmp_path):
         assert text in out, text
     # what a broken component does not break still passes: the checks are independent
     assert "loss 'swapped', gradients" not in out and "generator 'no-tanh', gradients" not in out
-    assert "ganzoo_broken_kit: 12 of 38 checks failed" in out
+    assert "ganzoo_broken_kit: 13 of 44 checks failed" in out
 
 
 SWAPPED_ONLY = """
@@ -214,5 +219,5 @@ def test_pytest_api_raises_one_assertion_listing_every_failure(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "1 of 6 conformance checks of plugin 'ganzoo-swapped' failed:"
-    assert lines[1].startswith("- loss 'swapped', direction: loss 'swapped': d_loss is 2.6265 when D is right (real logits +1, fake -1) and "
-                             "0.6265 when it is wrong")
+    assert lines[1].startswith("- loss 'swapped', direction: loss 'swapped': d_loss is 2.6265 when D is right "
+                               "(real logits +1, fake -1) and 0.6265 when it is wrong")

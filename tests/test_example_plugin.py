@@ -32,7 +32,8 @@ def site(tmp_path_factory) -> str | None:
         package = Path(importlib.util.find_spec("ganzoo_sndcgan").origin).parent
         same = filecmp.dircmp(package, EXAMPLE / "ganzoo_sndcgan", ignore=["__pycache__"])
         assert not (same.diff_files or same.left_only or same.right_only), (
-            f"the installed ganzoo-sndcgan ({package}) is not this checkout's; reinstall: pip install ./examples/sndcgan")
+            f"the installed ganzoo-sndcgan ({package}) is not this checkout's; "
+            f"reinstall: pip install ./examples/sndcgan")
         return None
     folder = tmp_path_factory.mktemp("site")
     info = folder / f"ganzoo_sndcgan-{PROJECT['version']}.dist-info"

@@ -18,7 +18,7 @@ def test_conforms_to_ganzoo():
 
 
 def test_standard_cnn_of_the_paper_at_32x32():
-    """Miyato et al. 2018, Table 3b: 3x3/1 64, 4x4/2 64, 3x3/1 128, 4x4/2 128, 3x3/1 256, 4x4/2 256, 3x3/1 512, dense."""
+    """Miyato et al. 2018, Table 3b: 3x3/1 64, 4x4/2 64, 3x3/1 128, 4x4/2 128, 3x3/1 256, 4x4/2 256, 3x3/1 512."""
     D = SNDCGANDiscriminator(image_size=32, channels=3, width=64)
     convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [
