@@ -12,7 +12,9 @@ object with functions marked `@hookimpl`:
 
 Built-in plugins (the `ganzoo_plugins` package, from the repository's plugins/
 folder) use exactly these hooks; third-party packages expose their module under
-the `ganzoo` entry-point group.
+the `ganzoo` entry-point group. docs/plugins.md has a runnable snippet for every
+hook here (a test fails on a hook it lacks); `ganzoo check-plugin NAME` and
+`ganzoo.testing.check_plugin` check a plugin against these contracts.
 """
 
 import pluggy
