@@ -86,7 +86,6 @@ class Reference:
         mean = (0.5,) * config.channels
         dataset = PILImages(raw_images, transforms.Compose([
             transforms.Resize(config.image_size),
-            transforms.CenterCrop(config.image_size),
             transforms.ToTensor(),
             transforms.Normalize(mean, mean),
         ]))
@@ -354,7 +353,7 @@ def main(argv=None) -> dict:
                 flops = flops_per_image(config, prepared)
                 dtype = trainer.precision.autocast_dtype or torch.float32
                 if dtype not in peak_cache:
-                    peak_cache[dtype] = matmul_rate(device, dtype, 8192 if cuda else (1024 if args.smoke else 2048))
+                    peak_cache[dtype] = matmul_rate(device, dtype, 8192 if cuda else (512 if args.smoke else 2048))
                 g = statistics.median(ganzoo_rates)
                 row = {"case": case, "model": model, "image_size": size, "batch_size": batch_size,
                        "precision": trainer.precision.name, "compile": config.compile,
