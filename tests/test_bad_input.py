@@ -99,8 +99,8 @@ CASES = [
     ("dataset path that is no folder", ["run", "dcgan", "--data", "no/such/folder"], "Or give a folder of images"),
     ("no model named", ["run", "--data", "fake"], "Name a model to train"),
     # impossible image sizes and channels
-    ("image size not a power of two", [*RUN, "--image-size", "28"], "power of two and at least 8"),
-    ("image size too small for DCGAN", [*RUN, "--image-size", "4"], "power of two and at least 8"),
+    ("image size not a power of two", [*RUN, "--image-size", "28"], "needs an image size that is a power of two, at least 8"),
+    ("image size too small for DCGAN", [*RUN, "--image-size", "4"], "needs an image size that is a power of two, at least 8"),
     ("image size negative", [*RUN, "--image-size", "-32"], "--image-size must be positive"),
     ("image size huge", ["run", "basicgan", "--data", "fake", "--image-size", "65536"], "larger than ganzoo trains"),
     ("two channels", [*RUN, "--channels", "2"], "--channels must be 1 or 3"),
