@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import GanzooError
+from .errors import GanzooError, UsageError
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
@@ -52,8 +52,8 @@ def _flag_field(flag: str) -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, like every other ganzoo error
-        raise GanzooError(f"{message} (see: {self.prog} --help)")
+    def error(self, message):  # one line, like every other ganzoo error, and exit 2
+        raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:

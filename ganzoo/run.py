@@ -58,7 +58,8 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
 
 def default_out(config: RunConfig) -> str:
     """runs/<model>-<data>, numbered so a new run never lands in an old run's folder."""
-    base = Path("runs") / f"{config.model}-{Path(config.data_dir).name if config.data == 'folder' else config.data}"
+    folder = config.data == "folder" and config.data_dir  # no folder named: the dataset says so, after this
+    base = Path("runs") / f"{config.model}-{Path(config.data_dir).name if folder else config.data}"
     path, n = base, 1
     while path.exists():
         n += 1

@@ -148,6 +148,7 @@ CASES = [
     ("MNIST files missing", ["run", "dcgan", "--data", "mnist", "--data-dir", "{mnist_labels_only}"],
      "lacks the MNIST file(s) train-images-idx3-ubyte"),
     ("MNIST data dir not a folder", ["run", "dcgan", "--data", "mnist", "--data-dir", "{a_file}"], "is not a folder"),
+    ("folder dataset without a folder", [*RUN[:3], "folder", "--no-download"], "The folder dataset needs a path"),
     ("MNIST offline without a copy", ["run", "dcgan", "--data", "mnist", "--no-download"], "pass --data-dir"),
     # devices
     ("CUDA without CUDA", [*RUN[:-1], "cuda"], "no usable CUDA GPU", NO_CUDA),
@@ -173,6 +174,12 @@ CASES = [
     ("sample a million images", ["sample", "{a_file}", "-n", "1000000"], "-n must lie between 1 and 10000"),
     ("sample zero per row", ["sample", "{a_file}", "--nrow", "0"], "--nrow must be a positive integer"),
     ("sample with a negative seed", ["sample", "{a_file}", "--seed", "-4"], "--seed must lie in"),
+    # the conformance kit
+    ("check-plugin of an unknown plugin", ["check-plugin", "nosuch"], "No plugin named 'nosuch' is installed"),
+    ("check-plugin without a name", ["check-plugin"], "Name the plugin to check"),
+    ("check-plugin on CUDA without CUDA", ["check-plugin", "--all", "--device", "cuda"], "no usable CUDA GPU",
+     NO_CUDA),
+    ("check-plugin on an unknown device", ["check-plugin", "--all", "--device", "tpu"], "--device must be auto"),
     # the command line itself
     ("no command", [], "the following arguments are required: command"),
     ("unknown command", ["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -190,6 +197,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, capsys, monkeypatch
     code, _, err = run_cli(capsys, *argv)
     line = assert_one_line_error(code, err)
     assert message in line
+    assert code == (2 if line.endswith("--help)") else 1)              # 2: a command line argparse cannot read
     assert not Path("runs").exists()                                   # a refused run leaves nothing behind
 
 
