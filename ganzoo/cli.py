@@ -38,8 +38,12 @@ RUN_FLAGS = [
     ("--samples", int, "fixed-noise images in each epoch's grid (default 64)"),
     ("--eval-every", int, "evaluate with the dataset's metrics every K epochs (default 0: never)"),
     ("--eval-n", int, "samples per evaluation during training (default 10000)"),
+    ("--compile", bool, "torch.compile G and D; falls back to eager with a warning if compiling fails "
+                        "(default off: no gain measured on a CPU)"),
+    ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
 ]
-RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every", "eval_every", "eval_n"}
+RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last",
+             "eval_every", "eval_n"}
 
 
 def _flag_field(flag: str) -> str:
@@ -65,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
     for flag, type_, help_ in RUN_FLAGS:
-        run.add_argument(flag, type=type_, default=None, help=help_)
+        if type_ is bool:  # --flag / --no-flag
+            run.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            run.add_argument(flag, type=type_, default=None, help=help_)
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
     sample.add_argument("weights", help="a .safetensors file written by ganzoo run")

@@ -53,6 +53,8 @@ class RunConfig:
     samples: int = 64              # fixed-noise images in each epoch's grid
     eval_every: int = 0            # epochs between evaluations with the dataset's metrics (0: never)
     eval_n: int = 10000            # samples per evaluation during training
+    compile: bool = False          # torch.compile G and D (falls back to eager, with a warning, if it fails)
+    channels_last: bool = False    # NHWC memory format for convolutional networks and batches
     out: str = ""
 
     def to_json(self) -> str:
@@ -97,6 +99,9 @@ class RunConfig:
             raise GanzooError(f"--channels must be 1 or 3, got {self.channels}.")
         if not isinstance(self.eval_every, int) or self.eval_every < 0:
             raise GanzooError(f"--eval-every must be 0 (off) or a positive number of epochs, got {self.eval_every!r}.")
+        for name in ("compile", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise GanzooError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if self.image_size < 0:
             raise GanzooError(f"--image-size must be positive, got {self.image_size}.")
 
