@@ -1,4 +1,4 @@
-"""The `ganzoo` command line: run, sample, list, plugins."""
+"""The `ganzoo` command line: run, sample, eval, list, plugins."""
 
 from __future__ import annotations
 
@@ -38,11 +38,14 @@ RUN_FLAGS = [
     ("--log-every", int, "steps between reading losses back and logging (default 50)"),
     ("--checkpoint-every", int, "steps between checkpoints (default 500, and every epoch's end)"),
     ("--samples", int, "fixed-noise images in each epoch's grid (default 64)"),
+    ("--eval-every", int, "evaluate with the dataset's metrics every K epochs (default 0: never)"),
+    ("--eval-n", int, "samples per evaluation during training (default 10000)"),
     ("--compile", bool, "torch.compile G and D; falls back to eager with a warning if compiling fails "
                         "(default off: no gain measured on a CPU)"),
     ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
 ]
-RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last"}
+RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last",
+             "eval_every", "eval_n"}
 
 
 def _flag_field(flag: str) -> str:
@@ -105,7 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto")
     sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
 
-    sub.add_parser("list", help="every registered model, generator, discriminator, loss and dataset")
+    ev = sub.add_parser("eval", help="score a generator with registered metrics, beside real data",
+                        description="Score a weights file with registered metrics (see `ganzoo list`). The table "
+                                    "has a row for real training images scored the same way: the floor.")
+    ev.add_argument("weights", help="a .safetensors file written by ganzoo run")
+    ev.add_argument("--data", default=None, help="dataset whose test split is the reference (default: the run's)")
+    ev.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
+    ev.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
+    ev.add_argument("-n", type=int, default=None,
+                    help="samples to score (default: what the metrics ask for, 10000; 25600 for stacked_modes)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real subset (default 0)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", default=None, help="where to write the results (default: WEIGHTS with .eval.json)")
+    ev.add_argument("--inception-weights", default=None,
+                    help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
+    ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+
+    sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric")
     sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
@@ -204,6 +223,46 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import json
+    import time
+
+    from .checkpoint import atomic_write, load_generator
+    from .device import select_device
+    from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+
+    device = select_device(args.device)
+    generator, config = load_generator(args.weights, device)
+    data = args.data or config.data
+    data_dir = args.data_dir if args.data_dir is not None else (config.data_dir if data == config.data else None)
+    options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
+    chosen = resolve_metrics(args.metrics, data, config.channels, options)
+    names = [name for name, _ in chosen]
+    n = args.n or default_n(chosen)
+    if n < 2:
+        raise GanzooError(f"-n must be at least 2, got {n}.")
+    common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
+                  seed=args.seed, options=options, console=console)
+    label = Path(args.weights).name
+    start = time.perf_counter()
+    console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
+    rows = {label: evaluate(generator, config=config, data=data, **common)}
+    console.print(f"scoring {n} real {data} training images the same way")
+    rows["real data (train)"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
+                                              **common)
+    seconds = time.perf_counter() - start
+    title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
+             f"n={n}, seed {args.seed}")
+    out.print(metrics_table(rows, title))
+    path = Path(args.json) if args.json else Path(args.weights).with_suffix(".eval.json")
+    report = {"weights": str(args.weights), "model": config.model, "data": data, "image_size": config.image_size,
+              "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
+              "seconds": round(seconds, 1)}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
+    console.print(f"results -> {path} ({seconds:.0f} s)")
+    return 0
+
+
 def cmd_list(args) -> int:
     from .plugins import registries
 
@@ -247,7 +306,8 @@ def cmd_check_plugin(args) -> int:
     return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "list": cmd_list, "plugins": cmd_plugins,
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
+            "plugins": cmd_plugins,
             "check-plugin": cmd_check_plugin}
 
 

@@ -51,6 +51,8 @@ class RunConfig:
     log_every: int = 50            # steps between reading losses back from the device
     checkpoint_every: int = 500    # steps between checkpoints (also at each epoch's end)
     samples: int = 64              # fixed-noise images in each epoch's grid
+    eval_every: int = 0            # epochs between evaluations with the dataset's metrics (0: never)
+    eval_n: int = 10000            # samples per evaluation during training
     compile: bool = False          # torch.compile G and D (falls back to eager, with a warning, if it fails)
     channels_last: bool = False    # NHWC memory format for convolutional networks and batches
     budget: float = 0.0            # seconds of training after which the run ends as if done; 0: none
@@ -81,7 +83,7 @@ class RunConfig:
         """Reject values no run can use, with a sentence naming the flag."""
         positive = {"epochs": "--epochs", "batch_size": "--batch-size", "z_dim": "--z-dim",
                     "g_width": "--g-width", "d_width": "--d-width", "log_every": "--log-every",
-                    "checkpoint_every": "--checkpoint-every", "samples": "--samples"}
+                    "checkpoint_every": "--checkpoint-every", "samples": "--samples", "eval_n": "--eval-n"}
         for name, flag in positive.items():
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -96,6 +98,8 @@ class RunConfig:
             raise GanzooError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
         if self.channels not in (0, 1, 3):
             raise GanzooError(f"--channels must be 1 or 3, got {self.channels}.")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise GanzooError(f"--eval-every must be 0 (off) or a positive number of epochs, got {self.eval_every!r}.")
         for name in ("compile", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise GanzooError(f"{name} must be true or false, got {getattr(self, name)!r}.")

@@ -332,6 +332,9 @@ class Trainer:
                     progress.update(task, epoch=f"{min(self.epoch + 1, cfg.epochs)}{of_epochs}")
                     progress.console.print(f"epoch {self.epoch}{of_epochs} done, step {self.step}: "
                                            f"samples {grid}")
+                    if cfg.eval_every and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs) \
+                            and not self.stop_requested:
+                        self.evaluate(progress.console)
                     if self.stop_requested and self.epoch < cfg.epochs:
                         raise self._interrupted()
                     if self.out_of_time:
@@ -342,6 +345,15 @@ class Trainer:
                               f"{self.files.root} is intact. Continue with: ganzoo run --resume "
                               f"{self.files.root}") from None
         return self.files.generator
+
+    def evaluate(self, console: Console) -> dict[str, float]:
+        """Score G with the dataset's metrics (ganzoo.evaluate); logged to metrics.jsonl and printed."""
+        from .evaluate import evaluate, format_scores
+
+        scores = evaluate(self.G, config=self.config, n=self.config.eval_n, device=self.device)
+        self.log({"step": self.step, "epoch": self.epoch, "eval_n": self.config.eval_n, **scores, "time": time.time()})
+        console.print(f"epoch {self.epoch} eval: {format_scores(scores)}")
+        return scores
 
     def _interrupted(self) -> Interrupted:
         return Interrupted(f"Interrupted at step {self.step}; checkpoint saved in {self.files.root}. "
