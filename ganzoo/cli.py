@@ -48,6 +48,11 @@ RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint
              "eval_every", "eval_n"}
 
 
+# Run flags `compare` passes to every model alike (the rest follow each model's own defaults).
+COMPARE_FLAGS = ("--batch-size", "--image-size", "--channels", "--z-dim", "--g-width", "--d-width", "--precision",
+                 "--log-every")
+
+
 def _flag_field(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
@@ -92,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
     cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
     cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
-    cmp.add_argument("--image-size", type=int, default=None, help="for every model (default: the dataset's)")
-    cmp.add_argument("--batch-size", type=int, default=None, help="for every model (default: each model's, 128)")
+    for flag, type_, help_ in RUN_FLAGS:
+        if flag in COMPARE_FLAGS:
+            cmp.add_argument(flag, type=type_, default=None, help=help_ + ", the same for every model")
     cmp.add_argument("--device", default="auto")
     cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
     cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
@@ -182,8 +188,9 @@ def cmd_compare(args) -> int:
     contenders = parse_contenders(args.models)
     settings = Settings(data=args.data, data_dir=args.data_dir, epochs=args.epochs, budget=args.budget,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
-                        metrics=args.metrics, image_size=args.image_size, batch_size=args.batch_size,
-                        device=args.device, download=not args.no_download)
+                        metrics=args.metrics, device=args.device, download=not args.no_download,
+                        overrides={_flag_field(f): getattr(args, _flag_field(f)) for f in COMPARE_FLAGS
+                                   if getattr(args, _flag_field(f)) is not None})
     for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
         if value is not None and value < 2 - (flag == "--epochs"):
             raise GanzooError(f"{flag} is too small: {value}.")
@@ -196,7 +203,7 @@ def cmd_compare(args) -> int:
         raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
                           f"the same command and --resume.") from None
     report = write_report(results, folder, "ganzoo " + shlex.join(args.argv), contenders)
-    out.print(rich_table(results))
+    (out if out.is_terminal else Console(width=200)).print(rich_table(results))   # a log file keeps whole rows
     console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
     return 0
 

@@ -73,8 +73,7 @@ class Settings:
     n: int | None = None               # samples for the final scores (default: what the metrics ask for)
     curve_n: int = 2000                # samples at the intermediate evaluation points
     metrics: str | None = None
-    image_size: int | None = None
-    batch_size: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)   # RunConfig fields set alike for every model
     device: str = "auto"
     download: bool = True
 
@@ -237,8 +236,8 @@ class Comparison:
         from .run import make_config
 
         s = self.settings
-        overrides = {"data": s.data, "data_dir": s.data_dir, "seed": seed, "device": s.device,
-                     "image_size": s.image_size, "batch_size": s.batch_size, "epochs": s.epochs or 1}
+        overrides = {**s.overrides, "data": s.data, "data_dir": s.data_dir, "seed": seed, "device": s.device,
+                     "epochs": s.epochs or 1}
         config = make_config(contender.model, overrides)
         config.out = str(self.out / "runs" / f"{contender.label}-seed{seed}")
         return config
@@ -397,7 +396,8 @@ def best_labels(results: dict, key: str, direction: str) -> set[str]:
     """The contenders holding the best mean of a column (ties share it); diverged runs do not compete."""
     means = {label: e["summary"].get(key, {}).get("mean", math.nan) for label, e in results["contenders"].items()
              if "diverged" not in e["status"]}
-    means = {k: v for k, v in means.items() if v is not None and math.isfinite(v)}
+    # compared as shown (4 significant digits): equal-looking numbers share the mark
+    means = {k: float(f"{v:.4g}") for k, v in means.items() if v is not None and math.isfinite(v)}
     if not means or direction not in ("lower", "higher"):
         return set()
     target = min(means.values()) if direction == "lower" else max(means.values())
@@ -456,7 +456,7 @@ def rich_table(results: dict) -> Table:
 
 def markdown_table(results: dict) -> str:
     header, rows = table_rows(results)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
     for row in rows:
         lines.append("| " + " | ".join(f"**{t}**" if b else t for t, b in row) + " |")
     return "\n".join(lines)
@@ -485,6 +485,9 @@ def write_report(results: dict, out: Path, command: str, contenders: list[Conten
         f"images the same way — the floor. The best value in each column is in bold. "
         f"Device: {env.get('gpu') or env.get('device')} ({env.get('cpus')} CPUs), torch {env.get('torch')}.", "",
         markdown_table(results), "",
+        "img/s: median training throughput from the run's log; train time: wall time of training (data "
+        "loading included, scoring excluded); peak mem: " + ("the CUDA allocator's peak." if env.get("gpu") else
+        "the process's peak resident memory while that model trained (libraries included)."), "",
     ]
     notes = [f"- **{label}** (seed {r['seed']}): {r['status']} — {r['message']}"
              for label, e in results["contenders"].items() for r in e["runs"] if r["status"] != "ok"]

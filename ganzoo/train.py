@@ -298,7 +298,9 @@ class Trainer:
                         self.step += 1
                         self.step_in_epoch += 1
                         window_steps += 1
-                        if self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch:
+                        self.out_of_time = time.perf_counter() >= deadline
+                        if (self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch
+                                or self.out_of_time):                     # the log reaches the last step
                             means = (stats_sum / window_steps).tolist()  # the one host sync per window
                             elapsed = time.perf_counter() - window_start
                             record = self._record(means, window_steps * cfg.batch_size / elapsed)
@@ -308,7 +310,6 @@ class Trainer:
                             stats_sum.zero_()
                             window_steps, window_start = 0, time.perf_counter()
                         progress.update(task, completed=self.step)
-                        self.out_of_time = time.perf_counter() >= deadline
                         if (self.stop_requested or self.out_of_time) and self.step_in_epoch < steps_per_epoch:
                             break
                         if self.step % cfg.checkpoint_every == 0 and self.step_in_epoch < steps_per_epoch:
