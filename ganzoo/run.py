@@ -86,6 +86,9 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
     if not resume and holds_run(files.root) and not overwrite:
         raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
                           f"(or pass --overwrite to replace it).")
+    if config.eval_every:
+        from .evaluate import resolve_metrics
+        resolve_metrics(None, config.data, config.channels)  # fail now, not after the first epoch
     created = [p for p in (files.root, *files.root.parents) if not p.exists()]  # deepest first
     try:
         check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
@@ -127,7 +130,7 @@ def clear_run(files) -> None:
         stale.append(files.root / f"{old_model}.safetensors")
     for path in stale:
         path.unlink(missing_ok=True)
-    for grid in files.samples.glob("epoch_*.png"):
+    for grid in (*files.samples.glob("epoch_*.png"), *files.samples.glob("step_*.png")):  # step_: --budget's
         grid.unlink()
 
 

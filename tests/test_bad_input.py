@@ -128,6 +128,10 @@ CASES = [
     ("unknown precision", [*RUN, "--precision", "fp8"], "--precision must be auto, fp32, bf16 or fp16"),
     ("unknown divergence policy", [*RUN, "--on-divergence", "explode"], "--on-divergence must be 'stop' or"),
     ("unknown flag", [*RUN, "--colour", "red"], "unrecognized arguments: --colour red"),
+    ("budget not a duration", [*RUN, "--budget", "abc"], "A duration looks like 90s, 5m or 1.5h; got 'abc'"),
+    ("negative evaluation interval", [*RUN, "--eval-every", "-1"], "--eval-every must be 0 (off) or a positive"),
+    ("zero evaluation samples", [*RUN, "--eval-n", "0"], "--eval-n must be a positive integer, got 0"),
+    ("evaluation without a metric for the data", [*RUN, "--eval-every", "1"], "No metric is registered for"),
     # networks that cannot fit in memory, refused before anything is allocated
     ("width beyond memory", [*RUN, "--g-width", "100000"], "more than the"),
     ("latent beyond memory", [*RUN, "--z-dim", "1000000000"], "more than the"),
@@ -174,6 +178,10 @@ CASES = [
     ("sample a million images", ["sample", "{a_file}", "-n", "1000000"], "-n must lie between 1 and 10000"),
     ("sample zero per row", ["sample", "{a_file}", "--nrow", "0"], "--nrow must be a positive integer"),
     ("sample with a negative seed", ["sample", "{a_file}", "--seed", "-4"], "--seed must lie in"),
+    # evaluating and comparing
+    ("eval a missing file", ["eval", "nowhere.safetensors"], "No weights file at nowhere.safetensors"),
+    ("compare nothing", ["compare"], "the following arguments are required: MODEL"),
+    ("compare an unknown model", ["compare", "nosuch", "--data", "fake"], "Unknown model 'nosuch'"),
     # the conformance kit
     ("check-plugin of an unknown plugin", ["check-plugin", "nosuch"], "No plugin named 'nosuch' is installed"),
     ("check-plugin without a name", ["check-plugin"], "Name the plugin to check"),
@@ -276,6 +284,7 @@ RUN_VALUES = {
     "--checkpoint-every": ["1", "2", "0", "-1"],
     "--samples": ["1", "4", "0", "5000", "-1"],
     "--on-divergence": ["stop", "rollback", "explode", ""],
+    "--budget": ["1s", "abc", "0", "-5s", "1e400s"],
     "--out": ["{fresh}", "{fresh}", "{a_file}", "{a_file}/run", "/proc/ganzoo-run", "{finished}", "{stopped_early}"],
 }
 # Always given, so that any command line that is valid trains for a moment only: 1 epoch of at most
