@@ -104,6 +104,7 @@ DAMAGED = {
     "config field of wrong type": (lambda raw: with_config(raw, z_dim="16"), "'z_dim' should be int, got str"),
     "config true for an int": (lambda raw: with_config(raw, z_dim=True), "'z_dim' should be int, got bool"),
     "config null for a name": (lambda raw: with_config(raw, generator=None), "'generator' should be str"),
+    "config NUL in a name": (lambda raw: with_config(raw, generator="dc\0gan"), "'generator' holds a NUL character"),
     "config unknown field": (lambda raw: with_config(raw, colour="red"), "unknown fields ['colour']"),
     "config negative size": (lambda raw: with_config(raw, z_dim=-3), "--z-dim must be a positive integer"),
     "config huge latent": (lambda raw: with_config(raw, z_dim=10 ** 12), "the model expects (1000000000000"),
