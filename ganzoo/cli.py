@@ -50,9 +50,15 @@ def _flag_field(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
+class UsageError(GanzooError):
+    """A command line argparse cannot read: exit status 2, as argparse itself uses."""
+
+    exit_code = 2
+
+
 class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, like every other ganzoo error
-        raise GanzooError(f"{message} (see: {self.prog} --help)")
+    def error(self, message):  # one line like every other ganzoo error, and exit 2
+        raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
