@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import GanzooError
+from .config import UNLIMITED_EPOCHS, parse_duration
+from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
@@ -20,6 +21,7 @@ out = Console()                  # what a command is asked to print
 # Flags that map one-to-one onto RunConfig fields; default None means "not given".
 RUN_FLAGS = [
     ("--epochs", int, "epochs to train (default 5)"),
+    ("--budget", "duration", "stop cleanly after this much training time, e.g. 90s, 5m, 1h (default: none)"),
     ("--batch-size", int, "images per step (default 128)"),
     ("--lr", float, "Adam learning rate (default 2e-4)"),
     ("--beta1", float, "Adam beta1 (default 0.5)"),
@@ -42,8 +44,13 @@ RUN_FLAGS = [
                         "(default off: no gain measured on a CPU)"),
     ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
 ]
-RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last",
+RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last",
              "eval_every", "eval_n"}
+
+
+# Run flags `compare` passes to every model alike (the rest follow each model's own defaults).
+COMPARE_FLAGS = ("--batch-size", "--image-size", "--channels", "--z-dim", "--g-width", "--d-width", "--precision",
+                 "--log-every")
 
 
 def _flag_field(flag: str) -> str:
@@ -78,7 +85,32 @@ def build_parser() -> argparse.ArgumentParser:
         if type_ is bool:  # --flag / --no-flag
             run.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
-            run.add_argument(flag, type=type_, default=None, help=help_)
+            run.add_argument(flag, type=parse_duration if type_ == "duration" else type_, default=None, help=help_)
+
+    cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
+                         description="Train every named model under the same data, seeds and budget (or score "
+                                     "finished runs given as paths), evaluate all with the same metrics, and write "
+                                     "a report folder: report.md, results.json, samples/losses/metrics plots.")
+    cmp.add_argument("models", nargs="+", metavar="MODEL", help="registered model names, run folders or weights files")
+    cmp.add_argument("--data", default="mnist", help="dataset name (default mnist)")
+    cmp.add_argument("--data-dir", default=None, help="local copy of the dataset")
+    cmp.add_argument("--epochs", type=int, default=None, help="equal epochs for every model (default 1)")
+    cmp.add_argument("--budget", type=parse_duration, default=None,
+                     help="equal training time for every model instead, e.g. 90s, 5m")
+    cmp.add_argument("--points", type=int, default=4, help="evaluation points along a --budget run (default 4)")
+    cmp.add_argument("--seeds", type=int, default=1, help="seeds per model; scores show mean ± std (default 1)")
+    cmp.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
+    cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
+    cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
+    for flag, type_, help_ in RUN_FLAGS:
+        if flag in COMPARE_FLAGS:
+            cmp.add_argument(flag, type=type_, default=None, help=help_ + ", the same for every model")
+    cmp.add_argument("--device", default="auto")
+    cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
+    cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
+    cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
+    cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
     sample.add_argument("weights", help="a .safetensors file written by ganzoo run")
@@ -144,11 +176,41 @@ def cmd_run(args) -> int:
         return 0
     if not args.model:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
+    if overrides["budget"] and not overrides["epochs"]:
+        overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
     overrides["data"] = args.data or "mnist"
     overrides["data_dir"] = args.data_dir
     config = make_config(args.model, overrides)
     config.out = args.out or default_out(config)
     train(config, download=not args.no_download, overwrite=args.overwrite, console=console)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import shlex
+
+    from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
+
+    contenders = parse_contenders(args.models)
+    settings = Settings(data=args.data, data_dir=args.data_dir, epochs=args.epochs, budget=args.budget,
+                        points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
+                        metrics=args.metrics, device=args.device, download=not args.no_download,
+                        overrides={_flag_field(f): getattr(args, _flag_field(f)) for f in COMPARE_FLAGS
+                                   if getattr(args, _flag_field(f)) is not None})
+    for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
+        if value is not None and value < 2 - (flag == "--epochs"):
+            raise GanzooError(f"{flag} is too small: {value}.")
+    folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
+    comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
+                            overwrite=args.overwrite)
+    try:
+        results = comparison.run()
+    except Interrupted as exc:
+        raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
+                          f"the same command and --resume.") from None
+    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv), contenders)
+    (out if out.is_terminal else Console(width=200)).print(rich_table(results))   # a log file keeps whole rows
+    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
     return 0
 
 
@@ -257,13 +319,16 @@ def cmd_check_plugin(args) -> int:
     return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
 
 
-COMMANDS = {"run": cmd_run, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list, "plugins": cmd_plugins,
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
+            "plugins": cmd_plugins,
             "check-plugin": cmd_check_plugin}
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return COMMANDS[args.command](args)
     except GanzooError as exc:
         console.print(f"[bold red]error[/bold red]: {exc}", highlight=False, soft_wrap=True)
