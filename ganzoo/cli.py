@@ -1,4 +1,4 @@
-"""The `ganzoo` command line: run, sample, list, plugins."""
+"""The `ganzoo` command line: run, sample, list, plugins, and the analyses (ganzoo.analysis.commands)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .analysis import commands as analysis
 from .errors import GanzooError
 
 console = Console(stderr=True)   # progress, tables, errors
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="every registered model, generator, discriminator, loss and dataset")
     sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load")
+    analysis.add_commands(sub)
     return parser
 
 
@@ -170,7 +172,7 @@ def _warn_failed(regs) -> None:
         console.print(f"[yellow]warning[/yellow]: plugin {info.name!r} failed to load: {info.error}")
 
 
-COMMANDS = {"run": cmd_run, "sample": cmd_sample, "list": cmd_list, "plugins": cmd_plugins}
+COMMANDS = {"run": cmd_run, "sample": cmd_sample, "list": cmd_list, "plugins": cmd_plugins, **analysis.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
