@@ -295,11 +295,11 @@ def test_probe_command_reports_three_feature_sets(run_dir, tmp_path, capsys):
     assert code == 0, err
     report = json.loads(out.read_text())
     names = [r["features"] for r in report["results"]]
-    assert names == ["D features (trained)", "D features (random weights)", "raw pixels"]
+    assert names == ["trained D", "random D", "raw pixels"]
     assert [r["dim"] for r in report["results"]] == [(8 + 16 + 32) * 16, (8 + 16 + 32) * 16, 32 * 32]
     assert report["test_images"] == 200 and report["classes"] == 4
     assert all(0.5 < r["test_accuracy"] <= 1 for r in report["results"])    # quadrants: chance is 0.25
-    assert "D features (trained)" in stdout and "raw pixels" in stdout
+    assert "trained D" in stdout and "raw pixels" in stdout
 
 
 def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, monkeypatch):

@@ -272,8 +272,8 @@ def cmd_probe(args) -> int:
     idx = per_class_subset(train.labels, args.per_class, args.seed)
     order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))[:args.test_size]
     extractors = {
-        "D features (trained)": lambda images, what: hidden_features(D, images, progress=what),
-        "D features (random weights)": lambda images, what: hidden_features(D_random, images, progress=what),
+        "trained D": lambda images, what: hidden_features(D, images, progress=what),
+        "random D": lambda images, what: hidden_features(D_random, images, progress=what),
         "raw pixels": lambda images, what: (pixel_features(images), [images[0].numel()]),
     }
     results = compare_features(extractors, train.images[idx], train.labels[idx], test.images[order],

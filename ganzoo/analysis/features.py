@@ -27,7 +27,7 @@ from ..errors import GanzooError
 
 LEARNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 POOL = 4                                  # the paper's 4x4 grid
-LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # L2 strengths tried on the held-out split
+LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)   # L2 strengths tried on the held-out split
 
 
 def feature_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
