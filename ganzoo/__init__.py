@@ -4,6 +4,7 @@ from .config import ModelSpec, RunConfig
 from .data import ImageData
 from .errors import GanzooError
 from .hookspecs import hookimpl
+from .registry import PowersOfTwo
 
-__all__ = ["GanzooError", "ImageData", "ModelSpec", "RunConfig", "hookimpl"]
+__all__ = ["GanzooError", "ImageData", "ModelSpec", "PowersOfTwo", "RunConfig", "hookimpl"]
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
@@ -75,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="every registered model, generator, discriminator, loss and dataset")
     sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load")
+
+    check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
+                           description="Check every generator, discriminator, loss and model a plugin registers "
+                                       "against ganzoo's contracts (see ganzoo.testing); exit status 1 on a failure.")
+    check.add_argument("names", nargs="*", metavar="NAME", help="plugin name as `ganzoo plugins` shows it, or its "
+                                                                  "distribution's name")
+    check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")
+    check.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     analysis.add_commands(sub)
     return parser
 
@@ -146,7 +155,7 @@ def cmd_list(args) -> int:
         table.add_column("description")
         table.add_column("plugin", style="dim")
         for entry in registry:
-            table.add_row(entry.name, entry.description, entry.plugin)
+            table.add_row(entry.name, escape(entry.description), entry.plugin)  # plugin text is not markup
         out.print(table)
     _warn_failed(regs)
     return 0
@@ -157,11 +166,12 @@ def cmd_plugins(args) -> int:
 
     regs = registries()
     table = Table(title="plugins", title_justify="left")
-    for column in ("name", "version", "source", "registered", "status"):
+    table.add_column("name", no_wrap=True)  # what `ganzoo check-plugin NAME` takes: never cut short
+    for column in ("version", "source", "registered", "status"):
         table.add_column(column)
     for info in regs.plugins:
-        registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
-        status = f"[red]failed: {info.error}[/red]" if info.error else "[green]ok[/green]"
+        registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
+        status = f"[red]failed: {escape(info.error)}[/red]" if info.error else "[green]ok[/green]"
         table.add_row(info.name, info.version, info.source, registered or "-", status)
     out.print(table)
     return 0
@@ -172,7 +182,14 @@ def _warn_failed(regs) -> None:
         console.print(f"[yellow]warning[/yellow]: plugin {info.name!r} failed to load: {info.error}")
 
 
-COMMANDS = {"run": cmd_run, "sample": cmd_sample, "list": cmd_list, "plugins": cmd_plugins, **analysis.COMMANDS}
+def cmd_check_plugin(args) -> int:
+    from .testing import check_plugins_command
+
+    return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
+
+
+COMMANDS = {"run": cmd_run, "sample": cmd_sample, "list": cmd_list, "plugins": cmd_plugins,
+            "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

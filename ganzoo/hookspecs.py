@@ -12,7 +12,9 @@ object with functions marked `@hookimpl`:
 
 Built-in plugins (the `ganzoo_plugins` package, from the repository's plugins/
 folder) use exactly these hooks; third-party packages expose their module under
-the `ganzoo` entry-point group.
+the `ganzoo` entry-point group. docs/plugins.md has a runnable snippet for every
+hook here (a test fails on a hook it lacks); `ganzoo check-plugin NAME` and
+`ganzoo.testing.check_plugin` check a plugin against these contracts.
 """
 
 import pluggy
@@ -29,6 +31,12 @@ def register_generators(register):
     channels, z_dim, width)`` returns an ``nn.Module`` whose ``forward(z)`` maps a
     ``[B, z_dim]`` latent batch to ``[B, channels, image_size, image_size]`` images
     in [-1, 1]. The description defaults to the factory docstring's first line.
+
+    Optional keyword ``image_sizes``: the sizes the network can be built at, as
+    anything that answers ``size in image_sizes`` (a tuple, a ``range``, or
+    ``ganzoo.PowersOfTwo(8)`` for 8, 16, 32, ...); left out, any size. ``ganzoo
+    run`` refuses other sizes with a clear message, and the conformance kit
+    (``ganzoo check-plugin``) tests the declared ones.
     """
 
 
@@ -39,7 +47,8 @@ def register_discriminators(register):
     Call ``register(name, factory, description=None)``. ``factory(*, image_size,
     channels, width)`` returns an ``nn.Module`` whose ``forward(x)`` maps
     ``[B, channels, image_size, image_size]`` images in [-1, 1] to ``[B]`` raw
-    logits (no sigmoid: the losses work on logits).
+    logits (no sigmoid: the losses work on logits). Optional keyword
+    ``image_sizes``, as for generators.
     """
 
 

@@ -14,6 +14,50 @@ from .errors import GanzooError
 
 
 @dataclass(frozen=True)
+class PowersOfTwo:
+    """The image sizes 2**k from `minimum` (to `maximum`, if given): what stride-2 convolution stacks support.
+
+    Pass it as ``image_sizes=`` when registering a network: ``size in PowersOfTwo(8)``
+    is true for 8, 16, 32, 64, ...
+    """
+
+    minimum: int = 8
+    maximum: int | None = None
+
+    def __contains__(self, size: object) -> bool:
+        return (isinstance(size, int) and size >= self.minimum and size & (size - 1) == 0
+                and (self.maximum is None or size <= self.maximum))
+
+    def __str__(self) -> str:
+        sizes = [2 ** k for k in range(self.minimum.bit_length() - 1, 40) if 2 ** k in self]
+        shown = ", ".join(map(str, sizes[:4])) + (", ..." if len(sizes) > 5 else "".join(f", {s}" for s in sizes[4:]))
+        upper = f" and at most {self.maximum}" if self.maximum else ""
+        return f"a power of two, at least {self.minimum}{upper} ({shown})"
+
+
+def describe_sizes(sizes: Any) -> str:
+    """A declared `image_sizes` in words, for error messages and listings."""
+    if sizes is None:
+        return "any size"
+    if isinstance(sizes, range) and sizes.step == 1:
+        return f"from {sizes.start} to {sizes.stop - 1}"
+    if isinstance(sizes, range):
+        return f"from {sizes.start} to {sizes.stop - 1} in steps of {sizes.step}"
+    if isinstance(sizes, (tuple, list, set, frozenset)):
+        return "one of " + ", ".join(map(str, sorted(sizes)))
+    return str(sizes)
+
+
+def _check_sizes(sizes: Any, what: str) -> None:
+    if isinstance(sizes, (str, bytes)) or not hasattr(type(sizes), "__contains__"):
+        raise GanzooError(f"{what} declares image_sizes={sizes!r}; give a tuple of ints, a range or "
+                          f"ganzoo.PowersOfTwo(...), anything that answers `size in image_sizes`.")
+    if isinstance(sizes, (tuple, list, set, frozenset, range)) and (
+            not sizes or not all(isinstance(s, int) and s > 0 for s in sizes)):
+        raise GanzooError(f"{what} declares image_sizes={sizes!r}; it must hold at least one positive int.")
+
+
+@dataclass(frozen=True)
 class Entry:
     """One registered thing: what it is called, how to build it, who registered it."""
 
@@ -22,6 +66,14 @@ class Entry:
     description: str
     plugin: str
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_sizes(self) -> Any:
+        """What the network declared with ``register(..., image_sizes=...)``; None means any size."""
+        return self.info.get("image_sizes")
+
+    def supports_image_size(self, size: int) -> bool:
+        return self.image_sizes is None or size in self.image_sizes
 
 
 def _first_line(text: str | None) -> str:
@@ -45,6 +97,8 @@ class Registry:
                 f"The {self.kind} name {name!r} is registered twice: by plugin {other!r} and by plugin "
                 f"{plugin!r}; uninstall one of them or ask its author to rename it."
             )
+        if "image_sizes" in info:
+            _check_sizes(info["image_sizes"], f"Plugin {plugin!r}'s {self.kind} {name!r}")
         description = description or _first_line(getattr(factory, "__doc__", None))
         self._entries[name] = Entry(name, factory, description, plugin, dict(info))
 

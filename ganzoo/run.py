@@ -15,11 +15,16 @@ from .config import RunConfig
 from .data import load_dataset
 from .errors import GanzooError
 from .plugins import Registries, registries
+from .registry import describe_sizes
 
 
 def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
     """RunConfig defaults, then the model's own defaults, then the user's flags (None = not given)."""
     regs = regs or registries()
+    if model not in regs.models and regs.failed:  # the model may come from a plugin that failed to load
+        failed = "; ".join(f"{p.name!r}: {p.error}" for p in regs.failed)
+        raise GanzooError(f"{regs.models.unknown_message(model)} Plugins that failed to load may provide it "
+                          f"({failed}); see `ganzoo plugins`.")
     spec = regs.models.get(model).factory
     values = {**spec.defaults, **{k: v for k, v in overrides.items() if v is not None}}
     config = RunConfig(model=model, generator=spec.generator, discriminator=spec.discriminator, loss=spec.loss)
@@ -40,6 +45,12 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
     config.image_size = config.image_size or dataset.info.get("image_size", 32)
     config.channels = config.channels or dataset.info.get("channels", 1)
     config.validate()
+    for kind, registry, name in (("generator", regs.generators, config.generator),
+                                 ("discriminator", regs.discriminators, config.discriminator)):
+        entry = registry.get(name)
+        if not entry.supports_image_size(config.image_size):  # before any data is loaded
+            raise GanzooError(f"The {kind} {name!r} needs an image size that is {describe_sizes(entry.image_sizes)}, "
+                              f"got {config.image_size}; choose one with --image-size.")
     return config
 
 

@@ -17,7 +17,7 @@ import math
 
 from torch import nn
 
-from ganzoo import GanzooError, ModelSpec, hookimpl
+from ganzoo import GanzooError, ModelSpec, PowersOfTwo, hookimpl
 
 
 def _doublings(image_size: int) -> int:
@@ -87,12 +87,12 @@ class DCGANDiscriminator(nn.Module):
 
 @hookimpl
 def register_generators(register):
-    register("dcgan", DCGANGenerator)
+    register("dcgan", DCGANGenerator, image_sizes=PowersOfTwo(8))
 
 
 @hookimpl
 def register_discriminators(register):
-    register("dcgan", DCGANDiscriminator)
+    register("dcgan", DCGANDiscriminator, image_sizes=PowersOfTwo(8))
 
 
 @hookimpl
