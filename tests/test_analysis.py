@@ -210,6 +210,9 @@ def test_class_terms_take_a_labellers_most_confident_exemplars():
     assert ids.tolist() == [0, 0, 0] and pick_by_class(ids, confidence, 0, 2).tolist() == [0, 1]
     with pytest.raises(GanzooError, match="need a labeller"):
         vector_arithmetic(parse_expression("class:1"), config, G)
+    # too few of a class: the error says how the labeller split the pool
+    with pytest.raises(GanzooError, match=r"Only 32 of 64 .* classes there: 0: 32, 1: 32\)"):
+        vector_arithmetic(parse_expression("class:1"), config, G, exemplars=40, pool=64, labeller=brightness_scores)
 
 
 # -- filters, feature maps, dropout -----------------------------------------------------------------
@@ -252,6 +255,8 @@ def test_probe_finds_the_maps_that_carry_a_class():
     acts[positive, 5] += 1.0                                                  # maps 5 and 17 fire for the class
     acts[positive, 17] += 0.6
     assert maps_for_class(acts, positive, top=2) == [5, 17]
+    every = maps_for_class(acts, positive, top=None)                         # the paper's rule: all positive weights
+    assert every[:2] == [5, 17] and 2 < len(every) < 32
     with pytest.raises(GanzooError, match="both"):
         maps_for_class(acts, torch.zeros(400, dtype=torch.bool), top=2)
 
@@ -274,7 +279,8 @@ def test_sheet_interpolate_arithmetic_filters_featuremaps(run_dir, tmp_path, cap
     code, stdout, err = run_cli(capsys, "interpolate", run_dir, "--path", "0,1,2", "--path", "3,4,5",
                                 "--steps", "4", "--out", out)
     assert code == 0, err
-    assert Image.open(out).size == (7 * 32 + 8 * 2, 2 * 32 + 3 * 2)          # 2 rows of 7 images, save_grid padding
+    with Image.open(out) as png:                                              # 2 rows of 7 images, upscaled 2x,
+        assert png.height == 2 * 64 + 3 * 2 and png.width > 7 * 64 + 8 * 2   # after a caption column
     with Image.open(out.with_suffix(".gif")) as gif:
         assert gif.n_frames == 7 + 5                                          # forward, then back without the ends
         assert gif.size == (2 * 64 + 3 * 4, 64 + 2 * 4)                         # the rows side by side, upscaled 2x
@@ -337,6 +343,7 @@ def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, m
     (["arithmetic", "{gen}", "class:3"], "needs the discriminator"),
     (["dropout", "{gen}", "--maps", "0", "--layer", "7"], "hidden layers: 0: net.3"),
     (["dropout", "{gen}", "--maps", "99"], "has maps 0..15"),
+    (["dropout", "{gen}", "--maps", "0", "--top", "-1"], "--top must be 0"),
     (["arithmetic", "{run}", "1 +"], "ends with a sign"),
     (["arithmetic", "{run}", "class:2", "--labeller", "mnist-clf"], "Unknown labeller"),
     (["probe", "{run}", "--per-class", "5000"], "lower --per-class"),

@@ -21,7 +21,7 @@ from torch import nn
 from ..config import RunConfig
 from ..errors import GanzooError
 from .common import board, generate, latents, parse_indices
-from .labellers import Labeller, label, pick_by_class
+from .labellers import Labeller, class_counts, label, pick_by_class
 
 _CLASS = re.compile(r"^class:(\d+)$")
 
@@ -93,8 +93,9 @@ def resolve_terms(terms: list[Term], config: RunConfig, G: nn.Module, seed: int,
         for term in wanted:
             picked = pick_by_class(ids, confidence, term.label, exemplars)
             if len(picked) < exemplars:
-                raise GanzooError(f"Only {len(picked)} of {pool} samples were labelled class {term.label}; raise "
-                                  f"--pool or lower --exemplars.")
+                raise GanzooError(f"Only {len(picked)} of {pool} samples were labelled class {term.label} (the "
+                                  f"labeller's classes there: {class_counts(ids)}); raise --pool, lower "
+                                  f"--exemplars or pick a more common class.")
             term.indices = picked.tolist()
     return [latents(config, seed, t.indices) for t in terms]
 

@@ -111,7 +111,9 @@ def add_commands(sub) -> None:
     choice = p.add_mutually_exclusive_group(required=True)
     choice.add_argument("--maps", default=None, metavar="I,J,...", help="the maps to drop")
     choice.add_argument("--class", dest="target", type=int, default=None, help="drop the maps that draw this class")
-    p.add_argument("--top", type=int, default=10, help="maps --class drops at most (default 10)")
+    p.add_argument("--top", type=int, default=10,
+                   help="maps --class drops at most; 0 drops every map the probe weighs positively, the paper's "
+                        "rule (default 10)")
     p.add_argument("--pool", type=int, default=1024, help="labelled samples the probe learns from (default 1024)")
     p.add_argument("-n", type=int, default=16, help="samples to show (default 16)")
     _labeller_flags(p)
@@ -170,10 +172,8 @@ def cmd_sheet(args) -> int:
 
 def cmd_interpolate(args) -> int:
     import torch
-    from einops import rearrange
 
-    from ..train import save_grid
-    from .common import latents, parse_indices, save_gif, view_scale
+    from .common import board, latents, parse_indices, save_gif, save_png, view_scale
     from .interpolate import gif_frames, interpolate
 
     _positive(args.rows, "--rows")
@@ -189,12 +189,16 @@ def cmd_interpolate(args) -> int:
         paths = [[2 * r, 2 * r + 1] for r in range(args.rows)]
     keys = torch.stack([latents(nets.config, args.seed, p) for p in paths])            # [rows, k, d]
     images, _ = interpolate(nets.G, keys, args.steps, args.mode)                      # [rows, cols, C, H, W]
-    png = _output(args, f"interpolate-{args.mode}.png")
-    save_grid(rearrange(images, "r t c h w -> (r t) c h w"), png, nrow=images.shape[1])
+    # one row per walk, captioned with its keyframes, each keyframe cell marked with its sheet number
+    leg = args.steps - 1
+    labels = [[f"#{p[col // leg]}" if col % leg == 0 else "" for col in range(images.shape[1])] for p in paths]
+    scale = view_scale(nets.config.image_size)
+    png = save_png(board([list(row) for row in images], captions=["->".join(map(str, p)) for p in paths],
+                         cell_labels=labels, scale=scale), _output(args, f"interpolate-{args.mode}.png"))
     written = [str(png)]
     if not args.no_gif:
         gif = Path(args.gif) if args.gif else png.with_suffix(".gif")
-        save_gif(gif_frames(images, scale=view_scale(nets.config.image_size)), gif, fps=args.fps)
+        save_gif(gif_frames(images, scale=scale), gif, fps=args.fps)
         written.append(str(gif))
     rows = ", ".join("->".join(map(str, p)) for p in paths)
     out.print(f"{len(paths)} {args.mode} walk(s) ({rows}) of seed {args.seed}, {images.shape[1]} images each -> "
@@ -304,10 +308,12 @@ def cmd_dropout(args) -> int:
 
     from .common import board, generate, latents, parse_indices, save_png, view_scale
     from .dropout import check_maps, generate_dropped, map_activations, maps_for_class, pick_layer
-    from .labellers import label, pick_by_class
+    from .labellers import class_counts, label, pick_by_class
 
-    for flag in ("top", "pool", "n"):
+    for flag in ("pool", "n"):
         _positive(getattr(args, flag), "-n" if flag == "n" else f"--{flag}")
+    if args.top < 0:
+        raise GanzooError(f"--top must be 0 (every positively weighted map) or more, got {args.top}.")
     nets = _load(args)
     layer = pick_layer(nets.G, nets.config.z_dim, args.layer)
     z = latents(nets.config, args.seed, range(args.pool if args.target is not None else args.n))
@@ -319,7 +325,11 @@ def cmd_dropout(args) -> int:
         labeller = _labeller(args, nets)
         ids, confidence = label(labeller, generate(nets.G, z))
         positive = ids == args.target
-        maps = maps_for_class(map_activations(nets.G, z, layer), positive, args.top)
+        if positive.all() or not positive.any():
+            raise GanzooError(f"The labeller put {int(positive.sum())} of {len(z)} samples in class {args.target} "
+                              f"(its classes there: {class_counts(ids)}); the probe needs samples of the class and "
+                              f"of others: raise --pool or pick another --class.")
+        maps = maps_for_class(map_activations(nets.G, z, layer), positive, args.top or None)
         if not maps:
             raise GanzooError(f"No map of layer {layer.describe()} predicts class {args.target} positively; try "
                               f"another --layer.")

@@ -93,8 +93,10 @@ def map_activations(G: nn.Module, z: torch.Tensor, layer: Layer, batch: int = 25
     return torch.cat(parts)
 
 
-def maps_for_class(activations: torch.Tensor, positive: torch.Tensor, top: int, lam: float = 1e-2) -> list[int]:
+def maps_for_class(activations: torch.Tensor, positive: torch.Tensor, top: int | None, lam: float = 1e-2) -> list[int]:
     """The `top` maps with the largest positive weights in a logistic probe: activations -> "is the class".
+
+    top=None takes every map with a positive weight, the paper's rule for the window maps.
 
     Activations are standardised first, so a weight compares maps on an equal footing. lam is
     fixed (1e-2): the ranking, not the probe's accuracy, is what is used.
@@ -105,4 +107,4 @@ def maps_for_class(activations: torch.Tensor, positive: torch.Tensor, top: int, 
     model = fit_linear(activations, targets, lam, loss="logistic")
     weights = model.weight[:, 0]
     order = torch.argsort(weights, descending=True)
-    return [int(i) for i in order[:top] if weights[i] > 0]
+    return [int(i) for i in order[:top] if weights[i] > 0]      # order[:None] is every map

@@ -107,3 +107,10 @@ def pick_by_class(ids: torch.Tensor, confidence: torch.Tensor, wanted: int, coun
     members = (ids == wanted).nonzero().flatten()
     order = torch.argsort(-confidence[members], stable=True)
     return members[order[:count]]
+
+
+def class_counts(ids: torch.Tensor) -> str:
+    """'0: 80, 3: 41, ...': how many images a labeller put in each class, most common first."""
+    values, counts = ids.unique(return_counts=True)
+    order = torch.argsort(counts, descending=True, stable=True)
+    return ", ".join(f"{int(values[i])}: {int(counts[i])}" for i in order)
