@@ -146,3 +146,10 @@ def unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
         opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
     except (ValueError, KeyError, RuntimeError) as exc:
         raise GanzooError(f"The checkpoint's optimizer state does not fit this model: {exc}") from None
+    # A file holds dense (NCHW) tensors; give each state tensor its parameter's memory layout again
+    # (e.g. channels-last), since fused optimizers walk a parameter and its state as one flat buffer.
+    for group in opt.param_groups:
+        for param in group["params"]:
+            for key, value in opt.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    opt.state[param][key] = torch.empty_like(param, dtype=value.dtype).copy_(value)

@@ -37,8 +37,11 @@ RUN_FLAGS = [
     ("--log-every", int, "steps between reading losses back and logging (default 50)"),
     ("--checkpoint-every", int, "steps between checkpoints (default 500, and every epoch's end)"),
     ("--samples", int, "fixed-noise images in each epoch's grid (default 64)"),
+    ("--compile", bool, "torch.compile G and D; falls back to eager with a warning if compiling fails "
+                        "(default off: no gain measured on a CPU)"),
+    ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
 ]
-RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every"}
+RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last"}
 
 
 def _flag_field(flag: str) -> str:
@@ -64,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
     for flag, type_, help_ in RUN_FLAGS:
-        run.add_argument(flag, type=type_, default=None, help=help_)
+        if type_ is bool:  # --flag / --no-flag
+            run.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            run.add_argument(flag, type=type_, default=None, help=help_)
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
     sample.add_argument("weights", help="a .safetensors file written by ganzoo run")

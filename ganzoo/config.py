@@ -51,6 +51,8 @@ class RunConfig:
     log_every: int = 50            # steps between reading losses back from the device
     checkpoint_every: int = 500    # steps between checkpoints (also at each epoch's end)
     samples: int = 64              # fixed-noise images in each epoch's grid
+    compile: bool = False          # torch.compile G and D (falls back to eager, with a warning, if it fails)
+    channels_last: bool = False    # NHWC memory format for convolutional networks and batches
     out: str = ""
 
     def to_json(self) -> str:
@@ -93,6 +95,9 @@ class RunConfig:
             raise GanzooError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
         if self.channels not in (0, 1, 3):
             raise GanzooError(f"--channels must be 1 or 3, got {self.channels}.")
+        for name in ("compile", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise GanzooError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if self.image_size < 0:
             raise GanzooError(f"--image-size must be positive, got {self.image_size}.")
 

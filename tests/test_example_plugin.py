@@ -94,3 +94,14 @@ def test_trains_and_samples(site, tmp_path):
                     "--out", str(tmp_path / "grid.png"))
     assert sample.returncode == 0, sample.stderr
     assert Image.open(tmp_path / "grid.png").size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)
+
+
+def test_its_own_test_suite_passes(site):
+    """The example's tests (examples/sndcgan/tests) run as its author would run them, against this checkout."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if site:
+        env["PYTHONPATH"] = site
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
