@@ -1,4 +1,4 @@
-"""The `ganzoo` command line: run, sample, list, plugins, and the analyses (ganzoo.analysis.commands)."""
+"""The `ganzoo` command line: run, compare, sample, eval, list, plugins, and the analyses (ganzoo.analysis.commands)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .errors import GanzooError
+from .config import UNLIMITED_EPOCHS, parse_duration
+from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
@@ -21,6 +22,7 @@ out = Console()                  # what a command is asked to print
 # Flags that map one-to-one onto RunConfig fields; default None means "not given".
 RUN_FLAGS = [
     ("--epochs", int, "epochs to train (default 5)"),
+    ("--budget", "duration", "stop cleanly after this much training time, e.g. 90s, 5m, 1h (default: none)"),
     ("--batch-size", int, "images per step (default 128)"),
     ("--lr", float, "Adam learning rate (default 2e-4)"),
     ("--beta1", float, "Adam beta1 (default 0.5)"),
@@ -37,11 +39,19 @@ RUN_FLAGS = [
     ("--log-every", int, "steps between reading losses back and logging (default 50)"),
     ("--checkpoint-every", int, "steps between checkpoints (default 500, and every epoch's end)"),
     ("--samples", int, "fixed-noise images in each epoch's grid (default 64)"),
+    ("--eval-every", int, "evaluate with the dataset's metrics every K epochs (default 0: never)"),
+    ("--eval-n", int, "samples per evaluation during training (default 10000)"),
     ("--compile", bool, "torch.compile G and D; falls back to eager with a warning if compiling fails "
                         "(default off: no gain measured on a CPU)"),
     ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
 ]
-RESUMABLE = {"epochs", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last"}
+RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "compile", "channels_last",
+             "eval_every", "eval_n"}
+
+
+# Run flags `compare` passes to every model alike (the rest follow each model's own defaults).
+COMPARE_FLAGS = ("--batch-size", "--image-size", "--channels", "--z-dim", "--g-width", "--d-width", "--precision",
+                 "--log-every")
 
 
 def _flag_field(flag: str) -> str:
@@ -70,7 +80,32 @@ def build_parser() -> argparse.ArgumentParser:
         if type_ is bool:  # --flag / --no-flag
             run.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
-            run.add_argument(flag, type=type_, default=None, help=help_)
+            run.add_argument(flag, type=parse_duration if type_ == "duration" else type_, default=None, help=help_)
+
+    cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
+                         description="Train every named model under the same data, seeds and budget (or score "
+                                     "finished runs given as paths), evaluate all with the same metrics, and write "
+                                     "a report folder: report.md, results.json, samples/losses/metrics plots.")
+    cmp.add_argument("models", nargs="+", metavar="MODEL", help="registered model names, run folders or weights files")
+    cmp.add_argument("--data", default="mnist", help="dataset name (default mnist)")
+    cmp.add_argument("--data-dir", default=None, help="local copy of the dataset")
+    cmp.add_argument("--epochs", type=int, default=None, help="equal epochs for every model (default 1)")
+    cmp.add_argument("--budget", type=parse_duration, default=None,
+                     help="equal training time for every model instead, e.g. 90s, 5m")
+    cmp.add_argument("--points", type=int, default=4, help="evaluation points along a --budget run (default 4)")
+    cmp.add_argument("--seeds", type=int, default=1, help="seeds per model; scores show mean ± std (default 1)")
+    cmp.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
+    cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
+    cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
+    for flag, type_, help_ in RUN_FLAGS:
+        if flag in COMPARE_FLAGS:
+            cmp.add_argument(flag, type=type_, default=None, help=help_ + ", the same for every model")
+    cmp.add_argument("--device", default="auto")
+    cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
+    cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
+    cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
+    cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
     sample.add_argument("weights", help="a .safetensors file written by ganzoo run")
@@ -80,7 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto")
     sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
 
-    sub.add_parser("list", help="every registered model, generator, discriminator, loss and dataset")
+    ev = sub.add_parser("eval", help="score a generator with registered metrics, beside real data",
+                        description="Score a weights file with registered metrics (see `ganzoo list`). The table "
+                                    "has a row for real training images scored the same way: the floor.")
+    ev.add_argument("weights", help="a .safetensors file written by ganzoo run")
+    ev.add_argument("--data", default=None, help="dataset whose test split is the reference (default: the run's)")
+    ev.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
+    ev.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
+    ev.add_argument("-n", type=int, default=None,
+                    help="samples to score (default: what the metrics ask for, 10000; 25600 for stacked_modes)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real subset (default 0)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", default=None, help="where to write the results (default: WEIGHTS with .eval.json)")
+    ev.add_argument("--inception-weights", default=None,
+                    help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
+    ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+
+    sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric")
     sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
@@ -121,11 +172,41 @@ def cmd_run(args) -> int:
         return 0
     if not args.model:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
+    if overrides["budget"] and not overrides["epochs"]:
+        overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
     overrides["data"] = args.data or "mnist"
     overrides["data_dir"] = args.data_dir
     config = make_config(args.model, overrides)
     config.out = args.out or default_out(config)
     train(config, download=not args.no_download, overwrite=args.overwrite, console=console)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import shlex
+
+    from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
+
+    contenders = parse_contenders(args.models)
+    settings = Settings(data=args.data, data_dir=args.data_dir, epochs=args.epochs, budget=args.budget,
+                        points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
+                        metrics=args.metrics, device=args.device, download=not args.no_download,
+                        overrides={_flag_field(f): getattr(args, _flag_field(f)) for f in COMPARE_FLAGS
+                                   if getattr(args, _flag_field(f)) is not None})
+    for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
+        if value is not None and value < 2 - (flag == "--epochs"):
+            raise GanzooError(f"{flag} is too small: {value}.")
+    folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
+    comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
+                            overwrite=args.overwrite)
+    try:
+        results = comparison.run()
+    except Interrupted as exc:
+        raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
+                          f"the same command and --resume.") from None
+    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv), contenders)
+    (out if out.is_terminal else Console(width=200)).print(rich_table(results))   # a log file keeps whole rows
+    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
     return 0
 
 
@@ -148,6 +229,46 @@ def cmd_sample(args) -> int:
     path = save_grid(images, Path(args.out), nrow=nrow)
     out.print(f"{args.n} samples of {config.model} ({config.image_size}x{config.image_size}, "
               f"{config.channels} channel(s)) -> {path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+    import time
+
+    from .checkpoint import atomic_write, load_generator
+    from .device import select_device
+    from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+
+    device = select_device(args.device)
+    generator, config = load_generator(args.weights, device)
+    data = args.data or config.data
+    data_dir = args.data_dir if args.data_dir is not None else (config.data_dir if data == config.data else None)
+    options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
+    chosen = resolve_metrics(args.metrics, data, config.channels, options)
+    names = [name for name, _ in chosen]
+    n = args.n or default_n(chosen)
+    if n < 2:
+        raise GanzooError(f"-n must be at least 2, got {n}.")
+    common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
+                  seed=args.seed, options=options, console=console)
+    label = Path(args.weights).name
+    start = time.perf_counter()
+    console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
+    rows = {label: evaluate(generator, config=config, data=data, **common)}
+    console.print(f"scoring {n} real {data} training images the same way")
+    rows["real data (train)"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
+                                              **common)
+    seconds = time.perf_counter() - start
+    title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
+             f"n={n}, seed {args.seed}")
+    out.print(metrics_table(rows, title))
+    path = Path(args.json) if args.json else Path(args.weights).with_suffix(".eval.json")
+    report = {"weights": str(args.weights), "model": config.model, "data": data, "image_size": config.image_size,
+              "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
+              "seconds": round(seconds, 1)}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
+    console.print(f"results -> {path} ({seconds:.0f} s)")
     return 0
 
 
@@ -194,13 +315,15 @@ def cmd_check_plugin(args) -> int:
     return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
 
 
-COMMANDS = {"run": cmd_run, "sample": cmd_sample, "list": cmd_list, "plugins": cmd_plugins,
-            "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
+            "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return COMMANDS[args.command](args)
     except GanzooError as exc:
         console.print(f"[bold red]error[/bold red]: {exc}", highlight=False, soft_wrap=True)

@@ -51,8 +51,11 @@ class RunConfig:
     log_every: int = 50            # steps between reading losses back from the device
     checkpoint_every: int = 500    # steps between checkpoints (also at each epoch's end)
     samples: int = 64              # fixed-noise images in each epoch's grid
+    eval_every: int = 0            # epochs between evaluations with the dataset's metrics (0: never)
+    eval_n: int = 10000            # samples per evaluation during training
     compile: bool = False          # torch.compile G and D (falls back to eager, with a warning, if it fails)
     channels_last: bool = False    # NHWC memory format for convolutional networks and batches
+    budget: float = 0.0            # seconds of training after which the run ends as if done; 0: none
     out: str = ""
 
     def to_json(self) -> str:
@@ -80,7 +83,7 @@ class RunConfig:
         """Reject values no run can use, with a sentence naming the flag."""
         positive = {"epochs": "--epochs", "batch_size": "--batch-size", "z_dim": "--z-dim",
                     "g_width": "--g-width", "d_width": "--d-width", "log_every": "--log-every",
-                    "checkpoint_every": "--checkpoint-every", "samples": "--samples"}
+                    "checkpoint_every": "--checkpoint-every", "samples": "--samples", "eval_n": "--eval-n"}
         for name, flag in positive.items():
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -95,11 +98,35 @@ class RunConfig:
             raise GanzooError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
         if self.channels not in (0, 1, 3):
             raise GanzooError(f"--channels must be 1 or 3, got {self.channels}.")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise GanzooError(f"--eval-every must be 0 (off) or a positive number of epochs, got {self.eval_every!r}.")
         for name in ("compile", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise GanzooError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        if not (isinstance(self.budget, (int, float)) and 0 <= self.budget < float("inf")):
+            raise GanzooError(f"--budget must be a duration such as 90s, 5m or 1h, got {self.budget!r}.")
         if self.image_size < 0:
             raise GanzooError(f"--image-size must be positive, got {self.image_size}.")
 
     def pretty(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# --budget without --epochs: epochs enough to never end before the budget does
+UNLIMITED_EPOCHS = 10 ** 6
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '5m', '1.5h' or plain seconds ('300') -> seconds."""
+    text = str(text).strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], None)
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise GanzooError(f"A duration looks like 90s, 5m or 1.5h; got {text!r}.") from None
+    if not 0 < seconds < float("inf"):
+        raise GanzooError(f"A duration must be positive, got {text!r}.")
+    return seconds

@@ -85,3 +85,18 @@ def register_models(register):
     ``ganzoo.config.ModelSpec`` for the defaults (learning rate, widths, ...) a
     model may set.
     """
+
+
+@hookspec
+def register_metrics(register):
+    """Register evaluation metrics.
+
+    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None)``.
+    ``metric(samples)`` takes a ``ganzoo.evaluate.Samples`` (uint8 images ``[N, C, H, W]``
+    and the dataset they are compared with) and returns a dict of named numbers, e.g.
+    ``{"fid": 12.3}``. It may define ``check(options)``, raising ``GanzooError`` when it
+    cannot run (weights missing), so a command fails before drawing any sample.
+    ``datasets`` names the datasets it scores by default (None: any colour dataset no
+    metric names), ``n`` the sample count it wants by default, ``better`` maps each
+    returned name to "lower" or "higher".
+    """

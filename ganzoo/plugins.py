@@ -29,6 +29,9 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.basicgan",
     "ganzoo_plugins.losses",
     "ganzoo_plugins.datasets",
+    "ganzoo_plugins.mnist_metrics",
+    "ganzoo_plugins.stacked_mnist",
+    "ganzoo_plugins.inception",
 )
 
 # hook name -> registry kind; one registry per hook.
@@ -38,6 +41,7 @@ HOOKS = {
     "register_losses": "loss",
     "register_datasets": "dataset",
     "register_models": "model",
+    "register_metrics": "metric",
 }
 
 
@@ -60,12 +64,13 @@ class Registries:
     datasets: Registry
     models: Registry
     plugins: list[PluginInfo]
+    metrics: Registry = field(default_factory=lambda: Registry("metric"))
 
     def by_kind(self, kind: str) -> Registry:
         return {r.kind: r for r in self.all()}[kind]
 
     def all(self) -> list[Registry]:
-        return [self.models, self.generators, self.discriminators, self.losses, self.datasets]
+        return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics]
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -170,6 +175,7 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
         datasets=regs["register_datasets"],
         models=regs["register_models"],
         plugins=list(by_name.values()),
+        metrics=regs["register_metrics"],
     )
 
 

@@ -81,6 +81,9 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
     if not resume and files.config.exists() and not overwrite:
         raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
                           f"(or pass --overwrite to replace it).")
+    if config.eval_every:
+        from .evaluate import resolve_metrics
+        resolve_metrics(None, config.data, config.channels)  # fail now, not after the first epoch
     data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
                         channels=config.channels, download=download)
     trainer = Trainer(config, data, console)

@@ -18,7 +18,7 @@ from torchvision.utils import save_image
 
 from .checkpoint import (atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
                          save_tensors, unflatten_optimizer)
-from .config import RunConfig
+from .config import UNLIMITED_EPOCHS, RunConfig
 from .data import DeviceBatches, ImageData
 from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
@@ -81,6 +81,7 @@ class Trainer:
         self.epoch = 0         # epochs completed
         self.step_in_epoch = 0
         self.stop_requested = False  # set by Ctrl-C; honoured between steps, so a checkpoint is never torn
+        self.out_of_time = False     # config.budget spent: the run ends cleanly, as if its epochs were done
         # What the step calls: the modules themselves, or compiled wrappers sharing their parameters.
         self.g_forward, self.d_forward = self.G, self.D
         self.compile_pending = config.compile
@@ -203,9 +204,10 @@ class Trainer:
         finally:
             self.G.train()
 
-    def save_epoch_grid(self) -> Path:
+    def save_epoch_grid(self, path: Path | None = None) -> Path:
+        """The fixed noise's samples, by default as this epoch's grid."""
         nrow = max(1, int(math.sqrt(self.config.samples)))
-        return save_grid(self.generate(self.fixed_noise), self.files.sample_grid(self.epoch), nrow=nrow)
+        return save_grid(self.generate(self.fixed_noise), path or self.files.sample_grid(self.epoch), nrow=nrow)
 
     def log(self, record: dict) -> None:
         self.files.root.mkdir(parents=True, exist_ok=True)
@@ -282,10 +284,13 @@ class Trainer:
             console=self.console, transient=False)
         stats_sum = torch.zeros(4, device=self.device)
         window_steps, window_start = 0, time.perf_counter()
+        deadline = time.perf_counter() + cfg.budget if cfg.budget else float("inf")
         try:
             with progress, self._ctrl_c_stops_cleanly():
-                task = progress.add_task("train", total=total_steps, completed=self.step,
-                                         epoch=f"{self.epoch + 1}/{cfg.epochs}", stats="")
+                unlimited = cfg.epochs >= UNLIMITED_EPOCHS                    # a --budget run: no end in steps
+                of_epochs = "" if unlimited else f"/{cfg.epochs}"
+                task = progress.add_task("train", total=None if unlimited else total_steps, completed=self.step,
+                                         epoch=f"{self.epoch + 1}{of_epochs}", stats="")
                 while self.epoch < cfg.epochs:
                     self.data_rng.set_state(self.epoch_rng_state)
                     for real in self.batches.epoch(self.data_rng, start=self.step_in_epoch):
@@ -293,7 +298,9 @@ class Trainer:
                         self.step += 1
                         self.step_in_epoch += 1
                         window_steps += 1
-                        if self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch:
+                        self.out_of_time = time.perf_counter() >= deadline
+                        if (self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch
+                                or self.out_of_time):                     # the log reaches the last step
                             means = (stats_sum / window_steps).tolist()  # the one host sync per window
                             elapsed = time.perf_counter() - window_start
                             record = self._record(means, window_steps * cfg.batch_size / elapsed)
@@ -303,29 +310,51 @@ class Trainer:
                             stats_sum.zero_()
                             window_steps, window_start = 0, time.perf_counter()
                         progress.update(task, completed=self.step)
-                        if self.stop_requested and self.step_in_epoch < steps_per_epoch:
+                        if (self.stop_requested or self.out_of_time) and self.step_in_epoch < steps_per_epoch:
                             break
                         if self.step % cfg.checkpoint_every == 0 and self.step_in_epoch < steps_per_epoch:
                             self.save_checkpoint()
                     if self.stop_requested and self.step_in_epoch < steps_per_epoch:
                         self.save_checkpoint()
                         raise self._interrupted()
+                    if self.out_of_time and self.step_in_epoch < steps_per_epoch:
+                        self.save_checkpoint()
+                        grid = self.save_epoch_grid(self.files.samples / f"step_{self.step:07d}.png")
+                        progress.console.print(f"time budget of {cfg.budget:g}s reached at step {self.step} "
+                                               f"(epoch {self.epoch + 1}, {self.step_in_epoch}/{steps_per_epoch} "
+                                               f"steps): samples {grid}")
+                        break
                     # epoch done: new order next epoch, grid, checkpoint
                     self.epoch += 1
                     self.step_in_epoch = 0
                     self.epoch_rng_state = self.data_rng.get_state()
                     grid = self.save_epoch_grid()
                     self.save_checkpoint()
-                    progress.update(task, epoch=f"{min(self.epoch + 1, cfg.epochs)}/{cfg.epochs}")
-                    progress.console.print(f"epoch {self.epoch}/{cfg.epochs} done, step {self.step}: "
+                    progress.update(task, epoch=f"{min(self.epoch + 1, cfg.epochs)}{of_epochs}")
+                    progress.console.print(f"epoch {self.epoch}{of_epochs} done, step {self.step}: "
                                            f"samples {grid}")
+                    if cfg.eval_every and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs) \
+                            and not self.stop_requested:
+                        self.evaluate(progress.console)
                     if self.stop_requested and self.epoch < cfg.epochs:
                         raise self._interrupted()
+                    if self.out_of_time:
+                        progress.console.print(f"time budget of {cfg.budget:g}s reached at step {self.step}")
+                        break
         except KeyboardInterrupt:
             raise Interrupted(f"Interrupted at step {self.step} (second Ctrl-C); the last checkpoint in "
                               f"{self.files.root} is intact. Continue with: ganzoo run --resume "
                               f"{self.files.root}") from None
         return self.files.generator
+
+    def evaluate(self, console: Console) -> dict[str, float]:
+        """Score G with the dataset's metrics (ganzoo.evaluate); logged to metrics.jsonl and printed."""
+        from .evaluate import evaluate, format_scores
+
+        scores = evaluate(self.G, config=self.config, n=self.config.eval_n, device=self.device)
+        self.log({"step": self.step, "epoch": self.epoch, "eval_n": self.config.eval_n, **scores, "time": time.time()})
+        console.print(f"epoch {self.epoch} eval: {format_scores(scores)}")
+        return scores
 
     def _interrupted(self) -> Interrupted:
         return Interrupted(f"Interrupted at step {self.step}; checkpoint saved in {self.files.root}. "

@@ -88,6 +88,11 @@ def test_list_and_plugins(capsys):
     (["run", "--resume"], "--resume needs the run folder"),
     (["sample", "nowhere.safetensors"], "No weights file"),
     (["frobnicate"], "invalid choice"),
+    (["run", "dcgan", "--data", "fake", "--budget", "5q"], "A duration looks like 90s, 5m or 1.5h"),
+    (["run", "dcgan", "--data", "fake", "--budget", "0s"], "A duration must be positive"),
+    (["compare", "dcgan"], "at least two models"),
+    (["compare", "dcgan", "bsicgan"], "Did you mean 'basicgan'?"),
+    (["compare", "dcgan", "basicgan", "--epochs", "1", "--budget", "1m", "--data", "fake"], "not both"),
 ])
 def test_bad_input_is_one_line(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -106,3 +111,10 @@ def test_cuda_request_without_cuda(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "run", "dcgan", *TINY[:-2], "--device", "cuda")
     assert code == 1 and "no usable CUDA GPU" in err
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("5m", 300), ("1.5h", 5400), ("42", 42), (" 2M ", 120)])
+def test_durations(text, seconds):
+    from ganzoo.config import parse_duration
+
+    assert parse_duration(text) == seconds

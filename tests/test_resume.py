@@ -68,3 +68,36 @@ def test_stop_mid_epoch_then_resume_is_bit_identical(tmp_path):
     steps = [line for line in open(f"{part.out}/metrics.jsonl")]
     whole_steps = [line for line in open(f"{whole.out}/metrics.jsonl")]
     assert len(steps) == len(whole_steps)
+
+
+def test_time_budget_ends_cleanly_and_the_run_continues_exactly(tmp_path, monkeypatch):
+    """--budget stops at a step boundary like a finished run (checkpoint, generator, grid, no error);
+    resuming it reaches the same weights as a run never stopped. The clock is simulated: each step
+    takes 'one second', so the stop lands on a known step whatever the machine's speed."""
+    import ganzoo.train as train_module
+    from ganzoo.config import UNLIMITED_EPOCHS
+
+    whole = tiny_config(tmp_path / "whole", epochs=2)
+    train(whole)
+
+    clock = {"now": 0.0}
+    real_step = Trainer.train_step
+
+    def one_second_step(self, real):
+        clock["now"] += 1.0
+        return real_step(self, real)
+
+    monkeypatch.setattr(Trainer, "train_step", one_second_step)
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: clock["now"])
+    part = tiny_config(tmp_path / "part", epochs=UNLIMITED_EPOCHS, budget=40.0)   # epoch 2, step 8 of 32
+    generator = train(part)
+    assert generator.is_file()
+    _, meta = read_tensors(f"{part.out}/checkpoint.safetensors")
+    assert '"step": 40' in meta["ganzoo.state"]
+    assert (tmp_path / "part" / "run" / "samples" / "step_0000040.png").is_file()
+    assert (tmp_path / "part" / "run" / "samples" / "epoch_001.png").is_file()
+
+    part.epochs, part.budget = 2, 0.0
+    train(part, resume=True)
+    assert_same(final_weights(f"{whole.out}/checkpoint.safetensors"),
+                final_weights(f"{part.out}/checkpoint.safetensors"))

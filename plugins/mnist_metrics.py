@@ -1,0 +1,64 @@
+"""MNIST metrics from ganzoo's own evaluator network (the approach of TF-GAN's MNIST score and Fréchet distance).
+
+- mnist_fd: Fréchet distance between the evaluator's penultimate-layer features of
+  the samples and of the real MNIST test set (brought to the samples' resolution the
+  way training data is; cached);
+- mnist_score: the classifier score, exp E_x KL(p(y|x) || p(y)) (the Inception score's
+  analogue; 10 at best: every sample a confident digit, every digit equally often);
+- mnist_classes: classes covered out of 10 and KL(class histogram || uniform), which
+  a mode-collapsed generator cannot hide.
+
+All three share one pass of the evaluator over the samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ganzoo import hookimpl
+from ganzoo.evaluate import Samples, class_histogram_kl, frechet_distance, gaussian_statistics
+
+from .mnist_evaluator import WEIGHTS, load_evaluator, weights_id
+
+
+def evaluator_for(samples: Samples):
+    return load_evaluator(str(WEIGHTS), str(samples.device))
+
+
+def evaluator_outputs(samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features [N, 128], class probabilities [N, 10]) of the samples, computed once per Samples."""
+    return samples.memo("mnist_evaluator", lambda: evaluator_for(samples).score(samples.images,
+                                                                               console=samples.console))
+
+
+def mnist_fd(samples: Samples) -> dict[str, float]:
+    """Fréchet distance on the MNIST evaluator's features, to the MNIST test set at the samples' resolution."""
+    features, _ = evaluator_outputs(samples)
+    evaluator = evaluator_for(samples)
+    reference = samples.reference(f"mnist-evaluator-{weights_id(WEIGHTS)}", lambda x: evaluator.score(x)[0])
+    return {"mnist_fd": frechet_distance(*gaussian_statistics(features), reference.mu, reference.sigma)}
+
+
+def mnist_score(samples: Samples) -> dict[str, float]:
+    """Classifier score exp(E KL(p(y|x) || p(y))) from the MNIST evaluator (the Inception score's analogue)."""
+    _, probs = evaluator_outputs(samples)
+    marginal = probs.mean(0, keepdim=True)                                  # p(y): [1, 10]
+    kl = torch.special.xlogy(probs, probs) - probs * torch.log(marginal.clamp_min(1e-30))
+    return {"mnist_score": math.exp(kl.sum(1).mean().item())}
+
+
+def mnist_classes(samples: Samples) -> dict[str, float]:
+    """Digit classes covered out of 10 and KL(class histogram || uniform), by the MNIST evaluator's labels."""
+    _, probs = evaluator_outputs(samples)
+    covered, kl = class_histogram_kl(probs.argmax(1), 10)
+    return {"classes_covered": covered, "class_kl": kl}
+
+
+@hookimpl
+def register_metrics(register):
+    register("mnist_fd", mnist_fd, datasets=("mnist",), better={"mnist_fd": "lower"})
+    register("mnist_score", mnist_score, datasets=("mnist",), better={"mnist_score": "higher"})
+    register("mnist_classes", mnist_classes, datasets=("mnist",),
+             better={"classes_covered": "higher", "class_kl": "lower"})
