@@ -60,7 +60,9 @@ def _flag_field(flag: str) -> str:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, like every other ganzoo error
-        raise GanzooError(f"{message} (see: {self.prog} --help)")
+        error = GanzooError(f"{message} (see: {self.prog} --help)")
+        error.exit_code = 2                  # a usage error, as argparse itself exits
+        raise error
 
 
 def build_parser() -> argparse.ArgumentParser:
