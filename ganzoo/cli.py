@@ -1,4 +1,4 @@
-"""The `ganzoo` command line: run, sample, eval, list, plugins."""
+"""The `ganzoo` command line: run, compare, sample, eval, list, plugins, and the analyses (ganzoo.analysis.commands)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .analysis import commands as analysis
 from .config import UNLIMITED_EPOCHS, parse_duration
 from .errors import GanzooError, Interrupted
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "distribution's name")
     check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")
     check.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    analysis.add_commands(sub)
     return parser
 
 
@@ -320,8 +322,7 @@ def cmd_check_plugin(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
-            "plugins": cmd_plugins,
-            "check-plugin": cmd_check_plugin}
+            "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
