@@ -4,7 +4,7 @@
     python benchmarks/eval_table.py --data stackedmnist --channels 3 --data-dir ../shared/data/mnist dcgan
 
 Each model trains with `ganzoo run`'s defaults (32x32 for MNIST) into <out>/bench-<model>-<data>
-(an existing finished run there is reused), then `ganzoo.evaluate` scores it; the last row
+(a finished run there is reused, a shorter one continued), then `ganzoo.evaluate` scores it; the last row
 is real training images scored the same way. `--train-images N` trains every model on the
 same seeded random N training images (an equal, shorter budget on a slow machine). Prints a table of the scores and of the
 training and evaluation times (time.perf_counter; CPU or GPU as `--device` says).
@@ -24,7 +24,7 @@ import torch
 from ganzoo.data import load_dataset
 from ganzoo.evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
 from ganzoo.run import make_config, train
-from ganzoo.train import Trainer
+from ganzoo.train import RunFiles, Trainer
 
 
 def main() -> None:
@@ -47,19 +47,25 @@ def main() -> None:
         config = make_config(model, {"data": args.data, "data_dir": args.data_dir, "channels": args.channels,
                                      "epochs": args.epochs, "device": args.device})
         config.out = str(Path(args.out) / f"bench-{model}-{args.data}")
-        weights = Path(config.out) / f"{model}.safetensors"
+        files = RunFiles(config.out, model)
+        weights = files.generator
+        done = json.loads(files.config.read_text())["epochs"] if files.config.is_file() and weights.is_file() else 0
+        resume = files.checkpoint.is_file()        # a finished shorter run (or an interrupted one) continues
         start = time.perf_counter()
-        if not weights.is_file() and args.train_images:
+        if done < args.epochs and args.train_images:
             data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
                                 channels=config.channels)
             keep = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:args.train_images]
             data.images = data.images[keep]
             data.labels = None if data.labels is None else data.labels[keep]
-            Path(config.out).mkdir(parents=True, exist_ok=True)
-            (Path(config.out) / "config.json").write_text(config.to_json())
-            Trainer(config, data, console).fit()
-        elif not weights.is_file():
-            train(config, console=console)
+            trainer = Trainer(config, data, console)
+            if resume:
+                trainer.load_checkpoint(files.checkpoint)
+            files.root.mkdir(parents=True, exist_ok=True)
+            files.config.write_text(config.to_json())
+            trainer.fit()
+        elif done < args.epochs:
+            train(config, resume=resume, overwrite=True, console=console)
         trained = time.perf_counter() - start
         start = time.perf_counter()
         rows[model] = evaluate(weights, n=args.n, device=args.device, console=console)

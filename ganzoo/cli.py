@@ -1,4 +1,4 @@
-"""The `ganzoo` command line: run, sample, eval, list, plugins."""
+"""The `ganzoo` command line: run, compare, sample, eval, list, plugins, and the analyses (ganzoo.analysis.commands)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .analysis import commands as analysis
 from .config import UNLIMITED_EPOCHS, parse_duration
-from .errors import GanzooError, Interrupted, UsageError
+from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
@@ -60,8 +61,14 @@ def _flag_field(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
+class UsageError(GanzooError):
+    """A command line argparse cannot read: exit status 2, as argparse itself uses."""
+
+    exit_code = 2
+
+
 class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, like every other ganzoo error, and exit 2
+    def error(self, message):  # one line like every other ganzoo error, and exit 2
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
@@ -143,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "distribution's name")
     check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")
     check.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    analysis.add_commands(sub)
     return parser
 
 
@@ -323,8 +331,7 @@ def cmd_check_plugin(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
-            "plugins": cmd_plugins,
-            "check-plugin": cmd_check_plugin}
+            "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

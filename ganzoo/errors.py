@@ -7,12 +7,6 @@ class GanzooError(Exception):
     exit_code = 1
 
 
-class UsageError(GanzooError):
-    """A command line argparse cannot read (unknown flag, missing value): exit 2, as Unix tools do."""
-
-    exit_code = 2
-
-
 class Interrupted(GanzooError):
     """The user stopped a run (Ctrl-C); its checkpoint is safe."""
 

@@ -1,0 +1,360 @@
+"""The analysis subcommands of `ganzoo`: sheet, interpolate, arithmetic, filters, featuremaps, probe, dropout.
+
+`add_commands(sub)` adds their parsers to the CLI; COMMANDS maps each name to its function.
+Heavy imports wait until a command runs, so `ganzoo --help` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import GanzooError
+
+console = Console(stderr=True)   # progress and notes
+out = Console()                  # what a command is asked to print
+
+WEIGHTS_HELP = "a weights file from `ganzoo run` (<run>/<model>.safetensors or <run>/checkpoint.safetensors) or a run folder"
+CHECKPOINT_HELP = "the run's checkpoint.safetensors (it holds D as well as G), or the run folder"
+
+
+SHEET_SEED_HELP = "seed of the sample sheet the sample numbers refer to (default 0)"
+
+
+def _common(parser: argparse.ArgumentParser, weights_help: str = WEIGHTS_HELP, seed_help: str = SHEET_SEED_HELP) -> None:
+    parser.add_argument("weights", help=weights_help)
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--out", default=None, help="file to write (default: <run>/analysis/...)")
+
+
+def _labeller_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("labeller (picks samples by class)")
+    group.add_argument("--labeller", default="probe",
+                       help="how to label samples: probe = a linear probe on D's features trained on labelled real "
+                            "images (needs a checkpoint) (default probe)")
+    group.add_argument("--data", default=None, help="labelled dataset the labeller learns from (default: the run's)")
+    group.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
+    group.add_argument("--per-class", type=int, default=100, help="labelled images per class it learns from (default 100)")
+    group.add_argument("--no-download", action="store_true", help="never download the dataset")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("sheet", help="an indexed sheet of samples: pick z's by number for the other analyses",
+                       description="Draw samples with their numbers on them. Number i of a seed is the same z in "
+                                   "every command (interpolate --path, arithmetic, featuremaps --index).")
+    _common(p)
+    p.add_argument("-n", type=int, default=64, help="samples on the sheet (default 64)")
+    p.add_argument("--start", type=int, default=0, help="number of the first sample (default 0)")
+
+    p = sub.add_parser("interpolate", help="latent walks (linear or spherical) as a PNG grid and an animated GIF",
+                       description="Walk the latent space between sheet samples, one walk per row.")
+    _common(p)
+    p.add_argument("--path", action="append", default=None, metavar="I,J[,K...]",
+                   help="a row walking through these sheet numbers (repeat for more rows; default: random pairs)")
+    p.add_argument("--rows", type=int, default=8, help="rows of random pairs when no --path is given (default 8)")
+    p.add_argument("--steps", type=int, default=10, help="images per leg, both ends included (default 10)")
+    p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"],
+                   help="spherical (default) or linear interpolation")
+    p.add_argument("--gif", default=None, help="animated GIF to write (default: the PNG's name with .gif)")
+    p.add_argument("--no-gif", action="store_true", help="write the PNG grid only")
+    p.add_argument("--fps", type=float, default=12, help="GIF frames per second (default 12)")
+
+    p = sub.add_parser("arithmetic", help="z-vector arithmetic on averaged exemplars, shown with its inputs",
+                       description="Average the z's of each concept's exemplars and combine them. A term is "
+                                   "sheet numbers (3,7,12) or class:N (exemplars a labeller calls class N). "
+                                   "Example: ganzoo arithmetic runs/x/checkpoint.safetensors '3,7,12 - 5,9,20 + 1,2,4'")
+    _common(p)
+    p.add_argument("expression", help="e.g. '3,7,12 - 5,9,20 + 1,2,4' or 'class:7 - class:1 + 11,23,40'")
+    p.add_argument("--exemplars", type=int, default=3, help="exemplars per class:N term (default 3)")
+    p.add_argument("--pool", type=int, default=512, help="sheet samples the labeller searches (default 512)")
+    p.add_argument("--variations", type=int, default=8, help="noisy variations of the result (default 8)")
+    p.add_argument("--noise", type=float, default=0.25, help="uniform noise scale of the variations (default 0.25)")
+    _labeller_flags(p)
+
+    p = sub.add_parser("filters", help="the discriminator's first-layer filters as an image")
+    _common(p, CHECKPOINT_HELP)
+    p.add_argument("--limit", type=int, default=256, help="filters to show at most (default 256)")
+
+    p = sub.add_parser("featuremaps", help="the generator's feature maps for one sample, layer by layer")
+    _common(p)
+    p.add_argument("--index", type=int, default=0, help="sheet number of the sample (default 0)")
+    p.add_argument("--limit", type=int, default=128, help="maps per layer to show at most (default 128)")
+
+    p = sub.add_parser("probe", help="classify with D's features (DCGAN section 5.1) beside two baselines",
+                       description="Train an L2-SVM on every D layer's features (max-pooled to 4x4) from a few "
+                                   "labelled images per class; report test accuracy beside the same D with random "
+                                   "weights and raw pixels, on the same labels.")
+    _common(p, CHECKPOINT_HELP, "seed of the labelled subset, the test subset and the random D (default 0)")
+    p.add_argument("--data", default=None, help="labelled dataset (default: the run's)")
+    p.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
+    p.add_argument("--no-download", action="store_true", help="never download the dataset")
+    p.add_argument("--per-class", type=int, default=100, help="labelled training images per class (default 100)")
+    p.add_argument("--test-size", type=int, default=None, help="test images to score on (default: the whole test split)")
+    p.add_argument("--lambda", dest="lam", type=float, default=None,
+                   help="fixed L2 strength (default: chosen on a held-out fifth of the labelled images)")
+    p.add_argument("--per-layer", action="store_true", help="also score each D layer alone")
+
+    p = sub.add_parser("dropout", help="drop generator feature maps (DCGAN section 6.1) and compare the samples",
+                       description="Zero chosen feature maps of one G layer. Name them with --maps, or let "
+                                   "--class N pick the maps whose activations best predict class N (a logistic "
+                                   "probe on labelled samples).")
+    _common(p)
+    p.add_argument("--layer", type=int, default=-2,
+                   help="which hidden layer of G, counted from 0 (negative: from the output) (default -2)")
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--maps", default=None, metavar="I,J,...", help="the maps to drop")
+    choice.add_argument("--class", dest="target", type=int, default=None, help="drop the maps that draw this class")
+    p.add_argument("--top", type=int, default=10,
+                   help="maps --class drops at most; 0 drops every map the probe weighs positively, the paper's "
+                        "rule (default 10)")
+    p.add_argument("--pool", type=int, default=1024, help="labelled samples the probe learns from (default 1024)")
+    p.add_argument("-n", type=int, default=16, help="samples to show (default 16)")
+    _labeller_flags(p)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def _positive(value, flag: str) -> None:
+    if value is not None and not value > 0:
+        raise GanzooError(f"{flag} must be positive, got {value}.")
+
+
+def _load(args):
+    from ..device import select_device
+    from .common import load_networks
+
+    return load_networks(args.weights, select_device(args.device))
+
+
+def _output(args, name: str) -> Path:
+    from .common import default_output
+
+    return Path(args.out) if args.out else default_output(args.weights, name)
+
+
+def _labeller(args, nets):
+    from .labellers import LabellerContext, make_labeller
+
+    _positive(args.per_class, "--per-class")
+    context = LabellerContext(nets, data=args.data or nets.config.data,
+                              data_dir=args.data_dir if args.data else (args.data_dir or nets.config.data_dir),
+                              per_class=args.per_class, seed=args.seed, download=not args.no_download,
+                              console=console)
+    return make_labeller(args.labeller, context)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+def cmd_sheet(args) -> int:
+    from .common import board, generate, latents, save_png, view_scale
+
+    _positive(args.n, "-n")
+    if args.start < 0:
+        raise GanzooError(f"--start must be 0 or more, got {args.start}.")
+    nets = _load(args)
+    indices = list(range(args.start, args.start + args.n))
+    images = generate(nets.G, latents(nets.config, args.seed, indices))
+    per_row = max(1, math.ceil(math.sqrt(args.n)))
+    rows = [list(images[i:i + per_row]) for i in range(0, len(images), per_row)]
+    labels = [[str(i) for i in indices[r:r + per_row]] for r in range(0, len(indices), per_row)]
+    path = save_png(board(rows, cell_labels=labels, scale=view_scale(nets.config.image_size)),
+                    _output(args, f"sheet-seed{args.seed}.png"))
+    out.print(f"samples {indices[0]}..{indices[-1]} of seed {args.seed} -> {path}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    import torch
+
+    from .common import board, latents, parse_indices, save_gif, save_png, view_scale
+    from .interpolate import gif_frames, interpolate
+
+    _positive(args.rows, "--rows")
+    _positive(args.fps, "--fps")
+    nets = _load(args)
+    if args.path:
+        paths = [parse_indices(p, "--path") for p in args.path]
+        if any(len(p) < 2 for p in paths):
+            raise GanzooError("Each --path needs at least two sheet numbers, e.g. --path 3,12.")
+        if len({len(p) for p in paths}) > 1:
+            raise GanzooError("Every --path must pass through the same number of samples, so the rows line up.")
+    else:
+        paths = [[2 * r, 2 * r + 1] for r in range(args.rows)]
+    keys = torch.stack([latents(nets.config, args.seed, p) for p in paths])            # [rows, k, d]
+    images, _ = interpolate(nets.G, keys, args.steps, args.mode)                      # [rows, cols, C, H, W]
+    # one row per walk, captioned with its keyframes, each keyframe cell marked with its sheet number
+    leg = args.steps - 1
+    labels = [[f"#{p[col // leg]}" if col % leg == 0 else "" for col in range(images.shape[1])] for p in paths]
+    scale = view_scale(nets.config.image_size)
+    png = save_png(board([list(row) for row in images], captions=["->".join(map(str, p)) for p in paths],
+                         cell_labels=labels, scale=scale), _output(args, f"interpolate-{args.mode}.png"))
+    written = [str(png)]
+    if not args.no_gif:
+        gif = Path(args.gif) if args.gif else png.with_suffix(".gif")
+        save_gif(gif_frames(images, scale=scale), gif, fps=args.fps)
+        written.append(str(gif))
+    rows = ", ".join("->".join(map(str, p)) for p in paths)
+    out.print(f"{len(paths)} {args.mode} walk(s) ({rows}) of seed {args.seed}, {images.shape[1]} images each -> "
+              f"{' and '.join(written)}")
+    return 0
+
+
+def cmd_arithmetic(args) -> int:
+    from .arithmetic import arithmetic_board, parse_expression, vector_arithmetic
+    from .common import save_png, view_scale
+
+    for flag in ("exemplars", "pool", "variations"):
+        _positive(getattr(args, flag), f"--{flag}")
+    if args.noise < 0:
+        raise GanzooError(f"--noise must be 0 or more, got {args.noise}.")
+    terms = parse_expression(args.expression)
+    nets = _load(args)
+    labeller = _labeller(args, nets) if any(t.label is not None for t in terms) else None
+    work = vector_arithmetic(terms, nets.config, nets.G, args.seed, exemplars=args.exemplars, pool=args.pool,
+                             labeller=labeller, variations=args.variations, noise=args.noise)
+    path = save_png(arithmetic_board(nets.G, work, scale=view_scale(nets.config.image_size)),
+                    _output(args, "arithmetic.png"))
+    used = " ".join(f"{'+' if t.sign > 0 else '-'} {','.join(map(str, t.indices))}" for t in work.terms)
+    out.print(f"{used.lstrip('+ ')} (seed {args.seed}) -> {path}")
+    return 0
+
+
+def cmd_filters(args) -> int:
+    from .common import save_png
+    from .filters import filters_board, first_layer_filters
+
+    _positive(args.limit, "--limit")
+    nets = _load(args)
+    D = nets.need_discriminator("Showing D's filters")
+    filters = first_layer_filters(D, nets.config.channels, nets.config.image_size)
+    path = save_png(filters_board(filters, args.limit), _output(args, "filters.png"))
+    shown = min(len(filters), args.limit)
+    out.print(f"{shown} of {len(filters)} first-layer filters ({filters.shape[-1]}x{filters.shape[-2]}) -> {path}")
+    return 0
+
+
+def cmd_featuremaps(args) -> int:
+    from .common import latents, save_png
+    from .filters import feature_maps_board
+
+    _positive(args.limit, "--limit")
+    nets = _load(args)
+    z = latents(nets.config, args.seed, [args.index])[0]
+    path = save_png(feature_maps_board(nets.G, z, limit=args.limit),
+                    _output(args, f"featuremaps-seed{args.seed}-{args.index}.png"))
+    out.print(f"feature maps of sample {args.index} (seed {args.seed}) -> {path}")
+    return 0
+
+
+def cmd_probe(args) -> int:
+    import torch
+
+    from ..checkpoint import atomic_write
+    from ..models import build_discriminator
+    from .features import compare_features, hidden_features, per_class_subset, pixel_features
+    from .labellers import LabellerContext, labelled_split
+
+    _positive(args.per_class, "--per-class")
+    _positive(args.test_size, "--test-size")
+    _positive(args.lam, "--lambda")
+    started = time.perf_counter()
+    nets = _load(args)
+    D = nets.need_discriminator("The feature probe")
+    torch.manual_seed(args.seed)
+    D_random = build_discriminator(nets.config).to(next(D.parameters()).device).eval()   # same layers, fresh init
+    context = LabellerContext(nets, data=args.data or nets.config.data,
+                              data_dir=args.data_dir if args.data else (args.data_dir or nets.config.data_dir),
+                              download=not args.no_download)
+    train, test = labelled_split(context, "train"), labelled_split(context, "test")
+    idx = per_class_subset(train.labels, args.per_class, args.seed)
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))[:args.test_size]
+    extractors = {
+        "trained D": lambda images, what: hidden_features(D, images, progress=what),
+        "random D": lambda images, what: hidden_features(D_random, images, progress=what),
+        "raw pixels": lambda images, what: (pixel_features(images), [images[0].numel()]),
+    }
+    results = compare_features(extractors, train.images[idx], train.labels[idx], test.images[order],
+                               test.labels[order], lam=args.lam, seed=args.seed, per_layer=args.per_layer,
+                               console=console)
+    classes = len(train.labels.unique())
+    table = Table(title=f"{context.data}: L2-SVM on {args.per_class} labelled images per class ({classes} classes), "
+                        f"{len(order)} test images", title_justify="left")
+    for column in ("features", "dim", "lambda", "held-out acc", "test acc", "test error"):
+        table.add_column(column, justify="left" if column == "features" else "right")
+    for r in results:
+        table.add_row(r.features, f"{r.dim:,}", f"{r.lam:g}", "-" if r.val_accuracy is None else f"{r.val_accuracy:.1%}",
+                      f"{r.test_accuracy:.2%}", f"{1 - r.test_accuracy:.2%}")
+    out.print(table)
+    report = {"weights": str(nets.path), "model": nets.config.model, "data": context.data,
+              "per_class": args.per_class, "classes": classes, "test_images": len(order), "seed": args.seed,
+              "lambda": "fixed" if args.lam is not None else "held-out fifth of the labelled images",
+              "seconds": round(time.perf_counter() - started, 1),
+              "results": [vars(r) for r in results]}
+    path = atomic_write(_output(args, f"probe-{args.per_class}.json"),
+                        lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    out.print(f"-> {path}")
+    return 0
+
+
+def cmd_dropout(args) -> int:
+    import torch
+
+    from .common import board, generate, latents, parse_indices, save_png, view_scale
+    from .dropout import check_maps, generate_dropped, map_activations, maps_for_class, pick_layer
+    from .labellers import class_counts, label, pick_by_class
+
+    for flag in ("pool", "n"):
+        _positive(getattr(args, flag), "-n" if flag == "n" else f"--{flag}")
+    if args.top < 0:
+        raise GanzooError(f"--top must be 0 (every positively weighted map) or more, got {args.top}.")
+    nets = _load(args)
+    layer = pick_layer(nets.G, nets.config.z_dim, args.layer)
+    z = latents(nets.config, args.seed, range(args.pool if args.target is not None else args.n))
+    note = ""
+    if args.maps is not None:
+        maps = check_maps(layer, parse_indices(args.maps, "--maps"))
+        shown = z[:args.n]
+    else:
+        labeller = _labeller(args, nets)
+        ids, confidence = label(labeller, generate(nets.G, z))
+        positive = ids == args.target
+        if positive.all() or not positive.any():
+            raise GanzooError(f"The labeller put {int(positive.sum())} of {len(z)} samples in class {args.target} "
+                              f"(its classes there: {class_counts(ids)}); the probe needs samples of the class and "
+                              f"of others: raise --pool or pick another --class.")
+        maps = maps_for_class(map_activations(nets.G, z, layer), positive, args.top or None)
+        if not maps:
+            raise GanzooError(f"No map of layer {layer.describe()} predicts class {args.target} positively; try "
+                              f"another --layer.")
+        shown = z[pick_by_class(ids, confidence, args.target, args.n)]
+        # how often the labeller still sees the class: after the drop, and after dropping as many random maps
+        after = (label(labeller, generate_dropped(nets.G, z, layer, maps))[0] == args.target).float().mean().item()
+        g = torch.Generator().manual_seed(args.seed)
+        random_maps = torch.randperm(layer.channels, generator=g)[:len(maps)].tolist()
+        control = (label(labeller, generate_dropped(nets.G, z, layer, random_maps))[0] == args.target)
+        note = (f"class {args.target} in {positive.float().mean().item():.1%} of {len(z)} samples; after dropping "
+                f"the maps {after:.1%}; after dropping {len(maps)} random maps {control.float().mean().item():.1%}")
+    before, after_images = generate(nets.G, shown), generate_dropped(nets.G, shown, layer, maps)
+    per_row = min(len(shown), 8)
+    rows, captions = [], []
+    for start in range(0, len(shown), per_row):
+        rows += [list(before[start:start + per_row]), list(after_images[start:start + per_row])]
+        captions += ["all maps", f"{len(maps)} dropped"]
+    path = save_png(board(rows, captions=captions, scale=view_scale(nets.config.image_size)),
+                    _output(args, f"dropout-layer{layer.index}.png"))
+    out.print(f"layer {layer.describe()}: dropped maps {','.join(map(str, maps))}")
+    if note:
+        out.print(note)
+    out.print(f"-> {path}")
+    return 0
+
+
+COMMANDS = {"sheet": cmd_sheet, "interpolate": cmd_interpolate, "arithmetic": cmd_arithmetic,
+            "filters": cmd_filters, "featuremaps": cmd_featuremaps, "probe": cmd_probe, "dropout": cmd_dropout}

@@ -1,0 +1,200 @@
+"""Shared pieces of the analyses: networks from a weights file, the latent sheet, generation, image boards."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+from torch.nn import functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from ..checkpoint import atomic_write, config_of, load_state, read_tensors
+from ..config import RunConfig
+from ..errors import GanzooError
+from ..models import build_discriminator, build_generator, sample_latent
+
+# z number i of seed s is drawn from its own generator, seeded s * SEED_STRIDE + i, so an index
+# names the same z in every sheet size and every command (torch's CPU randn is not prefix-stable).
+SEED_STRIDE = 1_000_003
+BACKGROUND = (24, 24, 24)
+TEXT = (235, 235, 235)
+
+
+@dataclass
+class Networks:
+    """What a weights file holds: G always, D when it is a checkpoint; both in eval mode."""
+
+    G: nn.Module
+    D: nn.Module | None
+    config: RunConfig
+    path: Path
+
+    def need_discriminator(self, what: str) -> nn.Module:
+        if self.D is None:
+            checkpoint = self.path.parent / "checkpoint.safetensors"
+            raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "
+                              f"run's checkpoint instead (e.g. {checkpoint}).")
+        return self.D
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """A weights file, or a run folder (its checkpoint.safetensors)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "checkpoint.safetensors").is_file():
+            raise GanzooError(f"{path} is a folder without checkpoint.safetensors; pass a weights file "
+                              f"(<run>/<model>.safetensors or <run>/checkpoint.safetensors).")
+        return path / "checkpoint.safetensors"
+    return path
+
+
+def load_networks(path: str | Path, device: torch.device | str = "cpu") -> Networks:
+    """Rebuild G (and D, from a checkpoint) from one file, reading it once."""
+    path = resolve_weights(path)
+    tensors, metadata = read_tensors(path)
+    config = config_of(metadata)
+    G = build_generator(config)
+    load_state(G, tensors, "G.", "generator")
+    D = None
+    if any(k.startswith("D.") for k in tensors):
+        D = build_discriminator(config)
+        load_state(D, tensors, "D.", "discriminator")
+        D = D.to(device).eval()
+    return Networks(G.to(device).eval(), D, config, path)
+
+
+def latents(config: RunConfig, seed: int, indices: Sequence[int]) -> torch.Tensor:
+    """The sheet's z number i for each index: [len(indices), z_dim], the same for a seed in every command."""
+    rows = []
+    for i in indices:
+        if not 0 <= int(i) < SEED_STRIDE:
+            raise GanzooError(f"Sample indices run from 0 to {SEED_STRIDE - 1}, got {i}.")
+        g = torch.Generator().manual_seed(int(seed) * SEED_STRIDE + int(i))
+        rows.append(sample_latent(1, config, generator=g))
+    if not rows:
+        return torch.empty(0, config.z_dim)
+    return torch.cat(rows)
+
+
+@torch.no_grad()
+def generate(G: nn.Module, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """G(z) in eval mode, in batches, as float32 on the CPU: [N, C, H, W] in [-1, 1]."""
+    device = next(G.parameters()).device
+    parts = [G(part.to(device)).float().cpu() for part in z.split(batch)]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def parse_indices(text: str, what: str = "indices") -> list[int]:
+    """'3,7, 12' -> [3, 7, 12], with a sentence on anything else."""
+    try:
+        values = [int(part) for part in (p.strip() for p in text.split(",")) if part != ""]
+    except ValueError:
+        raise GanzooError(f"{what} must be comma-separated sample numbers like 3,7,12; got {text!r}.") from None
+    if not values:
+        raise GanzooError(f"{what} must name at least one sample number; got {text!r}.")
+    if any(v < 0 for v in values):
+        raise GanzooError(f"{what} are sample numbers from 0 up; got {text!r}.")
+    return values
+
+
+def default_output(weights: str | Path, name: str) -> Path:
+    """Analyses land beside the weights: <run>/analysis/<name>."""
+    return resolve_weights(weights).parent / "analysis" / name
+
+
+# -- images -----------------------------------------------------------------------------------------
+
+def view_scale(size: int, target: int = 64) -> int:
+    """Integer upscale so a cell is at least `target` pixels (32x32 MNIST is hard to see 1:1)."""
+    return max(1, math.ceil(target / max(1, size)))
+
+
+def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:
+    """One [C, H, W] image in [-1, 1] -> PIL RGB, upscaled with nearest neighbour (pixels stay pixels)."""
+    image = image.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    pil = TF.to_pil_image(image[:3])
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    return pil
+
+
+def normalise_each(maps: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> each map scaled to [-1, 1] by its own min and max; a flat map becomes black."""
+    flat = maps.flatten(1)
+    low, high = flat.min(1).values, flat.max(1).values
+    span = (high - low).clamp_min(1e-12)
+    out = (flat - low[:, None]) / span[:, None] * 2 - 1
+    out[(high - low) <= 1e-12] = -1
+    return out.view_as(maps)
+
+
+def resize_maps(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """[N, C, h, w] -> [N, C, size, size] by nearest neighbour, so a 4x4 map shows as blocks."""
+    if maps.shape[-1] == size and maps.shape[-2] == size:
+        return maps
+    return F.interpolate(maps, size=(size, size), mode="nearest")
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType's bundled font
+        return ImageFont.load_default()
+
+
+def board(rows: Sequence[Sequence[torch.Tensor | None]], *, captions: Sequence[str] | None = None,
+          cell_labels: Sequence[Sequence[str]] | None = None, scale: int = 1, pad: int = 2) -> Image.Image:
+    """Images in rows on a dark board: an optional caption left of each row, an optional label on each cell.
+
+    `rows` hold [C, H, W] images in [-1, 1] of one size (None leaves a cell empty).
+    """
+    cells = [c for row in rows for c in row if c is not None]
+    if not cells:
+        raise GanzooError("Nothing to draw.")
+    h, w = cells[0].shape[-2] * scale, cells[0].shape[-1] * scale
+    ncols = max(len(row) for row in rows)
+    font = _font(max(10, min(18, h // 3)))
+    caption_width = 0
+    if captions:
+        caption_width = max(int(font.getlength(c)) for c in captions) + 3 * pad + 4
+    width = caption_width + pad + ncols * (w + pad)
+    height = pad + len(rows) * (h + pad)
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    label_font = _font(max(9, min(14, h // 4)))
+    for r, row in enumerate(rows):
+        y = pad + r * (h + pad)
+        if captions:
+            draw.text((pad + 2, y + h / 2), captions[r], fill=TEXT, font=font, anchor="lm")
+        for c, image in enumerate(row):
+            if image is None:
+                continue
+            x = caption_width + pad + c * (w + pad)
+            canvas.paste(to_pil(image, scale), (x, y))
+            if cell_labels and cell_labels[r][c]:
+                text = cell_labels[r][c]
+                box = draw.textbbox((x + 1, y + 1), text, font=label_font)
+                draw.rectangle(box, fill=(0, 0, 0))
+                draw.text((x + 1, y + 1), text, fill=(255, 220, 0), font=label_font)
+    return canvas
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def save_gif(frames: Sequence[Image.Image], path: str | Path, fps: float = 10, loop: int = 0) -> Path:
+    """An animated GIF (PIL's encoder), looping forever by default, written atomically."""
+    if not frames:
+        raise GanzooError("An animation needs at least one frame.")
+    duration = max(20, round(1000 / fps))  # browsers clamp faster frames anyway
+    first, rest = frames[0], list(frames[1:])
+    return atomic_write(path, lambda tmp: first.save(tmp, format="GIF", save_all=True, append_images=rest,
+                                                     duration=duration, loop=loop, disposal=1))

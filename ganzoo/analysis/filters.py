@@ -1,0 +1,80 @@
+"""What the networks learned to look for and to draw (Radford et al. 2015, section 6.2).
+
+- D's first-layer filters as small images (a trained D shows strokes and edges where a random one
+  shows noise);
+- G's feature maps for one sample: the input of every G layer after the first, one cell per map.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from PIL import Image
+from torch import nn
+
+from ..errors import GanzooError
+from .common import board, generate, normalise_each, resize_maps
+from .features import LEARNABLE, feature_layers, tap
+
+
+def first_layer_filters(D: nn.Module, channels: int, image_size: int) -> torch.Tensor:
+    """D's first learnable layer's weights as images [N, C, k, k] (C = 1 or 3), each scaled to [-1, 1].
+
+    A convolution gives one filter per output channel; a fully-connected first layer (an MLP D)
+    gives one whole-image template per hidden unit.
+    """
+    first = next((m for m in D.modules() if isinstance(m, LEARNABLE)), None)
+    if first is None:
+        raise GanzooError(f"{type(D).__name__} has no Conv or Linear layer to show.")
+    w = first.weight.detach().float().cpu()
+    if isinstance(first, nn.Conv2d):
+        if w.shape[1] not in (1, 3):  # not an image's channels: show each input channel alone
+            w = rearrange(w, "o i h w -> (o i) 1 h w")
+    elif isinstance(first, nn.Linear) and w.shape[1] == channels * image_size * image_size:
+        w = rearrange(w, "o (c h w) -> o c h w", c=channels, h=image_size)
+    else:
+        raise GanzooError(f"D's first layer is a {type(first).__name__} of weight shape {tuple(w.shape)}; only "
+                          f"Conv2d filters or image-sized Linear templates can be shown as images.")
+    # RGB filters keep their colours: one scale for the three channels of a filter
+    flat = w.flatten(1)
+    low, high = flat.min(1).values[:, None, None, None], flat.max(1).values[:, None, None, None]
+    return (w - low) / (high - low).clamp_min(1e-12) * 2 - 1
+
+
+def filters_board(filters: torch.Tensor, limit: int = 256, cell: int = 32) -> Image.Image:
+    """A square-ish board of filters, each upscaled to about `cell` pixels."""
+    filters = filters[:limit]
+    per_row = max(1, math.ceil(math.sqrt(len(filters))))
+    scale = max(1, cell // filters.shape[-1])
+    rows = [list(filters[i:i + per_row]) for i in range(0, len(filters), per_row)]
+    return board(rows, scale=scale)
+
+
+@torch.no_grad()
+def generator_maps(G: nn.Module, z: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Every hidden feature map G computes for one z [d]: [(layer name, maps [C, h, w])], 4-D layers only."""
+    layers = feature_layers(G)
+    seen: dict[int, torch.Tensor] = {}
+    with tap([m for _, m in layers], lambda i, x: seen.__setitem__(i, x[0].detach().float().cpu())):
+        generate(G, z[None])
+    maps = [(layers[i][0], x) for i, x in sorted(seen.items()) if x.ndim == 3]
+    if not maps:
+        raise GanzooError(f"{type(G).__name__} has no convolutional feature maps (its hidden layers are vectors).")
+    return maps
+
+
+def feature_maps_board(G: nn.Module, z: torch.Tensor, per_row: int = 32, limit: int = 128) -> Image.Image:
+    """The sample, then each layer's maps (up to `limit` per layer), all at the sample's size."""
+    sample = generate(G, z[None])[0]
+    size = sample.shape[-1]
+    scale = max(1, 32 // size)                                            # cells of at least 32 px
+    rows, captions = [[sample]], ["sample"]
+    for name, maps in generator_maps(G, z):
+        c, h, w = maps.shape
+        shown = normalise_each(resize_maps(maps[:limit, None], size))        # [min(C, limit), 1, S, S]
+        for start in range(0, len(shown), per_row):
+            rows.append(list(shown[start:start + per_row]))
+            captions.append(f"{name}: {c} x {h}x{w}" if start == 0 else "")
+    return board(rows, captions=captions, scale=scale)
