@@ -406,7 +406,10 @@ def show(results: dict, out: Console) -> None:
     out.print(f"median of {results['repeats']} interleaved repeats of {results['steps']} steps, after "
               f"{results['warmup']} warm-up steps (range in brackets); reference: fp32, DataLoader + PIL, "
               f".item() every step. Load average {lb[0]:.1f} before, {la[0]:.1f} after "
-              f"({results['cpus']} CPUs): above the CPU count, other processes shared the machine.")
+              f"({results['cpus']} CPUs)" + (": above the CPU count, other processes shared the machine."
+                                             if max(lb[0], la[0]) > results["cpus"] + 0.5 else
+                                             ": the benchmark itself (the reference's loader workers "
+                                             "included), no other load."))
 
 
 if __name__ == "__main__":

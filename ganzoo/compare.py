@@ -588,6 +588,9 @@ def metric_curves(results: dict, path: Path, plt) -> Path | None:
         real = results.get("real", {}).get(name)
         if real is not None and math.isfinite(real):
             ax.axhline(real, color="gray", ls="--", lw=1, label="real data")
+        values = [v for line in ax.get_lines() for v in line.get_ydata() if math.isfinite(v)]
+        if values and min(values) > 0 and max(values) / min(values) > 100:
+            ax.set_yscale("log")                 # distances fall by orders of magnitude early in training
         direction = better(name)
         ax.set_title(name + (f" ({direction} is better)" if direction else ""), fontsize=9)
         ax.set_xlabel("training time (s)")

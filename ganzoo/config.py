@@ -156,6 +156,8 @@ def parse_duration(text: str) -> float:
         seconds = float(number) * (unit or 1)
     except ValueError:
         raise GanzooError(f"A duration looks like 90s, 5m or 1.5h; got {text!r}.") from None
-    if not 0 < seconds < float("inf"):
+    if not 0 < seconds:
         raise GanzooError(f"A duration must be positive, got {text!r}.")
+    if seconds == float("inf"):
+        raise GanzooError(f"A duration must be finite, got {text!r}.")
     return seconds

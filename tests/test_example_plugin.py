@@ -105,3 +105,15 @@ def test_its_own_test_suite_passes(site):
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_compares_with_dcgan(site, tmp_path):
+    tiny = ["--data", "fake", "--batch-size", "64", "--g-width", "8", "--d-width", "8", "--z-dim", "16",
+            "--device", "cpu", "--log-every", "4", "--metrics", "mnist_fd", "-n", "100", "--curve-n", "100"]
+    result = ganzoo(site, "compare", "dcgan", "sndcgan", *tiny, "--epochs", "1", "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert list(results["contenders"]) == ["dcgan", "sndcgan"]
+    assert all(e["runs"][0]["status"] == "ok" and e["runs"][0]["scores"]["mnist_fd"] > 0
+               for e in results["contenders"].values())
+    assert "| sndcgan | ok |" in (tmp_path / "report" / "report.md").read_text()
