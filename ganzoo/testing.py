@@ -279,6 +279,22 @@ def _optimizer_step(module: nn.Module, loss_fn: Callable[[], torch.Tensor], what
         _fail(f"{what}: after a training step in {precision}, {bad[:3]} hold NaN/Inf.")
 
 
+
+def _check_deterministic(build: Callable[[], nn.Module], forward: Callable[[nn.Module], torch.Tensor], what: str,
+                         inputs_give: str) -> None:
+    """Two builds under the same seed have the same weights and give the same outputs."""
+    outs, nets = [], []
+    for _ in range(2):
+        torch.manual_seed(SEED)
+        net = build()
+        with torch.no_grad():
+            outs.append(forward(net))
+        nets.append(net)
+    fix = "Draw every random number from torch's global RNG (no numpy/random, no time-based seeds)."
+    _compare_states(nets[0], nets[1], what, fix)
+    if not _same(outs[0], outs[1]):
+        _fail(f"{what}: the same seed and {inputs_give} differing by up to {_max_diff(*outs):.2e}. {fix}")
+
 def _compare_states(a: nn.Module, b: nn.Module, what: str, fix: str) -> None:
     sa, sb = a.state_dict(), b.state_dict()
     if list(sa) != list(sb):
@@ -349,17 +365,8 @@ def generator_checks(entry: Entry, device: torch.device) -> list[tuple[str, Call
         size = _reference_size(sizes, f"generator {entry.name!r}", entry.image_sizes)
         what = f"generator {entry.name!r} at {size}x{size}"
         z = _latent(BATCH, device)
-        outs, nets = [], []
-        for _ in range(2):
-            torch.manual_seed(SEED)
-            G = _build_generator(entry, size, 3, device).train()
-            with torch.no_grad():
-                outs.append(_generate(G, z, what))
-            nets.append(G)
-        fix = "Draw every random number from torch's global RNG (no numpy/random, no time-based seeds)."
-        _compare_states(nets[0], nets[1], what, fix)
-        if not _same(outs[0], outs[1]):
-            _fail(f"{what}: the same seed and z give outputs differing by up to {_max_diff(*outs):.2e}. {fix}")
+        _check_deterministic(lambda: _build_generator(entry, size, 3, device).train(),
+                             lambda G: _generate(G, z, what), what, "z give outputs")
 
     def round_trip():
         from .checkpoint import load_generator, save_generator
@@ -450,17 +457,8 @@ def discriminator_checks(entry: Entry, device: torch.device) -> list[tuple[str, 
         size = _reference_size(sizes, f"discriminator {entry.name!r}", entry.image_sizes)
         what = f"discriminator {entry.name!r} at {size}x{size}"
         x = _images(BATCH, 3, size, device)
-        outs, nets = [], []
-        for _ in range(2):
-            torch.manual_seed(SEED)
-            D = _build_discriminator(entry, size, 3, device).train()
-            with torch.no_grad():
-                outs.append(_discriminate(D, x, what))
-            nets.append(D)
-        fix = "Draw every random number from torch's global RNG (no numpy/random, no time-based seeds)."
-        _compare_states(nets[0], nets[1], what, fix)
-        if not _same(outs[0], outs[1]):
-            _fail(f"{what}: the same seed and images give logits differing by up to {_max_diff(*outs):.2e}. {fix}")
+        _check_deterministic(lambda: _build_discriminator(entry, size, 3, device).train(),
+                             lambda D: _discriminate(D, x, what), what, "images give logits")
 
     def round_trip():
         from .checkpoint import config_of, load_state, read_tensors, save_tensors
