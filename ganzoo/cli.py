@@ -213,7 +213,7 @@ def cmd_compare(args) -> int:
     except Interrupted as exc:
         raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
                           f"the same command and --resume.") from None
-    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv), contenders)
+    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv))
     (out if out.is_terminal else Console(width=200)).print(rich_table(results))   # a log file keeps whole rows
     console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
     return 0

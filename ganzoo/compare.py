@@ -464,13 +464,13 @@ def markdown_table(results: dict) -> str:
 
 # -- the report folder ---------------------------------------------------------------------------
 
-def write_report(results: dict, out: Path, command: str, contenders: list[Contender]) -> Path:
+def write_report(results: dict, out: Path, command: str) -> Path:
     """samples.png, losses.png, metrics.png and report.md beside results.json."""
     import matplotlib
     matplotlib.use("Agg")                          # files only, no display needed
     import matplotlib.pyplot as plt
 
-    pictures = {"samples": side_by_side_samples(results, contenders, out / "samples.png", plt),
+    pictures = {"samples": side_by_side_samples(results, out / "samples.png", plt),
                 "losses": loss_curves(results, out / "losses.png", plt),
                 "metrics": metric_curves(results, out / "metrics.png", plt)}
     s = results["settings"]
@@ -517,7 +517,7 @@ def _first_weights(entry: dict) -> Path | None:
     return None
 
 
-def side_by_side_samples(results: dict, contenders: list[Contender], path: Path, plt, n: int = 64) -> Path | None:
+def side_by_side_samples(results: dict, path: Path, plt, n: int = 64) -> Path | None:
     """One panel per model: its first seed's samples, every model fed the same latent vectors."""
     from torchvision.utils import make_grid
 
