@@ -72,6 +72,14 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
+def _add_run_flag(parser: argparse.ArgumentParser, flag: str, type_, help_: str) -> None:
+    """A RUN_FLAGS entry as an option whose default None means "not given"."""
+    if type_ is bool:  # --flag / --no-flag
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+    else:
+        parser.add_argument(flag, type=parse_duration if type_ == "duration" else type_, default=None, help=help_)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="ganzoo", description="A plugin-based GAN zoo.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -86,10 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
     for flag, type_, help_ in RUN_FLAGS:
-        if type_ is bool:  # --flag / --no-flag
-            run.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
-        else:
-            run.add_argument(flag, type=parse_duration if type_ == "duration" else type_, default=None, help=help_)
+        _add_run_flag(run, flag, type_, help_)
 
     cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
                          description="Train every named model under the same data, seeds and budget (or score "
@@ -109,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
     for flag, type_, help_ in RUN_FLAGS:
         if flag in COMPARE_FLAGS:
-            cmp.add_argument(flag, type=type_, default=None, help=help_ + ", the same for every model")
+            _add_run_flag(cmp, flag, type_, help_ + ", the same for every model")
     cmp.add_argument("--device", default="auto")
     cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
     cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")

@@ -40,10 +40,8 @@ from rich.table import Table
 from .checkpoint import atomic_write, load_generator
 from .config import UNLIMITED_EPOCHS, RunConfig
 from .errors import GanzooError, Interrupted
-
-# A run whose discriminator loss stayed below this for the last quarter of its logs has a discriminator
-# that wins outright: its generator gets no useful gradient (reported, not hidden, in the table).
-COLLAPSED_LOSS_D = 0.05
+from .guard import discriminator_won
+from .train import read_metrics
 
 
 # -- what a comparison is made of -----------------------------------------------------------------
@@ -55,6 +53,7 @@ class Contender:
     label: str
     model: str
     path: Path | None = None           # finished run folder or weights file; None: train it here
+    config: RunConfig | None = None    # a finished one's config, read from its weights
 
     @property
     def trained_here(self) -> bool:
@@ -92,7 +91,7 @@ def parse_contenders(names: list[str]) -> list[Contender]:
             weights = finished_weights(path)
             _, config = load_generator(weights)
             contenders.append(Contender(label=path.stem if path.is_file() else path.name, model=config.model,
-                                        path=path))
+                                        path=path, config=config))
         else:
             raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder or a "
                               f".safetensors file.)")
@@ -166,15 +165,7 @@ class PeakMemory:
 
 def read_records(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
+    return read_metrics(path) if path.is_file() else []
 
 
 def loss_records(records: list[dict]) -> list[dict]:
@@ -182,10 +173,10 @@ def loss_records(records: list[dict]) -> list[dict]:
 
 
 def d_collapsed(records: list[dict]) -> bool:
-    """D's loss near zero over the last quarter of the logged steps (at least three logs)."""
-    losses = [r["loss_d"] for r in loss_records(records)]
+    """D has won (see ganzoo.guard) over the last quarter of the logged steps (at least three logs)."""
+    losses = loss_records(records)
     tail = losses[-max(3, len(losses) // 4):]
-    return len(losses) >= 3 and all(math.isfinite(x) and x < COLLAPSED_LOSS_D for x in tail)
+    return len(losses) >= 3 and all(discriminator_won(r) for r in tail)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -296,8 +287,8 @@ class Comparison:
         run["steps"] = losses[-1]["step"] if losses else None
         run["epochs_done"] = losses[-1]["epoch"] if losses else None
         if run["status"] == "ok" and d_collapsed(records):
-            run["status"], run["message"] = "D collapsed", (f"D's loss stayed below {COLLAPSED_LOSS_D} for the last "
-                                                            f"quarter of training: G gets no useful gradient.")
+            run["status"], run["message"] = "D collapsed", ("D separated real from fake almost perfectly for the "
+                                                            "last quarter of training: G gets no useful gradient.")
         run["scores"] = {}
         if run["status"] != "diverged" and weights_of.is_file():
             run["scores"] = evaluate(weights_of, metrics=self.settings.metrics, n=self.settings.n,
@@ -364,7 +355,7 @@ class Comparison:
     def config_of(self, contender: Contender) -> RunConfig:
         if contender.trained_here:
             return self.config_for(contender, self.settings.seed)
-        return load_generator(finished_weights(contender.path))[1]
+        return contender.config
 
     def summarise(self) -> None:
         """Mean and spread over seeds of every number in the table."""

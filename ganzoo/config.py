@@ -137,9 +137,6 @@ class RunConfig:
         if self.on_divergence not in ("stop", "rollback"):
             raise GanzooError(f"--on-divergence must be 'stop' or 'rollback', got {self.on_divergence!r}.")
 
-    def pretty(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 # --budget without --epochs: epochs enough to never end before the budget does
 UNLIMITED_EPOCHS = 10 ** 6

@@ -22,13 +22,14 @@ so a table always shows the floor a perfect generator would reach.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import scipy.linalg
@@ -42,7 +43,7 @@ from torch import nn
 
 from .checkpoint import atomic_write, load_generator
 from .config import RunConfig
-from .data import cache_dir, load_dataset, to_model_range
+from .data import cache_dir, load_dataset
 from .device import select_device
 from .errors import GanzooError
 
@@ -139,14 +140,6 @@ class Samples:
             self._memo[key] = compute()
         return self._memo[key]
 
-    def batches(self, batch_size: int = 500, description: str | None = None) -> Iterator[torch.Tensor]:
-        """The images as floats in [-1, 1] on the device, [B, C, H, W], with a progress bar if described."""
-        parts: Iterable[torch.Tensor] = self.images.split(batch_size)
-        if description:
-            parts = progress(parts, description, math.ceil(len(self) / batch_size), self.console)
-        for part in parts:
-            yield to_model_range(part.to(self.device))
-
     def reference(self, feature_id: str, features: Callable[[torch.Tensor], torch.Tensor]) -> Reference:
         """Features of the reference images (the dataset's test split at these samples' size and channels).
 
@@ -161,6 +154,12 @@ class Samples:
 
 
 # -- statistics -------------------------------------------------------------------------------------
+
+@functools.cache
+def file_id(path: str | Path) -> str:
+    """A short content hash of a feature network's weights file: cached real-data statistics are keyed by it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
 
 def gaussian_statistics(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean [D] and covariance [D, D] (unbiased) of features [N, D], in float64."""
@@ -267,10 +266,13 @@ def reference_features(feature_id: str, features: Callable[[torch.Tensor], torch
     """Features and statistics of a dataset split at a resolution, computed once and cached on disk."""
     folder = str(Path(data_dir).resolve()) if data_dir else ""
     path = cache_dir() / "eval" / _cache_name(feature_id, data, split, f"{image_size}px", f"{channels}ch", folder)
+    if path in _REFERENCES and path.is_file():     # training evals and compare's curve points ask again and again
+        return _REFERENCES[path]
     if path.is_file():
         try:
             t = load_file(str(path))
-            return Reference(t["features"], t["mu"].numpy(), t["sigma"].numpy())
+            _REFERENCES[path] = Reference(t["features"], t["mu"].numpy(), t["sigma"].numpy())
+            return _REFERENCES[path]
         except (SafetensorError, OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
     images = real_images(data, split=split, image_size=image_size, channels=channels, data_dir=data_dir,
@@ -281,7 +283,11 @@ def reference_features(feature_id: str, features: Callable[[torch.Tensor], torch
     mu, sigma = gaussian_statistics(feats)
     tensors = {"features": feats.contiguous(), "mu": torch.from_numpy(mu), "sigma": torch.from_numpy(sigma)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"feature_id": feature_id, "data": data}))
-    return Reference(feats, mu, sigma)
+    _REFERENCES[path] = Reference(feats, mu, sigma)
+    return _REFERENCES[path]
+
+
+_REFERENCES: dict[Path, Reference] = {}   # reference_features' cache files, as read in this process
 
 
 # -- choosing and running metrics ---------------------------------------------------------------------

@@ -31,10 +31,17 @@ class Diverged(GanzooError):
         super().__init__(f"{what} became NaN/Inf between steps {first} and {last}")
 
 
+def discriminator_won(record: dict) -> bool:
+    """A log record in which D separates real from fake almost perfectly: G gets almost no gradient."""
+    return record["loss_d"] < 0.05 and record["d_real"] > 0.95 and record["d_fake"] < 0.05
+
+
 class Guard:
     def __init__(self, G: nn.Module, D: nn.Module, device: torch.device, check_every: int = 5,
                  collapse_steps: int = 1000):
-        self.nets = (G, D)
+        # fixed for the run: load_state_dict and torch.compile keep these very tensors
+        self.watched = [[t.detach() for t in itertools.chain(net.parameters(), net.buffers()) if t.is_floating_point()]
+                        for net in (G, D)]
         self.device = device
         self.check_every = check_every          # steps between checks
         self.collapse_steps = collapse_steps    # how long D must have won before it is reported
@@ -54,15 +61,14 @@ class Guard:
     def _flags(self) -> torch.Tensor:
         """[3] bool on the device: losses, G's weights, D's weights non-finite (buffers such as BatchNorm's too)."""
         flags = [~torch.isfinite(self.acc).all()]
-        for net in self.nets:
-            tensors = [t.detach() for t in itertools.chain(net.parameters(), net.buffers()) if t.is_floating_point()]
+        for tensors in self.watched:
             flags.append(~torch.isfinite(get_total_norm(tensors)))
         self.acc.zero_()
         return torch.stack(flags)
 
     def after_step(self, step: int, stats: torch.Tensor) -> None:
         """Called after each step with its [4] statistics; raises Diverged once a check has seen a problem."""
-        self.acc += stats.detach().float()
+        self.acc += stats                       # [4] float32, already detached (Trainer.train_step)
         if self.pending is not None and (self.pending[2] is None or self.pending[2].query()):
             self._read_pending()
         if step % self.check_every == 0:
@@ -104,7 +110,7 @@ class Guard:
         """Check a log record (already on the host); returns a warning to show, if any."""
         if not all(math.isfinite(record[key]) for key in ("loss_d", "loss_g")):
             raise Diverged("the losses", self.healthy_until + 1, record["step"])
-        if record["loss_d"] < 0.05 and record["d_real"] > 0.95 and record["d_fake"] < 0.05:
+        if discriminator_won(record):
             self.won_for += window_steps
         else:
             self.won_for, self.warned = 0, False

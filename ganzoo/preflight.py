@@ -108,8 +108,9 @@ def check_room(root: Path, sizes: tuple[int, int, int]) -> int:
         if isinstance(exc, OSError) and exc.errno in NO_ROOM:
             raise GanzooError(f"{root} has no room for this run's checkpoints: reserving {needed / MB:,.1f} MB "
                               f"failed ({exc.strerror}). Free some space or choose another --out.") from None
-        if shutil.disk_usage(root).free < needed:
-            raise GanzooError(f"{root} has {shutil.disk_usage(root).free / MB:,.1f} MB free, less than the "
+        free = shutil.disk_usage(root).free
+        if free < needed:
+            raise GanzooError(f"{root} has {free / MB:,.1f} MB free, less than the "
                               f"{needed / MB:,.1f} MB this run's checkpoints need. Free some space or choose "
                               f"another --out.") from None
     return needed

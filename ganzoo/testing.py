@@ -666,7 +666,6 @@ def model_checks(entry: Entry, device: torch.device, regs: Registries) -> list[t
         return stats
 
     def components():
-        spec, _ = spec_and_size()
         with _blame(f"{what}: its ModelSpec defaults", "Use RunConfig field names in defaults."):
             config("fp32")
 

@@ -45,7 +45,7 @@ from torchvision.models.inception import Inception3, InceptionA, InceptionC, Inc
 
 from ganzoo import GanzooError, hookimpl
 from ganzoo.data import cache_dir
-from ganzoo.evaluate import Samples, frechet_distance, gaussian_statistics, kernel_distance, progress
+from ganzoo.evaluate import Samples, file_id, frechet_distance, gaussian_statistics, kernel_distance, progress
 
 ENV = "GANZOO_INCEPTION_WEIGHTS"
 FEATURES = 2048
@@ -141,11 +141,6 @@ def weights_path(options: dict | None = None) -> Path:
         prefix = f"No Inception weights file at {path}. " if given else ""
         raise GanzooError(prefix + how_to_get())
     return path
-
-
-@cache
-def file_id(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 @cache

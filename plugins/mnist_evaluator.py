@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from ganzoo import GanzooError
@@ -105,20 +104,15 @@ class MnistEvaluator(nn.Module):
 def load_evaluator(path: str = str(WEIGHTS), device: str = "cpu") -> MnistEvaluator:
     """The shipped evaluator (or another weights file written by this module's trainer), in eval mode."""
     try:
-        tensors = load_file(path)
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise GanzooError(f"The MNIST evaluator weights {path} are missing or unreadable ({exc}); reinstall "
                           f"ganzoo or retrain them: python -m ganzoo_plugins.mnist_evaluator --data-dir DIR.") from None
     model = MnistEvaluator(EvaluatorConfig.from_json(metadata["config"]))
     model.load_state_dict(tensors)
     return model.to(device).eval()
-
-
-def weights_id(path: str | Path = WEIGHTS) -> str:
-    """A short content hash of a weights file: cached real-data statistics are keyed by it."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 # -- training ------------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ import math
 import torch
 
 from ganzoo import hookimpl
-from ganzoo.evaluate import Samples, class_histogram_kl, frechet_distance, gaussian_statistics
+from ganzoo.evaluate import Samples, class_histogram_kl, file_id, frechet_distance, gaussian_statistics
 
-from .mnist_evaluator import WEIGHTS, load_evaluator, weights_id
+from .mnist_evaluator import WEIGHTS, load_evaluator
 
 
 def evaluator_for(samples: Samples):
@@ -37,7 +37,7 @@ def mnist_fd(samples: Samples) -> dict[str, float]:
     """Fréchet distance on the MNIST evaluator's features, to the MNIST test set at the samples' resolution."""
     features, _ = evaluator_outputs(samples)
     evaluator = evaluator_for(samples)
-    reference = samples.reference(f"mnist-evaluator-{weights_id(WEIGHTS)}", lambda x: evaluator.score(x)[0])
+    reference = samples.reference(f"mnist-evaluator-{file_id(WEIGHTS)}", lambda x: evaluator.score(x)[0])
     return {"mnist_fd": frechet_distance(*gaussian_statistics(features), reference.mu, reference.sigma)}
 
 

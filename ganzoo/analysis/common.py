@@ -16,6 +16,7 @@ from torchvision.transforms.v2 import functional as TF
 from ..checkpoint import atomic_write, config_of, load_state, read_tensors
 from ..config import RunConfig
 from ..errors import GanzooError
+from ..evaluate import to_uint8
 from ..models import build_discriminator, build_generator, sample_latent
 
 # z number i of seed s is drawn from its own generator, seeded s * SEED_STRIDE + i, so an index
@@ -57,7 +58,7 @@ def load_networks(path: str | Path, device: torch.device | str = "cpu") -> Netwo
     """Rebuild G (and D, from a checkpoint) from one file, reading it once."""
     path = resolve_weights(path)
     tensors, metadata = read_tensors(path)
-    config = config_of(metadata)
+    config = config_of(metadata, path)
     G = build_generator(config)
     load_state(G, tensors, "G.", "generator")
     D = None
@@ -116,7 +117,7 @@ def view_scale(size: int, target: int = 64) -> int:
 
 def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:
     """One [C, H, W] image in [-1, 1] -> PIL RGB, upscaled with nearest neighbour (pixels stay pixels)."""
-    image = image.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    image = to_uint8(image.detach())
     if image.shape[0] == 1:
         image = image.expand(3, -1, -1)
     pil = TF.to_pil_image(image[:3])

@@ -37,10 +37,7 @@ def first_layer_filters(D: nn.Module, channels: int, image_size: int) -> torch.T
     else:
         raise GanzooError(f"D's first layer is a {type(first).__name__} of weight shape {tuple(w.shape)}; only "
                           f"Conv2d filters or image-sized Linear templates can be shown as images.")
-    # RGB filters keep their colours: one scale for the three channels of a filter
-    flat = w.flatten(1)
-    low, high = flat.min(1).values[:, None, None, None], flat.max(1).values[:, None, None, None]
-    return (w - low) / (high - low).clamp_min(1e-12) * 2 - 1
+    return normalise_each(w)   # RGB filters keep their colours: one scale for the three channels of a filter
 
 
 def filters_board(filters: torch.Tensor, limit: int = 256, cell: int = 32) -> Image.Image:

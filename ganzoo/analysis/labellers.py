@@ -20,6 +20,7 @@ from rich.console import Console
 
 from ..data import load_dataset
 from ..errors import GanzooError
+from ..evaluate import to_uint8
 from ..registry import Registry
 from .common import Networks
 from .features import Probe, hidden_features, per_class_subset, train_probe
@@ -60,7 +61,7 @@ class ProbeLabeller:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # hidden_features takes uint8 pixels, as data arrives; quantising G's output costs nothing visible
-        pixels = images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        pixels = to_uint8(images)
         x, _ = hidden_features(self.D, pixels)
         scores = self.probe.scores(x).float()
         full = torch.full((len(images), int(self.probe.classes.max()) + 1), float("-inf"))
