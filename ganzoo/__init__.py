@@ -1,10 +1,13 @@
 """ganzoo: a plugin-based GAN zoo. See README.md; plugin authors start at ganzoo.hookspecs."""
 
+# The name to `pip install` and to depend on: "ganzoo" on the package index is an unrelated project.
+DISTRIBUTION = "pyganzoo"
+
 from .config import ModelSpec, RunConfig
 from .data import ImageData
 from .errors import GanzooError
 from .hookspecs import hookimpl
 from .registry import PowersOfTwo
 
-__all__ = ["GanzooError", "ImageData", "ModelSpec", "PowersOfTwo", "RunConfig", "hookimpl"]
+__all__ = ["DISTRIBUTION", "GanzooError", "ImageData", "ModelSpec", "PowersOfTwo", "RunConfig", "hookimpl"]
 __version__ = "0.1.0"

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import pluggy
+import torch
 
-from . import hookspecs
+from . import DISTRIBUTION, hookspecs
 from .errors import GanzooError
 from .registry import Registry
 
@@ -87,7 +88,7 @@ def _short_error(exc: BaseException) -> str:
 
 def _ganzoo_version() -> str:
     try:
-        return importlib.metadata.version("ganzoo")
+        return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return "dev"
 
@@ -181,6 +182,12 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
 
 @cache
 def registries() -> Registries:
-    """The process-wide registries, built once on first use."""
+    """The process-wide registries, built once on first use.
+
+    First use may come inside a caller's device context (networks are built under
+    ``torch.device("meta")`` to size them): plugins are imported and their hooks run on the CPU
+    regardless, so a module-level tensor in any plugin is a real CPU tensor.
+    """
     pm = make_plugin_manager()
-    return collect(pm, load_plugins(pm))
+    with torch.device("cpu"):
+        return collect(pm, load_plugins(pm))

@@ -26,6 +26,15 @@ def mnist_dir() -> Path:
     return MNIST_DIR
 
 
+@pytest.fixture
+def one_thread():
+    """In-process runs on one thread: deterministic, and quick on a machine shared with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config(tmp_path, **overrides) -> RunConfig:
     """A run small enough for a CPU test: fake data, narrow networks, a few steps per epoch."""
     from ganzoo.run import make_config

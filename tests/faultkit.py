@@ -9,7 +9,6 @@ import sys
 import types
 from pathlib import Path
 
-import pytest
 import torch
 
 from ganzoo import hookimpl, plugins
@@ -81,12 +80,3 @@ def install_plugin(monkeypatch, request, name: str, **hooks) -> None:
     monkeypatch.setattr(plugins, "BUILTIN_PLUGINS", plugins.BUILTIN_PLUGINS + (name,))
     plugins.registries.cache_clear()
     request.addfinalizer(plugins.registries.cache_clear)  # runs before monkeypatch restores the built-ins
-
-
-@pytest.fixture
-def one_thread():
-    """In-process runs on one thread: deterministic, and quick on a machine shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

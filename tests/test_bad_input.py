@@ -11,11 +11,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from ganzoo import ModelSpec
 
-from faultkit import TINY, assert_one_line_error, install_plugin, one_thread, run_cli  # noqa: F401
+from faultkit import assert_one_line_error, install_plugin, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

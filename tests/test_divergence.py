@@ -19,7 +19,7 @@ from ganzoo.train import MAX_ROLLBACKS, Trainer, read_metrics
 from ganzoo_plugins.losses import NonSaturatingLoss
 
 from conftest import tiny_config
-from faultkit import TINY, assert_one_line_error, install_plugin, one_thread, run_cli, state_of  # noqa: F401
+from faultkit import TINY, assert_one_line_error, install_plugin, run_cli, state_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ganzoo import DISTRIBUTION
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sndcgan"
 PROJECT = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
 
@@ -55,7 +57,7 @@ def ganzoo(site, *args, cwd=None):
 
 def test_entry_point_is_declared():
     assert PROJECT["entry-points"]["ganzoo"] == {"sndcgan": "ganzoo_sndcgan"}
-    assert any(dep.startswith("ganzoo") for dep in PROJECT["dependencies"])
+    assert any(dep.startswith(f"{DISTRIBUTION}>=") for dep in PROJECT["dependencies"])
 
 
 def test_listed_and_shown_with_what_it_registered(site):

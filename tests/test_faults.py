@@ -19,7 +19,7 @@ import pytest
 
 from ganzoo.train import read_metrics
 
-from faultkit import (ENV, TINY, assert_one_line_error, assert_same_tensors, ganzoo, last_line, one_thread,  # noqa: F401
+from faultkit import (ENV, TINY, assert_one_line_error, assert_same_tensors, ganzoo, last_line,
                       python, run_cli, state_of)
 
 CHECKPOINT_EVERY = 5

@@ -20,7 +20,7 @@ from ganzoo.models import build_generator
 from ganzoo.run import train
 
 from conftest import tiny_config
-from faultkit import TINY, assert_one_line_error, one_thread, run_cli  # noqa: F401
+from faultkit import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
