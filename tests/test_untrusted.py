@@ -1,12 +1,14 @@
 """Weights files from strangers: whatever is in them, loading runs no code, prints no traceback, and a
 damaged or hand-edited file fails with one sentence (`ganzoo sample` and `ganzoo run --resume`)."""
 
+import ast
 import io
 import json
 import os
 import pickle
 import pickletools
 import struct
+import zipfile
 
 import pytest
 import torch
@@ -19,7 +21,7 @@ from ganzoo.checkpoint import read_tensors, save_generator
 from ganzoo.models import build_generator
 from ganzoo.run import train
 
-from conftest import tiny_config
+from conftest import REPO, tiny_config
 from faultkit import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -131,21 +133,68 @@ def test_damaged_or_hand_edited_weights_fail_with_one_sentence(tmp_path, capsys,
     assert not (tmp_path / "grid.png").exists()
 
 
-@pytest.mark.parametrize("suffix", [".safetensors", ".pt", ".bin"])
-def test_a_pickle_never_runs(tmp_path, capsys, monkeypatch, suffix):
+def torch_save_of(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def pickled_calls(raw: bytes) -> set[str]:
+    """The names a pickle (or each pickle in torch.save's zip) pushes, read by opcode: nothing is unpickled."""
+    if raw[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return set().union(*(pickled_calls(archive.read(n)) for n in archive.namelist() if n.endswith(".pkl")))
+    return {str(arg) for _, arg, _ in pickletools.genops(raw)}
+
+
+# payloads that run os.makedirs(marker) when loaded by pickle or by torch.load(weights_only=False)
+PAYLOADS = {"pickle protocol 0": lambda: pickle.dumps(RunsCode(), protocol=0),
+            "pickle protocol 5": lambda: pickle.dumps(RunsCode(), protocol=5),
+            "torch.save": lambda: torch_save_of({"G.net.0.weight": RunsCode()})}
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("suffix", [".weights", "", ".safetensors", ".pt", ".bin"])
+def test_a_pickle_never_runs(tmp_path, capsys, monkeypatch, suffix, payload):
+    """Whatever its name, a pickle is refused with one sentence and its code never runs."""
     marker = tmp_path / "code-ran"
     monkeypatch.setattr(RunsCode, "marker", marker)
     path = tmp_path / f"evil{suffix}"
-    path.write_bytes(pickle.dumps(RunsCode()))
+    path.write_bytes(PAYLOADS[payload]())
     # The file is live, shown without unpickling it: it names os.makedirs, and that call makes the marker.
-    assert "makedirs" in {str(arg) for _, arg, _ in pickletools.genops(path.read_bytes())}
+    assert any("makedirs" in name for name in pickled_calls(path.read_bytes()))
     call, args = RunsCode().__reduce__()
     call(*args)
     assert marker.is_dir()
     marker.rmdir()
     code, _, err = run_cli(capsys, "sample", path, "-n", "4", "--out", tmp_path / "grid.png")
-    assert "pickle" in assert_one_line_error(code, err)
+    line = assert_one_line_error(code, err)
+    assert "pickle" in line and str(path) in line
     assert not marker.exists()
+
+
+PICKLE_LOADERS = {("torch", "load"), ("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"),
+                  ("serialization", "load"), ("joblib", "load"), ("dill", "load"), ("dill", "loads")}
+
+
+def test_no_pickle_loader_anywhere_in_ganzoo():
+    """The one loader of weights is safetensors: no torch.load / pickle.load call (nor weights_only=False or
+    allow_pickle=True) in ganzoo, its plugins or the example plugin. (The FID Inception converter's
+    torch.jit.load reads a TorchScript archive on explicit request; it is not one of these.)"""
+    roots = [REPO / "ganzoo", REPO / "plugins", REPO / "examples"]
+    found = []
+    for path in sorted(p for root in roots for p in root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = (func.value.attr if isinstance(func.value, ast.Attribute) else getattr(func.value, "id", ""),
+                    func.attr) if isinstance(func, ast.Attribute) else ("", getattr(func, "id", ""))
+            unsafe_flags = [k.arg for k in node.keywords if (k.arg, getattr(k.value, "value", None)) in
+                            (("weights_only", False), ("allow_pickle", True))]
+            if name in PICKLE_LOADERS or name[1] in ("Unpickler",) or unsafe_flags:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert found == [], found
 
 
 # -- checkpoints handed to --resume -----------------------------------------------------------------
