@@ -158,4 +158,32 @@ def test_equal_time_budget(tmp_path, capsys):
         run = entry["runs"][0]
         steps = [p["step"] for p in run["curve"]]
         assert len(steps) == 2 and 0 < steps[0] < steps[1]                     # trained on through both slices
+        assert run["train_time_s"] >= 2.0                                       # the budget was spent training
         assert [line for line in open(f"{run['run_dir']}/config.json")]        # a normal run folder
+
+
+def test_equal_time_budget_is_the_same_training_time_for_every_model(tmp_path, capsys, monkeypatch, one_thread):
+    """The clock is simulated (each training step takes 'one second', nothing else takes time), so a budget
+    of 10 s in 2 points is 5 steps, then 5 more, for every model whatever its speed (an epoch is 16 steps)."""
+    import time
+
+    from ganzoo.train import Trainer
+
+    clock = {"now": 0.0}
+    real_step = Trainer.train_step
+
+    def one_second_step(self, real):
+        clock["now"] += 1.0
+        return real_step(self, real)
+
+    monkeypatch.setattr(Trainer, "train_step", one_second_step)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    out = tmp_path / "report"
+    code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--budget", "10s", "--points", "2", "--out", str(out))
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    for label, entry in results["contenders"].items():
+        run = entry["runs"][0]
+        assert [p["step"] for p in run["curve"]] == [5, 10], label
+        assert [p["train_time_s"] for p in run["curve"]] == [5.0, 10.0], label
+        assert run["steps"] == 10 and run["train_time_s"] == 10.0, label
