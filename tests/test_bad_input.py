@@ -130,6 +130,7 @@ CASES = [
     ("unknown divergence policy", [*RUN, "--on-divergence", "explode"], "--on-divergence must be 'stop' or"),
     ("unknown flag", [*RUN, "--colour", "red"], "unrecognized arguments: --colour red"),
     ("budget not a duration", [*RUN, "--budget", "abc"], "A duration looks like 90s, 5m or 1.5h; got 'abc'"),
+    ("budget of no time", [*RUN, "--budget", "0s"], "A duration must be positive, got '0s'"),
     ("negative evaluation interval", [*RUN, "--eval-every", "-1"], "--eval-every must be 0 (off) or a positive"),
     ("zero evaluation samples", [*RUN, "--eval-n", "0"], "--eval-n must be a positive integer, got 0"),
     ("evaluation without a metric for the data", [*RUN, "--eval-every", "1"], "No metric is registered for"),
@@ -183,6 +184,10 @@ CASES = [
     ("eval a missing file", ["eval", "nowhere.safetensors"], "No weights file at nowhere.safetensors"),
     ("compare nothing", ["compare"], "the following arguments are required: MODEL"),
     ("compare an unknown model", ["compare", "nosuch", "--data", "fake"], "Unknown model 'nosuch'"),
+    ("compare a misspelled model", ["compare", "dcgan", "bsicgan"], "Did you mean 'basicgan'?"),
+    ("compare one model", ["compare", "dcgan"], "Compare needs at least two models or runs"),
+    ("compare at equal epochs and time", ["compare", "dcgan", "basicgan", "--epochs", "1", "--budget", "1m",
+                                          "--data", "fake"], "Give --epochs or --budget, not both"),
     # the conformance kit
     ("check-plugin of an unknown plugin", ["check-plugin", "nosuch"], "No plugin named 'nosuch' is installed"),
     ("check-plugin without a name", ["check-plugin"], "Name the plugin to check"),

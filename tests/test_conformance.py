@@ -1,7 +1,7 @@
 """The conformance kit (ganzoo.testing), run over everything registered, and shown to catch broken plugins.
 
 The first test is parametrized over the registries: every built-in generator, discriminator, loss and
-model, plus those of any installed plugin, passes every check. The others install deliberately broken
+model passes every check. The others install deliberately broken
 plugins and assert that the kit fails them with a message saying what to fix.
 """
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo import GanzooError, ModelSpec, PowersOfTwo
-from ganzoo.plugins import registries
+from ganzoo.plugins import BUILTIN_PLUGINS, registries
 from ganzoo.registry import Entry, Registry, describe_sizes
 from ganzoo.testing import CheckFailed, check_plugin, plugin_checks, registered_checks, sizes_to_check
 from ganzoo_plugins.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -26,8 +26,10 @@ from faultkit import install_plugin
 from test_entry_points import ganzoo, install
 
 
-@pytest.mark.parametrize("check", registered_checks(), ids=str)
-def test_every_registered_component_conforms(check):
+# ganzoo's own components; an installed third-party plugin is checked by its own tests or `ganzoo check-plugin`
+# (the example plugin's, once, in tests/test_example_plugin.py)
+@pytest.mark.parametrize("check", [c for c in registered_checks() if c.plugin in BUILTIN_PLUGINS], ids=str)
+def test_every_builtin_component_conforms(check):
     check.run()
 
 
