@@ -150,7 +150,7 @@ def main() -> int:
     for label, budget in (("memory", []), ("cache (streamed)", ["--memory-budget", "1k"])):
         batches = make_batches(data, args.batch_size, device, 1024 if budget else 2 ** 62)
         alone = data_rate(batches)
-        run = work / label.split()[0]
+        run = work / f"run-{label.split()[0]}"
         if ganzoo(["run", "dcgan", "--data", str(folder), *flags, *budget, "--out", str(run)]) != 0:
             return 1
         rows.append((label, alone, training_rate(run)))
@@ -159,11 +159,11 @@ def main() -> int:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
     decoding = DecodingBatches(paths, size, args.batch_size, workers)
     alone = data_rate(decoding)
-    config.out = str(work / "decoding")
+    config.out = str(work / "run-decoding")
     trainer = Trainer(config, data, Console(quiet=True))
     trainer.batches = decoding                                           # the same step, fed by decoding files
     trainer.fit()
-    rows.append((f"decoding each epoch ({workers} DataLoader workers)", alone, training_rate(work / "decoding")))
+    rows.append((f"decoding each epoch ({workers} DataLoader workers)", alone, training_rate(work / "run-decoding")))
 
     load_after = os.getloadavg()
     table = Table(title=f"dcgan {size}x{size}, width {args.width}, batch {args.batch_size}, {len(data):,} images, "

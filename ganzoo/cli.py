@@ -351,7 +351,8 @@ def cmd_data(args) -> int:
     else:
         stored = (f"image files of various sizes, {min(widths)}-{max(widths)} wide and {min(heights)}-{max(heights)} "
                   f"high among the {len(picked)} shown")
-    crop = f" (centre crop {data.crop}x{data.crop}, then resized)" if data.crop else " (centre square, then resized)"
+    crop = (f" (centre crop {data.crop}x{data.crop}, then resized)" if data.crop else
+            "" if sizes == {(size, size)} else " (centre square, then resized)")
     splits = entry.info.get("splits")
     table = Table(title=f"{name}: {escape(entry.description)}", title_justify="left", show_header=False, box=None)
     table.add_column(style="dim", no_wrap=True)

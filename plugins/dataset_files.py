@@ -59,9 +59,11 @@ def locate(root: str | None, *, title: str, layout: Sequence[str], holds: Callab
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # torchvision prints every mirror and file it tries
             fetch(torchvision_root())
-    except Exception as exc:  # offline (URLError), a mirror's quota, a checksum: the same advice
-        raise GanzooError(f"{title} could not be downloaded ({type(exc).__name__}); on a machine without internet, "
-                          f"put {files} in a folder and pass --data-dir FOLDER.") from None
+    except Exception as exc:  # offline (URLError), a mirror's quota, a checksum, gdown missing: the same advice
+        reason = (str(exc).strip().splitlines() or [""])[0][:160].rstrip(".")
+        raise GanzooError(f"{title} could not be downloaded ({type(exc).__name__}{': ' + reason if reason else ''}); "
+                          f"on a machine without internet, put {files} in a folder and pass --data-dir FOLDER."
+                          ) from None
     folder = found(torchvision_root())
     if folder is None:
         raise GanzooError(f"{title} was downloaded, but its files are not in {torchvision_root()} where torchvision "

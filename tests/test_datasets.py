@@ -310,6 +310,40 @@ def test_prepare_images_cuts_the_centre_then_resizes():
     assert cropped.flatten().tolist() == [14, 15, 20, 21]                           # the 2x2 centre, as is
 
 
+# -- finding the files: --data-dir, ganzoo's download folder, a download ------------------------------------------------
+
+def test_files_are_found_in_the_download_folder_after_a_download(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    from ganzoo_plugins.dataset_files import locate, torchvision_root
+
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path / "cache"))
+    holds = lambda folder: (folder / "x.bin").is_file()
+    common = dict(title="X", layout=("x-data",), holds=holds, files="x.bin (or the folder x-data/)")
+
+    def offline(root):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    with pytest.raises(GanzooError, match=r"^X could not be downloaded \(URLError: <urlopen error \[Errno -3\] "
+                                          r"Temporary failure in name resolution>\); on a machine without internet, put "
+                                          r"x.bin \(or the folder x-data/\) in a folder and pass --data-dir FOLDER.$"):
+        locate(None, download=True, fetch=offline, **common)
+    with pytest.raises(GanzooError, match="was downloaded, but its files are not in"):
+        locate(None, download=True, fetch=lambda root: None, **common)
+    fetched = []
+
+    def download(root):                                       # what torchvision does: files under its root
+        fetched.append(root)
+        (root / "x-data").mkdir(parents=True)
+        (root / "x-data" / "x.bin").write_bytes(b"x")
+
+    assert locate(None, download=True, fetch=download, **common) == torchvision_root() / "x-data"
+    assert locate(None, download=False, fetch=download, **common) == torchvision_root() / "x-data"   # found, not fetched
+    assert fetched == [torchvision_root()]
+    with pytest.raises(GanzooError, match="is not a folder"):
+        locate(str(tmp_path / "nowhere"), download=True, fetch=download, **common)
+
+
 # -- read_dataset: what `ganzoo data` and the cache start from -------------------------------------------------------
 
 def test_encoded_sets_are_not_decoded_to_be_read(tmp_path):
