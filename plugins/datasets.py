@@ -29,14 +29,16 @@ IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 600
 @dataclass(frozen=True)
 class IdxSet:
     title: str
-    folder: str           # torchvision's folder under its root: <root>/<folder>/raw/
-    torchvision_class: str
+    torchvision_class: str    # its files live under <torchvision root>/<class name>/raw/
+    description: str
     classes: tuple[str, ...]
 
 
 IDX_SETS = {
-    "mnist": IdxSet("MNIST", "MNIST", "MNIST", tuple(str(d) for d in range(10))),
-    "fashion-mnist": IdxSet("Fashion-MNIST", "FashionMNIST", "FashionMNIST",
+    "mnist": IdxSet("MNIST", "MNIST", "MNIST handwritten digits (LeCun et al.), 60,000 train / 10,000 test, 28x28 "
+                    "grey.", tuple(str(d) for d in range(10))),
+    "fashion-mnist": IdxSet("Fashion-MNIST", "FashionMNIST", "Fashion-MNIST (Xiao et al. 2017): Zalando clothing in "
+                            "10 classes, 60,000 train / 10,000 test, 28x28 grey.",
                             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                              "Bag", "Ankle boot")),
 }
@@ -108,20 +110,18 @@ def _idx_loader(key: str):
             folder = Path(root)
             if not folder.is_dir():
                 raise GanzooError(f"--data-dir {root} is not a folder.")
-            raw = folder / idx.folder / "raw"
+            raw = folder / idx.torchvision_class / "raw"
             return _from_folder(raw if not _holds_idx(folder, split) and _holds_idx(raw, split) else folder, split, key)
 
         def fetch(tv_root: Path) -> None:
             getattr(torchvision.datasets, idx.torchvision_class)(str(tv_root), train=(split == "train"), download=True)
 
         names = ", ".join(f"{n}.gz" for s in ("train", "test") for n in IDX_FILES[s][:2])
-        folder = locate(None, title=idx.title, layout=(f"{idx.folder}/raw",), holds=lambda f: _holds_idx(f, split),
+        folder = locate(None, title=idx.title, layout=(f"{idx.torchvision_class}/raw",), holds=lambda f: _holds_idx(f, split),
                         download=download, fetch=fetch, files=f"the four {idx.title} IDX files ({names})")
         return _from_folder(folder, split, key)
 
-    load.__doc__ = {"mnist": "MNIST handwritten digits (LeCun et al.), 60,000 train / 10,000 test, 28x28 grey.",
-                    "fashion-mnist": "Fashion-MNIST (Xiao et al. 2017): Zalando clothing in 10 classes, 60,000 train "
-                                     "/ 10,000 test, 28x28 grey."}[key]
+    load.__doc__ = idx.description
     return load
 
 

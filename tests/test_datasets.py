@@ -374,3 +374,16 @@ def test_data_command_shows_count_labels_files_and_a_grid(tmp_path, capsys, monk
     assert "image files of 178x218 (all 3 shown)" in flat and "centre crop 108x108" in flat
     assert "image cache" in flat and "not built yet" in flat
     assert Image.open(tmp_path / "faces.png").size == (2 + 2 * 66, 2 + 2 * 66)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_trains_on_the_split_it_is_given(tmp_path, capsys):
+    write_stl10(tmp_path / "stl", {"train": 3, "unlabeled": 40})
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "run", "dcgan", "--data", "stl10", "--data-dir", tmp_path / "stl", "--split",
+                           "unlabeled", "--image-size", "8", "--batch-size", "16", "--g-width", "4", "--d-width", "4",
+                           "--epochs", "1", "--samples", "4", "--device", "cpu", "--out", out)
+    assert code == 0, err
+    assert "40 images" in err and "2 steps/epoch" in err                      # the 40 unlabelled, not the 3
+    import json
+    assert json.loads((out / "config.json").read_text())["split"] == "unlabeled"
