@@ -4,6 +4,7 @@ from memory, from the memory-mapped image cache, and by decoding the files every
     python benchmarks/data_speed.py                       # 2,048 LSUN-like JPEGs (256 px), dcgan at 64x64
     python benchmarks/data_speed.py --folder DIR          # your own images instead
     python benchmarks/data_speed.py --n 256 --epochs 1    # a quick look
+    python benchmarks/data_speed.py --threads 1           # on a machine other jobs load
 
 Rows:
 - decode into the cache: the first run's one-time cost, decoding every file into the cache
@@ -124,7 +125,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice); 1 on a loaded machine, where threads that wait "
+                             "for a core make every small operation slow")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="ganzoo-data-speed-"))
     os.environ["GANZOO_CACHE"] = str(work / "cache")                  # a cold cache of our own
@@ -167,7 +173,8 @@ def main() -> int:
 
     load_after = os.getloadavg()
     table = Table(title=f"dcgan {size}x{size}, width {args.width}, batch {args.batch_size}, {len(data):,} images, "
-                        f"device {device}, {os.cpu_count()} CPUs", title_justify="left")
+                        f"device {device}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads",
+                  title_justify="left")
     table.add_column("images come from")
     table.add_column("data path alone (img/s)", justify="right")
     table.add_column("training (img/s)", justify="right")
