@@ -38,6 +38,7 @@ class RunConfig:
     loss: str = ""
     data: str = "mnist"
     data_dir: str | None = None
+    split: str = "train"           # the dataset's split to train on (e.g. stl10: unlabeled)
     image_size: int = 0            # 0: the dataset's default
     channels: int = 0              # 0: the dataset's default
     z_dim: int = 100
@@ -61,6 +62,7 @@ class RunConfig:
     compile: bool = False          # torch.compile G and D (falls back to eager, with a warning, if it fails)
     channels_last: bool = False    # NHWC memory format for convolutional networks and batches
     budget: float = 0.0            # seconds of training after which the run ends as if done; 0: none
+    memory_budget: int = 0         # bytes of images held whole on the device, else streamed; 0: half the free
     out: str = ""
 
     def to_json(self) -> str:
@@ -132,6 +134,10 @@ class RunConfig:
                               f"(at most {MAX_IMAGE_SIZE}).")
         if self.samples > MAX_SAMPLES:
             raise GanzooError(f"--samples must be at most {MAX_SAMPLES}, got {self.samples}.")
+        if not isinstance(self.memory_budget, int) or self.memory_budget < 0:
+            raise GanzooError(f"--memory-budget must be a size such as 512M or 8G, got {self.memory_budget!r}.")
+        if not isinstance(self.split, str) or not self.split.strip():
+            raise GanzooError(f"--split must name a split of the dataset, got {self.split!r}.")
         if not 0 <= self.seed < 2 ** 63 - 1:
             raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {self.seed}.")
         if self.on_divergence not in ("stop", "rollback"):
@@ -158,3 +164,20 @@ def parse_duration(text: str) -> float:
     if seconds == float("inf"):
         raise GanzooError(f"A duration must be finite, got {text!r}.")
     return seconds
+
+
+SIZE_UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+
+
+def parse_size(text: str) -> int:
+    """'512M', '8G', '1.5GiB' or plain bytes ('1000000') -> bytes (binary units); '0' means automatic."""
+    given = str(text).strip()
+    spelled = given.lower().removesuffix("b").removesuffix("i")          # 8GiB, 8GB, 8G are one size
+    unit = spelled[-1:] if spelled[-1:].isalpha() else ""
+    try:
+        size = float(spelled[:len(spelled) - len(unit)]) * SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise GanzooError(f"A size looks like 512M, 8G or 1.5G; got {given!r}.") from None
+    if not 0 <= size < float("inf"):
+        raise GanzooError(f"A size must be zero (automatic) or positive and finite, got {given!r}.")
+    return int(size)
