@@ -111,16 +111,19 @@ class Recording(Trainer):
         return stats
 
 
-def test_training_shuffles_anew_every_epoch_and_resumes_the_same_order(tmp_path, one_thread):
+@pytest.mark.parametrize("memory_budget", [0, 1], ids=["held", "streamed"])
+def test_training_shuffles_anew_every_epoch_and_resumes_the_same_order(tmp_path, one_thread, memory_budget):
     """64 images, 4 steps of 16 per epoch, 3 epochs: each epoch is a permutation of all images, no two
-    epochs (nor two seeds) share an order, and a run stopped mid-epoch resumes the very same order."""
+    epochs (nor two seeds) share an order, and a run stopped mid-epoch resumes the very same order; with the
+    images held on the device or streamed from host memory (a 1-byte budget)."""
     images = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1).expand(64, 1, 8, 8).contiguous()
     data = ImageData(images, name="indexed")
 
     def run(name, seed=0, stop_at=None, resume=False):
         config = tiny_config(tmp_path / name, image_size=8, channels=1, batch_size=16, epochs=3, seed=seed,
-                             g_width=4, d_width=4)
+                             g_width=4, d_width=4, memory_budget=memory_budget)
         trainer = Recording(config, data, Console(file=io.StringIO()), stop_at=stop_at)
+        assert getattr(trainer.batches, "streamed", False) == bool(memory_budget)
         if resume:
             trainer.load_checkpoint(trainer.files.checkpoint)
         try:
