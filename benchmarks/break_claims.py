@@ -166,7 +166,7 @@ def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, list[s
     except subprocess.TimeoutExpired:
         return "timed out", [], time.perf_counter() - start
     seconds = time.perf_counter() - start
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, re.M)
+    failed = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", result.stdout, re.M)
     if result.returncode == 0:
         return "passed", [], seconds
     if failed:

@@ -149,13 +149,13 @@ def pickled_calls(raw: bytes) -> set[str]:
 
 
 # payloads that run os.makedirs(marker) when loaded by pickle or by torch.load(weights_only=False)
-PAYLOADS = {"pickle protocol 0": lambda: pickle.dumps(RunsCode(), protocol=0),
-            "pickle protocol 5": lambda: pickle.dumps(RunsCode(), protocol=5),
+PAYLOADS = {"pickle-protocol-0": lambda: pickle.dumps(RunsCode(), protocol=0),
+            "pickle-protocol-5": lambda: pickle.dumps(RunsCode(), protocol=5),
             "torch.save": lambda: torch_save_of({"G.net.0.weight": RunsCode()})}
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-@pytest.mark.parametrize("suffix", [".weights", "", ".safetensors", ".pt", ".bin"])
+@pytest.mark.parametrize("suffix", [".weights", "", ".safetensors", ".pt", ".bin"], ids=lambda s: s or "no-suffix")
 def test_a_pickle_never_runs(tmp_path, capsys, monkeypatch, suffix, payload):
     """Whatever its name, a pickle is refused with one sentence and its code never runs."""
     marker = tmp_path / "code-ran"
