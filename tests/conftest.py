@@ -35,6 +35,26 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def one_second_steps(monkeypatch):
+    """A simulated clock (time.perf_counter) on which each training step takes one second and nothing else
+    takes any time: a --budget then ends on a known step whatever the machine's speed."""
+    import time
+
+    from ganzoo.train import Trainer
+
+    clock = {"now": 0.0}
+    real_step = Trainer.train_step
+
+    def one_second_step(self, real):
+        clock["now"] += 1.0
+        return real_step(self, real)
+
+    monkeypatch.setattr(Trainer, "train_step", one_second_step)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    return clock
+
+
 def tiny_config(tmp_path, **overrides) -> RunConfig:
     """A run small enough for a CPU test: fake data, narrow networks, a few steps per epoch."""
     from ganzoo.run import make_config

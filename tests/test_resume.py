@@ -76,25 +76,16 @@ def test_stop_mid_epoch_then_resume_is_bit_identical(tmp_path):
     assert ours == theirs
 
 
-def test_time_budget_ends_cleanly_and_the_run_continues_exactly(tmp_path, monkeypatch):
+def test_time_budget_ends_cleanly_and_the_run_continues_exactly(tmp_path, request):
     """--budget stops at a step boundary like a finished run (checkpoint, generator, grid, no error);
     resuming it reaches the same weights as a run never stopped. The clock is simulated: each step
     takes 'one second', so the stop lands on a known step whatever the machine's speed."""
-    import ganzoo.train as train_module
     from ganzoo.config import UNLIMITED_EPOCHS
 
     whole = tiny_config(tmp_path / "whole", epochs=2)
     train(whole)
 
-    clock = {"now": 0.0}
-    real_step = Trainer.train_step
-
-    def one_second_step(self, real):
-        clock["now"] += 1.0
-        return real_step(self, real)
-
-    monkeypatch.setattr(Trainer, "train_step", one_second_step)
-    monkeypatch.setattr(train_module.time, "perf_counter", lambda: clock["now"])
+    request.getfixturevalue("one_second_steps")                           # from here on, the simulated clock
     part = tiny_config(tmp_path / "part", epochs=UNLIMITED_EPOCHS, budget=40.0)   # epoch 2, step 8 of 32
     generator = train(part)
     assert generator.is_file()
