@@ -94,8 +94,12 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         head = b""
         with contextlib.suppress(OSError), open(path, "rb") as f:
-            head = f.read(4)
-        if head[:1] == b"\x80" or head == b"PK\x03\x04":  # pickle protocol 2+, or torch.save's zip of pickles
+            head = f.read(9)
+        # A damaged safetensors file still starts with its header's length and "{"; its length's low byte
+        # may well be 0x80, so that alone must not make it a pickle.
+        looks_safetensors = head[8:9] == b"{"
+        pickled = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")  # protocol 2+
+        if not looks_safetensors and (pickled or head[:4] == b"PK\x03\x04"):  # or torch.save's zip of pickles
             raise GanzooError(f"{path} is a pickle (torch.save) file, whatever its name; ganzoo loads weights only "
                               f"from safetensors files, which cannot run code.") from None
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
