@@ -41,7 +41,7 @@ from .checkpoint import atomic_write, load_generator
 from .config import UNLIMITED_EPOCHS, RunConfig
 from .errors import GanzooError, Interrupted
 from .guard import discriminator_won
-from .train import read_metrics
+from .runfiles import RunFiles, weights_file
 
 
 # -- what a comparison is made of -----------------------------------------------------------------
@@ -107,19 +107,7 @@ def parse_contenders(names: list[str]) -> list[Contender]:
 
 def finished_weights(path: Path) -> Path:
     """The generator weights of a run folder (or the file itself)."""
-    if path.is_file():
-        return path
-    config_file = path / "config.json"
-    if config_file.is_file():
-        try:
-            model = json.loads(config_file.read_text())["model"]
-        except (ValueError, KeyError, TypeError):
-            model = None
-        if model and (path / f"{model}.safetensors").is_file():
-            return path / f"{model}.safetensors"
-    if (path / "checkpoint.safetensors").is_file():
-        return path / "checkpoint.safetensors"
-    raise GanzooError(f"{path} holds no finished run (no <model>.safetensors or checkpoint.safetensors).")
+    return weights_file(path)
 
 
 # -- measuring ---------------------------------------------------------------------------------------
@@ -164,8 +152,7 @@ class PeakMemory:
 
 
 def read_records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return read_metrics(path) if path.is_file() else []
+    return RunFiles(run_dir, model="").records()
 
 
 def loss_records(records: list[dict]) -> list[dict]:
@@ -274,7 +261,7 @@ class Comparison:
                 run["curve"].append({"train_time_s": run["train_time_s"], "step": records[-1]["step"] if records else 0,
                                      "scores": scores})
         run["peak_memory_mb"] = memory.peak / 2 ** 20
-        return self.finish_run(run, Path(config.out), weights_of=Path(config.out) / f"{config.model}.safetensors")
+        return self.finish_run(run, Path(config.out), weights_of=RunFiles(config.out, config.model).generator)
 
     def finish_run(self, run: dict, run_dir: Path | None, weights_of: Path) -> dict:
         """Throughput and steps from the run's log, the final scores at the full sample count."""

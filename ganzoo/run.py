@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -16,7 +15,9 @@ from .config import RunConfig
 from .data import load_dataset
 from .errors import GanzooError
 from .plugins import Registries, registries
-from .preflight import check_run, holds_run, remove_if_unused, run_lock
+from .preflight import check_run, remove_if_unused, run_lock
+from .runfiles import RunFiles
+from .train import Trainer
 from .registry import describe_sizes
 
 
@@ -77,13 +78,11 @@ def show_config(config: RunConfig, console: Console) -> None:
 def train(config: RunConfig, *, resume: bool = False, download: bool = True, overwrite: bool = False,
           console: Console | None = None) -> Path:
     """Train a run described by config (continuing its checkpoint if resume); returns the generator file."""
-    from .train import RunFiles, Trainer
-
     console = console or Console(stderr=True)
     files = RunFiles(config.out, config.model)
     if files.root.exists() and not files.root.is_dir():
         raise GanzooError(f"--out {files.root} is a file, not a folder.")
-    if not resume and holds_run(files.root) and not overwrite:
+    if not resume and files.holds_run() and not overwrite:
         raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
                           f"(or pass --overwrite to replace it).")
     if config.eval_every:
@@ -122,16 +121,12 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
 def clear_run(files) -> None:
     """Remove what an earlier run left in the folder (only with --overwrite): its log, checkpoint,
     generator file and sample grids, so nothing of it is mistaken for the new run's."""
-    old_model = None
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        old_model = json.loads(files.config.read_text()).get("model")
-    stale = [files.metrics, files.checkpoint, files.generator]
-    if isinstance(old_model, str) and old_model and Path(old_model).name == old_model:  # a name, never a path
-        stale.append(files.root / f"{old_model}.safetensors")
+    stale = [files.metrics, files.checkpoint, files.generator, *files.grids()]
+    old_model = files.saved_model()
+    if old_model:
+        stale.append(files.generator_of(old_model))
     for path in stale:
         path.unlink(missing_ok=True)
-    for grid in (*files.samples.glob("epoch_*.png"), *files.samples.glob("step_*.png")):  # step_: --budget's
-        grid.unlink()
 
 
 def _train(trainer, config: RunConfig, files, console: Console) -> Path:

@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from torchvision.utils import save_image
 
 from .checkpoint import (atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
                          save_tensors, unflatten_optimizer)
@@ -24,30 +23,13 @@ from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
 from .guard import Diverged, Guard
 from .models import build_discriminator, build_generator, build_loss, count_parameters, sample_latent
+from .runfiles import RunFiles, read_metrics
+from .sampling import generate, save_grid
+
+__all__ = ["MAX_ROLLBACKS", "RunFiles", "Trainer", "read_metrics", "resume_config", "save_grid"]
 
 
 MAX_ROLLBACKS = 3  # with --on-divergence rollback: halvings of the learning rate before giving up
-
-
-class RunFiles:
-    """Where a run keeps its things; one place for every file name."""
-
-    def __init__(self, out: str | Path, model: str):
-        self.root = Path(out)
-        self.config = self.root / "config.json"
-        self.checkpoint = self.root / "checkpoint.safetensors"
-        self.generator = self.root / f"{model}.safetensors"
-        self.metrics = self.root / "metrics.jsonl"
-        self.samples = self.root / "samples"
-
-    def sample_grid(self, epoch: int) -> Path:
-        return self.samples / f"epoch_{epoch:03d}.png"
-
-
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
-    """Save [-1, 1] images as one PNG grid, atomically."""
-    return atomic_write(path, lambda tmp: save_image(images.float(), tmp, nrow=nrow, normalize=True,
-                                                     value_range=(-1, 1), format="png"))
 
 
 class Trainer:
@@ -206,20 +188,15 @@ class Trainer:
 
     # -- samples, logs, checkpoints ---------------------------------------------------------------
 
-    @torch.inference_mode()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples in eval mode (BatchNorm running statistics), leaving no trace on training state."""
-        self.G.eval()
-        try:
-            with self._autocast():
-                return self.G(z).float()
-        finally:
-            self.G.train()
+        """Samples in eval mode (BatchNorm running statistics) at the run's precision, leaving no trace on
+        training state (ganzoo.sampling.generate)."""
+        return generate(self.G, z, autocast=self.precision.autocast_dtype)
 
     def save_epoch_grid(self, path: Path | None = None) -> Path:
         """The fixed noise's samples, by default as this epoch's grid."""
         nrow = max(1, int(math.sqrt(self.config.samples)))
-        return save_grid(self.generate(self.fixed_noise), path or self.files.sample_grid(self.epoch), nrow=nrow)
+        return save_grid(self.generate(self.fixed_noise), path or self.files.epoch_grid(self.epoch), nrow=nrow)
 
     def log(self, record: dict) -> None:
         self.files.root.mkdir(parents=True, exist_ok=True)
@@ -362,7 +339,7 @@ class Trainer:
                         raise self._interrupted()
                     if self.out_of_time and self.step_in_epoch < steps_per_epoch:
                         self.save_checkpoint()
-                        grid = self.save_epoch_grid(self.files.samples / f"step_{self.step:07d}.png")
+                        grid = self.save_epoch_grid(self.files.step_grid(self.step))
                         progress.console.print(f"time budget of {cfg.budget:g}s reached at step {self.step} "
                                                f"(epoch {self.epoch + 1}, {self.step_in_epoch}/{steps_per_epoch} "
                                                f"steps): samples {grid}")
@@ -453,20 +430,6 @@ class Trainer:
             self.console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a metrics.jsonl; a line torn by a crash (or not a JSON object) is skipped."""
-    records = []
-    with open(path, errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
-
 @contextlib.contextmanager
 def _no_grad_for(params: list[torch.Tensor]):
     """Compute no gradient for these parameters inside the block (inputs still get theirs)."""
@@ -481,11 +444,12 @@ def _no_grad_for(params: list[torch.Tensor]):
 
 def resume_config(run_dir: str | Path) -> RunConfig:
     """The config a run directory's checkpoint was written with."""
-    path = Path(run_dir) / "checkpoint.safetensors"
-    if not Path(run_dir).is_dir():
+    files = RunFiles(run_dir)
+    path = files.checkpoint
+    if not files.root.is_dir():
         raise GanzooError(f"Nothing to resume: {run_dir} is not a folder.")
     if not path.is_file():
-        if (Path(run_dir) / "config.json").is_file():
+        if files.config.is_file():
             raise GanzooError(f"Nothing to resume: the run in {run_dir} stopped before its first checkpoint. "
                               f"Start it again with --overwrite.")
         raise GanzooError(f"Nothing to resume: {path} does not exist.")

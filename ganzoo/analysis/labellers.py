@@ -20,7 +20,7 @@ from rich.console import Console
 
 from ..data import load_dataset
 from ..errors import GanzooError
-from ..evaluate import to_uint8
+from ..sampling import to_uint8
 from ..registry import Registry
 from .common import Networks
 from .features import Probe, hidden_features, per_class_subset, train_probe
