@@ -16,6 +16,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import GanzooError
+from .plugins import Registries, registries
 
 
 @dataclass
@@ -103,11 +104,9 @@ def cache_dir() -> Path:
 
 
 def load_dataset(name: str, *, root: str | None, split: str, image_size: int, channels: int,
-                 download: bool = True) -> ImageData:
+                 download: bool = True, regs: Registries | None = None) -> ImageData:
     """Load a registered dataset and prepare it for a run: [N, channels, image_size, image_size] uint8."""
-    from .plugins import registries  # late: the plugins import this module
-
-    entry = registries().datasets.get(name)
+    entry = (regs or registries()).datasets.get(name)
     data = entry.factory(root=root, download=download, split=split, image_size=image_size, channels=channels)
     if not isinstance(data, ImageData):
         raise GanzooError(f"Dataset {name!r} returned {type(data).__name__}, not ganzoo.ImageData.")
