@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .config import COMPARABLE, FIELDS, RESUMABLE, UNLIMITED_EPOCHS, parse_duration
+from .config import COMPARABLE, FIELDS, RESUMABLE, UNLIMITED_EPOCHS, parse_duration, read_config_file, template
 from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train a model", description="Train a registered model on a dataset.")
-    run.add_argument("model", nargs="?", help=FIELDS["model"].setting.help)
+    run.add_argument("model", nargs="?", help=FIELDS["model"].setting.help + "; default: the --config file's")
+    run.add_argument("--config", default=None, metavar="FILE",
+                     help="settings from a YAML, TOML or JSON file (a run's config.json repeats that run); flags "
+                          "given here override it; `ganzoo config MODEL` writes a template")
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
                      help="continue the run in RUN_DIR (or in --out) from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
@@ -84,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
     cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
     cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+
+    conf = sub.add_parser("config", help="print a commented config file with every setting and its default",
+                          description="Print a YAML file holding every run setting, each with its help and default "
+                                      "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
+    conf.add_argument("model", help=FIELDS["model"].setting.help)
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
     sample.add_argument("weights", help="a .safetensors file written by ganzoo run")
@@ -126,10 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
-    from .run import default_out, make_config, train
+    from .run import default_out, fresh_folder, make_config, train
+    from .runfiles import RunFiles
     from .train import resume_config
 
     overrides = {name: getattr(args, name) for name, info in FIELDS.items() if info.flag}   # None: not given
+    if args.resume and args.config:
+        raise GanzooError("--resume continues a run with its own config; --config starts a new one: give one of them.")
     if args.resume:
         run_dir = args.resume if isinstance(args.resume, str) else args.out
         if not run_dir:
@@ -149,13 +160,29 @@ def cmd_run(args) -> int:
         config.validate()
         train(config, resume=True, download=not args.no_download, console=console)
         return 0
-    if not args.model:
+    settings = read_config_file(args.config) if args.config else {}    # the file, then the flags over it
+    model = args.model or settings.pop("model", None)
+    settings.pop("model", None)
+    if not model:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
-    if overrides["budget"] and not overrides["epochs"]:
+    if overrides["budget"] and not overrides["epochs"] or settings.get("budget") and "epochs" not in settings:
         overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
-    config = make_config(args.model, overrides)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = make_config(model, {**settings, **given})
+    if "out" in settings and "out" not in given and RunFiles(config.out).holds_run() and not args.overwrite:
+        config.out = fresh_folder(config.out)                  # repeating a run: beside it, never over it
+        console.print(f"{settings['out']} holds a run already; this one goes to {config.out}", highlight=False)
     config.out = config.out or default_out(config)
     train(config, download=not args.no_download, overwrite=args.overwrite, console=console)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from .run import model_defaults
+
+    config = model_defaults(args.model)
+    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
+              markup=False, highlight=False, soft_wrap=True, end="")
     return 0
 
 
@@ -293,7 +320,7 @@ def cmd_check_plugin(args) -> int:
     return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
             "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 

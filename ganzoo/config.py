@@ -313,6 +313,9 @@ class RunConfig:
                                   shown_default="off; on where --precision auto picks bf16 on a CPU")
     budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h",
                             parse=parse_duration, checks=(finite_duration,), resumable=True, metavar="DURATION")
+    tensorboard: bool = setting(False, "also log losses, D outputs, images/s, scores and the fixed-noise grids for "
+                                "TensorBoard, in RUN/tensorboard (needs pip install 'pyganzoo[tensorboard]')",
+                                resumable=True)
     out: str = setting("", "run folder", shown_default="runs/<model>-<data>, numbered")
 
     def to_dict(self) -> dict[str, Any]:
@@ -453,7 +456,6 @@ def template(config: RunConfig, title: str) -> str:
              ""]
     for name, value in config.to_dict().items():
         info = FIELDS[name]
-        flag = f" ({info.flag})" if info.flag else ""
-        lines.append(f"# {info.help()}{flag}")
+        lines.append(f"# {info.flag + ': ' if info.flag else ''}{info.help()}")
         lines.append(yaml.safe_dump({name: value}, default_flow_style=False, sort_keys=False).strip())
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torchvision.utils import make_grid
 
 from .checkpoint import (atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
                          save_tensors, unflatten_optimizer)
@@ -23,13 +24,24 @@ from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
 from .guard import Diverged, Guard
 from .models import build_discriminator, build_generator, build_loss, count_parameters, sample_latent
+from .evaluate import evaluate, format_scores
 from .runfiles import RunFiles, read_metrics
 from .sampling import generate, save_grid
 
-__all__ = ["MAX_ROLLBACKS", "RunFiles", "Trainer", "read_metrics", "resume_config", "save_grid"]
+__all__ = ["MAX_ROLLBACKS", "RunFiles", "Trainer", "read_metrics", "resume_config", "save_grid", "summary_writer_class"]
 
 
 MAX_ROLLBACKS = 3  # with --on-divergence rollback: halvings of the learning rate before giving up
+TENSORBOARD_MISSING = "--tensorboard needs TensorBoard, which is not installed: pip install 'pyganzoo[tensorboard]'."
+
+
+def summary_writer_class():
+    """torch's TensorBoard SummaryWriter: TensorBoard is an optional extra, named in one sentence when missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GanzooError(TENSORBOARD_MISSING) from None
+    return SummaryWriter
 
 
 class Trainer:
@@ -75,6 +87,7 @@ class Trainer:
         # What the step calls: the modules themselves, or compiled wrappers sharing their parameters.
         self.g_forward, self.d_forward = self.G, self.D
         self.compile_pending = config.compile
+        self.board = None            # the TensorBoard writer (--tensorboard), open while fit() runs
 
     def request_stop(self) -> None:
         """Finish the step in flight, save a checkpoint and stop (what the first Ctrl-C does)."""
@@ -194,14 +207,35 @@ class Trainer:
         return generate(self.G, z, autocast=self.precision.autocast_dtype)
 
     def save_epoch_grid(self, path: Path | None = None) -> Path:
-        """The fixed noise's samples, by default as this epoch's grid."""
+        """The fixed noise's samples, by default as this epoch's grid (and TensorBoard's image of this step)."""
         nrow = max(1, int(math.sqrt(self.config.samples)))
-        return save_grid(self.generate(self.fixed_noise), path or self.files.epoch_grid(self.epoch), nrow=nrow)
+        images = self.generate(self.fixed_noise)
+        if self.board:
+            self.board.add_image("samples/fixed_noise", make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)),
+                                 self.step)
+        return save_grid(images, path or self.files.epoch_grid(self.epoch), nrow=nrow)
 
     def log(self, record: dict) -> None:
+        """One record to metrics.jsonl, and its numbers to TensorBoard: train/<name>, or eval/<name> for scores."""
         self.files.root.mkdir(parents=True, exist_ok=True)
         with open(self.files.metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.board:
+            group = "eval" if "eval_n" in record else "train"
+            for key, value in record.items():
+                if key not in ("step", "epoch", "time", "eval_n") and isinstance(value, (int, float)):
+                    self.board.add_scalar(f"{group}/{key}", value, record["step"])
+
+    def _open_board(self) -> None:
+        if self.config.tensorboard and self.board is None:
+            # purge_step: events a resumed or rolled-back run wrote after its checkpoint's step are dropped
+            self.board = summary_writer_class()(log_dir=str(self.files.tensorboard),
+                                                purge_step=self.step + 1 if self.step else None)
+
+    def _close_board(self) -> None:
+        if self.board:
+            self.board.close()
+            self.board = None
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
@@ -282,16 +316,21 @@ class Trainer:
         """
         # one budget for the whole run, rollbacks included
         deadline = time.perf_counter() + self.config.budget if self.config.budget else float("inf")
-        while True:
-            try:
-                return self._fit(deadline)
-            except Diverged as exc:
-                self._after_divergence(exc)
-            except OSError as exc:
-                raise GanzooError(f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); "
-                                  f"training stopped at step {self.step}. {self._last_good()} Free some space "
-                                  f"(or fix the folder) and continue with: ganzoo run --resume {self.files.root}"
-                                  ) from None
+        try:
+            while True:
+                try:
+                    self._open_board()
+                    return self._fit(deadline)
+                except Diverged as exc:
+                    self._close_board()                     # reopened at the checkpoint's step
+                    self._after_divergence(exc)
+                except OSError as exc:
+                    raise GanzooError(f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); "
+                                      f"training stopped at step {self.step}. {self._last_good()} Free some space "
+                                      f"(or fix the folder) and continue with: ganzoo run --resume {self.files.root}"
+                                      ) from None
+        finally:
+            self._close_board()
 
     def _fit(self, deadline: float) -> Path:
         cfg = self.config
@@ -369,8 +408,6 @@ class Trainer:
 
     def evaluate(self, console: Console) -> dict[str, float]:
         """Score G with the dataset's metrics (ganzoo.evaluate); logged to metrics.jsonl and printed."""
-        from .evaluate import evaluate, format_scores
-
         scores = evaluate(self.G, config=self.config, n=self.config.eval_n, device=self.device)
         self.log({"step": self.step, "epoch": self.epoch, "eval_n": self.config.eval_n, **scores, "time": time.time()})
         console.print(f"epoch {self.epoch} eval: {format_scores(scores)}")

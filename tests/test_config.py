@@ -4,6 +4,7 @@ import dataclasses
 import re
 
 import pytest
+import torch
 
 from ganzoo import GanzooError, RunConfig
 from ganzoo.cli import build_parser
@@ -116,3 +117,35 @@ def test_resume_refuses_a_fixed_field_by_its_flag(tmp_path, capsys):
     assert main(["run", "--resume", str(out), "--z-dim", "8", "--data", "mnist"]) == 1
     err = capsys.readouterr().err
     assert re.search(r"keeps its config; only .*--epochs.* may change \(got --data, --z-dim\)", " ".join(err.split()))
+
+
+@pytest.mark.parametrize("native,given,precision,channels_last", [
+    (True, {}, "bf16", True),                                   # a CPU with AVX512-BF16 or AMX
+    (True, {"channels_last": False}, "bf16", False),            # --no-channels-last is kept
+    (True, {"precision": "fp32"}, "fp32", False),               # an explicit choice is kept
+    (False, {}, "fp32", False),                                 # any other CPU
+])
+def test_precision_auto_is_decided_and_recorded(monkeypatch, native, given, precision, channels_last):
+    import ganzoo.device
+    from ganzoo.run import make_config
+    from ganzoo.train import Trainer
+    from ganzoo.data import load_dataset
+
+    monkeypatch.setattr(ganzoo.device, "cpu_has_native_bf16", lambda: native)
+    config = make_config("dcgan", {"data": "fake", "device": "cpu", "g_width": 4, "d_width": 4, **given})
+    assert (config.precision, config.channels_last) == (precision, channels_last)
+    trainer = Trainer(config, load_dataset("fake", root=None, split="train", image_size=32, channels=1))
+    assert trainer.precision.name == precision
+    assert trainer.G.net[0].weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
+    import ganzoo.device
+
+    for flags, expected in (("fpu avx2 avx512f", False), ("fpu avx512f avx512_bf16", True), ("amx_bf16 amx_tile", True)):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(ganzoo.device, "Path", lambda _: cpuinfo)
+        ganzoo.device.cpu_has_native_bf16.cache_clear()
+        assert ganzoo.device.cpu_has_native_bf16() is expected
+    ganzoo.device.cpu_has_native_bf16.cache_clear()
