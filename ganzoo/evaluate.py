@@ -395,17 +395,15 @@ def format_scores(scores: dict[str, float]) -> str:
 
 
 def metrics_table(rows: dict[str, dict[str, float]], title: str = "evaluation") -> Table:
-    """A rich table: one row per scored thing (generators, the real-data floor), one column per number.
-
-    Column headers carry an arrow saying which way is better.
-    """
-    columns = list(dict.fromkeys(k for scores in rows.values() for k in scores))
+    """A rich table: one row per number (its name with an arrow saying which way is better), one column
+    per scored thing (generators, the real-data floor). Names stay whole at 80 columns, however many."""
+    names = list(dict.fromkeys(k for scores in rows.values() for k in scores))
     arrows = {"lower": " ↓", "higher": " ↑"}
     table = Table(title=title, title_justify="left")
     table.add_column("", style="bold", no_wrap=True)
-    for column in columns:
-        table.add_column(column + arrows.get(better(column), ""), justify="right", overflow="fold")
-    for label, scores in rows.items():
-        style = "dim" if label.startswith("real") else None
-        table.add_row(label, *(format_value(scores[c]) if c in scores else "-" for c in columns), style=style)
+    for label in rows:
+        table.add_column(label, justify="right", style="dim" if label.startswith("real") else None)
+    for name in names:
+        table.add_row(name + arrows.get(better(name), ""),
+                      *(format_value(scores[name]) if name in scores else "-" for scores in rows.values()))
     return table
