@@ -46,8 +46,10 @@ def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") ->
             parser.add_argument(info.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                 help=info.help(extra))
         else:
+            metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
+                                               {int: "N", float: "X"}.get(info.type))
             parser.add_argument(info.flag, dest=name, type=info.setting.parse or info.type, default=None,
-                                help=info.help(extra), metavar=info.setting.metavar)
+                                help=info.help(extra), metavar=metavar)
 
 
 def build_parser() -> argparse.ArgumentParser:
