@@ -117,8 +117,8 @@ def show_config(config: RunConfig, console: Console, files: RunFiles) -> None:
     if not differ:
         console.print("settings: the model's defaults", highlight=False)
         return
-    table = Table(title="settings besides the model's defaults", title_justify="left", show_header=False, box=None,
-                  padding=(0, 1))
+    console.print("settings besides the model's defaults:", highlight=False)
+    table = Table(show_header=False, box=None, padding=(0, 1))
     for name, value, default in differ:
         table.add_row(f"[dim]{name}[/dim]", format_value(value, name), f"[dim](default {format_value(default, name)})[/dim]")
     console.print(table)
