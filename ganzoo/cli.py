@@ -1,4 +1,5 @@
-"""The `ganzoo` command line: run, compare, sample, eval, list, plugins, and the analyses (ganzoo.analysis.commands)."""
+"""The `ganzoo` command line: run, compare, sample, eval, data, list, plugins, and the analyses
+(ganzoo.analysis.commands)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--inception-weights", default=None,
                     help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
     ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+
+    data = sub.add_parser("data", help="look at a dataset before training: count, shape, labels, files, a grid",
+                          description="Read a dataset (downloading it when allowed) and show how many images it has, "
+                                      "their shape, its labels, where its files are, and a PNG grid of real images "
+                                      "prepared as a run sees them.")
+    data.add_argument("name", metavar="NAME", help="dataset name (see `ganzoo list`) or a folder of images")
+    data.add_argument("--data-dir", default=None, help="local copy of the dataset (torchvision's layout)")
+    data.add_argument("--split", default="train", help="which split (default train)")
+    data.add_argument("--image-size", type=int, default=None, help="resolution of the grid (default: the dataset's)")
+    data.add_argument("--channels", type=int, default=None, help="1 or 3 (default: the dataset's)")
+    data.add_argument("-n", type=int, default=64, help="images in the grid, picked at random (default 64)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the pick (default 0)")
+    data.add_argument("--out", default=None, help="PNG file to write (default <name>-<split>.png)")
+    data.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
     sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric")
     sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load")
@@ -279,6 +294,91 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    from .analysis.common import board, save_png, view_scale
+    from .config import MAX_IMAGE_SIZE
+    from .data import EncodedImages, peek, read_dataset, to_model_range
+    from .imagecache import status
+    from .plugins import registries
+
+    regs = registries()
+    name, root = args.name, args.data_dir
+    if name not in regs.datasets and Path(name).is_dir():
+        name, root = "folder", name
+    entry = regs.datasets.get(name)
+    if not 0 < args.n <= 1024:
+        raise GanzooError(f"-n must lie between 1 and 1024, got {args.n}.")
+    size = args.image_size or entry.info.get("image_size", 32)
+    channels = args.channels or entry.info.get("channels", 1)
+    if not 0 < size <= MAX_IMAGE_SIZE or channels not in (1, 3):
+        raise GanzooError(f"--image-size must lie between 1 and {MAX_IMAGE_SIZE} and --channels be 1 or 3, got "
+                          f"{size} and {channels}.")
+    data = read_dataset(name, root=root, split=args.split, image_size=size, channels=channels,
+                        download=not args.no_download)
+    picked, images, sizes = peek(data, args.n, size, channels, seed=args.seed)
+    label = Path(data.location).name if name == "folder" else name
+    path = Path(args.out or f"{label}-{args.split}.png")
+    names = [_label_name(data, int(data.labels[i])) for i in picked] if data.labels is not None else [""] * len(picked)
+    ncol = max(1, math.ceil(math.sqrt(len(picked))))
+    cells = list(to_model_range(images))
+    rows = [cells[r:r + ncol] for r in range(0, len(cells), ncol)]
+    labels = [names[r:r + ncol] for r in range(0, len(names), ncol)]
+    save_png(board(rows, cell_labels=labels, scale=view_scale(size)), path)
+
+    encoded = isinstance(data.images, EncodedImages)
+    heights, widths = {h for h, _ in sizes}, {w for _, w in sizes}
+    if not encoded:
+        stored = f"{data.images.shape[1]} x {data.images.shape[2]} x {data.images.shape[3]} uint8"
+    elif len(sizes) == 1:
+        stored = f"image files of {widths.pop()}x{heights.pop()} (all {len(picked)} shown)"
+    else:
+        stored = (f"image files of various sizes, {min(widths)}-{max(widths)} wide and {min(heights)}-{max(heights)} "
+                  f"high among the {len(picked)} shown")
+    crop = (f" (centre crop {data.crop}x{data.crop}, then resized)" if data.crop else
+            "" if sizes == {(size, size)} else " (centre square, then resized)")
+    splits = entry.info.get("splits")
+    table = Table(title=f"{name}: {escape(entry.description)}", title_justify="left", show_header=False, box=None)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")                                     # paths wrap, never cut short
+    table.add_row("split", args.split + (f" (of {', '.join(splits)})" if splits else ""))
+    table.add_row("images", f"{len(data):,}")
+    table.add_row("stored as", stored)
+    table.add_row("trained as", f"{channels} x {size} x {size} uint8{crop}; --image-size, --channels change it")
+    table.add_row("labels", escape(_labels_summary(data)))
+    table.add_row("files", escape(data.location or "(made in memory)"))
+    if encoded:
+        folder, state = status(data, image_size=size, channels=channels)
+        table.add_row("image cache", f"{escape(str(folder))}: {state}")
+    table.add_row("grid", f"{escape(str(path))} ({len(picked)} images picked at random, seed {args.seed})")
+    out.print(table)
+    return 0
+
+
+def _label_name(data, value: int) -> str:
+    if value < 0:
+        return ""
+    return data.classes[value] if data.classes and value < len(data.classes) else str(value)
+
+
+def _labels_summary(data) -> str:
+    """'10 classes: airplane 5,000, ...' (the first ten), and how many images have none."""
+    if data.labels is None:
+        return "none"
+    import torch
+
+    labelled = data.labels[data.labels >= 0]
+    parts = []
+    if len(labelled):
+        counts = torch.bincount(labelled, minlength=len(data.classes or ())).tolist()
+        classes = len(data.classes) if data.classes else sum(1 for c in counts if c)
+        shown = [(v, c) for v, c in enumerate(counts) if c or data.classes][:10]
+        more = f", ... ({classes - len(shown)} more)" if classes > len(shown) else ""
+        parts.append(f"{classes} classes: " + ", ".join(f"{_label_name(data, v)} {c:,}" for v, c in shown) + more)
+    if len(labelled) < len(data.labels):
+        parts.append(f"{len(data.labels) - len(labelled):,} unlabelled")
+    return "; ".join(parts)
+
+
 def cmd_list(args) -> int:
     from .plugins import registries
 
@@ -322,7 +422,8 @@ def cmd_check_plugin(args) -> int:
     return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
 
 
-COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,
+            "data": cmd_data, "list": cmd_list,
             "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 

@@ -63,6 +63,23 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+SIZE_UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+
+
+def parse_size(text: str) -> int:
+    """'512M', '8G', '1.5GiB' or plain bytes ('1000000') -> bytes (binary units); '0' means automatic."""
+    given = str(text).strip()
+    spelled = given.lower().removesuffix("b").removesuffix("i")          # 8GiB, 8GB, 8G are one size
+    unit = spelled[-1:] if spelled[-1:].isalpha() else ""
+    try:
+        size = float(spelled[:len(spelled) - len(unit)]) * SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise GanzooError(f"A size looks like 512M, 8G or 1.5G; got {given!r}.") from None
+    if not 0 <= size < float("inf"):
+        raise GanzooError(f"A size must be zero (automatic) or positive and finite, got {given!r}.")
+    return int(size)
+
+
 # -- checks: each returns the sentence saying what is wrong, or None ---------------------------------
 
 Check = Callable[[Any, str], "str | None"]
@@ -127,6 +144,18 @@ def channel_count(value: Any, flag: str) -> str | None:
 def epochs_between(value: Any, flag: str) -> str | None:
     if type(value) is not int or value < 0:
         return f"{flag} must be 0 (off) or a positive number of epochs, got {value!r}."
+    return None
+
+
+def byte_size(value: Any, flag: str) -> str | None:
+    if value < 0:
+        return f"{flag} must be a size such as 512M or 8G, got {value!r}."
+    return None
+
+
+def some_text(value: Any, flag: str) -> str | None:
+    if not value.strip():
+        return f"{flag} must name a split of the dataset, got {value!r}."
     return None
 
 
@@ -274,6 +303,8 @@ class RunConfig:
     data: str = setting("mnist", "dataset name, or a folder of images")
     data_dir: str | None = setting(None, "local copy of the dataset (for mnist: the four IDX files)",
                                    shown_default="none, the download cache")
+    split: str = setting("train", "the dataset's split to train on, e.g. unlabeled for stl10 (see ganzoo data)",
+                         checks=(some_text,), comparable=True)
     image_size: int = setting(0, "side of the square training images", checks=(image_size_range,), comparable=True,
                               shown_default="the dataset's, 32 for MNIST")
     channels: int = setting(0, "1 (grey) or 3 (colour)", checks=(channel_count,), comparable=True,
@@ -313,6 +344,9 @@ class RunConfig:
                                   shown_default="off; on where --precision auto picks bf16 on a CPU")
     budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h",
                             parse=parse_duration, checks=(finite_duration,), resumable=True, metavar="DURATION")
+    memory_budget: int = setting(0, "images larger than this stream from host memory instead of being held on the "
+                                 "device, e.g. 512M, 8G", parse=parse_size, checks=(byte_size,), resumable=True,
+                                 shown_default="0, half the free memory", metavar="SIZE")
     tensorboard: bool = setting(False, "also log losses, D outputs, images/s, scores and the fixed-noise grids for "
                                 "TensorBoard, in RUN/tensorboard (needs pip install 'pyganzoo[tensorboard]')",
                                 resumable=True)

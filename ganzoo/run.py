@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .checkpoint import atomic_write, remove_stale_temporaries
 from .config import FIELDS, UNLIMITED_EPOCHS, RunConfig, format_value, unknown_key_message
-from .data import load_dataset
+from .data import check_split, load_dataset
 from .device import select_device, select_precision
 from .evaluate import resolve_metrics
 from .errors import GanzooError
@@ -58,6 +58,7 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
         else:
             raise GanzooError(regs.datasets.unknown_message(config.data) + " Or give a folder of images.")
     dataset = regs.datasets.get(config.data)
+    check_split(config.data, config.split, dataset.info.get("splits"))
     config.image_size = config.image_size or dataset.info.get("image_size", 32)
     config.channels = config.channels or dataset.info.get("channels", 1)
     config.validate()
@@ -148,8 +149,8 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
         try:
             remove_stale_temporaries(files.root)
             remove_stale_temporaries(files.samples)
-            data = load_dataset(config.data, root=config.data_dir, split="train", image_size=config.image_size,
-                                channels=config.channels, download=download)
+            data = load_dataset(config.data, root=config.data_dir, split=config.split, image_size=config.image_size,
+                                channels=config.channels, download=download, console=console)
             try:
                 trainer = Trainer(config, data, console)
                 if resume:

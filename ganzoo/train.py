@@ -19,7 +19,7 @@ from torchvision.utils import make_grid
 from .checkpoint import (atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
                          save_tensors, unflatten_optimizer)
 from .config import UNLIMITED_EPOCHS, RunConfig
-from .data import DeviceBatches, ImageData
+from .data import ImageData, make_batches, memory_budget
 from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
 from .guard import Diverged, Guard
@@ -67,7 +67,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas, fused=True)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
 
-        self.batches = DeviceBatches(data.images, config.batch_size, self.device)
+        self.batches = make_batches(data, config.batch_size, self.device,
+                                    memory_budget(config.memory_budget, self.device))
         self.data_rng = torch.Generator(device=self.device)
         self.data_rng.manual_seed(config.seed)
         self.epoch_rng_state = self.data_rng.get_state()  # state that regenerates this epoch's order
@@ -305,7 +306,9 @@ class Trainer:
 
     def describe(self) -> str:
         return (f"G {count_parameters(self.G) / 1e6:.2f}M params, D {count_parameters(self.D) / 1e6:.2f}M params, "
-                f"{len(self.batches.images)} images, {self.batches.steps_per_epoch} steps/epoch, "
+                f"{len(self.batches.images)} images "
+                f"({'streamed from host memory' if self.batches.streamed else 'held on the device'}), "
+                f"{self.batches.steps_per_epoch} steps/epoch, "
                 f"device {self.device}, precision {self.precision.name}")
 
     def fit(self) -> Path:

@@ -55,7 +55,7 @@ def test_compare_gets_the_comparable_flags_only():
         if name in COMPARABLE:
             assert helps[info.flag].startswith(info.setting.help + ", the same for every model"), name
     assert "--lr" not in helps and "--generator" not in helps
-    assert {"batch_size", "image_size", "channels", "z_dim", "g_width", "d_width", "precision",
+    assert {"split", "batch_size", "image_size", "channels", "z_dim", "g_width", "d_width", "precision",
             "log_every"} == COMPARABLE
 
 
@@ -77,6 +77,8 @@ def test_resumable_set_is_read_off_the_declarations():
     ("compile", 1, "--compile must be true or false, got 1."),
     ("z_dim", True, "--z-dim must be an integer, got True."),
     ("data", "a\0b", "--data holds a NUL character"),
+    ("memory_budget", -1, "--memory-budget must be a size such as 512M or 8G, got -1."),
+    ("split", " ", "--split must name a split of the dataset, got ' '."),
 ])
 def test_validation_names_the_flag(name, value, message):
     config = RunConfig(**{name: value})
@@ -98,7 +100,7 @@ def test_every_flag_parses_to_its_field_type():
             expected[name] = True
         else:
             text = {"budget": "2m", "data_dir": "x", "precision": "bf16", "latent": "uniform",
-                    "on_divergence": "rollback"}.get(name, "3" if info.type in (int, float) else "abc")
+                    "on_divergence": "rollback", "memory_budget": "8G"}.get(name, "3" if info.type in (int, float) else "abc")
             argv += [info.flag, text]
             expected[name] = info.parse(text)
     args = parser.parse_args(argv)
