@@ -15,6 +15,7 @@ import io
 import json
 import os
 import pickletools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +26,8 @@ from torch import nn
 
 from .config import RunConfig
 from .errors import GanzooError
+from .models import PREFIX, build_network, build_on_meta
+from .runfiles import RunFiles
 
 FORMAT_VERSION = "1"
 TMP_MARK = ".tmp"  # atomic_write's temporaries: .<name>.tmp<pid>
@@ -100,7 +103,11 @@ def pickle_kind(path: str | Path) -> str | None:
     try:
         pickletools.dis(head, out=io.StringIO())
     except Exception:  # not a pickle, or one longer than SNIFF_BYTES: judged by its start
-        return "pickle" if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") else None
+        # A damaged safetensors file starts with its header's length, then "{"; that length's first bytes
+        # may well read 0x80 0x02, so a protocol mark alone does not make it a pickle.
+        looks_safetensors = head[8:9] == b"{"
+        protocol_mark = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+        return "pickle" if protocol_mark and not looks_safetensors else None
     return "pickle"
 
 
@@ -175,25 +182,58 @@ def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str,
 
 
 def save_generator(path: str | Path, generator: nn.Module, config: RunConfig) -> Path:
-    return save_tensors(path, {f"G.{k}": v for k, v in generator.state_dict().items()}, "generator", config)
+    return save_tensors(path, {f"{PREFIX['generator']}{k}": v for k, v in generator.state_dict().items()},
+                        "generator", config)
+
+
+def rebuild(kind: str, config: RunConfig, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """The generator or discriminator a file's config describes, with the file's weights loaded.
+
+    Shapes are checked first on the meta device: a config claiming a huge model fails there, not in malloc.
+    """
+    prefix = PREFIX[kind]
+    meta = build_on_meta(config, (kind,))
+    if meta is not None:
+        check_state(meta[0].state_dict(), _state(tensors, prefix), kind)
+    network = build_network(kind, config)
+    load_state(network, tensors, prefix, kind)
+    return network
+
+
+@dataclass
+class Networks:
+    """What a weights file holds: G always, D when it is a checkpoint; both in eval mode."""
+
+    G: nn.Module
+    D: nn.Module | None
+    config: RunConfig
+    path: Path
+
+    def need_discriminator(self, what: str) -> nn.Module:
+        if self.D is None:
+            checkpoint = RunFiles(self.path.parent, self.config.model).checkpoint
+            raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "
+                              f"run's checkpoint instead (e.g. {checkpoint}).")
+        return self.D
+
+
+def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discriminator: bool = True) -> Networks:
+    """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
+    tensors, metadata = read_tensors(path)
+    config = config_of(metadata, path)
+    kinds = ["generator"] + (["discriminator"] if discriminator and any(k.startswith(PREFIX["discriminator"])
+                                                                      for k in tensors) else [])
+    try:
+        nets = {kind: rebuild(kind, config, tensors).to(device).eval() for kind in kinds}
+    except GanzooError as exc:
+        raise GanzooError(f"{path}: {exc}") from None
+    return Networks(nets["generator"], nets.get("discriminator"), config, Path(path))
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, RunConfig]:
     """Rebuild the generator a weights file (generator file or checkpoint) describes, in eval mode."""
-    from .models import build_generator, build_on_meta  # late: models imports the plugin registries
-
-    tensors, metadata = read_tensors(path)
-    config = config_of(metadata, path)
-    try:
-        # Shapes first, on the meta device: a config claiming a huge model fails here, not in malloc.
-        meta = build_on_meta(config, discriminator=False)
-        if meta is not None:
-            check_state(meta[0].state_dict(), _state(tensors, "G."), "generator")
-        generator = build_generator(config)
-        load_state(generator, tensors, "G.", "generator")
-    except GanzooError as exc:
-        raise GanzooError(f"{path}: {exc}") from None
-    return generator.to(device).eval(), config
+    nets = load_networks(path, device, discriminator=False)
+    return nets.G, nets.config
 
 
 # -- optimizer state <-> flat tensors + JSON ------------------------------------------------------

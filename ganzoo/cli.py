@@ -14,55 +14,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .config import UNLIMITED_EPOCHS, parse_duration, parse_size
+from .config import COMPARABLE, FIELDS, RESUMABLE, UNLIMITED_EPOCHS, parse_duration, read_config_file, template
 from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
 
-# Flags that map one-to-one onto RunConfig fields; default None means "not given".
-RUN_FLAGS = [
-    ("--epochs", int, "epochs to train (default 5)"),
-    ("--budget", "duration", "stop cleanly after this much training time, e.g. 90s, 5m, 1h (default: none)"),
-    ("--batch-size", int, "images per step (default 128)"),
-    ("--lr", float, "Adam learning rate (default 2e-4)"),
-    ("--beta1", float, "Adam beta1 (default 0.5)"),
-    ("--beta2", float, "Adam beta2 (default 0.999)"),
-    ("--split", str, "the dataset's split to train on, e.g. unlabeled for stl10 (default train; see ganzoo data)"),
-    ("--memory-budget", "size", "images larger than this stream from host memory instead of being held on the device, "
-                                "e.g. 512M, 8G (default: half the free memory)"),
-    ("--image-size", int, "side of the square training images (default: the dataset's, 32 for MNIST)"),
-    ("--channels", int, "1 (grey) or 3 (colour) (default: the dataset's)"),
-    ("--z-dim", int, "latent dimension (default 100)"),
-    ("--latent", str, "latent prior: normal or uniform (default normal)"),
-    ("--g-width", int, "generator's narrowest feature width (default 64)"),
-    ("--d-width", int, "discriminator's narrowest feature width (default 64)"),
-    ("--seed", int, "random seed (default 0)"),
-    ("--device", str, "auto, cpu, cuda or cuda:N (default auto)"),
-    ("--precision", str, "auto, fp32, bf16 or fp16 (default auto: bf16 on CUDA, fp32 on CPU)"),
-    ("--log-every", int, "steps between reading losses back and logging (default 50)"),
-    ("--checkpoint-every", int, "steps between checkpoints (default 500, and every epoch's end)"),
-    ("--samples", int, "fixed-noise images in each epoch's grid (default 64)"),
-    ("--on-divergence", str, "when losses or weights become NaN/Inf: stop (default), or rollback to the last "
-                             "checkpoint with half the learning rate"),
-    ("--eval-every", int, "evaluate with the dataset's metrics every K epochs (default 0: never)"),
-    ("--eval-n", int, "samples per evaluation during training (default 10000)"),
-    ("--compile", bool, "torch.compile G and D; falls back to eager with a warning if compiling fails "
-                        "(default off: no gain measured on a CPU)"),
-    ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
-]
-RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "on_divergence", "compile",
-             "channels_last", "eval_every", "eval_n", "memory_budget"}
 MAX_SAMPLE_N = 10_000
-
-
-# Run flags `compare` passes to every model alike (the rest follow each model's own defaults).
-COMPARE_FLAGS = ("--split", "--batch-size", "--image-size", "--channels", "--z-dim", "--g-width", "--d-width", "--precision",
-                 "--log-every")
-
-
-def _flag_field(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
 
 
 class UsageError(GanzooError):
@@ -76,13 +34,23 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def _add_run_flag(parser: argparse.ArgumentParser, flag: str, type_, help_: str) -> None:
-    """A RUN_FLAGS entry as an option whose default None means "not given"."""
-    if type_ is bool:  # --flag / --no-flag
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
-    else:
-        parse = {"duration": parse_duration, "size": parse_size}.get(type_, type_)
-        parser.add_argument(flag, type=parse, default=None, help=help_)
+def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") -> None:
+    """The flags of these RunConfig fields, generated from their declarations (ganzoo.config).
+
+    Each defaults to None, "not given", so that model defaults and config files show through.
+    """
+    for name in names:
+        info = FIELDS[name]
+        if info.flag is None:
+            continue
+        if info.type is bool:  # --flag / --no-flag
+            parser.add_argument(info.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=info.help(extra))
+        else:
+            metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
+                                               {int: "N", float: "X"}.get(info.type))
+            parser.add_argument(info.flag, dest=name, type=info.setting.parse or info.type, default=None,
+                                help=info.help(extra), metavar=metavar)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,16 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train a model", description="Train a registered model on a dataset.")
-    run.add_argument("model", nargs="?", help="registered model name (see `ganzoo list`)")
-    run.add_argument("--data", default=None, help="dataset name, or a folder of images (default mnist)")
-    run.add_argument("--data-dir", default=None, help="local copy of the dataset (for mnist: the four IDX files)")
-    run.add_argument("--out", default=None, help="run folder (default runs/<model>-<data>, numbered)")
+    run.add_argument("model", nargs="?", help=FIELDS["model"].setting.help + "; default: the --config file's")
+    run.add_argument("--config", default=None, metavar="FILE",
+                     help="settings from a YAML, TOML or JSON file (a run's config.json repeats that run); flags "
+                          "given here override it; `ganzoo config MODEL` writes a template")
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
                      help="continue the run in RUN_DIR (or in --out) from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
-    for flag, type_, help_ in RUN_FLAGS:
-        _add_run_flag(run, flag, type_, help_)
+    add_config_flags(run, FIELDS)
 
     cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
                          description="Train every named model under the same data, seeds and budget (or score "
@@ -117,14 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
     cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
     cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
-    for flag, type_, help_ in RUN_FLAGS:
-        if flag in COMPARE_FLAGS:
-            _add_run_flag(cmp, flag, type_, help_ + ", the same for every model")
+    add_config_flags(cmp, [name for name in FIELDS if name in COMPARABLE], extra=", the same for every model")
     cmp.add_argument("--device", default="auto")
     cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
     cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
     cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
     cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+
+    conf = sub.add_parser("config", help="print a commented config file with every setting and its default",
+                          description="Print a YAML file holding every run setting, each with its help and default "
+                                      "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
+    conf.add_argument("model", help=FIELDS["model"].setting.help)
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
     sample.add_argument("weights", help="a .safetensors file written by ganzoo run")
@@ -181,10 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
-    from .run import default_out, make_config, train
+    from .run import default_out, fresh_folder, make_config, train
+    from .runfiles import RunFiles
     from .train import resume_config
 
-    overrides = {_flag_field(flag): getattr(args, _flag_field(flag)) for flag, _, _ in RUN_FLAGS}
+    overrides = {name: getattr(args, name) for name, info in FIELDS.items() if info.flag}   # None: not given
+    if args.resume and args.config:
+        raise GanzooError("--resume continues a run with its own config; --config starts a new one: give one of them.")
     if args.resume:
         run_dir = args.resume if isinstance(args.resume, str) else args.out
         if not run_dir:
@@ -192,10 +165,11 @@ def cmd_run(args) -> int:
         config = resume_config(run_dir)
         if args.model and args.model != config.model:
             raise GanzooError(f"{run_dir} holds a {config.model!r} run, not {args.model!r}.")
-        fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
+        fixed = sorted(FIELDS[k].flag for k, v in overrides.items() if v is not None and k not in RESUMABLE
+                       and k != "out")
         if fixed:
-            raise GanzooError(f"A resumed run keeps its config; only {', '.join(sorted(RESUMABLE))} may change "
-                              f"(got {', '.join(fixed)}).")
+            allowed = ", ".join(sorted(FIELDS[k].flag for k in RESUMABLE))
+            raise GanzooError(f"A resumed run keeps its config; only {allowed} may change (got {', '.join(fixed)}).")
         for key in RESUMABLE:
             if overrides[key] is not None:
                 setattr(config, key, overrides[key])
@@ -203,15 +177,29 @@ def cmd_run(args) -> int:
         config.validate()
         train(config, resume=True, download=not args.no_download, console=console)
         return 0
-    if not args.model:
+    settings = read_config_file(args.config) if args.config else {}    # the file, then the flags over it
+    model = args.model or settings.pop("model", None)
+    settings.pop("model", None)
+    if not model:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
-    if overrides["budget"] and not overrides["epochs"]:
+    if overrides["budget"] and not overrides["epochs"] or settings.get("budget") and "epochs" not in settings:
         overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
-    overrides["data"] = args.data or "mnist"
-    overrides["data_dir"] = args.data_dir
-    config = make_config(args.model, overrides)
-    config.out = args.out or default_out(config)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = make_config(model, {**settings, **given})
+    if "out" in settings and "out" not in given and RunFiles(config.out).holds_run() and not args.overwrite:
+        config.out = fresh_folder(config.out)                  # repeating a run: beside it, never over it
+        console.print(f"{settings['out']} holds a run already; this one goes to {config.out}", highlight=False)
+    config.out = config.out or default_out(config)
     train(config, download=not args.no_download, overwrite=args.overwrite, console=console)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from .run import model_defaults
+
+    config = model_defaults(args.model)
+    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
+              markup=False, highlight=False, soft_wrap=True, end="")
     return 0
 
 
@@ -224,8 +212,8 @@ def cmd_compare(args) -> int:
     settings = Settings(data=args.data, data_dir=args.data_dir, epochs=args.epochs, budget=args.budget,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
                         metrics=args.metrics, device=args.device, download=not args.no_download,
-                        overrides={_flag_field(f): getattr(args, _flag_field(f)) for f in COMPARE_FLAGS
-                                   if getattr(args, _flag_field(f)) is not None})
+                        overrides={name: getattr(args, name) for name in COMPARABLE
+                                   if getattr(args, name) is not None})
     for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
         if value is not None and value < 2 - (flag == "--epochs"):
             raise GanzooError(f"{flag} is too small: {value}.")
@@ -244,12 +232,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import torch
-
     from .checkpoint import load_generator
     from .device import select_device
-    from .models import sample_latent
-    from .train import save_grid
+    from .sampling import sample, save_grid
 
     if not 0 < args.n <= MAX_SAMPLE_N:
         raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {args.n}.")
@@ -261,9 +246,7 @@ def cmd_sample(args) -> int:
         raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
-    z = sample_latent(args.n, config, generator=torch.Generator().manual_seed(args.seed)).to(device)
-    with torch.inference_mode():
-        images = torch.cat([generator(part) for part in z.split(256)])
+    images = sample(generator, config, args.n, seed=args.seed)
     nrow = args.nrow or max(1, int(math.ceil(math.sqrt(args.n))))
     path = save_grid(images, Path(args.out), nrow=nrow)
     out.print(f"{args.n} samples of {config.model} ({config.image_size}x{config.image_size}, "
@@ -439,8 +422,8 @@ def cmd_check_plugin(args) -> int:
     return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "data": cmd_data,
-            "list": cmd_list,
+COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,
+            "data": cmd_data, "list": cmd_list,
             "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 

@@ -29,6 +29,7 @@ from rich.console import Console
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import GanzooError
+from .plugins import Registries, registries
 
 
 class EncodedImages:
@@ -281,11 +282,9 @@ def check_split(name: str, split: str, splits: Any) -> None:
 
 
 def read_dataset(name: str, *, root: str | None, split: str, image_size: int, channels: int,
-                 download: bool = True) -> ImageData:
+                 download: bool = True, regs: Registries | None = None) -> ImageData:
     """What a registered dataset's factory returns, checked: images maybe still encoded, not yet prepared."""
-    from .plugins import registries  # late: the plugins import this module
-
-    entry = registries().datasets.get(name)
+    entry = (regs or registries()).datasets.get(name)
     check_split(name, split, entry.info.get("splits"))
     data = entry.factory(root=root, download=download, split=split, image_size=image_size, channels=channels)
     if not isinstance(data, ImageData):
@@ -313,15 +312,16 @@ def peek(data: ImageData, n: int, image_size: int, channels: int, seed: int = 0
 
 
 def load_dataset(name: str, *, root: str | None, split: str, image_size: int, channels: int,
-                 download: bool = True, console: Console | None = None) -> ImageData:
+                 download: bool = True, console: Console | None = None, regs: Registries | None = None) -> ImageData:
     """Load a registered dataset and prepare it for a run: [N, channels, image_size, image_size] uint8.
 
     Encoded images are decoded into the cache once (with a progress bar on `console`) and come
     back memory-mapped from it; the rest is prepared in memory.
     """
-    from .imagecache import cached_images
+    from .imagecache import cached_images   # late: the cache module builds on this one
 
-    data = read_dataset(name, root=root, split=split, image_size=image_size, channels=channels, download=download)
+    data = read_dataset(name, root=root, split=split, image_size=image_size, channels=channels, download=download,
+                        regs=regs)
     common = dict(name=data.name, classes=data.classes, location=data.location)
     if isinstance(data.images, EncodedImages):
         images, labels, folder = cached_images(data, image_size=image_size, channels=channels,

@@ -103,3 +103,16 @@ def register_metrics(register):
     metric names), ``n`` the sample count it wants by default, ``better`` maps each
     returned name to "lower" or "higher".
     """
+
+
+@hookspec
+def register_labellers(register):
+    """Register labellers: what says which class a generated image shows, for the analyses that pick
+    samples by class (``ganzoo arithmetic 'class:7 - ...'``, ``ganzoo dropout --class 7``, ``--labeller NAME``).
+
+    Call ``register(name, builder, description=None)``. ``builder(context)`` receives a
+    ``ganzoo.analysis.labellers.LabellerContext`` (the loaded networks, the labelled dataset's name and
+    folder, ``per_class``, ``seed``, ``download``, ``console``) and returns the labeller: a callable from
+    float images ``[N, C, H, W]`` in [-1, 1] to class ids ``[N]`` (int) or scores ``[N, classes]`` (float,
+    column c scoring class c; exemplars are then picked by confidence).
+    """

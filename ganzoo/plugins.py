@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.mnist_metrics",
     "ganzoo_plugins.stacked_mnist",
     "ganzoo_plugins.inception",
+    "ganzoo_plugins.labellers",
 )
 
 # hook name -> registry kind; one registry per hook.
@@ -48,6 +49,7 @@ HOOKS = {
     "register_datasets": "dataset",
     "register_models": "model",
     "register_metrics": "metric",
+    "register_labellers": "labeller",
 }
 
 
@@ -71,12 +73,14 @@ class Registries:
     models: Registry
     plugins: list[PluginInfo]
     metrics: Registry = field(default_factory=lambda: Registry("metric"))
+    labellers: Registry = field(default_factory=lambda: Registry("labeller"))
 
     def by_kind(self, kind: str) -> Registry:
         return {r.kind: r for r in self.all()}[kind]
 
     def all(self) -> list[Registry]:
-        return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics]
+        return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics,
+                self.labellers]
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -182,6 +186,7 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
         models=regs["register_models"],
         plugins=list(by_name.values()),
         metrics=regs["register_metrics"],
+        labellers=regs["register_labellers"],
     )
 
 

@@ -134,9 +134,13 @@ def _load(args):
 
 
 def _output(args, name: str) -> Path:
+    """--out, given the default name's suffix when it has none (`--out walks/interp` -> walks/interp.png)."""
     from .common import default_output
 
-    return Path(args.out) if args.out else default_output(args.weights, name)
+    if not args.out:
+        return default_output(args.weights, name)
+    path = Path(args.out)
+    return path if path.suffix else path.with_name(path.name + Path(name).suffix)
 
 
 def _labeller(args, nets):
