@@ -16,7 +16,7 @@ from ganzoo.analysis.features import (feature_layers, fit_linear, hidden_feature
                                       pixel_features, train_probe)
 from ganzoo.analysis.filters import first_layer_filters, generator_maps
 from ganzoo.analysis.interpolate import interpolate, lerp, slerp, walk
-from ganzoo.analysis.labellers import LABELLERS, label, pick_by_class
+from ganzoo.analysis.labellers import label, pick_by_class
 from ganzoo.cli import main
 from ganzoo.data import load_dataset
 from ganzoo.models import build_discriminator, build_generator
@@ -350,7 +350,7 @@ def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, m
         m = images.mean(dim=(1, 2, 3)) - threshold
         return torch.stack([-m, m], 1)
 
-    monkeypatch.setitem(LABELLERS._entries, "brightness",
+    monkeypatch.setitem(registries().labellers._entries, "brightness",   # the registry in use now
                         Entry("brightness", lambda context: brighter, "brighter than the median", "tests"))
     code, stdout, err = run_cli(capsys, "dropout", run_dir, "--class", "1", "--labeller", "brightness",
                                 "--top", "3", "--pool", "128", "-n", "8", "--out", tmp_path / "drop.png")
