@@ -107,6 +107,12 @@ class ImageData:
         return len(self.images)
 
 
+# What prepare_images makes of an image, as a tag: caches of prepared images that outlive a process
+# (the real-data statistics of evaluate.reference_features) carry it in their names, so a change to the
+# preparation (as from resize-only to centre-crop-then-resize) is never answered from a stale cache.
+PREPARATION = "centre-crop-then-antialiased-resize"
+
+
 def prepare_images(images: torch.Tensor, image_size: int, channels: int, crop: int | None = None,
                    chunk: int = 4096) -> torch.Tensor:
     """Bring uint8 [N, C, H, W] images to [N, channels, image_size, image_size], still uint8.

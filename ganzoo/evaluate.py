@@ -43,6 +43,7 @@ from torch import nn
 
 from .checkpoint import atomic_write, load_generator
 from .config import RunConfig
+from . import data as data_module
 from .data import cache_dir, load_dataset
 from .device import select_device
 from .errors import GanzooError
@@ -261,7 +262,8 @@ def reference_features(feature_id: str, features: Callable[[torch.Tensor], torch
                        download: bool = True, batch_size: int = 500, console: Console | None = None) -> Reference:
     """Features and statistics of a dataset split at a resolution, computed once and cached on disk."""
     folder = str(Path(data_dir).resolve()) if data_dir else ""
-    path = cache_dir() / "eval" / _cache_name(feature_id, data, split, f"{image_size}px", f"{channels}ch", folder)
+    path = cache_dir() / "eval" / _cache_name(feature_id, data, split, f"{image_size}px", f"{channels}ch", folder,
+                                              data_module.PREPARATION)
     if path in _REFERENCES and path.is_file():     # training evals and compare's curve points ask again and again
         return _REFERENCES[path]
     if path.is_file():

@@ -157,3 +157,29 @@ def test_evaluator_training_is_reproducible_from_its_seed(tmp_path, mnist_dir):
     assert all(torch.equal(files["a"][k], files["b"][k]) for k in files["a"])
     assert not all(torch.equal(files["a"][k], files["c"][k]) for k in files["a"])
     assert load_evaluator(str(tmp_path / "a.safetensors")).score(torch.zeros(2, 1, 32, 32, dtype=torch.uint8))[1].shape == (2, 10)
+
+
+def test_real_statistics_cache_follows_the_image_preparation(monkeypatch):
+    """The cached real-data features are reused while the preparation is unchanged, and recomputed (never
+    read back stale) once prepare_images makes different images."""
+    import ganzoo.data
+    from ganzoo.evaluate import _REFERENCES, reference_features
+
+    calls = []
+
+    def features(images):
+        calls.append(len(images))
+        return images.float().flatten(1)[:, :4]
+
+    def reference():
+        _REFERENCES.clear()                       # as a new process would: only the disk cache is left
+        return reference_features("prep-test", features, data="fake", image_size=8, channels=1, split="train",
+                                  download=False)
+
+    first = reference()
+    assert calls and reference().features.equal(first.features)
+    computed = len(calls)
+    assert reference() is not None and len(calls) == computed             # read from the disk cache
+    monkeypatch.setattr(ganzoo.data, "PREPARATION", "another preparation")
+    reference()
+    assert len(calls) > computed                                           # recomputed, not read back
