@@ -278,9 +278,10 @@ def cmd_eval(args) -> int:
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
     rows = {label: evaluate(generator, config=config, data=data, **common)}
-    console.print(f"scoring {n} real {data} training images the same way")
-    rows["real data (train)"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
-                                              **common)
+    split = config.split if data == config.data else "train"     # the images G learned from, where known
+    console.print(f"scoring {n} real {data} images ({split}) the same way")
+    rows[f"real data ({split})"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
+                                                 split=split, **common)
     seconds = time.perf_counter() - start
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")

@@ -84,8 +84,8 @@ def test_metrics_are_registered_listed_and_chosen_by_dataset(capsys):
     assert "metrics" in listed and all(name in listed for name in metrics.names())
 
 
-def _untrained_generator_file(tmp_path, mnist_dir):
-    config = tiny_config(tmp_path, data="mnist", data_dir=str(mnist_dir))
+def _untrained_generator_file(tmp_path, mnist_dir, **overrides):
+    config = tiny_config(tmp_path, data="mnist", data_dir=str(mnist_dir), **overrides)
     from ganzoo.models import build_generator
 
     return save_generator(tmp_path / "dcgan.safetensors", build_generator(config), config)
@@ -102,6 +102,15 @@ def test_eval_command_prints_the_table_with_a_real_row_and_writes_json(tmp_path,
     fake, real = report["rows"]["dcgan.safetensors"], report["rows"]["real data (train)"]
     assert fake["mnist_fd"] > 10 * real["mnist_fd"]                        # noise from an untrained G vs digits
     assert real["classes_covered"] == 10
+
+
+def test_the_real_row_scores_the_split_the_model_trained_on(tmp_path, mnist_dir, capsys):
+    weights = _untrained_generator_file(tmp_path, mnist_dir, split="test")
+    code = main(["eval", str(weights), "-n", "100", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = json.loads((tmp_path / "dcgan.eval.json").read_text())["rows"]
+    assert set(rows) == {"dcgan.safetensors", "real data (test)"}
 
 
 @pytest.mark.parametrize("argv,message", [
