@@ -148,10 +148,29 @@ def save_generator(path: str | Path, generator: nn.Module, config: RunConfig) ->
     return save_tensors(path, {f"G.{k}": v for k, v in generator.state_dict().items()}, "generator", config)
 
 
+def generator_weights(path: str | Path) -> Path:
+    """The weights file a path names: the file itself, or a run folder's <model>.safetensors (else its checkpoint)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    config_file = path / "config.json"
+    if config_file.is_file():
+        try:
+            model = json.loads(config_file.read_text())["model"]
+        except (ValueError, KeyError, TypeError, OSError):
+            model = None
+        if isinstance(model, str) and model and Path(model).name == model and (path / f"{model}.safetensors").is_file():
+            return path / f"{model}.safetensors"
+    if (path / "checkpoint.safetensors").is_file():
+        return path / "checkpoint.safetensors"
+    raise GanzooError(f"{path} holds no finished run (no <model>.safetensors or checkpoint.safetensors).")
+
+
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, RunConfig]:
-    """Rebuild the generator a weights file (generator file or checkpoint) describes, in eval mode."""
+    """Rebuild the generator a weights file (generator file or checkpoint) or run folder describes, in eval mode."""
     from .models import build_generator, build_on_meta  # late: models imports the plugin registries
 
+    path = generator_weights(path)
     tensors, metadata = read_tensors(path)
     config = config_of(metadata, path)
     try:

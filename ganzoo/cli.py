@@ -8,12 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
+from .terminal import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .config import UNLIMITED_EPOCHS, parse_duration
+from .config import UNLIMITED_EPOCHS, parse_budget, parse_duration
 from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
@@ -22,7 +22,9 @@ out = Console()                  # what a command is asked to print
 # Flags that map one-to-one onto RunConfig fields; default None means "not given".
 RUN_FLAGS = [
     ("--epochs", int, "epochs to train (default 5)"),
-    ("--budget", "duration", "stop cleanly after this much training time, e.g. 90s, 5m, 1h (default: none)"),
+    ("--budget", "duration", "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the training "
+                             "loop, loading and --eval-every scoring not counted, summed over resumes; none: no "
+                             "budget (default: none)"),
     ("--batch-size", int, "images per step (default 128)"),
     ("--lr", float, "Adam learning rate (default 2e-4)"),
     ("--beta1", float, "Adam beta1 (default 0.5)"),
@@ -35,6 +37,8 @@ RUN_FLAGS = [
     ("--d-width", int, "discriminator's narrowest feature width (default 64)"),
     ("--seed", int, "random seed (default 0)"),
     ("--device", str, "auto, cpu, cuda or cuda:N (default auto)"),
+    ("--threads", int, "CPU threads for torch (default 0: torch's choice, one per core; fewer run faster on a "
+                       "machine other jobs share)"),
     ("--precision", str, "auto, fp32, bf16 or fp16 (default auto: bf16 on CUDA, fp32 on CPU)"),
     ("--log-every", int, "steps between reading losses back and logging (default 50)"),
     ("--checkpoint-every", int, "steps between checkpoints (default 500, and every epoch's end)"),
@@ -43,18 +47,21 @@ RUN_FLAGS = [
                              "checkpoint with half the learning rate"),
     ("--eval-every", int, "evaluate with the dataset's metrics every K epochs (default 0: never)"),
     ("--eval-n", int, "samples per evaluation during training (default 10000)"),
+    ("--metrics", str, "comma-separated metrics for --eval-every (default: the dataset's; see `ganzoo list`)"),
     ("--compile", bool, "torch.compile G and D; falls back to eager with a warning if compiling fails "
                         "(default off: no gain measured on a CPU)"),
     ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
 ]
-RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "on_divergence", "compile",
-             "channels_last", "eval_every", "eval_n"}
+RESUMABLE = {"epochs", "budget", "device", "threads", "precision", "log_every", "checkpoint_every", "on_divergence",
+             "compile", "channels_last", "eval_every", "eval_n", "metrics"}
 MAX_SAMPLE_N = 10_000
+WEIGHTS_HELP = ("a run folder, or a weights file from `ganzoo run` (<run>/<model>.safetensors or "
+                "<run>/checkpoint.safetensors)")
 
 
 # Run flags `compare` passes to every model alike (the rest follow each model's own defaults).
 COMPARE_FLAGS = ("--batch-size", "--image-size", "--channels", "--z-dim", "--g-width", "--d-width", "--precision",
-                 "--log-every")
+                 "--log-every", "--threads")
 
 
 def _flag_field(flag: str) -> str:
@@ -77,7 +84,7 @@ def _add_run_flag(parser: argparse.ArgumentParser, flag: str, type_, help_: str)
     if type_ is bool:  # --flag / --no-flag
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
     else:
-        parser.add_argument(flag, type=parse_duration if type_ == "duration" else type_, default=None, help=help_)
+        parser.add_argument(flag, type=parse_budget if type_ == "duration" else type_, default=None, help=help_)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,38 +122,44 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, type_, help_ in RUN_FLAGS:
         if flag in COMPARE_FLAGS:
             _add_run_flag(cmp, flag, type_, help_ + ", the same for every model")
-    cmp.add_argument("--device", default="auto")
+    cmp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
     cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
     cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
     cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
-    sample.add_argument("weights", help="a .safetensors file written by ganzoo run")
+    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid",
+                            description="Draw N samples of a trained generator into one PNG grid. Sample number i "
+                                        "of a seed is the same z as number i on `ganzoo sheet` and in the analyses.")
+    sample.add_argument("weights", help=WEIGHTS_HELP)
     sample.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     sample.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--device", default="auto")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
 
     ev = sub.add_parser("eval", help="score a generator with registered metrics, beside real data",
                         description="Score a weights file with registered metrics (see `ganzoo list`). The table "
                                     "has a row for real training images scored the same way: the floor.")
-    ev.add_argument("weights", help="a .safetensors file written by ganzoo run")
+    ev.add_argument("weights", help=WEIGHTS_HELP)
     ev.add_argument("--data", default=None, help="dataset whose test split is the reference (default: the run's)")
     ev.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
     ev.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
     ev.add_argument("-n", type=int, default=None,
                     help="samples to score (default: what the metrics ask for, 10000; 25600 for stacked_modes)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real subset (default 0)")
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ev.add_argument("--json", default=None, help="where to write the results (default: WEIGHTS with .eval.json)")
     ev.add_argument("--inception-weights", default=None,
                     help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
     ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
-    sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric")
-    sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load")
+    sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric",
+                   description="List every name a command accepts: models, generators, discriminators, losses, "
+                               "datasets and metrics, each with its description and the plugin that registered it.")
+    sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load",
+                   description="List the built-in and installed plugins: version, where each comes from, what it "
+                               "registered, and the error of any that failed to load (the others keep working).")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
                            description="Check every generator, discriminator, loss and model a plugin registers "
@@ -177,9 +190,16 @@ def cmd_run(args) -> int:
         if fixed:
             raise GanzooError(f"A resumed run keeps its config; only {', '.join(sorted(RESUMABLE))} may change "
                               f"(got {', '.join(fixed)}).")
+        if overrides["epochs"] is not None and overrides["budget"] is None and config.budget:
+            console.print(f"--epochs {overrides['epochs']}: the run's --budget of {config.budget:g}s is lifted "
+                          f"(give --budget as well to keep one)")
+            overrides["budget"] = 0.0
         for key in RESUMABLE:
             if overrides[key] is not None:
                 setattr(config, key, overrides[key])
+        if config.epochs >= UNLIMITED_EPOCHS and not config.budget:
+            raise GanzooError(f"{run_dir} was started with --budget alone; without a budget it needs --epochs N "
+                              f"to know when to stop.")
         config.out = run_dir
         config.validate()
         train(config, resume=True, download=not args.no_download, console=console)
@@ -219,7 +239,7 @@ def cmd_compare(args) -> int:
         raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
                           f"the same command and --resume.") from None
     report = write_report(results, folder, "ganzoo " + shlex.join(args.argv))
-    (out if out.is_terminal else Console(width=200)).print(rich_table(results))   # a log file keeps whole rows
+    out.print(rich_table(results))
     console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
     return 0
 
@@ -229,7 +249,7 @@ def cmd_sample(args) -> int:
 
     from .checkpoint import load_generator
     from .device import select_device
-    from .models import sample_latent
+    from .models import latents
     from .train import save_grid
 
     if not 0 < args.n <= MAX_SAMPLE_N:
@@ -242,9 +262,9 @@ def cmd_sample(args) -> int:
         raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
-    z = sample_latent(args.n, config, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    z = latents(config, args.seed, range(args.n))              # sample i: the z of number i on `ganzoo sheet`
     with torch.inference_mode():
-        images = torch.cat([generator(part) for part in z.split(256)])
+        images = torch.cat([generator(part.to(device)) for part in z.split(256)])
     nrow = args.nrow or max(1, int(math.ceil(math.sqrt(args.n))))
     path = save_grid(images, Path(args.out), nrow=nrow)
     out.print(f"{args.n} samples of {config.model} ({config.image_size}x{config.image_size}, "
@@ -256,14 +276,15 @@ def cmd_eval(args) -> int:
     import json
     import time
 
-    from .checkpoint import atomic_write, load_generator
+    from .checkpoint import atomic_write, generator_weights, load_generator
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
 
     device = select_device(args.device)
-    generator, config = load_generator(args.weights, device)
+    weights = generator_weights(args.weights)                  # a run folder names its generator file
+    generator, config = load_generator(weights, device)
     data = args.data or config.data
-    data_dir = args.data_dir if args.data_dir is not None else (config.data_dir if data == config.data else None)
+    data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
     options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
     chosen = resolve_metrics(args.metrics, data, config.channels, options)
     names = [name for name, _ in chosen]
@@ -272,7 +293,7 @@ def cmd_eval(args) -> int:
         raise GanzooError(f"-n must be at least 2, got {n}.")
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
                   seed=args.seed, options=options, console=console)
-    label = Path(args.weights).name
+    label = weights.name
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
     rows = {label: evaluate(generator, config=config, data=data, **common)}
@@ -283,8 +304,8 @@ def cmd_eval(args) -> int:
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")
     out.print(metrics_table(rows, title))
-    path = Path(args.json) if args.json else Path(args.weights).with_suffix(".eval.json")
-    report = {"weights": str(args.weights), "model": config.model, "data": data, "image_size": config.image_size,
+    path = Path(args.json) if args.json else weights.with_suffix(".eval.json")
+    report = {"weights": str(weights), "model": config.model, "data": data, "image_size": config.image_size,
               "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
               "seconds": round(seconds, 1)}
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))

@@ -28,17 +28,16 @@ import platform
 import resource
 import statistics
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
+from .terminal import Console
 from rich.table import Table
 
-from .checkpoint import atomic_write, load_generator
-from .config import UNLIMITED_EPOCHS, RunConfig
+from .checkpoint import atomic_write, generator_weights, load_generator
+from .config import TRAINING_TIME, UNLIMITED_EPOCHS, RunConfig
 from .errors import GanzooError, Interrupted
 from .guard import discriminator_won
 from .train import read_metrics
@@ -88,7 +87,7 @@ def parse_contenders(names: list[str]) -> list[Contender]:
         if name in regs.models and not path.exists():
             contenders.append(Contender(label=name, model=name))
         elif path.exists():
-            weights = finished_weights(path)
+            weights = generator_weights(path)
             _, config = load_generator(weights)
             contenders.append(Contender(label=path.stem if path.is_file() else path.name, model=config.model,
                                         path=path, config=config))
@@ -103,23 +102,6 @@ def parse_contenders(names: list[str]) -> list[Contender]:
         if seen[c.label] > 1:
             c.label = f"{c.label}-{seen[c.label]}"
     return contenders
-
-
-def finished_weights(path: Path) -> Path:
-    """The generator weights of a run folder (or the file itself)."""
-    if path.is_file():
-        return path
-    config_file = path / "config.json"
-    if config_file.is_file():
-        try:
-            model = json.loads(config_file.read_text())["model"]
-        except (ValueError, KeyError, TypeError):
-            model = None
-        if model and (path / f"{model}.safetensors").is_file():
-            return path / f"{model}.safetensors"
-    if (path / "checkpoint.safetensors").is_file():
-        return path / "checkpoint.safetensors"
-    raise GanzooError(f"{path} holds no finished run (no <model>.safetensors or checkpoint.safetensors).")
 
 
 # -- measuring ---------------------------------------------------------------------------------------
@@ -179,6 +161,18 @@ def d_collapsed(records: list[dict]) -> bool:
     return len(losses) >= 3 and all(discriminator_won(r) for r in tail)
 
 
+def throughput(losses: list[dict], batch_size: int | None) -> dict:
+    """Training time (config.TRAINING_TIME, as the log's last record has it) and images trained ÷ that time.
+
+    None for both when the log does not say (a run from an older ganzoo, or no log at all).
+    """
+    last = losses[-1] if losses else {}
+    seconds = last.get("train_time")
+    if not seconds or not batch_size:
+        return {"train_time_s": seconds or None, "images_per_s": None}
+    return {"train_time_s": seconds, "images_per_s": last["step"] * batch_size / seconds}
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
@@ -234,10 +228,11 @@ class Comparison:
         return config
 
     def segments(self, config: RunConfig):
-        """(epochs, budget) of each training segment: one per epoch, or --points equal slices of time."""
+        """(epochs, budget) at the end of each training segment: one per epoch, or --points equal slices of
+        time (a run's budget counts its whole training time, so each slice ends at a larger budget)."""
         if self.settings.budget is not None:
-            for _ in range(self.settings.points):
-                yield UNLIMITED_EPOCHS, self.settings.budget / self.settings.points
+            for k in range(1, self.settings.points + 1):
+                yield UNLIMITED_EPOCHS, self.settings.budget * k / self.settings.points
         else:
             for epoch in range(1, self.settings.epochs + 1):
                 yield epoch, 0.0
@@ -248,13 +243,11 @@ class Comparison:
         from .run import train
 
         config = self.config_for(contender, seed)
-        run = {"seed": seed, "run_dir": config.out, "status": "ok", "message": "", "curve": [],
-               "train_time_s": 0.0}
+        run = {"seed": seed, "run_dir": config.out, "status": "ok", "message": "", "curve": []}
         started = False
         with PeakMemory(self.device) as memory:
             for epochs, budget in self.segments(config):
                 config.epochs, config.budget = epochs, budget
-                t0 = time.perf_counter()
                 try:
                     weights = train(config, resume=started, overwrite=not started, download=self.settings.download,
                                     console=self.console)
@@ -264,28 +257,26 @@ class Comparison:
                     run["status"], run["message"] = "diverged" if "diverg" in str(exc).lower() else "failed", str(exc)
                     self.console.print(f"[red]{contender.label} (seed {seed}) stopped[/red]: {exc}")
                     break
-                finally:
-                    run["train_time_s"] += time.perf_counter() - t0
                 started = True
-                records = loss_records(read_records(Path(config.out)))
+                last = (loss_records(read_records(Path(config.out))) or [{}])[-1]
                 scores = evaluate(weights, metrics=self.settings.metrics, n=self.settings.curve_n,
                                   data_dir=self.settings.data_dir, download=self.settings.download,
                                   device=self.device, console=self.console)
-                run["curve"].append({"train_time_s": run["train_time_s"], "step": records[-1]["step"] if records else 0,
+                run["curve"].append({"train_time_s": last.get("train_time", 0.0), "step": last.get("step", 0),
                                      "scores": scores})
         run["peak_memory_mb"] = memory.peak / 2 ** 20
-        return self.finish_run(run, Path(config.out), weights_of=Path(config.out) / f"{config.model}.safetensors")
+        return self.finish_run(run, Path(config.out), weights_of=Path(config.out) / f"{config.model}.safetensors",
+                               batch_size=config.batch_size)
 
-    def finish_run(self, run: dict, run_dir: Path | None, weights_of: Path) -> dict:
-        """Throughput and steps from the run's log, the final scores at the full sample count."""
+    def finish_run(self, run: dict, run_dir: Path | None, weights_of: Path, batch_size: int | None) -> dict:
+        """Steps, training time and throughput from the run's log, the final scores at the full sample count."""
         from .evaluate import evaluate
 
         records = read_records(run_dir) if run_dir else []
         losses = loss_records(records)
-        rates = [r["images_per_s"] for r in losses if r.get("images_per_s")]
-        run["images_per_s"] = statistics.median(rates) if rates else None
         run["steps"] = losses[-1]["step"] if losses else None
         run["epochs_done"] = losses[-1]["epoch"] if losses else None
+        run.update(throughput(losses, batch_size))
         if run["status"] == "ok" and d_collapsed(records):
             run["status"], run["message"] = "D collapsed", ("D separated real from fake almost perfectly for the "
                                                             "last quarter of training: G gets no useful gradient.")
@@ -297,11 +288,11 @@ class Comparison:
         return run
 
     def score_finished(self, contender: Contender) -> dict:
-        weights = finished_weights(contender.path)
+        weights = generator_weights(contender.path)
         run_dir = contender.path if contender.path.is_dir() else None
         run = {"seed": None, "run_dir": str(contender.path), "status": "ok", "message": "", "curve": [],
-               "train_time_s": None, "peak_memory_mb": None}
-        return self.finish_run(run, run_dir, weights)
+               "peak_memory_mb": None}
+        return self.finish_run(run, run_dir, weights, batch_size=contender.config.batch_size)
 
     def parameters(self, contender: Contender) -> dict:
         from .models import build_discriminator, build_generator, count_parameters
@@ -309,7 +300,7 @@ class Comparison:
         if contender.trained_here:
             config = self.config_for(contender, self.settings.seed)
             return {"G": count_parameters(build_generator(config)), "D": count_parameters(build_discriminator(config))}
-        generator, _ = load_generator(finished_weights(contender.path))
+        generator, _ = load_generator(generator_weights(contender.path))
         return {"G": count_parameters(generator), "D": None}
 
     def run(self) -> dict:
@@ -383,16 +374,25 @@ def score_columns(results: dict) -> list[str]:
     return list(dict.fromkeys(names + list(results.get("real", {}))))
 
 
+def comparable(results: dict, key: str) -> bool:
+    """Whether a column can rank the contenders: not the training time when the budget fixed it for all."""
+    return not (key == "train_time_s" and results["settings"].get("budget"))
+
+
 def best_labels(results: dict, key: str, direction: str) -> set[str]:
-    """The contenders holding the best mean of a column (ties share it); diverged runs do not compete."""
+    """The one contender whose mean is strictly best in a comparable column; empty on a tie for the best
+    (as shown, 4 significant digits), with fewer than two numbers to compare, or when the column cannot
+    rank (see comparable). Diverged runs do not compete."""
+    if direction not in ("lower", "higher") or not comparable(results, key):
+        return set()
     means = {label: e["summary"].get(key, {}).get("mean", math.nan) for label, e in results["contenders"].items()
              if "diverged" not in e["status"]}
-    # compared as shown (4 significant digits): equal-looking numbers share the mark
     means = {k: float(f"{v:.4g}") for k, v in means.items() if v is not None and math.isfinite(v)}
-    if not means or direction not in ("lower", "higher"):
+    if len(means) < 2:
         return set()
     target = min(means.values()) if direction == "lower" else max(means.values())
-    return {k for k, v in means.items() if v == target}
+    best = {k for k, v in means.items() if v == target}
+    return best if len(best) == 1 else set()
 
 
 def format_mean_std(summary: dict, fmt: str | None = None) -> str:
@@ -402,7 +402,7 @@ def format_mean_std(summary: dict, fmt: str | None = None) -> str:
     if mean is None or not math.isfinite(mean):
         return "-"
     text = fmt.format(mean) if fmt else format_value(mean)
-    if std and math.isfinite(std):
+    if std and math.isfinite(std) and std > 1e-9 * max(1.0, abs(mean)):   # not round-off: 1 ± 2.5e-15 is 1
         text += " ± " + (fmt.format(std) if fmt else format_value(std))
     return text
 
@@ -436,7 +436,7 @@ def table_rows(results: dict) -> tuple[list[str], list[list[tuple[str, bool]]]]:
 
 def rich_table(results: dict) -> Table:
     header, rows = table_rows(results)
-    table = Table(title="comparison (mean ± std over seeds; best in each column marked ★)", title_justify="left")
+    table = Table(title="comparison (mean ± std over seeds; ★ a column's one best value)", title_justify="left")
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i == 0)
     for row in rows:
@@ -473,11 +473,11 @@ def write_report(results: dict, out: Path, command: str) -> Path:
         f"Data **{s['data']}**, the same preprocessing, batch size and seeds for every trained model; "
         f"{budget}; seeds {s['seed']}..{s['seed'] + s['seeds'] - 1}. Scores: mean ± std over seeds, from "
         f"{s['n'] or 'the metrics’ default number of'} samples (latent seed 0); the last row scores real training "
-        f"images the same way — the floor. The best value in each column is in bold. "
+        f"images the same way — the floor. A column's one best value is in bold (none on a tie). "
         f"Device: {env.get('gpu') or env.get('device')} ({env.get('cpus')} CPUs), torch {env.get('torch')}.", "",
         markdown_table(results), "",
-        "img/s: median training throughput from the run's log; train time: wall time of training (data "
-        "loading included, scoring excluded); peak mem: " + ("the CUDA allocator's peak." if env.get("gpu") else
+        f"img/s: images trained ÷ training time; train time: {TRAINING_TIME} (under an equal --budget it is "
+        f"the budget for every model, so it is not ranked); peak mem: " + ("the CUDA allocator's peak." if env.get("gpu") else
         "the process's peak resident memory while that model trained (libraries included)."), "",
     ]
     notes = [f"- **{label}** (seed {r['seed']}): {r['status']} — {r['message']}"
@@ -502,7 +502,7 @@ def _first_weights(entry: dict) -> Path | None:
             continue
         path = Path(run["run_dir"])
         try:
-            return finished_weights(path)
+            return generator_weights(path)
         except GanzooError:
             continue
     return None

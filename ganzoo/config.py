@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class RunConfig:
     beta2: float = 0.999
     seed: int = 0
     device: str = "auto"           # auto | cpu | cuda | cuda:N
+    threads: int = 0               # CPU threads torch computes with; 0: torch's default (one per core)
     precision: str = "auto"        # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     log_every: int = 50            # steps between reading losses back from the device
     checkpoint_every: int = 500    # steps between checkpoints (also at each epoch's end)
@@ -58,10 +60,25 @@ class RunConfig:
     on_divergence: str = "stop"    # NaN/Inf in losses or weights: "stop", or "rollback" to the last checkpoint
     eval_every: int = 0            # epochs between evaluations with the dataset's metrics (0: never)
     eval_n: int = 10000            # samples per evaluation during training
+    metrics: str = ""              # comma-separated metrics for eval_every; "": the dataset's
     compile: bool = False          # torch.compile G and D (falls back to eager, with a warning, if it fails)
     channels_last: bool = False    # NHWC memory format for convolutional networks and batches
-    budget: float = 0.0            # seconds of training after which the run ends as if done; 0: none
+    budget: float = 0.0            # training seconds (see TRAINING_TIME) after which the run ends as if done; 0: none
     out: str = ""
+
+    def stored_data_dir(self) -> str | None:
+        """data_dir as the run stored it, for reading the run's data again: a folder, or a sentence saying why not.
+
+        ganzoo stores the absolute path (ganzoo.run.make_config); a run from before that stored it as
+        typed, relative to the folder it trained in, which may lead nowhere from here.
+        """
+        path = self.data_dir
+        if path and not os.path.isdir(path):
+            where = ("" if os.path.isabs(path) else
+                     " (stored as typed, relative to the folder the run trained in, by an older ganzoo)")
+            raise GanzooError(f"The run's data folder {path}{where} is not a folder from here; pass --data-dir "
+                              f"with the dataset's files.")
+        return path
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -118,6 +135,8 @@ class RunConfig:
             raise GanzooError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
         if self.channels not in (0, 1, 3):
             raise GanzooError(f"--channels must be 1 or 3, got {self.channels}.")
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise GanzooError(f"--threads must be 0 (torch's default) or a positive integer, got {self.threads!r}.")
         if not isinstance(self.eval_every, int) or self.eval_every < 0:
             raise GanzooError(f"--eval-every must be 0 (off) or a positive number of epochs, got {self.eval_every!r}.")
         for name in ("compile", "channels_last"):
@@ -141,7 +160,22 @@ class RunConfig:
 # --budget without --epochs: epochs enough to never end before the budget does
 UNLIMITED_EPOCHS = 10 ** 6
 
+# What --budget counts, and what `ganzoo compare` reports as training time (one definition for both):
+TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, checkpoints), summed over every "
+                 "resume of the run; loading data and building networks before it, and --eval-every scoring "
+                 "in it, are not counted")
+
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """A run's --budget: a duration, or 'none' (0.0) to train without one (e.g. lifting it on resume)."""
+    if str(text).strip().lower() == "none":
+        return 0.0
+    try:
+        return parse_duration(text)
+    except GanzooError as exc:
+        raise GanzooError(f"{exc} (--budget none: no budget)") from None
 
 
 def parse_duration(text: str) -> float:

@@ -68,14 +68,14 @@ def generate_images(generator: nn.Module, config: RunConfig, n: int, *, device: 
                     seed: int = 0, batch_size: int = 500, console: Console | None = None) -> torch.Tensor:
     """n samples of `generator` as uint8 [n, C, H, W] on the CPU.
 
-    The latents come from their own seeded CPU generator (the same samples for the
-    same seed, on any device, and no draw on the global RNG a training run relies
-    on). The generator runs in eval mode (BatchNorm running statistics) under
-    inference mode; its train/eval mode is restored afterwards.
+    The latents are samples 0..n-1 of `seed` (ganzoo.models.latents: the same z for a
+    sample number in every command, on any device, and no draw on the global RNG a
+    training run relies on). The generator runs in eval mode (BatchNorm running
+    statistics) under inference mode; its train/eval mode is restored afterwards.
     """
-    from .models import sample_latent  # late: models imports the plugin registries
+    from .models import latents  # late: models imports the plugin registries
 
-    z = sample_latent(n, config, generator=torch.Generator().manual_seed(seed))   # all at once: batch-size free
+    z = latents(config, seed, range(n))                                               # [n, z_dim], batch-size free
     was_training = generator.training
     generator.eval()
     out = []
@@ -374,7 +374,7 @@ def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = No
     elif config is None:
         raise GanzooError("evaluate() needs the RunConfig of a generator module: evaluate(G, config=config).")
     data = data or config.data
-    data_dir = data_dir if data_dir is not None else (config.data_dir if data == config.data else None)
+    data_dir = data_dir if data_dir is not None else (config.stored_data_dir() if data == config.data else None)
     chosen = resolve_metrics(metrics, data, config.channels, options)
     n = n or default_n(chosen)
     if n < 2:

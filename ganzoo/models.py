@@ -78,5 +78,24 @@ def sample_latent(n: int, config: RunConfig, device: torch.device | str = "cpu",
     return torch.randn(n, config.z_dim, device=device, generator=generator)
 
 
+# Sample number i of seed s is drawn from its own generator, seeded s * SEED_STRIDE + i, so a number
+# names the same z in every command (sample, eval, sheet, the analyses) and for every sample count
+# (torch's CPU randn is not prefix-stable: randn(64)[:16] differs from randn(16)).
+SEED_STRIDE = 1_000_003
+
+
+def latents(config: RunConfig, seed: int, indices) -> torch.Tensor:
+    """z number i of `seed` for each i in indices: [len(indices), z_dim] on the CPU, from the config's prior."""
+    indices = [int(i) for i in indices]
+    if any(not 0 <= i < SEED_STRIDE for i in indices):
+        raise GanzooError(f"Sample numbers run from 0 to {SEED_STRIDE - 1}, got {min(indices)}..{max(indices)}.")
+    out = torch.empty(len(indices), config.z_dim)
+    g = torch.Generator()
+    for row, i in enumerate(indices):
+        g.manual_seed(int(seed) * SEED_STRIDE + i)
+        out[row] = sample_latent(1, config, generator=g)[0]
+    return out
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
