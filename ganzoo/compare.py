@@ -247,6 +247,8 @@ class Comparison:
         started = False
         with PeakMemory(self.device) as memory:
             for epochs, budget in self.segments(config):
+                if budget and run["curve"] and run["curve"][-1]["train_time_s"] >= budget:
+                    continue                  # the last step ran past this slice's end too: nothing to train
                 config.epochs, config.budget = epochs, budget
                 try:
                     weights = train(config, resume=started, overwrite=not started, download=self.settings.download,

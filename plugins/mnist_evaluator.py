@@ -198,7 +198,7 @@ def train(data_dir: str | None, *, seed: int = 0, epochs: int = 3, batch_size: i
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ganzoo_plugins.mnist_evaluator",
                                      description="Retrain ganzoo's MNIST evaluator network reproducibly from a seed.")
     parser.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX files (default: cache/download)")
@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=WEIGHTS.name,
                         help=f"weights file to write (default: {WEIGHTS.name} in the current folder; the metrics "
                              f"read {WEIGHTS}, which only an --out naming it replaces)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         report = train(args.data_dir, seed=args.seed, epochs=args.epochs, out=args.out)
     except GanzooError as exc:

@@ -274,17 +274,19 @@ def test_sheet_interpolate_arithmetic_filters_featuremaps(run_dir, tmp_path, cap
     ckpt, gen = run_dir / "checkpoint.safetensors", run_dir / "dcgan.safetensors"
     code, stdout, err = run_cli(capsys, "sheet", gen, "-n", "10", "--seed", "2")
     assert code == 0, err
-    assert (run_dir / "analysis" / "sheet-seed2.png").is_file()
+    assert (run_dir / "analysis" / "sheet-seed2-0-9.png").is_file()           # named by what it shows
 
     out = tmp_path / "walk.png"
     code, stdout, err = run_cli(capsys, "interpolate", run_dir, "--path", "0,1,2", "--path", "3,4,5",
                                 "--steps", "4", "--out", out)
     assert code == 0, err
+    title = 17 + 2 * 2                                                        # one line of title above
     with Image.open(out) as png:                                              # 2 rows of 7 images, upscaled 2x,
-        assert png.height == 2 * 64 + 3 * 2 and png.width > 7 * 64 + 8 * 2   # after a caption column
+        assert png.height == title + 2 * 64 + 3 * 2 and png.width > 7 * 64 + 8 * 2   # after a caption column
     with Image.open(out.with_suffix(".gif")) as gif:
         assert gif.n_frames == 7 + 5                                          # forward, then back without the ends
-        assert gif.size == (2 * 64 + 3 * 4, 64 + 2 * 4)                         # the rows side by side, upscaled 2x
+        width, height = gif.size                                              # the rows side by side, upscaled 2x,
+        assert height == title + 64 + 2 * 2 and width >= 2 * 64 + 3 * 2       # under a title saying where it is
     code, _, err = run_cli(capsys, "interpolate", gen, "--path", "0,1", "--path", "2,3,4")
     assert code == 1 and "same number" in err
 
@@ -332,7 +334,8 @@ def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, m
     text = " ".join(stdout.split())
     assert f"class 1 in 50.0% of 128 samples; after dropping the maps {after:.1%}" in text   # 64 above the median
     assert "after dropping 3 random maps" in text
-    assert Image.open(tmp_path / "drop.png").height == 2 * 64 + 3 * 2        # with and without, 8 samples each
+    # with, without, and without as many random maps (the control), 8 samples each, under 3 lines of title
+    assert Image.open(tmp_path / "drop.png").height == (3 * 17 + 2 * 2) + 3 * 64 + 4 * 2
     code, stdout, err = run_cli(capsys, "dropout", run_dir / "dcgan.safetensors", "--maps", "0,2", "-n", "4",
                                 "--out", tmp_path / "drop2.png")
     assert code == 0 and "dropped maps 0,2" in stdout, err
