@@ -220,9 +220,11 @@ def cmd_compare(args) -> int:
     import shlex
 
     from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
+    from .run import absolute_path
 
     contenders = parse_contenders(args.models)
-    settings = Settings(data=args.data, data_dir=args.data_dir, epochs=args.epochs, budget=args.budget,
+    data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
+    settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
                         metrics=args.metrics, device=args.device, download=not args.no_download,
                         overrides={_flag_field(f): getattr(args, _flag_field(f)) for f in COMPARE_FLAGS

@@ -11,7 +11,8 @@ from ganzoo import GanzooError, RunConfig
 from ganzoo.analysis.arithmetic import combine, parse_expression, vector_arithmetic
 from ganzoo.analysis.common import generate, load_networks
 from ganzoo.models import latents
-from ganzoo.analysis.dropout import dropped, generate_dropped, hidden_layers, map_activations, maps_for_class
+from ganzoo.analysis.dropout import (dropped, generate_dropped, hidden_layers, map_activations, maps_by_ablation,
+                                     maps_for_class)
 from ganzoo.analysis.features import (feature_layers, fit_linear, hidden_features, one_vs_rest, per_class_subset,
                                       pixel_features, train_probe)
 from ganzoo.analysis.filters import first_layer_filters, generator_maps
@@ -260,6 +261,31 @@ def test_probe_finds_the_maps_that_carry_a_class():
     assert every[:2] == [5, 17] and 2 < len(every) < 32
     with pytest.raises(GanzooError, match="both"):
         maps_for_class(acts, torch.zeros(400, dtype=torch.bool), top=2)
+
+
+def test_ablation_picks_maps_whose_drop_removes_the_class(run_dir):
+    """Class 1 = brighter than the median sample: the maps picked on one pool of z's, dropped on another,
+    take more samples out of the class than as many random maps do."""
+    nets = load_networks(run_dir)
+    G, config = nets.G, nets.config
+    layer = hidden_layers(G, config.z_dim)[-2]
+    pool, held_out = latents(config, 0, range(256)), latents(config, 1, range(256))
+    threshold = generate(G, pool).mean(dim=(1, 2, 3)).median()
+
+    def scores(images):
+        m = images.mean(dim=(1, 2, 3)) - threshold
+        return torch.stack([-m, m], 1)
+
+    positive = scores(generate(G, pool)).argmax(1) == 1
+    maps = maps_by_ablation(G, layer, scores, pool[positive][:64], pool[~positive][:64], 1, 3)
+    assert len(maps) == 3 and all(0 <= m < layer.channels for m in maps)
+
+    def in_class(maps):
+        return (scores(generate_dropped(G, held_out, layer, maps)).argmax(1) == 1).float().mean().item()
+
+    g = torch.Generator().manual_seed(0)
+    controls = [in_class(torch.randperm(layer.channels, generator=g)[:3].tolist()) for _ in range(5)]
+    assert in_class(maps) <= min(controls) and in_class(maps) < sum(controls) / len(controls), (in_class(maps), controls)
 
 
 # -- the commands -----------------------------------------------------------------------------------

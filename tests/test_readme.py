@@ -20,6 +20,7 @@ types; the test types the same with smaller numbers). Applied to each command li
 | `ganzoo eval`                            | adds `-n 500`                                               |
 | `--eval-every K`                         | adds `--eval-n 200`                                         |
 | `ganzoo probe`                           | adds `--test-size 1000`                                     |
+| `--per-class 100`; `class:N`, `--class N`| `--per-class 20` (labelled images a probe learns from)      |
 | `check-plugin NAME`                      | `check-plugin sndcgan` (the example plugin)                 |
 | `n=10000` in Python                      | `n=500`                                                     |
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -108,6 +110,10 @@ def scaled(argv: list[str], images: Path, work: Path = Path(".")) -> list[str]:
         argv += ["--eval-n", "200"]
     if argv[:2] == ["ganzoo", "probe"]:
         argv += ["--test-size", "1000"]
+    if "--per-class" in argv:
+        argv[argv.index("--per-class") + 1] = "20"
+    elif re.search(r"class[: ]\d", text):
+        argv += ["--per-class", "20"]
     if argv[0] == "ganzoo":
         return [sys.executable, "-m", "ganzoo", *argv[1:]]
     return [sys.executable, *argv[1:]]
@@ -151,11 +157,14 @@ def test_every_readme_command_runs(tmp_path, mnist_dir):
                                 + "\n  ".join(last))
         return failures, timings
 
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ThreadPoolExecutor(2) as pool:
         lanes = list(pool.map(run_lane, [shared, others]))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     failures = [f for lane, _ in lanes for f in lane]
     timings = sorted((t for _, lane in lanes for t in lane), reverse=True)
-    print(f"\n{len(timings)} README commands, {sum(s for s, _ in timings):.0f}s of processes; slowest: "
+    print(f"\n{len(timings)} README commands: {sum(s for s, _ in timings):.0f}s of process wall time, "
+          f"{after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime:.0f}s of CPU; slowest: "
           + "; ".join(f"{s:.0f}s {t[:50]}" for s, t in timings[:4]))
     assert not failures, "README commands that fail:\n\n" + "\n\n".join(failures)
 

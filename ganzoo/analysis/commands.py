@@ -114,9 +114,10 @@ def add_commands(sub) -> None:
     p.add_argument("--per-layer", action="store_true", help="also score each D layer alone")
 
     p = sub.add_parser("dropout", help="drop generator feature maps (DCGAN section 6.1) and compare the samples",
-                       description="Zero chosen feature maps of one G layer. Name them with --maps, or let "
-                                   "--class N pick the maps whose activations best predict class N (a logistic "
-                                   "probe on labelled samples).")
+                       description="Zero chosen feature maps of one G layer and draw the samples with all maps, "
+                                   "without the chosen ones and (for --class) without as many random maps, the "
+                                   "control. Name the maps with --maps, or let --class N pick the maps that draw "
+                                   "class N (--select says how), measured with a labeller on --pool samples.")
     _common(p)
     p.add_argument("--layer", type=int, default=-2,
                    help="which hidden layer of G, counted from 0 (negative: from the output) (default -2)")
@@ -124,9 +125,14 @@ def add_commands(sub) -> None:
     choice.add_argument("--maps", default=None, metavar="I,J,...", help="the maps to drop")
     choice.add_argument("--class", dest="target", type=int, default=None, help="drop the maps that draw this class")
     p.add_argument("--top", type=int, default=10,
-                   help="maps --class drops at most; 0 drops every map the probe weighs positively, the paper's "
-                        "rule (default 10)")
-    p.add_argument("--pool", type=int, default=1024, help="labelled samples the probe learns from (default 1024)")
+                   help="maps --class drops at most; 0: every map the selection finds (for --select probe, every "
+                        "map the probe weighs positively, the paper's rule) (default 10)")
+    p.add_argument("--select", default="ablation", choices=["ablation", "probe"],
+                   help="how --class picks maps: ablation drops each map alone and keeps those whose loss most "
+                        "removes the class and least changes other samples; probe is the paper's logistic "
+                        "regression on the maps' activations (default ablation: see README for why)")
+    p.add_argument("--pool", type=int, default=1024,
+                   help="samples the labeller labels; --class picks maps and measures the drop on them (default 1024)")
     p.add_argument("-n", type=int, default=16, help="samples to show (default 16)")
     _labeller_flags(p)
     for name in COMMANDS:                                     # what _options compares the arguments with
@@ -353,8 +359,8 @@ def cmd_dropout(args) -> int:
 
     from ..models import latents
     from .common import board, generate, parse_indices, save_png, view_scale
-    from .dropout import check_maps, generate_dropped, map_activations, maps_for_class, pick_layer
-    from .labellers import class_counts, label, pick_by_class
+    from .dropout import check_maps, generate_dropped, map_activations, maps_by_ablation, maps_for_class, pick_layer
+    from .labellers import class_counts, class_scores, label, pick_by_class
 
     for flag in ("pool", "n"):
         _positive(getattr(args, flag), "-n" if flag == "n" else f"--{flag}")
@@ -375,10 +381,14 @@ def cmd_dropout(args) -> int:
             raise GanzooError(f"The labeller put {int(positive.sum())} of {len(z)} samples in class {args.target} "
                               f"(its classes there: {class_counts(ids)}); the probe needs samples of the class and "
                               f"of others: raise --pool or pick another --class.")
-        maps = maps_for_class(map_activations(nets.G, z, layer), positive, args.top or None)
+        if args.select == "probe":
+            maps = maps_for_class(map_activations(nets.G, z, layer), positive, args.top or None)
+        else:   # at most 64 samples of the class and 64 of others: each map costs 128 more images
+            maps = maps_by_ablation(nets.G, layer, lambda images: class_scores(labeller, images, args.target + 1),
+                                    z[positive][:64], z[~positive][:64], args.target, args.top or layer.channels)
         if not maps:
-            raise GanzooError(f"No map of layer {layer.describe()} predicts class {args.target} positively; try "
-                              f"another --layer.")
+            raise GanzooError(f"No map of layer {layer.describe()} {'predicts' if args.select == 'probe' else 'draws'} "
+                              f"class {args.target} (--select {args.select}); try another --layer.")
         shown = z[pick_by_class(ids, confidence, args.target, args.n)]
         # how often the labeller still sees the class: after the drop, and after dropping as many random maps
         after = (label(labeller, generate_dropped(nets.G, z, layer, maps))[0] == args.target).float().mean().item()
@@ -401,7 +411,8 @@ def cmd_dropout(args) -> int:
     title = [f"{nets.config.model}, layer {layer.index} ({layer.channels} maps"
              f"{' of ' + 'x'.join(map(str, layer.size)) if layer.size else ''}), seed {args.seed}: "
              + (f"maps {_short(maps)} dropped" if args.maps else
-                f"the {len(maps)} maps that best predict class {args.target} dropped")]
+                f"the {len(maps)} maps that {'best predict' if args.select == 'probe' else 'most draw'} class "
+                f"{args.target} dropped ({args.select})")]
     if note:
         title.append(note)
     if random_maps:
@@ -409,7 +420,8 @@ def cmd_dropout(args) -> int:
     path = save_png(board(rows, captions=captions, scale=view_scale(nets.config.image_size), title=title),
                     _output(args, "dropout", f"layer{layer.index}",
                             f"maps{','.join(map(str, maps))}" if args.maps else f"class{args.target}-top{args.top}",
-                            f"seed{args.seed}", *_options(args, "n", "pool", "labeller", "data", "per_class")))
+                            f"seed{args.seed}", *_options(args, "select", "n", "pool", "labeller", "data",
+                                                          "per_class")))
     out.print(f"layer {layer.describe()}: dropped maps {','.join(map(str, maps))}")
     if note:
         out.print(note)
