@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,8 @@ from torch import nn
 
 from .config import RunConfig
 from .errors import GanzooError
+from .models import PREFIX, build_network, build_on_meta
+from .runfiles import RunFiles, weights_file
 
 FORMAT_VERSION = "1"
 TMP_MARK = ".tmp"  # atomic_write's temporaries: .<name>.tmp<pid>
@@ -94,8 +97,12 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         head = b""
         with contextlib.suppress(OSError), open(path, "rb") as f:
-            head = f.read(4)
-        if head[:1] == b"\x80" or head == b"PK\x03\x04":  # pickle protocol 2+, or torch.save's zip of pickles
+            head = f.read(9)
+        # A damaged safetensors file still starts with its header's length and "{"; its length's low byte
+        # may well be 0x80, so that alone must not make it a pickle.
+        looks_safetensors = head[8:9] == b"{"
+        pickled = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")  # protocol 2+
+        if not looks_safetensors and (pickled or head[:4] == b"PK\x03\x04"):  # or torch.save's zip of pickles
             raise GanzooError(f"{path} is a pickle (torch.save) file, whatever its name; ganzoo loads weights only "
                               f"from safetensors files, which cannot run code.") from None
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
@@ -145,44 +152,58 @@ def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str,
 
 
 def save_generator(path: str | Path, generator: nn.Module, config: RunConfig) -> Path:
-    return save_tensors(path, {f"G.{k}": v for k, v in generator.state_dict().items()}, "generator", config)
+    return save_tensors(path, {f"{PREFIX['generator']}{k}": v for k, v in generator.state_dict().items()},
+                        "generator", config)
 
 
-def generator_weights(path: str | Path) -> Path:
-    """The weights file a path names: the file itself, or a run folder's <model>.safetensors (else its checkpoint)."""
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    config_file = path / "config.json"
-    if config_file.is_file():
-        try:
-            model = json.loads(config_file.read_text())["model"]
-        except (ValueError, KeyError, TypeError, OSError):
-            model = None
-        if isinstance(model, str) and model and Path(model).name == model and (path / f"{model}.safetensors").is_file():
-            return path / f"{model}.safetensors"
-    if (path / "checkpoint.safetensors").is_file():
-        return path / "checkpoint.safetensors"
-    raise GanzooError(f"{path} holds no finished run (no <model>.safetensors or checkpoint.safetensors).")
+def rebuild(kind: str, config: RunConfig, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """The generator or discriminator a file's config describes, with the file's weights loaded.
+
+    Shapes are checked first on the meta device: a config claiming a huge model fails there, not in malloc.
+    """
+    prefix = PREFIX[kind]
+    meta = build_on_meta(config, (kind,))
+    if meta is not None:
+        check_state(meta[0].state_dict(), _state(tensors, prefix), kind)
+    network = build_network(kind, config)
+    load_state(network, tensors, prefix, kind)
+    return network
+
+
+@dataclass
+class Networks:
+    """What a weights file holds: G always, D when it is a checkpoint; both in eval mode."""
+
+    G: nn.Module
+    D: nn.Module | None
+    config: RunConfig
+    path: Path
+
+    def need_discriminator(self, what: str) -> nn.Module:
+        if self.D is None:
+            checkpoint = RunFiles(self.path.parent, self.config.model).checkpoint
+            raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "
+                              f"run's checkpoint instead (e.g. {checkpoint}).")
+        return self.D
+
+
+def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discriminator: bool = True) -> Networks:
+    """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
+    tensors, metadata = read_tensors(path)
+    config = config_of(metadata, path)
+    kinds = ["generator"] + (["discriminator"] if discriminator and any(k.startswith(PREFIX["discriminator"])
+                                                                      for k in tensors) else [])
+    try:
+        nets = {kind: rebuild(kind, config, tensors).to(device).eval() for kind in kinds}
+    except GanzooError as exc:
+        raise GanzooError(f"{path}: {exc}") from None
+    return Networks(nets["generator"], nets.get("discriminator"), config, Path(path))
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, RunConfig]:
     """Rebuild the generator a weights file (generator file or checkpoint) or run folder describes, in eval mode."""
-    from .models import build_generator, build_on_meta  # late: models imports the plugin registries
-
-    path = generator_weights(path)
-    tensors, metadata = read_tensors(path)
-    config = config_of(metadata, path)
-    try:
-        # Shapes first, on the meta device: a config claiming a huge model fails here, not in malloc.
-        meta = build_on_meta(config, discriminator=False)
-        if meta is not None:
-            check_state(meta[0].state_dict(), _state(tensors, "G."), "generator")
-        generator = build_generator(config)
-        load_state(generator, tensors, "G.", "generator")
-    except GanzooError as exc:
-        raise GanzooError(f"{path}: {exc}") from None
-    return generator.to(device).eval(), config
+    nets = load_networks(weights_file(path), device, discriminator=False)
+    return nets.G, nets.config
 
 
 # -- optimizer state <-> flat tensors + JSON ------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The `ganzoo` command line: run, compare, sample, eval, list, plugins, and the analyses (ganzoo.analysis.commands)."""
+"""The `ganzoo` command line: run, compare, sample, eval, data, list, plugins, and the analyses
+(ganzoo.analysis.commands)."""
 
 from __future__ import annotations
 
@@ -13,59 +14,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .config import UNLIMITED_EPOCHS, parse_budget, parse_duration
+from .config import COMPARABLE, FIELDS, RESUMABLE, UNLIMITED_EPOCHS, parse_duration, read_config_file, template
 from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
 
-# Flags that map one-to-one onto RunConfig fields; default None means "not given".
-RUN_FLAGS = [
-    ("--epochs", int, "epochs to train (default 5)"),
-    ("--budget", "duration", "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the training "
-                             "loop, loading and --eval-every scoring not counted, summed over resumes; none: no "
-                             "budget (default: none)"),
-    ("--batch-size", int, "images per step (default 128)"),
-    ("--lr", float, "Adam learning rate (default 2e-4)"),
-    ("--beta1", float, "Adam beta1 (default 0.5)"),
-    ("--beta2", float, "Adam beta2 (default 0.999)"),
-    ("--image-size", int, "side of the square training images (default: the dataset's, 32 for MNIST)"),
-    ("--channels", int, "1 (grey) or 3 (colour) (default: the dataset's)"),
-    ("--z-dim", int, "latent dimension (default 100)"),
-    ("--latent", str, "latent prior: normal or uniform (default normal)"),
-    ("--g-width", int, "generator's narrowest feature width (default 64)"),
-    ("--d-width", int, "discriminator's narrowest feature width (default 64)"),
-    ("--seed", int, "random seed (default 0)"),
-    ("--device", str, "auto, cpu, cuda or cuda:N (default auto)"),
-    ("--threads", int, "CPU threads for torch (default 0: torch's choice, one per core; fewer run faster on a "
-                       "machine other jobs share)"),
-    ("--precision", str, "auto, fp32, bf16 or fp16 (default auto: bf16 on CUDA, fp32 on CPU)"),
-    ("--log-every", int, "steps between reading losses back and logging (default 50)"),
-    ("--checkpoint-every", int, "steps between checkpoints (default 500, and every epoch's end)"),
-    ("--samples", int, "fixed-noise images in each epoch's grid (default 64)"),
-    ("--on-divergence", str, "when losses or weights become NaN/Inf: stop (default), or rollback to the last "
-                             "checkpoint with half the learning rate"),
-    ("--eval-every", int, "evaluate with the dataset's metrics every K epochs (default 0: never)"),
-    ("--eval-n", int, "samples per evaluation during training (default 10000)"),
-    ("--metrics", str, "comma-separated metrics for --eval-every (default: the dataset's; see `ganzoo list`)"),
-    ("--compile", bool, "torch.compile G and D; falls back to eager with a warning if compiling fails "
-                        "(default off: no gain measured on a CPU)"),
-    ("--channels-last", bool, "NHWC memory format for convolutional networks (default off)"),
-]
-RESUMABLE = {"epochs", "budget", "device", "threads", "precision", "log_every", "checkpoint_every", "on_divergence",
-             "compile", "channels_last", "eval_every", "eval_n", "metrics"}
 MAX_SAMPLE_N = 10_000
 WEIGHTS_HELP = ("a run folder, or a weights file from `ganzoo run` (<run>/<model>.safetensors or "
                 "<run>/checkpoint.safetensors)")
-
-
-# Run flags `compare` passes to every model alike (the rest follow each model's own defaults).
-COMPARE_FLAGS = ("--batch-size", "--image-size", "--channels", "--z-dim", "--g-width", "--d-width", "--precision",
-                 "--log-every", "--threads")
-
-
-def _flag_field(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
 
 
 class UsageError(GanzooError):
@@ -79,12 +36,23 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def _add_run_flag(parser: argparse.ArgumentParser, flag: str, type_, help_: str) -> None:
-    """A RUN_FLAGS entry as an option whose default None means "not given"."""
-    if type_ is bool:  # --flag / --no-flag
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
-    else:
-        parser.add_argument(flag, type=parse_budget if type_ == "duration" else type_, default=None, help=help_)
+def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") -> None:
+    """The flags of these RunConfig fields, generated from their declarations (ganzoo.config).
+
+    Each defaults to None, "not given", so that model defaults and config files show through.
+    """
+    for name in names:
+        info = FIELDS[name]
+        if info.flag is None:
+            continue
+        if info.type is bool:  # --flag / --no-flag
+            parser.add_argument(info.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=info.help(extra))
+        else:
+            metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
+                                               {int: "N", float: "X"}.get(info.type))
+            parser.add_argument(info.flag, dest=name, type=info.setting.parse or info.type, default=None,
+                                help=info.help(extra), metavar=metavar)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,16 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train a model", description="Train a registered model on a dataset.")
-    run.add_argument("model", nargs="?", help="registered model name (see `ganzoo list`)")
-    run.add_argument("--data", default=None, help="dataset name, or a folder of images (default mnist)")
-    run.add_argument("--data-dir", default=None, help="local copy of the dataset (for mnist: the four IDX files)")
-    run.add_argument("--out", default=None, help="run folder (default runs/<model>-<data>, numbered)")
+    run.add_argument("model", nargs="?", help=FIELDS["model"].setting.help + "; default: the --config file's")
+    run.add_argument("--config", default=None, metavar="FILE",
+                     help="settings from a YAML, TOML or JSON file (a run's config.json repeats that run); flags "
+                          "given here override it; `ganzoo config MODEL` writes a template")
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
                      help="continue the run in RUN_DIR (or in --out) from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
-    for flag, type_, help_ in RUN_FLAGS:
-        _add_run_flag(run, flag, type_, help_)
+    add_config_flags(run, FIELDS)
 
     cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
                          description="Train every named model under the same data, seeds and budget (or score "
@@ -119,14 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
     cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
     cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
-    for flag, type_, help_ in RUN_FLAGS:
-        if flag in COMPARE_FLAGS:
-            _add_run_flag(cmp, flag, type_, help_ + ", the same for every model")
+    add_config_flags(cmp, [name for name in FIELDS if name in COMPARABLE], extra=", the same for every model")
     cmp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
     cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
     cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
     cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+
+    conf = sub.add_parser("config", help="print a commented config file with every setting and its default",
+                          description="Print a YAML file holding every run setting, each with its help and default "
+                                      "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
+    conf.add_argument("model", help=FIELDS["model"].setting.help)
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid",
                             description="Draw N samples of a trained generator into one PNG grid. Sample number i "
@@ -154,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
     ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
+    data = sub.add_parser("data", help="look at a dataset before training: count, shape, labels, files, a grid",
+                          description="Read a dataset (downloading it when allowed) and show how many images it has, "
+                                      "their shape, its labels, where its files are, and a PNG grid of real images "
+                                      "prepared as a run sees them.")
+    data.add_argument("name", metavar="NAME", help="dataset name (see `ganzoo list`) or a folder of images")
+    data.add_argument("--data-dir", default=None, help="local copy of the dataset (torchvision's layout)")
+    data.add_argument("--split", default="train", help="which split (default train)")
+    data.add_argument("--image-size", type=int, default=None, help="resolution of the grid (default: the dataset's)")
+    data.add_argument("--channels", type=int, default=None, help="1 or 3 (default: the dataset's)")
+    data.add_argument("-n", type=int, default=64, help="images in the grid, picked at random (default 64)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the pick (default 0)")
+    data.add_argument("--out", default=None, help="PNG file to write (default <name>-<split>.png)")
+    data.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+
     sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric",
                    description="List every name a command accepts: models, generators, discriminators, losses, "
                                "datasets and metrics, each with its description and the plugin that registered it.")
@@ -175,10 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
-    from .run import default_out, make_config, train
+    from .run import default_out, fresh_folder, make_config, train
+    from .runfiles import RunFiles
     from .train import resume_config
 
-    overrides = {_flag_field(flag): getattr(args, _flag_field(flag)) for flag, _, _ in RUN_FLAGS}
+    overrides = {name: getattr(args, name) for name, info in FIELDS.items() if info.flag}   # None: not given
+    if args.resume and args.config:
+        raise GanzooError("--resume continues a run with its own config; --config starts a new one: give one of them.")
     if args.resume:
         run_dir = args.resume if isinstance(args.resume, str) else args.out
         if not run_dir:
@@ -186,10 +173,11 @@ def cmd_run(args) -> int:
         config = resume_config(run_dir)
         if args.model and args.model != config.model:
             raise GanzooError(f"{run_dir} holds a {config.model!r} run, not {args.model!r}.")
-        fixed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE)
+        fixed = sorted(FIELDS[k].flag for k, v in overrides.items() if v is not None and k not in RESUMABLE
+                       and k != "out")
         if fixed:
-            raise GanzooError(f"A resumed run keeps its config; only {', '.join(sorted(RESUMABLE))} may change "
-                              f"(got {', '.join(fixed)}).")
+            allowed = ", ".join(sorted(FIELDS[k].flag for k in RESUMABLE))
+            raise GanzooError(f"A resumed run keeps its config; only {allowed} may change (got {', '.join(fixed)}).")
         if overrides["epochs"] is not None and overrides["budget"] is None and config.budget:
             console.print(f"--epochs {overrides['epochs']}: the run's --budget of {config.budget:g}s is lifted "
                           f"(give --budget as well to keep one)")
@@ -204,15 +192,29 @@ def cmd_run(args) -> int:
         config.validate()
         train(config, resume=True, download=not args.no_download, console=console)
         return 0
-    if not args.model:
+    settings = read_config_file(args.config) if args.config else {}    # the file, then the flags over it
+    model = args.model or settings.pop("model", None)
+    settings.pop("model", None)
+    if not model:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
-    if overrides["budget"] and not overrides["epochs"]:
+    if overrides["budget"] and not overrides["epochs"] or settings.get("budget") and "epochs" not in settings:
         overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
-    overrides["data"] = args.data or "mnist"
-    overrides["data_dir"] = args.data_dir
-    config = make_config(args.model, overrides)
-    config.out = args.out or default_out(config)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = make_config(model, {**settings, **given})
+    if "out" in settings and "out" not in given and RunFiles(config.out).holds_run() and not args.overwrite:
+        config.out = fresh_folder(config.out)                  # repeating a run: beside it, never over it
+        console.print(f"{settings['out']} holds a run already; this one goes to {config.out}", highlight=False)
+    config.out = config.out or default_out(config)
     train(config, download=not args.no_download, overwrite=args.overwrite, console=console)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from .run import model_defaults
+
+    config = model_defaults(args.model)
+    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
+              markup=False, highlight=False, soft_wrap=True, end="")
     return 0
 
 
@@ -227,8 +229,8 @@ def cmd_compare(args) -> int:
     settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
                         metrics=args.metrics, device=args.device, download=not args.no_download,
-                        overrides={_flag_field(f): getattr(args, _flag_field(f)) for f in COMPARE_FLAGS
-                                   if getattr(args, _flag_field(f)) is not None})
+                        overrides={name: getattr(args, name) for name in COMPARABLE
+                                   if getattr(args, name) is not None})
     for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
         if value is not None and value < 2 - (flag == "--epochs"):
             raise GanzooError(f"{flag} is too small: {value}.")
@@ -247,12 +249,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import torch
-
     from .checkpoint import load_generator
     from .device import select_device
-    from .models import latents
-    from .train import save_grid
+    from .sampling import sample, save_grid
 
     if not 0 < args.n <= MAX_SAMPLE_N:
         raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {args.n}.")
@@ -264,9 +263,7 @@ def cmd_sample(args) -> int:
         raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
-    z = latents(config, args.seed, range(args.n))              # sample i: the z of number i on `ganzoo sheet`
-    with torch.inference_mode():
-        images = torch.cat([generator(part.to(device)) for part in z.split(256)])
+    images = sample(generator, config, args.n, seed=args.seed)
     nrow = args.nrow or max(1, int(math.ceil(math.sqrt(args.n))))
     path = save_grid(images, Path(args.out), nrow=nrow)
     out.print(f"{args.n} samples of {config.model} ({config.image_size}x{config.image_size}, "
@@ -278,12 +275,13 @@ def cmd_eval(args) -> int:
     import json
     import time
 
-    from .checkpoint import atomic_write, generator_weights, load_generator
+    from .checkpoint import atomic_write, load_generator
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+    from .runfiles import weights_file
 
     device = select_device(args.device)
-    weights = generator_weights(args.weights)                  # a run folder names its generator file
+    weights = weights_file(args.weights)                       # a run folder names its generator file
     generator, config = load_generator(weights, device)
     data = args.data or config.data
     data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
@@ -313,6 +311,91 @@ def cmd_eval(args) -> int:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
     console.print(f"results -> {path} ({seconds:.0f} s)")
     return 0
+
+
+def cmd_data(args) -> int:
+    from .analysis.common import board, save_png, view_scale
+    from .config import MAX_IMAGE_SIZE
+    from .data import EncodedImages, peek, read_dataset, to_model_range
+    from .imagecache import status
+    from .plugins import registries
+
+    regs = registries()
+    name, root = args.name, args.data_dir
+    if name not in regs.datasets and Path(name).is_dir():
+        name, root = "folder", name
+    entry = regs.datasets.get(name)
+    if not 0 < args.n <= 1024:
+        raise GanzooError(f"-n must lie between 1 and 1024, got {args.n}.")
+    size = args.image_size or entry.info.get("image_size", 32)
+    channels = args.channels or entry.info.get("channels", 1)
+    if not 0 < size <= MAX_IMAGE_SIZE or channels not in (1, 3):
+        raise GanzooError(f"--image-size must lie between 1 and {MAX_IMAGE_SIZE} and --channels be 1 or 3, got "
+                          f"{size} and {channels}.")
+    data = read_dataset(name, root=root, split=args.split, image_size=size, channels=channels,
+                        download=not args.no_download)
+    picked, images, sizes = peek(data, args.n, size, channels, seed=args.seed)
+    label = Path(data.location).name if name == "folder" else name
+    path = Path(args.out or f"{label}-{args.split}.png")
+    names = [_label_name(data, int(data.labels[i])) for i in picked] if data.labels is not None else [""] * len(picked)
+    ncol = max(1, math.ceil(math.sqrt(len(picked))))
+    cells = list(to_model_range(images))
+    rows = [cells[r:r + ncol] for r in range(0, len(cells), ncol)]
+    labels = [names[r:r + ncol] for r in range(0, len(names), ncol)]
+    save_png(board(rows, cell_labels=labels, scale=view_scale(size)), path)
+
+    encoded = isinstance(data.images, EncodedImages)
+    heights, widths = {h for h, _ in sizes}, {w for _, w in sizes}
+    if not encoded:
+        stored = f"{data.images.shape[1]} x {data.images.shape[2]} x {data.images.shape[3]} uint8"
+    elif len(sizes) == 1:
+        stored = f"image files of {widths.pop()}x{heights.pop()} (all {len(picked)} shown)"
+    else:
+        stored = (f"image files of various sizes, {min(widths)}-{max(widths)} wide and {min(heights)}-{max(heights)} "
+                  f"high among the {len(picked)} shown")
+    crop = (f" (centre crop {data.crop}x{data.crop}, then resized)" if data.crop else
+            "" if sizes == {(size, size)} else " (centre square, then resized)")
+    splits = entry.info.get("splits")
+    table = Table(title=f"{name}: {escape(entry.description)}", title_justify="left", show_header=False, box=None)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")                                     # paths wrap, never cut short
+    table.add_row("split", args.split + (f" (of {', '.join(splits)})" if splits else ""))
+    table.add_row("images", f"{len(data):,}")
+    table.add_row("stored as", stored)
+    table.add_row("trained as", f"{channels} x {size} x {size} uint8{crop}; --image-size, --channels change it")
+    table.add_row("labels", escape(_labels_summary(data)))
+    table.add_row("files", escape(data.location or "(made in memory)"))
+    if encoded:
+        folder, state = status(data, image_size=size, channels=channels)
+        table.add_row("image cache", f"{escape(str(folder))}: {state}")
+    table.add_row("grid", f"{escape(str(path))} ({len(picked)} images picked at random, seed {args.seed})")
+    out.print(table)
+    return 0
+
+
+def _label_name(data, value: int) -> str:
+    if value < 0:
+        return ""
+    return data.classes[value] if data.classes and value < len(data.classes) else str(value)
+
+
+def _labels_summary(data) -> str:
+    """'10 classes: airplane 5,000, ...' (the first ten), and how many images have none."""
+    if data.labels is None:
+        return "none"
+    import torch
+
+    labelled = data.labels[data.labels >= 0]
+    parts = []
+    if len(labelled):
+        counts = torch.bincount(labelled, minlength=len(data.classes or ())).tolist()
+        classes = len(data.classes) if data.classes else sum(1 for c in counts if c)
+        shown = [(v, c) for v, c in enumerate(counts) if c or data.classes][:10]
+        more = f", ... ({classes - len(shown)} more)" if classes > len(shown) else ""
+        parts.append(f"{classes} classes: " + ", ".join(f"{_label_name(data, v)} {c:,}" for v, c in shown) + more)
+    if len(labelled) < len(data.labels):
+        parts.append(f"{len(data.labels) - len(labelled):,} unlabelled")
+    return "; ".join(parts)
 
 
 def cmd_list(args) -> int:
@@ -358,7 +441,8 @@ def cmd_check_plugin(args) -> int:
     return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,
+            "data": cmd_data, "list": cmd_list,
             "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
 
 

@@ -1,48 +1,119 @@
-"""Image data as one uint8 tensor, brought to the run's resolution once, shuffled on the device.
+"""Image data as one uint8 tensor at the run's resolution: held on the device, or streamed from a cache.
 
-The reference DCGAN decodes PIL images one by one in a DataLoader; on a GPU that
-is the bottleneck. Datasets that fit in memory (MNIST is 47 MB as uint8) are
-held whole, on the training device, and batches are index gathers.
+The reference DCGAN decodes PIL images one by one in a DataLoader; on a GPU that is the
+bottleneck. Here every dataset is brought to the run's resolution once (`prepare_images`):
+- a set that fits the memory budget (MNIST is 47 MB as uint8) is held whole on the training
+  device, and batches are index gathers (`DeviceBatches`);
+- images still in their files (a folder of JPEGs, CelebA, LSUN's lmdb: `EncodedImages`) are
+  decoded once into a memory-mapped uint8 cache at that resolution (`ganzoo.imagecache`), which
+  later runs reuse;
+- a set larger than the budget (LSUN bedrooms at 64x64 is ~37 GB) streams its batches from host
+  memory, gathered a step ahead into pinned buffers and copied on a side stream (`StreamedBatches`).
+Both batch sources draw the same permutation, so where the images come from never changes a run.
 """
 
 from __future__ import annotations
 
+import io
 import os
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
+from rich.console import Console
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import GanzooError
+from .plugins import Registries, registries
+
+
+class EncodedImages:
+    """Images still in their files (PNG/JPEG in a folder, records in an lmdb), decoded on demand.
+
+    items:       item i is a path or the bytes of one encoded image, any size; fetched in the
+                 calling thread (an lmdb transaction is not shared between threads), decoded in workers.
+    fingerprint: text that changes whenever the images do (names, sizes and times of the files);
+                 a cache built from another fingerprint is rebuilt.
+    source:      what the images are, e.g. "/data/celeba (train)": it names the cache, with the resolution.
+    where:       item index -> where that image is, for error messages (default: the item, for paths).
+    """
+
+    def __init__(self, items: Sequence[Any], *, fingerprint: str, source: str,
+                 where: Callable[[int], str] | None = None):
+        self.items = items
+        self.fingerprint = fingerprint
+        self.source = source
+        self.where = where or (lambda i: str(self.items[i]))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def decode(self, i: int, channels: int) -> torch.Tensor:
+        """Image i as uint8 [channels, H, W] at its own size."""
+        return decode_image(self.items[i], channels, lambda: self.where(i))
+
+
+def decode_image(item: Any, channels: int, where: Callable[[], str]) -> torch.Tensor:
+    """A path or encoded bytes -> uint8 [channels, H, W]; anything unreadable is a sentence naming it."""
+    try:
+        with Image.open(io.BytesIO(item) if isinstance(item, (bytes, bytearray, memoryview)) else item) as pil:
+            return TF.pil_to_tensor(pil.convert("L" if channels == 1 else "RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise GanzooError(f"{where()} is not a readable image ({exc}); remove it or fix it.") from None
 
 
 @dataclass
 class ImageData:
-    """All images of a dataset split: uint8 [N, C, H, W], optional int64 labels [N]."""
+    """A dataset split: its images, optional labels, and where it came from.
 
-    images: torch.Tensor
+    images:   uint8 [N, C, H, W] at any size (ganzoo crops, resizes and converts), or EncodedImages,
+              which ganzoo decodes once into its cache. `load_dataset` always returns a tensor,
+              memory-mapped from that cache for encoded images.
+    labels:   int64 [N], -1 for an image without one (STL-10's unlabelled split); None: no labels.
+    classes:  the name of each label value, when known.
+    location: where the files are (shown by `ganzoo data`).
+    crop:     side of the central square cut before resizing (CelebA: 108); None: the largest square.
+    cache:    the cache folder the images are mapped from (set by load_dataset), or None.
+    """
+
+    images: torch.Tensor | EncodedImages
     labels: torch.Tensor | None = None
     name: str = ""
+    classes: tuple[str, ...] | None = None
+    location: str = ""
+    crop: int | None = None
+    cache: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise GanzooError(f"Dataset {self.name!r} must give uint8 images [N, C, H, W], "
-                              f"got {self.images.dtype} of shape {tuple(self.images.shape)}.")
+        encoded = isinstance(self.images, EncodedImages)
+        if not encoded and (not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8
+                            or self.images.ndim != 4):
+            shown = (f"{self.images.dtype} of shape {tuple(self.images.shape)}" if isinstance(self.images, torch.Tensor)
+                     else type(self.images).__name__)
+            raise GanzooError(f"Dataset {self.name!r} must give uint8 images [N, C, H, W] or EncodedImages, "
+                              f"got {shown}.")
         if len(self.images) == 0:
             raise GanzooError(f"Dataset {self.name!r} holds no images.")
+        if self.labels is not None and (self.labels.shape != (len(self.images),) or self.labels.is_floating_point()):
+            raise GanzooError(f"Dataset {self.name!r} gives labels of shape {tuple(self.labels.shape)} "
+                              f"({self.labels.dtype}) for {len(self.images)} images; they must be integers [N].")
 
     def __len__(self) -> int:
         return len(self.images)
 
 
-def prepare_images(images: torch.Tensor, image_size: int, channels: int, chunk: int = 4096) -> torch.Tensor:
+def prepare_images(images: torch.Tensor, image_size: int, channels: int, crop: int | None = None,
+                   chunk: int = 4096) -> torch.Tensor:
     """Bring uint8 [N, C, H, W] images to [N, channels, image_size, image_size], still uint8.
 
-    Non-square images are resized on their shorter side and centre-cropped; grey
-    becomes RGB by repetition, RGB becomes grey by luminance, alpha is dropped.
-    Every dataset goes through here, so training, evaluation and real-data
+    The central square is cut first (of side `crop`, or the shorter side), then resized with
+    antialiasing; grey becomes RGB by repetition, RGB becomes grey by luminance, alpha is dropped.
+    Every dataset and every evaluator goes through here, so training, evaluation and real-data
     statistics see pixels prepared the same way.
     """
     n, c, h, w = images.shape
@@ -50,11 +121,13 @@ def prepare_images(images: torch.Tensor, image_size: int, channels: int, chunk: 
         images, c = images[:, :3], 3
     if c not in (1, 3):
         raise GanzooError(f"Images with {c} channels are not supported (use 1, 3 or 4).")
+    side = min(h, w) if crop is None else min(crop, h, w)
     out = []
     for part in images.split(chunk):
-        if (h, w) != (image_size, image_size):
-            part = TF.resize(part, [image_size], antialias=True)
-            part = TF.center_crop(part, [image_size, image_size])
+        if (h, w) != (side, side):
+            part = TF.center_crop(part, [side, side])
+        if side != image_size:
+            part = TF.resize(part, [image_size, image_size], antialias=True)
         if c == 1 and channels == 3:
             part = part.expand(-1, 3, -1, -1)
         elif c == 3 and channels == 1:
@@ -68,6 +141,13 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
+# -- batches ------------------------------------------------------------------------------------------
+
+def _check_batch(n: int, batch_size: int) -> None:
+    if n < batch_size:
+        raise GanzooError(f"The dataset has {n} images, fewer than one batch of {batch_size}; lower --batch-size.")
+
+
 class DeviceBatches:
     """Shuffled fixed-size batches drawn from images resident on one device.
 
@@ -75,10 +155,10 @@ class DeviceBatches:
     shape (BatchNorm statistics and compiled or captured steps rely on it).
     """
 
+    streamed = False
+
     def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device):
-        if len(images) < batch_size:
-            raise GanzooError(f"The dataset has {len(images)} images, fewer than one batch of {batch_size}; "
-                              f"lower --batch-size.")
+        _check_batch(len(images), batch_size)
         self.images = images.to(device)
         self.batch_size = batch_size
         self.device = device
@@ -95,21 +175,156 @@ class DeviceBatches:
             yield to_model_range(self.images[idx])
 
 
+class StreamedBatches:
+    """The same batches as DeviceBatches, gathered from host memory (a memory-mapped cache) a step ahead.
+
+    For sets larger than the memory budget. A worker thread gathers each batch's rows into a
+    host buffer (numpy's take releases the GIL, so this overlaps the training step); on CUDA the
+    buffers are pinned and copied on a side stream, the step waiting for its own copy only, and a
+    buffer is refilled only once its copy is done. The permutation is DeviceBatches' own, drawn on
+    the device, so a run streamed from the cache equals a run from memory.
+    """
+
+    streamed = True
+    AHEAD = 2  # batches gathered ahead of the one in use
+
+    def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device):
+        _check_batch(len(images), batch_size)
+        self.images = images.cpu()
+        self.rows = self.images.numpy()
+        self.batch_size = batch_size
+        self.device = device
+        self.cuda = device.type == "cuda"
+        shape = (batch_size, *images.shape[1:])
+        self.buffers = [torch.empty(shape, dtype=torch.uint8, pin_memory=self.cuda) for _ in range(self.AHEAD + 1)]
+        self.copied: list[Any] = [None] * len(self.buffers)     # CUDA events: the buffer's copy is done
+        self.stream = torch.cuda.Stream(device) if self.cuda else None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def _gather(self, rows: np.ndarray, slot: int) -> None:
+        if self.copied[slot] is not None:
+            self.copied[slot].synchronize()                     # its last copy to the device has finished
+        np.take(self.rows, rows, axis=0, out=self.buffers[slot].numpy())
+
+    def _on_device(self, slot: int) -> torch.Tensor:
+        if not self.cuda:
+            return self.buffers[slot]
+        with torch.cuda.stream(self.stream):
+            batch = self.buffers[slot].to(self.device, non_blocking=True)
+            self.copied[slot] = torch.cuda.Event()
+            self.copied[slot].record(self.stream)
+        main = torch.cuda.current_stream(self.device)
+        main.wait_stream(self.stream)
+        batch.record_stream(main)                               # its memory is the main stream's from here
+        return batch
+
+    def epoch(self, generator: torch.Generator, start: int = 0) -> Iterator[torch.Tensor]:
+        """Yield the epoch's batches from step `start` on, as floats in [-1, 1]: [B, C, H, W]."""
+        order = torch.randperm(len(self.images), device=self.device, generator=generator).cpu().numpy()
+        steps = range(start, self.steps_per_epoch)
+        B, slots = self.batch_size, len(self.buffers)
+        with ThreadPoolExecutor(1, thread_name_prefix="ganzoo-batches") as worker:
+            def gather(step: int):
+                return step % slots, worker.submit(self._gather, order[step * B:(step + 1) * B], step % slots)
+
+            ahead = deque(gather(step) for step in steps[:self.AHEAD])
+            for k, step in enumerate(steps):
+                slot, gathered = ahead.popleft()
+                gathered.result()
+                batch = to_model_range(self._on_device(slot))   # the buffer of step-1 is free from here
+                if k + self.AHEAD < len(steps):
+                    ahead.append(gather(steps[k + self.AHEAD]))
+                yield batch
+
+
+def memory_budget(requested: int, device: torch.device) -> int:
+    """Bytes of images to hold whole on `device`: what was asked, else half of what is free there."""
+    if requested:
+        return requested
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return available // 2
+
+
+def make_batches(data: ImageData, batch_size: int, device: torch.device, budget: int
+                 ) -> DeviceBatches | StreamedBatches:
+    """Batches held on the device when the images fit the budget, else streamed from host memory."""
+    images = data.images
+    if images.nbytes <= budget:
+        if data.cache is not None and device.type == "cpu":
+            images = images.clone()                             # in memory, not paged in from the cache file
+        return DeviceBatches(images, batch_size, device)
+    return StreamedBatches(images, batch_size, device)
+
+
+# -- loading -------------------------------------------------------------------------------------------
+
 def cache_dir() -> Path:
-    """Where ganzoo keeps downloads and decompressed files: $GANZOO_CACHE, else ~/.cache/ganzoo."""
+    """Where ganzoo keeps downloads and decoded images: $GANZOO_CACHE, else ~/.cache/ganzoo."""
     root = os.environ.get("GANZOO_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ganzoo")
     return Path(root)
 
 
-def load_dataset(name: str, *, root: str | None, split: str, image_size: int, channels: int,
-                 download: bool = True) -> ImageData:
-    """Load a registered dataset and prepare it for a run: [N, channels, image_size, image_size] uint8."""
-    from .plugins import registries  # late: the plugins import this module
+def check_split(name: str, split: str, splits: Any) -> None:
+    """A split the dataset does not have is a sentence listing those it has (`splits=` of its registration)."""
+    if splits is not None and split not in splits:
+        raise GanzooError(f"Dataset {name!r} has no split {split!r}; its splits: {', '.join(splits)}.")
 
-    entry = registries().datasets.get(name)
+
+def read_dataset(name: str, *, root: str | None, split: str, image_size: int, channels: int,
+                 download: bool = True, regs: Registries | None = None) -> ImageData:
+    """What a registered dataset's factory returns, checked: images maybe still encoded, not yet prepared."""
+    entry = (regs or registries()).datasets.get(name)
+    check_split(name, split, entry.info.get("splits"))
     data = entry.factory(root=root, download=download, split=split, image_size=image_size, channels=channels)
     if not isinstance(data, ImageData):
         raise GanzooError(f"Dataset {name!r} returned {type(data).__name__}, not ganzoo.ImageData.")
-    images = prepare_images(data.images, image_size, channels)
-    return ImageData(images, data.labels, name=data.name or name)
+    data.name = data.name or name
+    return data
+
+
+def peek(data: ImageData, n: int, image_size: int, channels: int, seed: int = 0
+         ) -> tuple[torch.Tensor, torch.Tensor, set[tuple[int, int]]]:
+    """n images picked at random (seeded) from data as read, prepared as a run sees them.
+
+    Returns (their indices [n], the images uint8 [n, channels, image_size, image_size], the (H, W)
+    sizes they had before): `ganzoo data` shows them without decoding a whole encoded set.
+    """
+    picked = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    if isinstance(data.images, EncodedImages):
+        originals = [data.images.decode(int(i), channels) for i in picked]
+        sizes = {tuple(image.shape[1:]) for image in originals}
+        images = torch.cat([prepare_images(image[None], image_size, channels, data.crop) for image in originals])
+    else:
+        sizes = {tuple(data.images.shape[2:])}
+        images = prepare_images(data.images[picked], image_size, channels, data.crop)
+    return picked, images, sizes
+
+
+def load_dataset(name: str, *, root: str | None, split: str, image_size: int, channels: int,
+                 download: bool = True, console: Console | None = None, regs: Registries | None = None) -> ImageData:
+    """Load a registered dataset and prepare it for a run: [N, channels, image_size, image_size] uint8.
+
+    Encoded images are decoded into the cache once (with a progress bar on `console`) and come
+    back memory-mapped from it; the rest is prepared in memory.
+    """
+    from .imagecache import cached_images   # late: the cache module builds on this one
+
+    data = read_dataset(name, root=root, split=split, image_size=image_size, channels=channels, download=download,
+                        regs=regs)
+    common = dict(name=data.name, classes=data.classes, location=data.location)
+    if isinstance(data.images, EncodedImages):
+        images, labels, folder = cached_images(data, image_size=image_size, channels=channels,
+                                               console=console or Console(stderr=True))
+        return ImageData(images, labels, cache=folder, **common)
+    return ImageData(prepare_images(data.images, image_size, channels, data.crop), data.labels, **common)

@@ -35,7 +35,6 @@ import numpy as np
 import scipy.linalg
 import torch
 from rich.console import Console
-from rich.progress import track
 from rich.table import Table
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -46,47 +45,20 @@ from .config import RunConfig
 from .data import cache_dir, load_dataset
 from .device import select_device
 from .errors import GanzooError
+from .plugins import Registries, registries
+from .sampling import progress, sample
 
 DEFAULT_N = 10_000
 
 
 # -- samples ----------------------------------------------------------------------------------------
 
-def progress(parts: Iterable, description: str, total: int, console: Console | None) -> Iterable:
-    """A transient progress bar on `console`; none without one (e.g. inside a training run's own bar)."""
-    if console is None:
-        return parts
-    return track(parts, description=description, total=total, console=console, transient=True)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats -> uint8 pixels, rounded as a saved image would be (the inverse of to_model_range)."""
-    return images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def generate_images(generator: nn.Module, config: RunConfig, n: int, *, device: torch.device | str = "cpu",
-                    seed: int = 0, batch_size: int = 500, console: Console | None = None) -> torch.Tensor:
-    """n samples of `generator` as uint8 [n, C, H, W] on the CPU.
-
-    The latents are samples 0..n-1 of `seed` (ganzoo.models.latents: the same z for a
-    sample number in every command, on any device, and no draw on the global RNG a
-    training run relies on). The generator runs in eval mode (BatchNorm running
-    statistics) under inference mode; its train/eval mode is restored afterwards.
-    """
-    from .models import latents  # late: models imports the plugin registries
-
-    z = latents(config, seed, range(n))                                               # [n, z_dim], batch-size free
-    was_training = generator.training
-    generator.eval()
-    out = []
-    try:
-        with torch.inference_mode():
-            parts = z.split(batch_size)
-            for part in progress(parts, f"sampling {config.model}", len(parts), console):
-                out.append(to_uint8(generator(part.to(device))).cpu())
-    finally:
-        generator.train(was_training)
-    return torch.cat(out)
+def generate_images(generator: nn.Module, config: RunConfig, n: int, *, seed: int = 0, batch_size: int = 500,
+                    console: Console | None = None) -> torch.Tensor:
+    """n samples of `generator` as uint8 [n, C, H, W] on the CPU, from the seeded latents
+    (ganzoo.sampling.sample: eval mode, inference mode, the generator's mode restored)."""
+    return sample(generator, config, n, seed=seed, batch_size=batch_size, uint8=True, console=console,
+                  description=f"sampling {config.model}")
 
 
 @dataclass
@@ -292,15 +264,13 @@ _REFERENCES: dict[Path, Reference] = {}   # reference_features' cache files, as 
 
 # -- choosing and running metrics ---------------------------------------------------------------------
 
-def default_metrics(data: str, channels: int, regs=None) -> list[str]:
+def default_metrics(data: str, channels: int, regs: Registries | None = None) -> list[str]:
     """The metrics a dataset is scored with when none are named.
 
     Metrics that name the dataset in their `datasets` (e.g. the MNIST evaluator's
     for "mnist"); failing that, for colour images, the metrics registered for any
     dataset (`datasets=None`: Inception FID/KID).
     """
-    from .plugins import registries
-
     regs = regs or registries()
     named = [e.name for e in regs.metrics if data in (e.info.get("datasets") or ())]
     if named:
@@ -314,15 +284,14 @@ def default_metrics(data: str, channels: int, regs=None) -> list[str]:
 
 
 def resolve_metrics(metrics: Iterable[str] | str | None, data: str, channels: int,
-                    options: dict[str, Any] | None = None) -> list[tuple[str, Callable]]:
+                    options: dict[str, Any] | None = None, regs: Registries | None = None
+                    ) -> list[tuple[str, Callable]]:
     """(name, metric) pairs for names (a list, or "a,b"), or the dataset's defaults; each metric's check() runs.
 
     A metric may define check(options) to fail fast, before any sample is drawn
     (e.g. Inception weights missing).
     """
-    from .plugins import registries
-
-    regs = registries()
+    regs = regs or registries()
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     names = list(metrics) if metrics else default_metrics(data, channels, regs)
@@ -336,11 +305,9 @@ def resolve_metrics(metrics: Iterable[str] | str | None, data: str, channels: in
     return chosen
 
 
-def default_n(metrics: list[tuple[str, Callable]]) -> int:
+def default_n(metrics: list[tuple[str, Callable]], regs: Registries | None = None) -> int:
     """The largest sample count the chosen metrics ask for (e.g. 25,600 for Stacked MNIST modes)."""
-    from .plugins import registries
-
-    regs = registries()
+    regs = regs or registries()
     return max([regs.metrics.get(name).info.get("n", DEFAULT_N) for name, _ in metrics] + [DEFAULT_N])
 
 
@@ -379,7 +346,7 @@ def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = No
     n = n or default_n(chosen)
     if n < 2:
         raise GanzooError(f"-n must be at least 2, got {n}.")
-    images = generate_images(generator, config, n, device=device, seed=seed, console=console)
+    images = generate_images(generator, config, n, seed=seed, console=console)
     samples = Samples(images, data, data_dir, download, device, dict(options or {}), label=config.model,
                       console=console)
     return score(samples, chosen)
@@ -406,11 +373,9 @@ def evaluate_real(*, data: str, image_size: int, channels: int, metrics: Iterabl
 
 # -- showing results ---------------------------------------------------------------------------------
 
-def better(name: str) -> str:
+def better(name: str, regs: Registries | None = None) -> str:
     """'lower', 'higher' or '' for a score name, as its metric registered it (`better={...}`)."""
-    from .plugins import registries
-
-    for entry in registries().metrics:
+    for entry in (regs or registries()).metrics:
         if name in (entry.info.get("better") or {}):
             return entry.info["better"][name]
     return ""
@@ -430,17 +395,15 @@ def format_scores(scores: dict[str, float]) -> str:
 
 
 def metrics_table(rows: dict[str, dict[str, float]], title: str = "evaluation") -> Table:
-    """A rich table: one row per scored thing (generators, the real-data floor), one column per number.
-
-    Column headers carry an arrow saying which way is better.
-    """
-    columns = list(dict.fromkeys(k for scores in rows.values() for k in scores))
+    """A rich table: one row per number (its name with an arrow saying which way is better), one column
+    per scored thing (generators, the real-data floor). Names stay whole at 80 columns, however many."""
+    names = list(dict.fromkeys(k for scores in rows.values() for k in scores))
     arrows = {"lower": " ↓", "higher": " ↑"}
     table = Table(title=title, title_justify="left")
     table.add_column("", style="bold", no_wrap=True)
-    for column in columns:
-        table.add_column(column + arrows.get(better(column), ""), justify="right", overflow="fold")
-    for label, scores in rows.items():
-        style = "dim" if label.startswith("real") else None
-        table.add_row(label, *(format_value(scores[c]) if c in scores else "-" for c in columns), style=style)
+    for label in rows:
+        table.add_column(label, justify="right", style="dim" if label.startswith("real") else None)
+    for name in names:
+        table.add_row(name + arrows.get(better(name), ""),
+                      *(format_value(scores[name]) if name in scores else "-" for scores in rows.values()))
     return table

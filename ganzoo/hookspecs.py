@@ -66,14 +66,17 @@ def register_losses(register):
 def register_datasets(register):
     """Register datasets.
 
-    Call ``register(name, factory, description=None, image_size=32, channels=1)``;
-    the keywords are the dataset's default resolution and channel count.
-    ``factory(*, root, download, split, image_size, channels)`` returns a
-    ``ganzoo.data.ImageData``: all images as one uint8 tensor ``[N, C, H, W]`` and
-    optional labels. ``root`` is the user's ``--data-dir`` (or None), ``download``
-    whether fetching from the internet is allowed, ``split`` "train" or "test";
-    ``image_size``/``channels`` are the resolution the run asks for, a hint the
-    factory may use to decode smaller (ganzoo resizes and converts the rest).
+    Call ``register(name, factory, description=None, image_size=32, channels=1, splits=None)``;
+    the keywords are the dataset's default resolution and channel count, and the splits it has
+    (None: the factory checks). ``factory(*, root, download, split, image_size, channels)``
+    returns a ``ganzoo.ImageData``: all images as one uint8 tensor ``[N, C, H, W]`` (any size;
+    ganzoo crops the centre, resizes and converts), or, for images still in their files (a
+    folder of JPEGs, an lmdb), a ``ganzoo.data.EncodedImages`` that ganzoo decodes once into its
+    memory-mapped image cache; and optional int64 labels (-1: none). ``root`` is the user's
+    ``--data-dir`` (or None), ``download`` whether fetching from the internet is allowed,
+    ``split`` the user's ``--split`` ("train" by default; "test" for evaluation references);
+    ``image_size``/``channels`` are the resolution the run asks for, a hint the factory may use to
+    decode smaller.
     """
 
 
@@ -99,4 +102,17 @@ def register_metrics(register):
     ``datasets`` names the datasets it scores by default (None: any colour dataset no
     metric names), ``n`` the sample count it wants by default, ``better`` maps each
     returned name to "lower" or "higher".
+    """
+
+
+@hookspec
+def register_labellers(register):
+    """Register labellers: what says which class a generated image shows, for the analyses that pick
+    samples by class (``ganzoo arithmetic 'class:7 - ...'``, ``ganzoo dropout --class 7``, ``--labeller NAME``).
+
+    Call ``register(name, builder, description=None)``. ``builder(context)`` receives a
+    ``ganzoo.analysis.labellers.LabellerContext`` (the loaded networks, the labelled dataset's name and
+    folder, ``per_class``, ``seed``, ``download``, ``console``) and returns the labeller: a callable from
+    float images ``[N, C, H, W]`` in [-1, 1] to class ids ``[N]`` (int) or scores ``[N, classes]`` (float,
+    column c scoring class c; exemplars are then picked by confidence).
     """

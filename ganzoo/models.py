@@ -1,6 +1,14 @@
-"""Building networks by registry name from a RunConfig, and drawing latent vectors."""
+"""Building networks by registry name from a RunConfig (the one way a generator or discriminator is made),
+and drawing latent vectors from the config's prior.
+
+`construct` calls a registered factory and checks what comes back; `build_network` gives it the
+config's arguments. The trainer, weights files (ganzoo.checkpoint.load_networks), preflight's
+meta-device sizing and the conformance kit all build through these two.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -9,52 +17,57 @@ from .config import RunConfig
 from .errors import GanzooError
 from .plugins import Registries, registries
 
-
-def resolve_model(config: RunConfig, regs: Registries | None = None) -> RunConfig:
-    """Fill generator/discriminator/loss from the model's ModelSpec where the config leaves them empty."""
-    regs = regs or registries()
-    spec = regs.models.get(config.model).factory
-    config.generator = config.generator or spec.generator
-    config.discriminator = config.discriminator or spec.discriminator
-    config.loss = config.loss or spec.loss
-    return config
+NETWORKS = ("generator", "discriminator")
+PREFIX = {"generator": "G.", "discriminator": "D."}      # their tensors' names in weights files
 
 
-def _build(kind: str, factory, **kwargs) -> nn.Module:
+def network_arguments(kind: str, config: RunConfig) -> dict[str, Any]:
+    """The keyword arguments a factory of this kind is called with (see ganzoo.hookspecs)."""
+    if kind == "generator":
+        return dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim, width=config.g_width)
+    return dict(image_size=config.image_size, channels=config.channels, width=config.d_width)
+
+
+def construct(what: str, factory: Callable[..., Any], **kwargs: Any) -> nn.Module:
+    """factory(**kwargs), which must give an nn.Module; a factory that rejects its arguments gets a sentence."""
     try:
         module = factory(**kwargs)
     except GanzooError:
         raise
     except (TypeError, ValueError) as exc:
-        raise GanzooError(f"Could not build the {kind} with {kwargs}: {exc}") from None
+        raise GanzooError(f"Could not build the {what} with {kwargs}: {exc}") from None
     if not isinstance(module, nn.Module):
-        raise GanzooError(f"The {kind} factory returned {type(module).__name__}, not a torch.nn.Module.")
+        raise GanzooError(f"The {what} factory returned {type(module).__name__}, not a torch.nn.Module.")
     return module
 
 
-def build_generator(config: RunConfig, regs: Registries | None = None) -> nn.Module:
+def build_network(kind: str, config: RunConfig, regs: Registries | None = None) -> nn.Module:
+    """The config's generator or discriminator, freshly initialised."""
     regs = regs or registries()
-    factory = regs.generators.get(config.generator).factory
-    return _build(f"generator {config.generator!r}", factory, image_size=config.image_size,
-                  channels=config.channels, z_dim=config.z_dim, width=config.g_width)
+    name = getattr(config, kind)
+    factory = regs.by_kind(kind).get(name).factory
+    return construct(f"{kind} {name!r}", factory, **network_arguments(kind, config))
+
+
+def build_generator(config: RunConfig, regs: Registries | None = None) -> nn.Module:
+    return build_network("generator", config, regs)
 
 
 def build_discriminator(config: RunConfig, regs: Registries | None = None) -> nn.Module:
-    regs = regs or registries()
-    factory = regs.discriminators.get(config.discriminator).factory
-    return _build(f"discriminator {config.discriminator!r}", factory, image_size=config.image_size,
-                  channels=config.channels, width=config.d_width)
+    return build_network("discriminator", config, regs)
 
 
-def build_on_meta(config: RunConfig, discriminator: bool = True) -> list[nn.Module] | None:
-    """G (and D) built on the meta device: their shapes and sizes, using no memory.
+def build_on_meta(config: RunConfig, kinds: tuple[str, ...] = NETWORKS,
+                  regs: Registries | None = None) -> list[nn.Module] | None:
+    """The networks built on the meta device: their shapes and sizes, using no memory.
 
     A config asking for absurd sizes fails here with a sentence instead of in the allocator; None
     means a plugin's network cannot be built on "meta" (the real build then checks for itself).
     """
+    regs = regs or registries()                         # loaded outside the meta context
     try:
         with torch.device("meta"):
-            return [build_generator(config)] + ([build_discriminator(config)] if discriminator else [])
+            return [build_network(kind, config, regs) for kind in kinds]
     except GanzooError:
         raise
     except Exception as exc:
@@ -76,25 +89,6 @@ def sample_latent(n: int, config: RunConfig, device: torch.device | str = "cpu",
     if config.latent == "uniform":
         return torch.rand(n, config.z_dim, device=device, generator=generator).mul_(2).sub_(1)
     return torch.randn(n, config.z_dim, device=device, generator=generator)
-
-
-# Sample number i of seed s is drawn from its own generator, seeded s * SEED_STRIDE + i, so a number
-# names the same z in every command (sample, eval, sheet, the analyses) and for every sample count
-# (torch's CPU randn is not prefix-stable: randn(64)[:16] differs from randn(16)).
-SEED_STRIDE = 1_000_003
-
-
-def latents(config: RunConfig, seed: int, indices) -> torch.Tensor:
-    """z number i of `seed` for each i in indices: [len(indices), z_dim] on the CPU, from the config's prior."""
-    indices = [int(i) for i in indices]
-    if any(not 0 <= i < SEED_STRIDE for i in indices):
-        raise GanzooError(f"Sample numbers run from 0 to {SEED_STRIDE - 1}, got {min(indices)}..{max(indices)}.")
-    out = torch.empty(len(indices), config.z_dim)
-    g = torch.Generator()
-    for row, i in enumerate(indices):
-        g.manual_seed(int(seed) * SEED_STRIDE + i)
-        out[row] = sample_latent(1, config, generator=g)[0]
-    return out
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -30,9 +30,15 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.basicgan",
     "ganzoo_plugins.losses",
     "ganzoo_plugins.datasets",
+    "ganzoo_plugins.cifar",
+    "ganzoo_plugins.svhn",
+    "ganzoo_plugins.stl10",
+    "ganzoo_plugins.celeba",
+    "ganzoo_plugins.lsun",
     "ganzoo_plugins.mnist_metrics",
     "ganzoo_plugins.stacked_mnist",
     "ganzoo_plugins.inception",
+    "ganzoo_plugins.labellers",
 )
 
 # hook name -> registry kind; one registry per hook.
@@ -43,6 +49,7 @@ HOOKS = {
     "register_datasets": "dataset",
     "register_models": "model",
     "register_metrics": "metric",
+    "register_labellers": "labeller",
 }
 
 
@@ -66,12 +73,14 @@ class Registries:
     models: Registry
     plugins: list[PluginInfo]
     metrics: Registry = field(default_factory=lambda: Registry("metric"))
+    labellers: Registry = field(default_factory=lambda: Registry("labeller"))
 
     def by_kind(self, kind: str) -> Registry:
         return {r.kind: r for r in self.all()}[kind]
 
     def all(self) -> list[Registry]:
-        return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics]
+        return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics,
+                self.labellers]
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -177,6 +186,7 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
         models=regs["register_models"],
         plugins=list(by_name.values()),
         metrics=regs["register_metrics"],
+        labellers=regs["register_labellers"],
     )
 
 

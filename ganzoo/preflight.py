@@ -16,16 +16,13 @@ import torch
 
 from .checkpoint import TMP_MARK
 from .config import RunConfig
+from .device import select_device, select_precision
 from .errors import GanzooError
+from .models import build_on_meta
+from .runfiles import RunFiles
 
-RUN_MARKERS = ("config.json", "checkpoint.safetensors", "metrics.jsonl")
 NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 MB = 2 ** 20
-
-
-def holds_run(root: Path) -> bool:
-    """Whether a folder already holds (part of) a ganzoo run."""
-    return any((root / name).exists() for name in RUN_MARKERS) or any((root / "samples").glob("epoch_*.png"))
 
 
 def make_run_folder(root: Path) -> None:
@@ -47,8 +44,6 @@ def _tensor_bytes(tensors) -> int:
 def model_bytes(config: RunConfig) -> tuple[int, int, int] | None:
     """(G's bytes, D's bytes, trainable bytes) of the networks the config describes, built on the meta
     device (no memory used); None for a plugin network that cannot be built there."""
-    from .models import build_on_meta  # late: models imports the plugin registries
-
     nets = build_on_meta(config)
     if nets is None:
         return None
@@ -118,8 +113,6 @@ def check_room(root: Path, sizes: tuple[int, int, int]) -> int:
 
 def check_run(config: RunConfig) -> None:
     """Everything that can be checked before the data is loaded."""
-    from .device import select_device, select_precision
-
     device = select_device(config.device)                  # e.g. --device cuda without CUDA
     select_precision(config.precision, device)             # e.g. fp16 on the CPU
     sizes = model_bytes(config)                            # e.g. an image size the network cannot take
@@ -135,7 +128,7 @@ def remove_if_unused(created: list[Path]) -> None:
     """Remove the folders a refused run created (deepest first), as long as they hold nothing else."""
     if created:
         with contextlib.suppress(OSError):
-            (created[0] / ".lock").unlink()
+            (created[0] / RunFiles.LOCK).unlink()
     for folder in created:
         try:
             folder.rmdir()
@@ -154,7 +147,7 @@ def run_lock(root: Path) -> Iterator[None]:
     except ImportError:  # not on this OS: no lock
         yield
         return
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(root / RunFiles.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

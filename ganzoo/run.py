@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +12,43 @@ from .terminal import Console
 from rich.table import Table
 
 from .checkpoint import atomic_write, remove_stale_temporaries
-from .config import RunConfig
-from .data import load_dataset
+from .config import FIELDS, UNLIMITED_EPOCHS, RunConfig, format_value, unknown_key_message
+from .data import check_split, load_dataset
+from .device import select_device, select_precision
+from .evaluate import resolve_metrics
 from .errors import GanzooError
 from .plugins import Registries, registries
-from .preflight import check_run, holds_run, remove_if_unused, run_lock
+from .preflight import check_run, remove_if_unused, run_lock
+from .runfiles import RunFiles
+from .train import Trainer, summary_writer_class
 from .registry import describe_sizes
 
 
-def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
-    """RunConfig defaults, then the model's own defaults, then the user's flags (None = not given)."""
+def model_defaults(model: str, regs: Registries | None = None) -> RunConfig:
+    """RunConfig's defaults with the model's components and its own defaults (what `ganzoo config` shows)."""
     regs = regs or registries()
     if model not in regs.models and regs.failed:  # the model may come from a plugin that failed to load
         failed = "; ".join(f"{p.name!r}: {p.error}" for p in regs.failed)
         raise GanzooError(f"{regs.models.unknown_message(model)} Plugins that failed to load may provide it "
                           f"({failed}); see `ganzoo plugins`.")
     spec = regs.models.get(model).factory
-    values = {**spec.defaults, **{k: v for k, v in overrides.items() if v is not None}}
-    config = RunConfig(model=model, generator=spec.generator, discriminator=spec.discriminator, loss=spec.loss)
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    for key, value in values.items():
-        if key not in fields:
-            raise GanzooError(f"Model {model!r} sets an unknown default {key!r}.")
+    unknown = sorted(set(spec.defaults) - set(FIELDS))
+    if unknown:
+        raise GanzooError(f"Model {model!r} sets an unknown default {unknown[0]!r}.")
+    return RunConfig(**{"model": model, "generator": spec.generator, "discriminator": spec.discriminator,
+                        "loss": spec.loss, **spec.defaults})
+
+
+def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
+    """RunConfig defaults, then the model's own defaults, then the user's settings (None = not given):
+    a config file's, then the flags'. Names are checked, sizes resolved, `--precision auto` decided."""
+    regs = regs or registries()
+    config = model_defaults(model, regs)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(FIELDS))
+    if unknown:
+        raise GanzooError(unknown_key_message(unknown[0], "The run"))
+    for key, value in given.items():
         setattr(config, key, value)
     for kind, name in (("generators", config.generator), ("discriminators", config.discriminator),
                        ("losses", config.loss)):
@@ -47,9 +61,12 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
     if config.data_dir:  # what the path meant where the run started: usable from any folder later
         config.data_dir = absolute_path(config.data_dir)
     dataset = regs.datasets.get(config.data)
+    check_split(config.data, config.split, dataset.info.get("splits"))
     config.image_size = config.image_size or dataset.info.get("image_size", 32)
     config.channels = config.channels or dataset.info.get("channels", 1)
     config.validate()
+    decide_precision(config, channels_last_given="channels_last" in given
+                     or "channels_last" in regs.models.get(model).factory.defaults)
     for kind, registry, name in (("generator", regs.generators, config.generator),
                                  ("discriminator", regs.discriminators, config.discriminator)):
         entry = registry.get(name)
@@ -77,10 +94,21 @@ def _check_budget_left(trainer) -> None:
                           f"budget) or a larger --budget.")
 
 
-def default_out(config: RunConfig) -> str:
-    """runs/<model>-<data>, numbered so a new run never lands in an old run's folder."""
-    folder = config.data == "folder" and config.data_dir  # no folder named: the dataset says so, after this
-    base = Path("runs") / f"{config.model}-{Path(config.data_dir).name if folder else config.data}"
+def decide_precision(config: RunConfig, channels_last_given: bool = False) -> None:
+    """Replace --precision auto by what it means on this machine, so the run config records the choice:
+    bf16 autocast on CUDA (fp16 where bf16 is unsupported); on a CPU with native bf16 (AVX512-BF16 or AMX)
+    bf16 with channels-last, unless --channels-last was set either way; fp32 on other CPUs."""
+    if config.precision != "auto":
+        return
+    device = select_device(config.device)
+    config.precision = select_precision("auto", device).name
+    if device.type == "cpu" and config.precision == "bf16" and not channels_last_given:
+        config.channels_last = True      # measured with bf16: oneDNN's bf16 kernels want NHWC
+
+
+def fresh_folder(base: str | Path) -> str:
+    """base, or base-2, base-3, ...: the first that does not exist, so a new run never lands in an old one."""
+    base = Path(base)
     path, n = base, 1
     while path.exists():
         n += 1
@@ -88,28 +116,50 @@ def default_out(config: RunConfig) -> str:
     return str(path)
 
 
-def show_config(config: RunConfig, console: Console) -> None:
-    table = Table(title="run config", show_header=False, box=None, padding=(0, 1))
-    for key, value in dataclasses.asdict(config).items():
-        table.add_row(f"[dim]{key}[/dim]", str(value))
+def default_out(config: RunConfig) -> str:
+    """runs/<model>-<data>, numbered so a new run never lands in an old run's folder."""
+    folder = config.data == "folder" and config.data_dir  # no folder named: the dataset says so, after this
+    return fresh_folder(Path("runs") / f"{config.model}-{Path(config.data_dir).name if folder else config.data}")
+
+
+def show_config(config: RunConfig, console: Console, files: RunFiles) -> None:
+    """The settings that differ from the model's defaults (all of them are in config.json)."""
+    try:
+        baseline = make_config(config.model, {"data": config.data, "data_dir": config.data_dir})
+    except GanzooError:
+        baseline = RunConfig()
+    baseline.out = config.out
+    differ = [(name, value, getattr(baseline, name)) for name, value in vars(config).items()
+              if value != getattr(baseline, name)]
+    epochs = ("until the budget ends" if config.epochs == UNLIMITED_EPOCHS
+              else f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}")
+    budget = f" (budget {config.budget:g} s)" if config.budget else ""
+    console.print(f"run: {config.model} on {config.data}, {epochs}{budget}, {config.precision} -> {files.root} "
+                  f"(every setting in {files.config})", highlight=False, soft_wrap=True)
+    if not differ:
+        console.print("settings: the model's defaults", highlight=False)
+        return
+    console.print("settings besides the model's defaults:", highlight=False)
+    table = Table(show_header=False, box=None, padding=(0, 1))
+    for name, value, default in differ:
+        table.add_row(f"[dim]{name}[/dim]", format_value(value, name), f"[dim](default {format_value(default, name)})[/dim]")
     console.print(table)
 
 
 def train(config: RunConfig, *, resume: bool = False, download: bool = True, overwrite: bool = False,
           console: Console | None = None) -> Path:
     """Train a run described by config (continuing its checkpoint if resume); returns the generator file."""
-    from .train import RunFiles, Trainer
-
     console = console or Console(stderr=True)
     files = RunFiles(config.out, config.model)
     if files.root.exists() and not files.root.is_dir():
         raise GanzooError(f"--out {files.root} is a file, not a folder.")
-    if not resume and holds_run(files.root) and not overwrite:
+    if not resume and files.holds_run() and not overwrite:
         raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
                           f"(or pass --overwrite to replace it).")
     if config.eval_every:
-        from .evaluate import resolve_metrics
         resolve_metrics(config.metrics or None, config.data, config.channels)  # fail now, not after an epoch
+    if config.tensorboard:
+        summary_writer_class()                               # installed? say so now, not after loading data
     created = [p for p in (files.root, *files.root.parents) if not p.exists()]  # deepest first
     try:
         check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
@@ -121,8 +171,8 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
             remove_stale_temporaries(files.root)
             remove_stale_temporaries(files.samples)
             data_dir = config.stored_data_dir() if resume else config.data_dir   # a resumed run's: a sentence
-            data = load_dataset(config.data, root=data_dir, split="train", image_size=config.image_size,
-                                channels=config.channels, download=download)
+            data = load_dataset(config.data, root=data_dir, split=config.split, image_size=config.image_size,
+                                channels=config.channels, download=download, console=console)
             try:
                 trainer = Trainer(config, data, console)
                 if resume:
@@ -139,27 +189,26 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
         except BaseException:
             remove_if_unused(created)
             raise
-        return _train(trainer, config, files, console)
+        return _train(trainer, config, files, console, resume)
 
 
 def clear_run(files) -> None:
     """Remove what an earlier run left in the folder (only with --overwrite): its log, checkpoint,
-    generator file and sample grids, so nothing of it is mistaken for the new run's."""
-    old_model = None
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        old_model = json.loads(files.config.read_text()).get("model")
-    stale = [files.metrics, files.checkpoint, files.generator]
-    if isinstance(old_model, str) and old_model and Path(old_model).name == old_model:  # a name, never a path
-        stale.append(files.root / f"{old_model}.safetensors")
+    generator file, sample grids and TensorBoard events, so nothing of it is mistaken for the new run's."""
+    stale = [files.metrics, files.checkpoint, files.generator, *files.grids()]
+    old_model = files.saved_model()
+    if old_model:
+        stale.append(files.generator_of(old_model))
     for path in stale:
         path.unlink(missing_ok=True)
-    for grid in (*files.samples.glob("epoch_*.png"), *files.samples.glob("step_*.png")):  # step_: --budget's
-        grid.unlink()
+    if files.tensorboard.is_dir():
+        shutil.rmtree(files.tensorboard)
 
 
-def _train(trainer, config: RunConfig, files, console: Console) -> Path:
-    show_config(config, console)
-    atomic_write(files.config, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2)))
+def _train(trainer: Trainer, config: RunConfig, files: RunFiles, console: Console, resume: bool) -> Path:
+    if not resume:                       # once per run: compare's later segments and --resume do not repeat it
+        show_config(config, console, files)
+    atomic_write(files.config, lambda tmp: tmp.write_text(json.dumps(config.to_dict(), indent=2)))
     console.print(trainer.describe())
     path = trainer.fit()
     console.print(f"[green]done[/green]: generator weights {path}, samples in {files.samples}/")

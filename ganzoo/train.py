@@ -14,40 +14,34 @@ from pathlib import Path
 import torch
 from .terminal import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from torchvision.utils import save_image
+from torchvision.utils import make_grid
 
 from .checkpoint import (atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
                          save_tensors, unflatten_optimizer)
 from .config import UNLIMITED_EPOCHS, RunConfig
-from .data import DeviceBatches, ImageData
+from .data import ImageData, make_batches, memory_budget
 from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
 from .guard import Diverged, Guard
 from .models import build_discriminator, build_generator, build_loss, count_parameters, sample_latent
+from .evaluate import evaluate, format_scores
+from .runfiles import RunFiles, read_metrics
+from .sampling import generate, save_grid
+
+__all__ = ["MAX_ROLLBACKS", "RunFiles", "Trainer", "read_metrics", "resume_config", "save_grid", "summary_writer_class"]
 
 
 MAX_ROLLBACKS = 3  # with --on-divergence rollback: halvings of the learning rate before giving up
+TENSORBOARD_MISSING = "--tensorboard needs TensorBoard, which is not installed: pip install 'pyganzoo[tensorboard]'."
 
 
-class RunFiles:
-    """Where a run keeps its things; one place for every file name."""
-
-    def __init__(self, out: str | Path, model: str):
-        self.root = Path(out)
-        self.config = self.root / "config.json"
-        self.checkpoint = self.root / "checkpoint.safetensors"
-        self.generator = self.root / f"{model}.safetensors"
-        self.metrics = self.root / "metrics.jsonl"
-        self.samples = self.root / "samples"
-
-    def sample_grid(self, epoch: int) -> Path:
-        return self.samples / f"epoch_{epoch:03d}.png"
-
-
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
-    """Save [-1, 1] images as one PNG grid, atomically."""
-    return atomic_write(path, lambda tmp: save_image(images.float(), tmp, nrow=nrow, normalize=True,
-                                                     value_range=(-1, 1), format="png"))
+def summary_writer_class():
+    """torch's TensorBoard SummaryWriter: TensorBoard is an optional extra, named in one sentence when missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GanzooError(TENSORBOARD_MISSING) from None
+    return SummaryWriter
 
 
 class Trainer:
@@ -75,7 +69,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas, fused=True)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
 
-        self.batches = DeviceBatches(data.images, config.batch_size, self.device)
+        self.batches = make_batches(data, config.batch_size, self.device,
+                                    memory_budget(config.memory_budget, self.device))
         self.data_rng = torch.Generator(device=self.device)
         self.data_rng.manual_seed(config.seed)
         self.epoch_rng_state = self.data_rng.get_state()  # state that regenerates this epoch's order
@@ -97,6 +92,7 @@ class Trainer:
         # What the step calls: the modules themselves, or compiled wrappers sharing their parameters.
         self.g_forward, self.d_forward = self.G, self.D
         self.compile_pending = config.compile
+        self.board = None            # the TensorBoard writer (--tensorboard), open while fit() runs
 
     def request_stop(self) -> None:
         """Finish the step in flight, save a checkpoint and stop (what the first Ctrl-C does)."""
@@ -210,25 +206,41 @@ class Trainer:
 
     # -- samples, logs, checkpoints ---------------------------------------------------------------
 
-    @torch.inference_mode()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples in eval mode (BatchNorm running statistics), leaving no trace on training state."""
-        self.G.eval()
-        try:
-            with self._autocast():
-                return self.G(z).float()
-        finally:
-            self.G.train()
+        """Samples in eval mode (BatchNorm running statistics) at the run's precision, leaving no trace on
+        training state (ganzoo.sampling.generate)."""
+        return generate(self.G, z, autocast=self.precision.autocast_dtype)
 
     def save_epoch_grid(self, path: Path | None = None) -> Path:
-        """The fixed noise's samples, by default as this epoch's grid."""
+        """The fixed noise's samples, by default as this epoch's grid (and TensorBoard's image of this step)."""
         nrow = max(1, int(math.sqrt(self.config.samples)))
-        return save_grid(self.generate(self.fixed_noise), path or self.files.sample_grid(self.epoch), nrow=nrow)
+        images = self.generate(self.fixed_noise)
+        if self.board:
+            self.board.add_image("samples/fixed_noise", make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)),
+                                 self.step)
+        return save_grid(images, path or self.files.epoch_grid(self.epoch), nrow=nrow)
 
     def log(self, record: dict) -> None:
+        """One record to metrics.jsonl, and its numbers to TensorBoard: train/<name>, or eval/<name> for scores."""
         self.files.root.mkdir(parents=True, exist_ok=True)
         with open(self.files.metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.board:
+            group = "eval" if "eval_n" in record else "train"
+            for key, value in record.items():
+                if key not in ("step", "epoch", "time", "eval_n") and isinstance(value, (int, float)):
+                    self.board.add_scalar(f"{group}/{key}", value, record["step"])
+
+    def _open_board(self) -> None:
+        if self.config.tensorboard and self.board is None:
+            # purge_step: events a resumed or rolled-back run wrote after its checkpoint's step are dropped
+            self.board = summary_writer_class()(log_dir=str(self.files.tensorboard),
+                                                purge_step=self.step + 1 if self.step else None)
+
+    def _close_board(self) -> None:
+        if self.board:
+            self.board.close()
+            self.board = None
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
@@ -305,7 +317,9 @@ class Trainer:
 
     def describe(self) -> str:
         return (f"G {count_parameters(self.G) / 1e6:.2f}M params, D {count_parameters(self.D) / 1e6:.2f}M params, "
-                f"{len(self.batches.images)} images, {self.batches.steps_per_epoch} steps/epoch, "
+                f"{len(self.batches.images)} images "
+                f"({'streamed from host memory' if self.batches.streamed else 'held on the device'}), "
+                f"{self.batches.steps_per_epoch} steps/epoch, "
                 f"device {self.device}, precision {self.precision.name}")
 
     def fit(self) -> Path:
@@ -314,18 +328,23 @@ class Trainer:
         A divergence stops the run (or, with on_divergence="rollback", reloads the last checkpoint
         with half the learning rate); a failed write stops it keeping the last good checkpoint.
         """
-        while True:
-            try:
-                return self._fit()
-            except Diverged as exc:
-                spent = self.trained_seconds()
-                self._after_divergence(exc)
-                self.train_seconds = spent            # one budget for the whole run, rollbacks included
-            except OSError as exc:
-                raise GanzooError(f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); "
-                                  f"training stopped at step {self.step}. {self._last_good()} Free some space "
-                                  f"(or fix the folder) and continue with: ganzoo run --resume {self.files.root}"
-                                  ) from None
+        try:
+            while True:
+                try:
+                    self._open_board()
+                    return self._fit()
+                except Diverged as exc:
+                    spent = self.trained_seconds()
+                    self._close_board()                     # reopened at the checkpoint's step
+                    self._after_divergence(exc)
+                    self.train_seconds = spent              # one budget for the whole run, rollbacks included
+                except OSError as exc:
+                    raise GanzooError(f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); "
+                                      f"training stopped at step {self.step}. {self._last_good()} Free some space "
+                                      f"(or fix the folder) and continue with: ganzoo run --resume {self.files.root}"
+                                      ) from None
+        finally:
+            self._close_board()
 
     # -- the training clock (what --budget counts: config.TRAINING_TIME) ------------------------------
 
@@ -400,7 +419,7 @@ class Trainer:
                         raise self._interrupted()
                     if self.out_of_time and self.step_in_epoch < steps_per_epoch:
                         self.save_checkpoint()
-                        grid = self.save_epoch_grid(self.files.samples / f"step_{self.step:07d}.png")
+                        grid = self.save_epoch_grid(self.files.step_grid(self.step))
                         progress.console.print(f"time budget of {cfg.budget:g}s reached at {self.position()}: "
                                                f"samples {grid}")
                         if cfg.eval_every:                     # the run's end: its final evaluation
@@ -434,8 +453,6 @@ class Trainer:
     def evaluate(self, console: Console) -> dict[str, float]:
         """Score G with the run's metrics (ganzoo.evaluate); logged to metrics.jsonl and printed.
         Not training time: the clock stops while it scores."""
-        from .evaluate import evaluate, format_scores
-
         running = self._clock is not None
         self._stop_clock()
         try:
@@ -503,20 +520,6 @@ class Trainer:
             self.console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a metrics.jsonl; a line torn by a crash (or not a JSON object) is skipped."""
-    records = []
-    with open(path, errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
-
 @contextlib.contextmanager
 def _no_grad_for(params: list[torch.Tensor]):
     """Compute no gradient for these parameters inside the block (inputs still get theirs)."""
@@ -531,11 +534,12 @@ def _no_grad_for(params: list[torch.Tensor]):
 
 def resume_config(run_dir: str | Path) -> RunConfig:
     """The config a run directory's checkpoint was written with."""
-    path = Path(run_dir) / "checkpoint.safetensors"
-    if not Path(run_dir).is_dir():
+    files = RunFiles(run_dir)
+    path = files.checkpoint
+    if not files.root.is_dir():
         raise GanzooError(f"Nothing to resume: {run_dir} is not a folder.")
     if not path.is_file():
-        if (Path(run_dir) / "config.json").is_file():
+        if files.config.is_file():
             raise GanzooError(f"Nothing to resume: the run in {run_dir} stopped before its first checkpoint. "
                               f"Start it again with --overwrite.")
         raise GanzooError(f"Nothing to resume: {path} does not exist.")

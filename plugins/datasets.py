@@ -1,29 +1,47 @@
-"""Built-in datasets: MNIST (downloaded or from a local copy), any folder of images, and synthetic blobs."""
+"""Built-in datasets: MNIST and Fashion-MNIST (downloaded or from a local copy), any folder of images (sub-folders
+as classes), and synthetic blobs. CIFAR, SVHN, STL-10, CelebA and LSUN have a module each beside this one."""
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import io
 import shutil
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
-from rich.progress import track
-from torchvision.datasets import MNIST
+import torchvision.datasets
 from torchvision.datasets.mnist import read_image_file, read_label_file
-from torchvision.transforms.v2 import functional as TF
 
 from ganzoo import GanzooError, ImageData, hookimpl
 from ganzoo.checkpoint import atomic_write
-from ganzoo.data import cache_dir
+from ganzoo.data import EncodedImages, cache_dir
 
-# -- MNIST --------------------------------------------------------------------------------------
+from .dataset_files import fingerprint, locate
 
-MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
-               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000)}
+# -- MNIST and Fashion-MNIST: the same IDX files ------------------------------------------------------
+
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000)}
+
+
+@dataclass(frozen=True)
+class IdxSet:
+    title: str
+    torchvision_class: str    # its files live under <torchvision root>/<class name>/raw/
+    description: str
+    classes: tuple[str, ...]
+
+
+IDX_SETS = {
+    "mnist": IdxSet("MNIST", "MNIST", "MNIST handwritten digits (LeCun et al.), 60,000 train / 10,000 test, 28x28 "
+                    "grey.", tuple(str(d) for d in range(10))),
+    "fashion-mnist": IdxSet("Fashion-MNIST", "FashionMNIST", "Fashion-MNIST (Xiao et al. 2017): Zalando clothing in "
+                            "10 classes, 60,000 train / 10,000 test, 28x28 grey.",
+                            ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                             "Bag", "Ankle boot")),
+}
 
 
 def _plain_copy(folder: Path, name: str) -> Path | None:
@@ -41,65 +59,74 @@ def _plain_copy(folder: Path, name: str) -> Path | None:
         return None
     stat = packed.stat()
     key = hashlib.sha1(f"{packed.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    target = cache_dir() / "mnist" / key / name
+    target = cache_dir() / "idx" / key / name
     if not target.is_file():
         def unpack(tmp: Path) -> None:
             try:
                 with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise GanzooError(f"{packed} is not a readable gzip file: {exc}") from None
         atomic_write(target, unpack)
     return target
 
 
-def _read_idx(reader, path: Path, what: str) -> torch.Tensor:
+def _read_idx(reader, path: Path, what: str, title: str) -> torch.Tensor:
     try:
         return reader(str(path))
     except Exception as exc:  # torchvision asserts on malformed headers
-        raise GanzooError(f"{path} is not a valid MNIST {what} file ({type(exc).__name__}: {exc}).") from None
+        raise GanzooError(f"{path} is not a valid {title} {what} file ({type(exc).__name__}: {exc}).") from None
 
 
-def _from_folder(folder: Path, split: str) -> ImageData:
-    image_name, label_name, expected = MNIST_FILES[split]
+def _holds_idx(folder: Path, split: str) -> bool:
+    return any((folder / n).is_file() or (folder / f"{n}.gz").is_file() for n in IDX_FILES[split][:2])
+
+
+def _from_folder(folder: Path, split: str, key: str) -> ImageData:
+    idx = IDX_SETS[key]
+    image_name, label_name, expected = IDX_FILES[split]
     files = {n: _plain_copy(folder, n) for n in (image_name, label_name)}
     missing = [n for n, p in files.items() if p is None]
     if missing:
-        raise GanzooError(f"{folder} lacks the MNIST file(s) {', '.join(missing)} (plain or .gz); "
+        raise GanzooError(f"{folder} lacks the {idx.title} file(s) {', '.join(missing)} (plain or .gz); "
                           f"it needs the official IDX files under torchvision's names.")
-    images = _read_idx(read_image_file, files[image_name], "image")
-    labels = _read_idx(read_label_file, files[label_name], "label")
+    images = _read_idx(read_image_file, files[image_name], "image", idx.title)
+    labels = _read_idx(read_label_file, files[label_name], "label", idx.title)
     if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != expected:
-        raise GanzooError(f"{files[image_name]} holds images of shape {tuple(images.shape)}; MNIST's {split} "
+        raise GanzooError(f"{files[image_name]} holds images of shape {tuple(images.shape)}; {idx.title}'s {split} "
                           f"split has {expected} x 28 x 28.")
-    if labels.shape != (expected,):
-        raise GanzooError(f"{files[label_name]} holds {tuple(labels.shape)} labels; MNIST's {split} split has "
-                          f"{expected}.")
-    return ImageData(images[:, None].contiguous(), labels.long(), name="mnist")
+    if labels.shape != (expected,) or labels.max() > 9:
+        raise GanzooError(f"{files[label_name]} holds {tuple(labels.shape)} labels (largest {labels.max()}); "
+                          f"{idx.title}'s {split} split has {expected}, each 0..9.")
+    return ImageData(images[:, None].contiguous(), labels.long(), name=key, classes=idx.classes,
+                     location=str(folder))
 
 
-def load_mnist(*, root, download, split="train", image_size=32, channels=1) -> ImageData:
-    """MNIST handwritten digits (LeCun et al.), 60,000 train / 10,000 test, 28x28 grey."""
-    if root:
-        folder = Path(root)
-        if not folder.is_dir():
-            raise GanzooError(f"--data-dir {root} is not a folder.")
-        return _from_folder(folder, split)
-    cached = cache_dir() / "torchvision"
-    raw = cached / "MNIST" / "raw"
-    if (raw / MNIST_FILES[split][0]).is_file():
-        return _from_folder(raw, split)
-    if not download:
-        raise GanzooError("MNIST is not in the cache and downloading is off: pass --data-dir DIR with the "
-                          "four MNIST IDX files (gzipped or not).")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints every mirror it tries
-            MNIST(str(cached), train=(split == "train"), download=True)
-    except Exception as exc:
-        raise GanzooError(f"MNIST could not be downloaded ({type(exc).__name__}); if this machine is offline, "
-                          f"copy the four MNIST IDX files (train-images-idx3-ubyte.gz, ...) into a folder and "
-                          f"pass --data-dir FOLDER.") from None
-    return _from_folder(raw, split)
+def _idx_loader(key: str):
+    idx = IDX_SETS[key]
+
+    def load(*, root, download, split="train", image_size=32, channels=1) -> ImageData:
+        if root:  # the IDX files themselves, or torchvision's root with <folder>/raw/ inside
+            folder = Path(root)
+            if not folder.is_dir():
+                raise GanzooError(f"--data-dir {root} is not a folder.")
+            raw = folder / idx.torchvision_class / "raw"
+            return _from_folder(raw if not _holds_idx(folder, split) and _holds_idx(raw, split) else folder, split, key)
+
+        def fetch(tv_root: Path) -> None:
+            getattr(torchvision.datasets, idx.torchvision_class)(str(tv_root), train=(split == "train"), download=True)
+
+        names = ", ".join(f"{n}.gz" for s in ("train", "test") for n in IDX_FILES[s][:2])
+        folder = locate(None, title=idx.title, layout=(f"{idx.torchvision_class}/raw",), holds=lambda f: _holds_idx(f, split),
+                        download=download, fetch=fetch, files=f"the four {idx.title} IDX files ({names})")
+        return _from_folder(folder, split, key)
+
+    load.__doc__ = idx.description
+    return load
+
+
+load_mnist = _idx_loader("mnist")
+load_fashion_mnist = _idx_loader("fashion-mnist")
 
 
 # -- any folder of images -----------------------------------------------------------------------
@@ -107,27 +134,30 @@ def load_mnist(*, root, download, split="train", image_size=32, channels=1) -> I
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under a folder, at any depth, sorted; hidden files and folders are skipped."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.is_file())
+
+
 def load_folder(*, root, download, split="train", image_size=64, channels=3) -> ImageData:
-    """Every image under a folder (searched recursively), resized and centre-cropped; no labels."""
+    """Every image under a folder (searched recursively), centre-cropped and resized; sub-folders are classes."""
     if not root:
         raise GanzooError("The folder dataset needs a path: --data path/to/images (or --data folder --data-dir PATH).")
     folder = Path(root)
     if not folder.is_dir():
         raise GanzooError(f"{folder} is not a folder.")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = image_files(folder)
     if not paths:
         raise GanzooError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
-    mode = "L" if channels == 1 else "RGB"
-    images = torch.empty(len(paths), channels, image_size, image_size, dtype=torch.uint8)
-    for i, path in enumerate(track(paths, description=f"decoding {len(paths)} images", transient=True)):
-        try:
-            with Image.open(path) as pil:
-                image = TF.pil_to_tensor(pil.convert(mode))                 # [C, H, W] uint8
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise GanzooError(f"{path} is not a readable image ({exc}); remove it or fix it.") from None
-        image = TF.resize(image, [image_size], antialias=True)
-        images[i] = TF.center_crop(image, [image_size, image_size])
-    return ImageData(images, None, name=str(folder))
+    # torchvision's ImageFolder layout: when every image lies in a sub-folder, each sub-folder is a class
+    tops = [p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else None for p in paths]
+    labels = classes = None
+    if None not in tops:
+        classes = tuple(sorted(set(tops)))
+        labels = torch.tensor([classes.index(t) for t in tops], dtype=torch.int64)
+    encoded = EncodedImages(paths, fingerprint=fingerprint(paths, folder), source=str(folder.resolve()))
+    return ImageData(encoded, labels, name=str(folder), classes=classes, location=str(folder))
 
 
 # -- synthetic ------------------------------------------------------------------------------------
@@ -148,6 +178,7 @@ def load_fake(*, root, download, split="train", image_size=32, channels=1, n=102
 
 @hookimpl
 def register_datasets(register):
-    register("mnist", load_mnist, image_size=32, channels=1)
+    register("mnist", load_mnist, image_size=32, channels=1, splits=("train", "test"))
+    register("fashion-mnist", load_fashion_mnist, image_size=32, channels=1, splits=("train", "test"))
     register("folder", load_folder, image_size=64, channels=3)
     register("fake", load_fake, image_size=32, channels=1)

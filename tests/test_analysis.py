@@ -10,7 +10,7 @@ from PIL import Image
 from ganzoo import GanzooError, RunConfig
 from ganzoo.analysis.arithmetic import combine, parse_expression, vector_arithmetic
 from ganzoo.analysis.common import generate, load_networks
-from ganzoo.models import latents
+from ganzoo.sampling import latents
 from ganzoo.analysis.dropout import (dropped, generate_dropped, hidden_layers, map_activations, maps_by_ablation,
                                      maps_for_class)
 from ganzoo.analysis.features import (feature_layers, fit_linear, hidden_features, one_vs_rest, per_class_subset,

@@ -2,18 +2,23 @@
 property test over random command lines (no input may produce a traceback)."""
 
 import gzip
+import os
+import pickle
 import shutil
 import struct
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.io
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ganzoo import ModelSpec
 
+from datafiles import py2_pickle, write_celeba, write_cifar, write_stl10, write_svhn
 from faultkit import assert_one_line_error, install_plugin, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,6 +32,13 @@ def idx_images(n: int, side: int = 28, count: int | None = None) -> bytes:
 
 def idx_labels(n: int) -> bytes:
     return struct.pack(">II", 0x801, n) + bytes(n)
+
+
+class RunsCode:
+    """Unpickling this would create a folder (test_datasets.py shows the file is live)."""
+
+    def __reduce__(self):
+        return (os.makedirs, ("/tmp/ganzoo-bad-input-code-ran",))
 
 
 class Places:
@@ -82,6 +94,66 @@ class Places:
     def make_mnist_labels_only(self, path):
         path.mkdir()
         (path / "train-labels-idx1-ubyte").write_bytes(idx_labels(60000))
+
+    def make_fashion_wrong_size(self, path):
+        (path / "FashionMNIST" / "raw").mkdir(parents=True)
+        (path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(idx_images(100))
+        (path / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(idx_labels(100))
+
+    def _cifar_batch(self, path, content):
+        write_cifar(path, per_batch=2)
+        batch = path / "cifar-10-batches-py" / "data_batch_2"
+        batch.write_bytes(content(batch.read_bytes()))
+
+    def make_cifar_tampered(self, path):
+        self._cifar_batch(path, lambda raw: pickle.dumps(RunsCode(), protocol=2))
+
+    def make_cifar_truncated(self, path):
+        self._cifar_batch(path, lambda raw: raw[:-100])
+
+    def make_cifar_not_a_pickle(self, path):
+        self._cifar_batch(path, lambda raw: b"a text file\n")
+
+    def make_cifar_wrong_shape(self, path):
+        self._cifar_batch(path, lambda raw: py2_pickle({"data": np.zeros((2, 1024), np.uint8), "labels": [0, 1]}))
+
+    def make_cifar_bad_archive(self, path):
+        path.mkdir()
+        (path / "cifar-10-python.tar.gz").write_bytes(b"not gzip at all")
+
+    def make_svhn_truncated(self, path):
+        write_svhn(path, "train", 4)
+        mat = path / "train_32x32.mat"
+        mat.write_bytes(mat.read_bytes()[:300])
+
+    def make_svhn_without_images(self, path):
+        path.mkdir()
+        scipy.io.savemat(path / "train_32x32.mat", {"Z": np.zeros(3)})
+
+    def make_stl10_truncated(self, path):
+        write_stl10(path, {"train": 2})
+        images = path / "stl10_binary" / "train_X.bin"
+        images.write_bytes(images.read_bytes()[:-1])
+
+    def make_stl10_wrong_labels(self, path):
+        write_stl10(path, {"train": 2})
+        (path / "stl10_binary" / "train_y.bin").write_bytes(b"\x01")
+
+    def make_celeba_image_missing(self, path):
+        folder = write_celeba(path, [0, 0])
+        (folder / "img_align_celeba" / "000002.jpg").unlink()
+
+    def make_celeba_bad_partition(self, path):
+        folder = write_celeba(path, [0, 0])
+        (folder / "list_eval_partition.txt").write_text("000001.jpg 0\n000002.jpg 7\n")
+
+    def make_celeba_bad_jpeg(self, path):
+        folder = write_celeba(path, [0, 0])
+        (folder / "img_align_celeba" / "000002.jpg").write_bytes(b"\xff\xd8\xff truncated")
+
+    def make_lsun_not_lmdb(self, path):
+        (path / "bedroom_train_lmdb").mkdir(parents=True)
+        (path / "bedroom_train_lmdb" / "data.mdb").write_bytes(b"not an lmdb database" * 100)
 
     def make_stopped_early(self, path):
         path.mkdir()
@@ -153,6 +225,57 @@ CASES = [
     ("MNIST data dir not a folder", ["run", "dcgan", "--data", "mnist", "--data-dir", "{a_file}"], "is not a folder"),
     ("folder dataset without a folder", [*RUN[:3], "folder", "--no-download"], "The folder dataset needs a path"),
     ("MNIST offline without a copy", ["run", "dcgan", "--data", "mnist", "--no-download"], "pass --data-dir"),
+    ("unknown split", ["run", "dcgan", "--data", "mnist", "--split", "validation"],
+     "Dataset 'mnist' has no split 'validation'; its splits: train, test"),
+    ("memory budget not a size", [*RUN, "--memory-budget", "lots"], "A size looks like 512M, 8G or 1.5G; got 'lots'"),
+    ("negative memory budget", [*RUN, "--memory-budget=-1G"], "A size must be zero (automatic) or positive"),
+    *[(f"{title} offline without a copy", ["run", "dcgan", "--data", name, "--no-download"],
+       f"{title} is not in the cache and downloading is off: put {files}")
+      for name, title, files in [("fashion-mnist", "Fashion-MNIST", "the four Fashion-MNIST IDX files"),
+                                 ("cifar10", "CIFAR-10", "cifar-10-python.tar.gz (or the folder cifar-10-batches-py/"),
+                                 ("cifar100", "CIFAR-100", "cifar-100-python.tar.gz (or the folder cifar-100-python/"),
+                                 ("svhn", "SVHN", "train_32x32.mat"),
+                                 ("stl10", "STL-10", "the folder stl10_binary/ from stl10_binary.tar.gz"),
+                                 ("celeba", "CelebA", "celeba/ holding img_align_celeba/")]],
+    ("LSUN without a copy", ["run", "dcgan", "--data", "lsun"],
+     "LSUN cannot be downloaded automatically: put the folder bedroom_train_lmdb/"),
+    ("LSUN unknown category", ["run", "dcgan", "--data", "lsun", "--split", "garage"], "LSUN has no split 'garage'"),
+    ("data dir without the dataset's files", ["run", "dcgan", "--data", "cifar10", "--data-dir", "{empty}"],
+     "holds no CIFAR-10 files: put cifar-10-python.tar.gz"),
+    ("Fashion-MNIST of the wrong size", ["run", "dcgan", "--data", "fashion-mnist", "--data-dir", "{fashion_wrong_size}"],
+     "Fashion-MNIST's train split has 60000 x 28 x 28"),
+    ("CIFAR batch tampered with", ["run", "dcgan", "--data", "cifar10", "--data-dir", "{cifar_tampered}"],
+     "data_batch_2 is not a CIFAR-10 batch: it names os.makedirs, which a CIFAR batch never holds"),
+    ("CIFAR batch truncated", ["run", "dcgan", "--data", "cifar10", "--data-dir", "{cifar_truncated}"],
+     "data_batch_2 is not a CIFAR-10 batch (pickle data was truncated)"),
+    ("CIFAR batch not a pickle", ["run", "dcgan", "--data", "cifar10", "--data-dir", "{cifar_not_a_pickle}"],
+     "data_batch_2 is not a CIFAR-10 batch"),
+    ("CIFAR batch of the wrong shape", ["run", "dcgan", "--data", "cifar10", "--data-dir", "{cifar_wrong_shape}"],
+     "its 'data' is uint8 (2, 1024), not uint8 rows of 3 x 32 x 32 = 3072 pixels"),
+    ("CIFAR archive not gzip", ["run", "dcgan", "--data", "cifar10", "--data-dir", "{cifar_bad_archive}"],
+     "is not a readable cifar-10-python.tar.gz"),
+    ("SVHN .mat truncated", ["run", "dcgan", "--data", "svhn", "--data-dir", "{svhn_truncated}"],
+     "train_32x32.mat is not a readable SVHN .mat file"),
+    ("SVHN .mat without images", ["run", "dcgan", "--data", "svhn", "--data-dir", "{svhn_without_images}"],
+     "its X is missing, not uint8 [32, 32, 3, N]"),
+    ("STL-10 images truncated", ["run", "dcgan", "--data", "stl10", "--data-dir", "{stl10_truncated}"],
+     "train_X.bin is not an STL-10 image file"),
+    ("STL-10 labels not matching", ["run", "dcgan", "--data", "stl10", "--data-dir", "{stl10_wrong_labels}"],
+     "train_y.bin is not the STL-10 label file of its 2 images"),
+    ("CelebA image missing", ["run", "dcgan", "--data", "celeba", "--data-dir", "{celeba_image_missing}"],
+     "lacks 1 of the 2 images list_eval_partition.txt lists for the train split"),
+    ("CelebA partition file malformed", ["run", "dcgan", "--data", "celeba", "--data-dir", "{celeba_bad_partition}"],
+     "list_eval_partition.txt line 2 reads '000002.jpg 7'"),
+    ("CelebA JPEG damaged", ["run", "dcgan", "--data", "celeba", "--data-dir", "{celeba_bad_jpeg}"],
+     "000002.jpg is not a readable image"),
+    ("LSUN database not lmdb", ["run", "dcgan", "--data", "lsun", "--data-dir", "{lsun_not_lmdb}"],
+     "bedroom_train_lmdb is not a readable lmdb database"),
+    # looking at data
+    ("data of an unknown dataset", ["data", "cifar11"], "Unknown dataset 'cifar11'. Did you mean 'cifar10'?"),
+    ("data grid of no images", ["data", "fake", "-n", "0"], "-n must lie between 1 and 1024, got 0"),
+    ("data with two channels", ["data", "fake", "--channels", "2"], "--channels be 1 or 3"),
+    ("data offline without a copy", ["data", "svhn", "--no-download"], "SVHN is not in the cache"),
+    ("data of a damaged copy", ["data", "cifar10", "--data-dir", "{cifar_truncated}"], "is not a CIFAR-10 batch"),
     # devices
     ("CUDA without CUDA", [*RUN[:-1], "cuda"], "no usable CUDA GPU", NO_CUDA),
     ("CUDA device N without CUDA", [*RUN[:-1], "cuda:3"], "no usable CUDA GPU", NO_CUDA),
@@ -171,7 +294,7 @@ CASES = [
      "stopped before its first checkpoint. Start it again with --overwrite"),
     # sampling
     ("sample a missing file", ["sample", "nowhere.safetensors"], "No weights file at nowhere.safetensors"),
-    ("sample a folder", ["sample", "{empty}"], "No weights file"),
+    ("sample a folder", ["sample", "{empty}"], "holds no finished run"),   # a run folder is accepted
     ("sample a text file", ["sample", "{a_file}"], "not a readable safetensors file"),
     ("sample zero images", ["sample", "{a_file}", "-n", "0"], "-n must lie between 1 and 10000, got 0"),
     ("sample a million images", ["sample", "{a_file}", "-n", "1000000"], "-n must lie between 1 and 10000"),
@@ -267,8 +390,12 @@ def test_sample_onto_a_full_disk(tmp_path, capsys):
 # Each flag's values: the valid ones first (drawn more often), then the wrong ones.
 WIDTHS = ["1", "4", "0", "-1", "1000000", "1000000000", "x"]
 RUN_VALUES = {
-    "--data": ["fake", "fake", "mnist", "folder", "nosuch", "[/x]", "{empty}", "{unreadable}", "{a_file}"],
-    "--data-dir": ["{mnist_wrong_size}", "{mnist_bad_gzip}", "no/such", "{a_file}", "{empty}"],
+    "--data": ["fake", "fake", "mnist", "folder", "nosuch", "[/x]", "{empty}", "{unreadable}", "{a_file}", "cifar10",
+               "lsun", "celeba"],
+    "--split": ["train", "test", "unlabeled", "nosuch"],
+    "--memory-budget": ["0", "1k", "8G", "x", "-1"],
+    "--data-dir": ["{mnist_wrong_size}", "{mnist_bad_gzip}", "no/such", "{a_file}", "{empty}", "{cifar_tampered}",
+                   "{celeba_bad_jpeg}"],
     "--image-size": ["8", "16", "28", "0", "-8", "3", "4096", "100000000", "x"],
     "--channels": ["1", "3", "2", "0", "-1", "4", "x"],
     "--z-dim": ["1", "16", "0", "-1", "1000000000", "x"],
@@ -303,6 +430,14 @@ SAMPLE_VALUES = {
 }
 WEIGHTS = ["{finished}/dcgan.safetensors", "{finished}/checkpoint.safetensors", "{finished}/config.json",
            "no/such.safetensors", "{empty}", "{a_file}", "{finished}/samples/epoch_001.png"]
+DATA_VALUES = {
+    "--data-dir": ["{cifar_tampered}", "{celeba_bad_jpeg}", "{empty}", "no/such", "{a_file}"],
+    "--split": ["train", "test", "nosuch"],
+    "-n": ["4", "0", "5000", "x"],
+    "--image-size": ["8", "0", "100000", "x"],
+    "--channels": ["1", "3", "2"],
+    "--out": ["{fresh}/grid.png", "{a_file}/grid.png", "/proc/grid.png"],
+}
 NOISE = ["--colour", "-x", "--", "extra", "--resume", "--overwrite", "--no-download", "-n", "[bold]"]
 
 
@@ -324,7 +459,7 @@ def flags(draw, values: dict, always: dict | None = None):
 
 @st.composite
 def command_lines(draw):
-    kind = draw(st.sampled_from(["run"] * 4 + ["resume"] * 2 + ["sample"] * 2 + ["list", "plugins", "bogus"]))
+    kind = draw(st.sampled_from(["run"] * 4 + ["resume"] * 2 + ["sample"] * 2 + ["data", "list", "plugins", "bogus"]))
     if kind == "run":
         argv = ["run", *draw(st.lists(st.sampled_from(["dcgan", "dcgan", "basicgan", "nosuch", ""]),
                                       min_size=1, max_size=1))]
@@ -334,6 +469,9 @@ def command_lines(draw):
         argv = ["run", "--resume", draw(st.sampled_from(RESUME_DIRS)), *draw(flags(RESUME_VALUES))]
     elif kind == "sample":
         argv = ["sample", draw(st.sampled_from(WEIGHTS)), *draw(flags(SAMPLE_VALUES))]
+    elif kind == "data":
+        argv = ["data", draw(st.sampled_from(["fake", "cifar10", "celeba", "nosuch", "{empty}"])),
+                *draw(flags(DATA_VALUES)), "--no-download"]
     else:
         argv = [kind]
     if draw(st.integers(0, 4)) == 0:                                     # stray tokens, 1 time in 5
@@ -385,7 +523,7 @@ def test_no_command_line_produces_a_traceback(tmp_path, capsys, monkeypatch, fin
 
 # -- property test: arbitrary text ------------------------------------------------------------------
 
-FLAGS = ["--data", "--data-dir", "--image-size", "--channels", "--z-dim", "--latent", "--lr", "--beta1", "--beta2",
+FLAGS = ["--data", "--data-dir", "--split", "--memory-budget", "--image-size", "--channels", "--z-dim", "--latent", "--lr", "--beta1", "--beta2",
          "--seed", "--device", "--precision", "--log-every", "--checkpoint-every", "--on-divergence", "--out",
          "--resume", "--overwrite", "--no-download", "-n", "--nrow"]
 # Any text a user could type (a shell cannot pass NUL, but a caller of main() can).
@@ -400,7 +538,8 @@ CHEAP = ["--epochs", "1", "--batch-size", "1024", "--g-width", "1", "--d-width",
 def text_command_lines(draw):
     # mostly a real command (so that the text reaches its flags), 1 time in 8 any text
     command = draw(st.integers(0, 7).flatmap(
-        lambda i: TEXT if i == 0 else st.sampled_from(["run", "run", "run", "sample", "sample", "list", "plugins"])))
+        lambda i: TEXT if i == 0 else st.sampled_from(["run", "run", "run", "sample", "sample", "data", "list",
+                                                        "plugins"])))
     tokens = draw(st.lists(st.sampled_from(FLAGS) | TEXT, max_size=6))
     if command != "run":
         return [command, *tokens]

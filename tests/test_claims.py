@@ -13,14 +13,16 @@ from PIL import Image
 
 import ganzoo.evaluate
 import ganzoo.train as train_module
+from ganzoo.checkpoint import load_generator
 from ganzoo.cli import build_parser, main
-from ganzoo.compare import best_labels, format_mean_std, table_rows
+from ganzoo.compare import Results, Stat, table_rows
+from ganzoo.compare.report import best_labels, format_mean_std
 from ganzoo.config import RunConfig
 from ganzoo.errors import GanzooError
-from ganzoo.evaluate import generate_images, to_uint8
-from ganzoo.models import latents
-from ganzoo.checkpoint import load_generator
-from ganzoo.train import Trainer, read_metrics, save_grid
+from ganzoo.evaluate import generate_images
+from ganzoo.runfiles import read_metrics
+from ganzoo.sampling import latents, save_grid, to_uint8
+from ganzoo.train import Trainer
 
 TINY = ["--data", "fake", "--batch-size", "32", "--g-width", "8", "--d-width", "8", "--z-dim", "16",
         "--log-every", "4", "--device", "cpu"]
@@ -171,11 +173,13 @@ def test_run_has_metrics_and_threads(tmp_path, capsys, monkeypatch):
 
 # -- compare's numbers -----------------------------------------------------------------------------
 
-def results_with(means: dict[str, dict[str, float]], budget=None) -> dict:
-    return {"settings": {"budget": budget}, "real": {},
-            "contenders": {label: {"status": "ok", "runs": [{"scores": {}}], "parameters": {},
-                                   "summary": {k: {"mean": v, "std": 0.0} for k, v in values.items()}}
-                           for label, values in means.items()}}
+def results_with(means: dict[str, dict[str, float]], budget=None) -> Results:
+    return Results.from_dict(
+        {"settings": {"budget": budget}, "real": {},
+         "contenders": {label: {"model": label, "source": "trained here", "status": "ok",
+                                "runs": [{"seed": 0, "run_dir": label, "scores": {}}], "parameters": {},
+                                "summary": {k: {"mean": v, "std": 0.0} for k, v in values.items()}}
+                        for label, values in means.items()}})
 
 
 def test_stars_only_on_a_strict_best_of_a_rankable_column():
@@ -187,8 +191,8 @@ def test_stars_only_on_a_strict_best_of_a_rankable_column():
     assert best_labels(budget, "train_time_s", "lower") == set()            # an equal budget fixed it
     alone = results_with({"a": {"mnist_fd": 3.0}, "b": {}})
     assert best_labels(alone, "mnist_fd", "lower") == set()                 # nothing to beat
-    assert format_mean_std({"mean": 1.0, "std": 2.512e-15}) == "1"          # round-off is not a spread
-    assert format_mean_std({"mean": 1.0, "std": 0.25}) == "1 ± 0.25"
+    assert format_mean_std(Stat(1.0, 2.512e-15)) == "1"                      # round-off is not a spread
+    assert format_mean_std(Stat(1.0, 0.25)) == "1 ± 0.25"
     header, rows = table_rows(budget)
     assert not any(best for row in rows for _, best in row)
 

@@ -191,7 +191,12 @@ def test_disk_full_mid_run_stops_cleanly_keeping_the_last_checkpoint(tmp_path, c
     def fill_the_disk():
         while not checkpoint.exists():
             time.sleep(0.002)
-        os.symlink("/dev/full", out / f".checkpoint.safetensors.tmp{os.getpid()}")
+        while True:  # the next checkpoint may be being written (slow fsync): link once its temporary is gone
+            try:
+                os.symlink("/dev/full", out / f".checkpoint.safetensors.tmp{os.getpid()}")
+                return
+            except FileExistsError:
+                time.sleep(0.001)
 
     threading.Thread(target=fill_the_disk, daemon=True).start()
     code, _, err = run_cli(capsys, *RUN, "--out", out)

@@ -8,6 +8,9 @@ types; the test types the same with smaller numbers). Applied to each command li
 | `../shared/data/mnist`                   | the real MNIST folder the tests use (see conftest.py)       |
 | `--data mnist` with no `--data-dir`      | adds `--data-dir` that folder (no download: offline)        |
 | `path/to/any/image/folder`               | a folder of 160 small PNG files                             |
+| `~/data`                                 | a folder holding small CIFAR-10 (150 training images) and   |
+|                                          | CelebA (8 faces) copies in their real layouts (datafiles.py)|
+| `> FILE`                                 | the command's output written to FILE, as the shell would    |
 | `--epochs N` on a new run                | `--budget {N * EPOCH}s`: an epoch becomes EPOCH seconds of  |
 |                                          | training                                                    |
 | `--resume RUN --epochs N`                | `--resume RUN --budget {t + N * EPOCH}s`, t the training    |
@@ -15,6 +18,8 @@ types; the test types the same with smaller numbers). Applied to each command li
 | `--budget <any>`                         | `--budget {BUDGET}s`                                        |
 | `ganzoo run MODEL` with neither          | adds `--budget {BUDGET}s` (instead of the 5 default epochs) |
 | `ganzoo run MODEL`, `ganzoo compare`     | adds WIDTHS (small networks)                                |
+| `ganzoo run --config FILE`               | adds `--budget {BUDGET}s` (unless it has one), WIDTHS and   |
+|                                          | `--data-dir` the MNIST folder (README's files train MNIST)  |
 | `--seeds 3`                              | `--seeds 2` (still a mean ± std)                            |
 | `ganzoo compare`                         | adds `-n 500 --curve-n 200 --points 1`                      |
 | `ganzoo eval`                            | adds `-n 500`                                               |
@@ -54,9 +59,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganzoo.train import read_metrics
+from ganzoo.runfiles import read_metrics
 
 from conftest import MNIST_DIR, REPO
+from datafiles import write_celeba, write_cifar
 
 EPOCH = 1              # seconds of training per README epoch
 BUDGET = 2             # seconds for any README --budget, and for runs of the default 5 epochs
@@ -83,10 +89,10 @@ def readme_commands() -> list[tuple[str, str]]:
     return commands
 
 
-def scaled(argv: list[str], images: Path, work: Path = Path(".")) -> list[str]:
+def scaled(argv: list[str], images: Path, work: Path = Path("."), data: Path = Path("data")) -> list[str]:
     """The substitution table above, applied to one shell command line (run in the folder `work`)."""
     text = shlex.join(argv).replace("../shared/data/mnist", str(MNIST_DIR))
-    text = text.replace("path/to/any/image/folder", str(images))
+    text = text.replace("path/to/any/image/folder", str(images)).replace("~/data", str(data))
     if "--resume" in argv and "--epochs" in argv:
         run = work / argv[argv.index("--resume") + 1]
         t = read_metrics(run / "metrics.jsonl")[-1].get("train_time", 0.0) if (run / "metrics.jsonl").is_file() else 0
@@ -100,6 +106,10 @@ def scaled(argv: list[str], images: Path, work: Path = Path(".")) -> list[str]:
         if "--budget" not in argv:
             argv += ["--budget", f"{BUDGET}s"]
         argv += WIDTHS
+    elif argv[:2] == ["ganzoo", "run"] and "--config" in argv and "--resume" not in argv:   # a new run from a file
+        if "--budget" not in argv:
+            argv += ["--budget", f"{BUDGET}s"]
+        argv += [*WIDTHS, *(["--data-dir", str(MNIST_DIR)] if "--data-dir" not in argv else [])]
     if argv[:2] == ["ganzoo", "compare"]:
         argv += [*WIDTHS, "-n", "500", "--curve-n", "200", "--points", "1"]
     if "--data" in argv and argv[argv.index("--data") + 1] == "mnist" and "--data-dir" not in argv:
@@ -132,6 +142,9 @@ def test_every_readme_command_runs(tmp_path, mnist_dir):
     images.mkdir()
     for i in range(160):                                                      # more than one batch of 128
         Image.new("RGB", (24 + i % 40, 24), (i, 90, 200 - i)).save(images / f"{i}.png")
+    data = tmp_path / "data"                                                  # README's ~/data
+    write_cifar(data, "cifar10", per_batch=30)
+    write_celeba(data, [0] * 8)
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}      # `python benchmarks/...` imports like the README's reader
@@ -145,9 +158,13 @@ def test_every_readme_command_runs(tmp_path, mnist_dir):
                 code = re.sub(r"\bn=10000\b", "n=500", text.replace("../shared/data/mnist", str(MNIST_DIR)))
                 argv = [sys.executable, "-c", code]
             else:
-                argv = scaled(shlex.split(text), images, work)
+                words = shlex.split(text)
+                words, into = (words[:words.index(">")], words[words.index(">") + 1]) if ">" in words else (words, None)
+                argv = scaled(words, images, work, data)
             start = time.perf_counter()
             done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+            if kind == "shell" and into and done.returncode == 0:
+                (work / into).write_text(done.stdout)                      # the shell's `> FILE`
             timings.append((time.perf_counter() - start, text if kind == "shell" else "(python example)"))
             if done.returncode == 1 and re.search(r"class[: ]\d", text) and CLASS_NOT_DRAWN.search(done.stderr):
                 continue                                                   # see the docstring: an untrained G
@@ -174,6 +191,9 @@ def test_every_readme_command_runs(tmp_path, mnist_dir):
                                        "--data-dir", str(MNIST_DIR)]),
     ("ganzoo run --resume runs/dcgan --epochs 4", ["run", "--resume", "runs/dcgan", "--budget", f"{4 * EPOCH:.1f}s"]),
     ("ganzoo check-plugin NAME", ["check-plugin", "sndcgan"]),
+    ("ganzoo run --config run.yaml --epochs 2", ["run", "--config", "run.yaml", "--budget", f"{2 * EPOCH}s", *WIDTHS,
+                                                 "--data-dir", str(MNIST_DIR)]),
+    ("ganzoo data celeba --data-dir ~/data", ["data", "celeba", "--data-dir", "data"]),
 ])
 def test_the_substitutions(line, expected):
     assert scaled(shlex.split(line), Path("images"))[3:] == expected      # after: python -m ganzoo

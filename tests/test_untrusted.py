@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 
 from ganzoo.checkpoint import read_tensors, save_generator
 from ganzoo.models import build_generator
@@ -86,6 +86,14 @@ def torch_save_bytes():
     return buffer.getvalue()
 
 
+def damaged_with_header_length(raw, length):
+    """A tensor entry whose shape does not match its bytes, the header padded with spaces (as the format
+    allows) to `length` bytes: a file whose first bytes read like a pickle's protocol mark, and are not."""
+    header, data = split(with_tensor_entry(raw, shape=[999]))
+    text = json.dumps(header).encode()
+    return join(text + b" " * (length - len(text)), data)
+
+
 # name -> (damage applied to a real generator file, what the one-line error says)
 DAMAGED = {
     "truncated": (lambda raw: raw[: len(raw) // 2], "not a readable safetensors file"),
@@ -117,6 +125,11 @@ DAMAGED = {
     "other format version": (lambda raw: with_metadata(raw, **{"ganzoo.format": "2"}), "not a ganzoo weights"),
     "NaN in a tensor": (with_nan, "holds NaN/Inf values"),
     "torch.save file": (lambda raw: torch_save_bytes(), "is a pickle (torch.save) file"),
+    # A damaged safetensors file whose header length starts 0x80 (0x0880) or 0x80 0x02 (0x0280), as a
+    # pickle's protocol mark does: still named a damaged safetensors file, not a pickle.
+    "header length low byte 0x80": (lambda raw: damaged_with_header_length(raw, 0x0880), "not a readable"),
+    "header length like protocol 2": (lambda raw: damaged_with_header_length(save({"w": torch.zeros(1)}), 0x0280),
+                                      "not a readable"),
 }
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..errors import GanzooError
-from ..models import latents
+from ..sampling import latents
 from .common import board, generate, parse_indices
 from .labellers import Labeller, class_counts, label, pick_by_class
 

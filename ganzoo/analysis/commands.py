@@ -157,11 +157,15 @@ def _load(args):
 
 
 def _output(args, *parts: object, suffix: str = ".png") -> Path:
-    """--out, or <run>/analysis/<the parts that decide the content>: another run with other arguments
-    writes beside this one, not over it."""
+    """--out (given this suffix when it has none: `--out walks/interp` -> walks/interp.png), or
+    <run>/analysis/<the parts that decide the content>: another run with other arguments writes beside
+    this one, not over it."""
     from .common import default_output, output_name
 
-    return Path(args.out) if args.out else default_output(args.weights, output_name(*parts, suffix=suffix))
+    if not args.out:
+        return default_output(args.weights, output_name(*parts, suffix=suffix))
+    path = Path(args.out)
+    return path if path.suffix else path.with_name(path.name + suffix)
 
 
 def _short(numbers: list[int], at_most: int = 16) -> str:
@@ -191,7 +195,7 @@ def _labeller(args, nets):
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_sheet(args) -> int:
-    from ..models import latents
+    from ..sampling import latents
     from .common import board, generate, save_png, view_scale
 
     _positive(args.n, "-n")
@@ -212,7 +216,7 @@ def cmd_sheet(args) -> int:
 def cmd_interpolate(args) -> int:
     import torch
 
-    from ..models import latents
+    from ..sampling import latents
     from .common import board, parse_indices, save_gif, save_png, view_scale
     from .interpolate import gif_frames, interpolate
 
@@ -289,7 +293,7 @@ def cmd_filters(args) -> int:
 
 
 def cmd_featuremaps(args) -> int:
-    from ..models import latents
+    from ..sampling import latents
     from .common import save_png
     from .filters import feature_maps_board
 
@@ -357,7 +361,7 @@ def cmd_probe(args) -> int:
 def cmd_dropout(args) -> int:
     import torch
 
-    from ..models import latents
+    from ..sampling import latents
     from .common import board, generate, parse_indices, save_png, view_scale
     from .dropout import check_maps, generate_dropped, map_activations, maps_by_ablation, maps_for_class, pick_layer
     from .labellers import class_counts, class_scores, label, pick_by_class

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -15,65 +14,29 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from ..checkpoint import atomic_write, config_of, load_state, read_tensors
-from ..config import RunConfig
+from .. import checkpoint, sampling
+from ..checkpoint import Networks, atomic_write
 from ..errors import GanzooError
-from ..evaluate import to_uint8
-from ..models import build_discriminator, build_generator
+from ..runfiles import RunFiles, weights_file
+from ..sampling import to_uint8
 
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
 
 
-@dataclass
-class Networks:
-    """What a weights file holds: G always, D when it is a checkpoint; both in eval mode."""
-
-    G: nn.Module
-    D: nn.Module | None
-    config: RunConfig
-    path: Path
-
-    def need_discriminator(self, what: str) -> nn.Module:
-        if self.D is None:
-            checkpoint = self.path.parent / "checkpoint.safetensors"
-            raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "
-                              f"run's checkpoint instead (e.g. {checkpoint}).")
-        return self.D
-
-
 def resolve_weights(path: str | Path) -> Path:
-    """A weights file, or a run folder (its checkpoint.safetensors)."""
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "checkpoint.safetensors").is_file():
-            raise GanzooError(f"{path} is a folder without checkpoint.safetensors; pass a weights file "
-                              f"(<run>/<model>.safetensors or <run>/checkpoint.safetensors).")
-        return path / "checkpoint.safetensors"
-    return path
+    """A weights file, or a run folder (its checkpoint.safetensors, which holds D as well as G)."""
+    return weights_file(path, prefer_checkpoint=True)
 
 
 def load_networks(path: str | Path, device: torch.device | str = "cpu") -> Networks:
-    """Rebuild G (and D, from a checkpoint) from one file, reading it once."""
-    path = resolve_weights(path)
-    tensors, metadata = read_tensors(path)
-    config = config_of(metadata, path)
-    G = build_generator(config)
-    load_state(G, tensors, "G.", "generator")
-    D = None
-    if any(k.startswith("D.") for k in tensors):
-        D = build_discriminator(config)
-        load_state(D, tensors, "D.", "discriminator")
-        D = D.to(device).eval()
-    return Networks(G.to(device).eval(), D, config, path)
+    """Rebuild G (and D, from a checkpoint) from one file or run folder, reading it once."""
+    return checkpoint.load_networks(resolve_weights(path), device)
 
 
-@torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """G(z) in eval mode, in batches, as float32 on the CPU: [N, C, H, W] in [-1, 1]."""
-    device = next(G.parameters()).device
-    parts = [G(part.to(device)).float().cpu() for part in z.split(batch)]
-    return torch.cat(parts) if parts else torch.empty(0)
+    """G(z) in eval mode, in batches, as float32 on the CPU: [N, C, H, W] in [-1, 1] (ganzoo.sampling)."""
+    return sampling.generate(G, z, batch_size=batch)
 
 
 def parse_indices(text: str, what: str = "indices") -> list[int]:
@@ -91,7 +54,7 @@ def parse_indices(text: str, what: str = "indices") -> list[int]:
 
 def default_output(weights: str | Path, name: str) -> Path:
     """Analyses land beside the weights: <run>/analysis/<name>."""
-    return resolve_weights(weights).parent / "analysis" / name
+    return RunFiles(resolve_weights(weights).parent, model="").analysis / name
 
 
 def output_name(*parts: object, suffix: str) -> str:

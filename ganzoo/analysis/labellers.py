@@ -5,9 +5,11 @@ makes); it returns class ids [N] (int), or scores [N, num_classes] (float) where
 class c, in which case exemplars are picked by confidence. Vector arithmetic and feature-map
 dropout take any such callable.
 
-Built-in labellers sit in LABELLERS, a registry of builders ``builder(context) -> labeller``; a
-classifier trained elsewhere (an evaluator's MNIST classifier, say) plugs in by registering its
-builder here or by being passed straight to the functions that take a labeller.
+Labellers are plugins: the `register_labellers` hook (ganzoo.hookspecs) registers builders
+``builder(context) -> labeller``, and `--labeller NAME` picks one. The built-in `probe` (below) is
+registered by ganzoo_plugins.labellers; a classifier trained elsewhere (an evaluator's MNIST
+classifier, say) plugs in through the same hook, or is passed straight to the functions that take
+a labeller.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from rich.console import Console
 
 from ..data import load_dataset
 from ..errors import GanzooError
-from ..evaluate import to_uint8
-from ..registry import Registry
+from ..sampling import to_uint8
+from ..plugins import Registries, registries
 from .common import Networks
 from .features import Probe, hidden_features, per_class_subset, train_probe
 
@@ -82,12 +84,15 @@ def build_probe_labeller(context: LabellerContext) -> Labeller:
     return ProbeLabeller(D, probe)
 
 
-LABELLERS = Registry("labeller")
-LABELLERS.register("probe", build_probe_labeller, plugin="ganzoo")
+def make_labeller(name: str, context: LabellerContext, regs: Registries | None = None) -> Labeller:
+    """The labeller registered as `name`, built for this context."""
+    return (regs or registries()).labellers.get(name).factory(context)
 
 
-def make_labeller(name: str, context: LabellerContext) -> Labeller:
-    return LABELLERS.get(name).factory(context)
+def __getattr__(name: str):
+    if name == "LABELLERS":       # the registry the register_labellers hook fills (its name before the hook)
+        return registries().labellers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def label(labeller: Labeller, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,285 @@
+"""Running a comparison: the contenders, the settings they share, training in segments and scoring."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import resource
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..checkpoint import atomic_write, load_generator
+from ..config import UNLIMITED_EPOCHS, RunConfig
+from ..device import select_device
+from ..errors import GanzooError, Interrupted
+from ..evaluate import evaluate, evaluate_real
+from ..models import build_discriminator, build_generator, count_parameters
+from ..plugins import Registries, registries
+from ..run import make_config, train
+from ..runfiles import RunFiles, weights_file
+from ..terminal import Console
+from .results import ContenderResult, CurvePoint, Results, RunResult, d_collapsed, loss_records, throughput
+
+
+@dataclass
+class Contender:
+    """One column of the comparison: a model to train, or a finished run / weights file to score."""
+
+    label: str
+    model: str
+    path: Path | None = None           # finished run folder or weights file; None: train it here
+    config: RunConfig | None = None    # a finished one's config, read from its weights
+
+    @property
+    def trained_here(self) -> bool:
+        return self.path is None
+
+
+@dataclass
+class Settings:
+    data: str = "mnist"
+    data_dir: str | None = None
+    epochs: int | None = None          # equal epochs ...
+    budget: float | None = None        # ... or equal training seconds
+    points: int = 4                    # evaluation points along a --budget run
+    seeds: int = 1
+    seed: int = 0                      # first seed; the others follow
+    n: int | None = None               # samples for the final scores (default: what the metrics ask for)
+    curve_n: int = 2000                # samples at the intermediate evaluation points
+    metrics: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)   # RunConfig fields set alike for every model
+    device: str = "auto"
+    download: bool = True
+
+
+def parse_contenders(names: list[str], regs: Registries | None = None) -> list[Contender]:
+    """Registered model names, finished run folders or weights files; labels made unique."""
+    regs = regs or registries()
+    contenders = []
+    for name in names:
+        path = Path(name)
+        if name in regs.models and not path.exists():
+            contenders.append(Contender(label=name, model=name))
+        elif path.exists():
+            _, config = load_generator(weights_file(path))
+            contenders.append(Contender(label=path.stem if path.is_file() else path.name, model=config.model,
+                                        path=path, config=config))
+        else:
+            raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder or a "
+                              f".safetensors file.)")
+    if len(contenders) < 2:
+        raise GanzooError("Compare needs at least two models or runs, e.g. `ganzoo compare dcgan basicgan`.")
+    seen: dict[str, int] = {}
+    for c in contenders:
+        seen[c.label] = seen.get(c.label, 0) + 1
+        if seen[c.label] > 1:
+            c.label = f"{c.label}-{seen[c.label]}"
+    return contenders
+
+
+def finished_weights(path: Path) -> Path:
+    """The generator weights of a run folder (or the file itself)."""
+    return weights_file(path)
+
+
+class PeakMemory:
+    """Peak memory while a block runs: CUDA's allocator peak on a GPU, else the process's resident set
+    (sampled every 50 ms, since the OS peak counts the whole process's life)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+
+    @staticmethod
+    def resident() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):   # not Linux: the lifetime peak is the best there is
+            scale = 1 if platform.system() == "Darwin" else 1024
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.resident())
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.peak = self.resident()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self.resident())
+        return False
+
+
+class Comparison:
+    """Trains (or loads) each contender under the same settings, scores them alike, keeps Results."""
+
+    def __init__(self, contenders: list[Contender], settings: Settings, out: str | Path, *,
+                 console: Console | None = None, resume: bool = False, overwrite: bool = False):
+        self.contenders, self.settings, self.out = contenders, settings, Path(out)
+        self.console = console or Console(stderr=True)
+        self.device = select_device(settings.device)
+        self.results_file = self.out / "results.json"
+        if settings.epochs is not None and settings.budget is not None:
+            raise GanzooError("Give --epochs or --budget, not both: models compare at equal epochs or equal time.")
+        if settings.seeds < 1:
+            raise GanzooError(f"--seeds must be a positive integer, got {settings.seeds}.")
+        if settings.points < 1:
+            raise GanzooError(f"--points must be a positive integer, got {settings.points}.")
+        if settings.epochs is None and settings.budget is None:
+            settings.epochs = 1
+        self.results = Results(settings=dataclasses.asdict(settings))
+        if self.results_file.exists():
+            if resume:
+                previous = json.loads(self.results_file.read_text())
+                if previous.get("settings") != self.results.settings:
+                    raise GanzooError(f"{self.out} holds a comparison with other settings; choose another --out "
+                                      f"or pass --overwrite.")
+                self.results = Results.from_dict(previous)
+            elif not overwrite:
+                raise GanzooError(f"{self.out} already holds a comparison; continue it with --resume, choose another "
+                                  f"--out, or pass --overwrite.")
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.results_file, lambda tmp: tmp.write_text(json.dumps(self.results.to_dict(), indent=2)))
+
+    # .. training ..
+
+    def config_for(self, contender: Contender, seed: int) -> RunConfig:
+        s = self.settings
+        overrides = {**s.overrides, "data": s.data, "data_dir": s.data_dir, "seed": seed, "device": s.device,
+                     "epochs": s.epochs or 1}
+        config = make_config(contender.model, overrides)
+        config.out = str(self.out / "runs" / f"{contender.label}-seed{seed}")
+        return config
+
+    def segments(self) -> Iterator[tuple[int, float]]:
+        """(epochs, budget) at the end of each training segment: one per epoch, or --points equal slices of
+        time (a run's budget counts its whole training time, so each slice ends at a larger budget)."""
+        if self.settings.budget is not None:
+            for k in range(1, self.settings.points + 1):
+                yield UNLIMITED_EPOCHS, self.settings.budget * k / self.settings.points
+        else:
+            for epoch in range(1, self.settings.epochs + 1):
+                yield epoch, 0.0
+
+    def score(self, weights: Path, n: int | None) -> dict[str, float]:
+        s = self.settings
+        return evaluate(weights, metrics=s.metrics, n=n, data_dir=s.data_dir, download=s.download,
+                        device=self.device, console=self.console)
+
+    def train_one(self, contender: Contender, seed: int) -> RunResult:
+        """Train one model with one seed, scoring it after each segment; a divergence is recorded, not raised."""
+        config = self.config_for(contender, seed)
+        files = RunFiles(config.out, config.model)
+        run = RunResult(seed=seed, run_dir=config.out)
+        started = False
+        with PeakMemory(self.device) as memory:
+            for epochs, budget in self.segments():
+                if budget and run.curve and run.curve[-1].train_time_s >= budget:
+                    continue                  # the last step ran past this slice's end too: nothing to train
+                config.epochs, config.budget = epochs, budget
+                try:
+                    weights = train(config, resume=started, overwrite=not started, download=self.settings.download,
+                                    console=self.console)
+                except Interrupted:
+                    raise
+                except GanzooError as exc:                    # NaN/Inf, or anything else that ends a run
+                    run.status, run.message = "diverged" if "diverg" in str(exc).lower() else "failed", str(exc)
+                    self.console.print(f"[red]{contender.label} (seed {seed}) stopped[/red]: {exc}")
+                    break
+                started = True
+                last = (loss_records(files.records()) or [{}])[-1]
+                run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0),
+                                            self.score(weights, self.settings.curve_n)))
+        run.peak_memory_mb = memory.peak / 2 ** 20
+        return self.finish_run(run, files, batch_size=config.batch_size)
+
+    def finish_run(self, run: RunResult, files: RunFiles | None, weights: Path | None = None, *,
+                   batch_size: int | None) -> RunResult:
+        """Steps, training time and throughput from the run's log, the final scores at the full sample count."""
+        records = files.records() if files else []
+        losses = loss_records(records)
+        run.train_time_s, run.images_per_s = throughput(losses, batch_size)
+        run.steps = losses[-1]["step"] if losses else None
+        run.epochs_done = losses[-1]["epoch"] if losses else None
+        if run.status == "ok" and d_collapsed(records):
+            run.status, run.message = "D collapsed", ("D separated real from fake almost perfectly for the "
+                                                      "last quarter of training: G gets no useful gradient.")
+        weights = weights or (files.generator if files else None)
+        if run.status != "diverged" and weights is not None and weights.is_file():
+            run.scores = self.score(weights, self.settings.n)
+        return run
+
+    def score_finished(self, contender: Contender) -> RunResult:
+        run_dir = contender.path if contender.path.is_dir() else None
+        run = RunResult(seed=None, run_dir=str(contender.path), train_time_s=None)
+        return self.finish_run(run, RunFiles(run_dir) if run_dir else None, finished_weights(contender.path),
+                               batch_size=contender.config.batch_size)
+
+    def parameters(self, contender: Contender) -> dict[str, int | None]:
+        if contender.trained_here:
+            config = self.config_for(contender, self.settings.seed)
+            return {"G": count_parameters(build_generator(config)), "D": count_parameters(build_discriminator(config))}
+        generator, _ = load_generator(finished_weights(contender.path))
+        return {"G": count_parameters(generator), "D": None}
+
+    def run(self) -> Results:
+        self.out.mkdir(parents=True, exist_ok=True)
+        shapes = set()
+        for contender in self.contenders:
+            entry = self.results.contenders.setdefault(contender.label, ContenderResult(
+                model=contender.model, source=str(contender.path) if contender.path else "trained here"))
+            entry.parameters = self.parameters(contender)
+            seeds = [self.settings.seed + i for i in range(self.settings.seeds)] if contender.trained_here else [None]
+            done = {r.seed for r in entry.runs}
+            for seed in seeds:
+                if seed in done:
+                    self.console.print(f"{contender.label} seed {seed}: done earlier, kept")
+                    continue
+                self.console.rule(f"{contender.label}" + (f" · seed {seed}" if seed is not None else ""))
+                run = self.train_one(contender, seed) if contender.trained_here else self.score_finished(contender)
+                entry.runs.append(run)
+                self.save()                                   # nothing lost if a later model fails
+            config = self.config_of(contender)
+            shapes.add((config.data, config.image_size, config.channels))
+        if len(shapes) > 1:
+            self.console.print(f"[yellow]warning[/yellow]: the contenders were trained on different data or sizes "
+                               f"{sorted(shapes)}; their scores are not comparable.")
+        data, image_size, channels = sorted(shapes)[0]
+        if self.results.real is None:
+            self.console.rule("real data (the floor)")
+            s = self.settings
+            self.results.real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
+                                              n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
+                                              console=self.console)
+        self.results.environment = {"device": str(self.device), "torch": torch.__version__,
+                                    "platform": platform.platform(), "cpus": os.cpu_count(),
+                                    "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
+                                    else None}
+        for entry in self.results.contenders.values():
+            entry.summarise()
+        self.save()
+        return self.results
+
+    def config_of(self, contender: Contender) -> RunConfig:
+        if contender.trained_here:
+            return self.config_for(contender, self.settings.seed)
+        return contender.config

@@ -1,0 +1,141 @@
+"""What a comparison finds, as dataclasses: saved to results.json and read back by --resume and the report.
+
+    Results
+      settings                      the Settings every model was trained and scored under
+      contenders[label]             ContenderResult: one model (or finished run)
+        runs[i]                     RunResult: one seed: status, scores, curve of CurvePoints, throughput
+        summary[name]               Stat: mean and std over the seeds of each score and resource number
+      real                          the real-data floor, scored the same way
+      environment                   device, torch, platform
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..guard import discriminator_won
+
+RESOURCES = ("images_per_s", "train_time_s", "peak_memory_mb")
+
+
+@dataclass
+class CurvePoint:
+    """Scores after one training segment."""
+
+    train_time_s: float
+    step: int
+    scores: dict[str, float]
+
+
+@dataclass
+class RunResult:
+    """One model trained with one seed (seed None: a finished run scored as given)."""
+
+    seed: int | None
+    run_dir: str
+    status: str = "ok"                  # ok | diverged | failed | D collapsed
+    message: str = ""
+    curve: list[CurvePoint] = field(default_factory=list)
+    train_time_s: float | None = 0.0
+    peak_memory_mb: float | None = None
+    images_per_s: float | None = None
+    steps: int | None = None
+    epochs_done: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        data = dict(data)
+        data["curve"] = [CurvePoint(**point) for point in data.get("curve", [])]
+        return cls(**data)
+
+
+@dataclass
+class Stat:
+    mean: float
+    std: float
+
+
+@dataclass
+class ContenderResult:
+    """One column of the comparison: its runs and their summary."""
+
+    model: str
+    source: str                          # "trained here", or the finished run's path
+    runs: list[RunResult] = field(default_factory=list)
+    parameters: dict[str, int | None] = field(default_factory=dict)
+    summary: dict[str, Stat] = field(default_factory=dict)
+    status: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ContenderResult":
+        data = dict(data)
+        data["runs"] = [RunResult.from_dict(r) for r in data.get("runs", [])]
+        data["summary"] = {k: Stat(**v) for k, v in data.get("summary", {}).items()}
+        return cls(**data)
+
+    def summarise(self) -> None:
+        """Mean and spread over seeds of every number in the table."""
+        names = list(dict.fromkeys(k for r in self.runs for k in r.scores))
+        values = {name: [r.scores.get(name) for r in self.runs] for name in names}
+        values.update({key: [getattr(r, key) for r in self.runs] for key in RESOURCES})
+        self.summary = {name: Stat(*mean_std(v)) for name, v in values.items()}
+        self.status = ", ".join(sorted({r.status for r in self.runs}))
+
+
+@dataclass
+class Results:
+    settings: dict[str, Any]
+    contenders: dict[str, ContenderResult] = field(default_factory=dict)
+    real: dict[str, float] | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("real", "environment"):
+            if not data[key]:
+                del data[key]                        # not there until the comparison has finished
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Results":
+        return cls(settings=data["settings"],
+                   contenders={k: ContenderResult.from_dict(v) for k, v in data.get("contenders", {}).items()},
+                   real=data.get("real"), environment=data.get("environment", {}))
+
+    def score_names(self) -> list[str]:
+        """Every score any run (or the real data) has, in order of first appearance."""
+        names = [k for e in self.contenders.values() for r in e.runs for k in r.scores]
+        return list(dict.fromkeys(names + list(self.real or {})))
+
+
+def loss_records(records: list[dict]) -> list[dict]:
+    return [r for r in records if "loss_d" in r]
+
+
+def throughput(losses: list[dict], batch_size: int | None) -> tuple[float | None, float | None]:
+    """(training time, images trained ÷ that time), the time as the log's last record has it
+    (config.TRAINING_TIME). None for both when the log does not say (an older ganzoo's run, or no log)."""
+    last = losses[-1] if losses else {}
+    seconds = last.get("train_time")
+    if not seconds or not batch_size:
+        return seconds or None, None
+    return seconds, last["step"] * batch_size / seconds
+
+
+def d_collapsed(records: list[dict]) -> bool:
+    """D has won (see ganzoo.guard) over the last quarter of the logged steps (at least three logs)."""
+    losses = loss_records(records)
+    tail = losses[-max(3, len(losses) // 4):]
+    return len(losses) >= 3 and all(discriminator_won(r) for r in tail)
+
+
+def mean_std(values: list[float | None]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)

@@ -1,0 +1,123 @@
+"""Checks of losses: scalar outputs that point the right way, stay finite at extreme logits and under
+bf16 autocast, and repeat under a seed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..registry import Entry
+from .kit import SEED, autocast, blame, fail, same
+from .networks import Checks
+
+def loss_checks(entry: Entry, device: torch.device) -> Checks:
+    what = f"loss {entry.name!r}"
+
+    def make():
+        with blame(f"Building the {what}", "The factory is called with no arguments: factory()."):
+            loss = entry.factory()
+        for method in ("d_loss", "g_loss"):
+            if not callable(getattr(loss, method, None)):
+                fail(f"{what}: the factory returned {type(loss).__name__}, which has no {method}() method; a loss "
+                     f"has d_loss(real_logits, fake_logits) and g_loss(fake_logits).")
+        return loss
+
+    def d_loss(loss, real, fake):
+        with blame(f"{what}: d_loss(real_logits, fake_logits) on logits of shape {tuple(real.shape)}",
+                   "d_loss takes two [B] float logit tensors."):
+            return loss.d_loss(real, fake)
+
+    def g_loss(loss, fake):
+        with blame(f"{what}: g_loss(fake_logits) on logits of shape {tuple(fake.shape)}",
+                   "g_loss takes one [B] float logit tensor."):
+            return loss.g_loss(fake)
+
+    def logits(seed: int, value: float | None = None, n: int = 64) -> torch.Tensor:
+        if value is not None:
+            return torch.full((n,), float(value), device=device)
+        return torch.randn(n, generator=torch.Generator().manual_seed(seed)).to(device)
+
+    def scalar(value: Any, method: str, context: str) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.is_floating_point():
+            got = (f"shape {tuple(value.shape)} ({value.dtype})" if isinstance(value, torch.Tensor)
+                   else type(value).__name__)
+            fail(f"{what}: {method} returned {got}; it must return a scalar float tensor (reduce with .mean()).")
+        if not torch.isfinite(value):
+            fail(f"{what}: {method} is {value.item()} {context}; compute it from logits with stable forms "
+                 f"(softplus(-l) for -log sigmoid(l), never log(sigmoid(l))).")
+        return value
+
+    def interface():
+        loss = make()
+        scalar(d_loss(loss, logits(1), logits(2)), "d_loss", "on N(0, 1) logits")
+        scalar(g_loss(loss, logits(3)), "g_loss", "on N(0, 1) logits")
+
+    def direction():
+        loss = make()
+        right = scalar(d_loss(loss, logits(0, 1.0), logits(0, -1.0)), "d_loss", "at logits of +-1")
+        wrong = scalar(d_loss(loss, logits(0, -1.0), logits(0, 1.0)), "d_loss", "at logits of +-1")
+        if not right < wrong:
+            fail(f"{what}: d_loss is {right.item():.4f} when D is right (real logits +1, fake -1) and "
+                 f"{wrong.item():.4f} when it is wrong (real -1, fake +1); D must minimise it, so the first must "
+                 f"be lower. Are real and fake swapped, or is the sign flipped?")
+        fooled = scalar(g_loss(loss, logits(0, 1.0)), "g_loss", "at logits of +1")
+        caught = scalar(g_loss(loss, logits(0, -1.0)), "g_loss", "at logits of -1")
+        if not fooled < caught:
+            fail(f"{what}: g_loss is {fooled.item():.4f} when D is fooled (fake logits +1) and {caught.item():.4f} "
+                 f"when it is not (-1); G must minimise it, so the first must be lower. Is the sign flipped?")
+
+    def extremes():
+        loss = make()
+        for v in (10.0, 1000.0):
+            for sign in (1, -1):
+                real = logits(0, sign * v).requires_grad_(True)
+                fake = logits(0, -sign * v).requires_grad_(True)
+                d = scalar(d_loss(loss, real, fake), "d_loss", f"at logits of +-{v:g}")
+                g = scalar(g_loss(loss, fake), "g_loss", f"at logits of +-{v:g}")
+                with blame(f"{what}: backward() at logits of +-{v:g}", "d_loss and g_loss must be differentiable."):
+                    (d + g).backward()
+                if not (torch.isfinite(real.grad).all() and torch.isfinite(fake.grad).all()):
+                    fail(f"{what}: the gradient is NaN/Inf at logits of +-{v:g}; use stable forms on logits "
+                         f"(softplus, logsigmoid) instead of log(sigmoid(l)).")
+
+    def gradients():
+        loss = make()
+        real, fake = logits(1).requires_grad_(True), logits(2).requires_grad_(True)
+        with blame(f"{what}: d_loss backward()", "d_loss must be differentiable in both logits."):
+            d_loss(loss, real, fake).backward()
+        for name, t in (("real", real), ("fake", fake)):
+            if t.grad is None or not torch.isfinite(t.grad).all() or not t.grad.any():
+                fail(f"{what}: d_loss gives no finite, non-zero gradient to the {name} logits at N(0, 1) logits; "
+                     f"D could not learn from it.")
+        fake = logits(3).requires_grad_(True)
+        with blame(f"{what}: g_loss backward()", "g_loss must be differentiable in the fake logits."):
+            g_loss(loss, fake).backward()
+        if fake.grad is None or not torch.isfinite(fake.grad).all() or not fake.grad.any():
+            fail(f"{what}: g_loss gives no finite, non-zero gradient at N(0, 1) logits; G could not learn from it.")
+
+    def amp():
+        loss = make()
+        real, fake = logits(1), logits(2)
+        d32, g32 = d_loss(loss, real, fake), g_loss(loss, fake)
+        with autocast(device, True):          # the trainer calls the loss inside its autocast region
+            d16, g16 = d_loss(loss, real, fake), g_loss(loss, fake)
+        for method, a, b in (("d_loss", d32, d16), ("g_loss", g32, g16)):
+            scalar(b, method, "under bf16 autocast")
+            if not torch.isclose(a.float(), b.float(), rtol=2e-2, atol=2e-2):
+                fail(f"{what}: {method} is {a.item():.4f} in fp32 but {b.item():.4f} under bf16 autocast; compute "
+                     f"it in float32 (cast the logits with .float()).")
+
+    def deterministic():
+        loss = make()
+        values = []
+        for _ in range(2):
+            torch.manual_seed(SEED)
+            values.append(torch.stack([d_loss(loss, logits(1), logits(2)), g_loss(loss, logits(3))]))
+        if not same(values[0].detach(), values[1].detach()):
+            fail(f"{what}: the same seed and logits give different values ({values[0].tolist()} vs "
+                 f"{values[1].tolist()}); draw any randomness from torch's global RNG.")
+
+    return [("interface", interface), ("direction", direction), ("extreme logits", extremes),
+            ("gradients", gradients), ("bf16 autocast", amp), ("deterministic under a seed", deterministic)]
+

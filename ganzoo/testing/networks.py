@@ -1,0 +1,239 @@
+"""Checks of generators and discriminators: one set of checks, two roles.
+
+Both kinds of network are built from (image_size, channels, ...) at every size they declare, must
+give the right shape in train and eval mode, pass finite gradients to their weights and their
+input, take an optimizer step in fp32 and under bf16 autocast, build the same weights and outputs
+under the same seed, and survive a safetensors round trip rebuilt from the embedded config. What
+differs (the input, the output's contract, the training objective) is the `Role`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoint import config_of, read_tensors, rebuild, save_tensors
+from ..config import RunConfig
+from ..errors import GanzooError
+from ..models import PREFIX, construct, network_arguments
+from ..registry import Entry
+from .kit import (BATCH, CHANNELS, SIZE_HINT, WIDTH, Z_DIM, CheckFailed, blame, check_deterministic, check_gradients,
+                  fail, images, latent, max_diff, optimizer_step, reference_size, same, sizes_to_check)
+
+Checks = list[tuple[str, Callable[[], None]]]
+
+
+class Role:
+    """What a network of one kind takes, gives and is trained on."""
+
+    kind = ""
+    argument = ""             # forward's argument, as messages name it
+    inputs_are = ""           # its inputs in words
+    takes = ""                # forward's contract, for messages
+    output = ""               # what forward gives, in words
+    shapes_check = ""         # the name of the shapes check
+
+    def config(self, name: str, size: int, device: torch.device, channels: int = 3) -> RunConfig:
+        """A small run config naming this network (what a weights file embeds)."""
+        return RunConfig(model=f"check-{name}", image_size=size, channels=channels, z_dim=Z_DIM, g_width=WIDTH,
+                         d_width=WIDTH, device=str(device), **{self.kind: name})
+
+    def build(self, entry: Entry, size: int, channels: int, device: torch.device) -> nn.Module:
+        kwargs = network_arguments(self.kind, self.config(entry.name, size, device, channels))
+        what = f"{self.kind} {entry.name!r} at {size}x{size}, {channels} channel(s)"
+        signature = ", ".join(["*", *kwargs])
+        try:
+            with blame(f"Building the {what}", f"The factory is called as factory({signature}). {SIZE_HINT}"):
+                net = construct(f"{self.kind} {entry.name!r}", entry.factory, **kwargs)
+        except CheckFailed:
+            raise
+        except GanzooError as exc:   # a clear refusal, but of a size its registration claims
+            raise CheckFailed(f"Building the {what} failed: {exc} {SIZE_HINT}") from exc
+        return net.to(device)
+
+    def forward(self, net: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
+        with blame(f"{what}: forward({self.argument}) with {self.argument} of shape {tuple(x.shape)}", self.takes):
+            return net(x)
+
+    def inputs(self, n: int, channels: int, size: int, device: torch.device, seed: int = 0,
+               wide: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def check_output(self, out: Any, what: str, mode: str, channels: int, size: int) -> None:
+        raise NotImplementedError
+
+    def objective(self, out: torch.Tensor, what: str, size: int, device: torch.device) -> torch.Tensor:
+        """A scalar whose gradient reaches every weight and the input."""
+        raise NotImplementedError
+
+    def input_gradient_problem(self, grad: torch.Tensor | None) -> str | None:
+        raise NotImplementedError
+
+    def training_loss(self, net: nn.Module, size: int, device: torch.device, what: str,
+                      amp: bool) -> Callable[[], torch.Tensor]:
+        raise NotImplementedError
+
+
+class GeneratorRole(Role):
+    kind, argument, inputs_are, output, shapes_check = "generator", "z", "z", "outputs", "shapes and range"
+    takes = "forward(z) takes a [B, z_dim] latent batch."
+
+    def inputs(self, n, channels, size, device, seed=0, wide=False):
+        return latent(n, device, seed, scale=3.0 if wide else 1.0)   # wide z: saturated outputs must stay in range
+
+    def check_output(self, x, what, mode, channels, size):
+        expected = (BATCH, channels, size, size)
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != expected:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            fail(f"{what}: forward(z) returned {got} in {mode} mode, expected {expected} "
+                 f"([B, channels, image_size, image_size]). {SIZE_HINT}")
+        if not x.is_floating_point() or not torch.isfinite(x).all():
+            fail(f"{what}: the output ({x.dtype}) holds NaN/Inf or is not floating point.")
+        if x.min() < -1 - 1e-6 or x.max() > 1 + 1e-6:
+            fail(f"{what}: outputs span [{x.min().item():.3f}, {x.max().item():.3f}] in {mode} mode; "
+                 f"images must lie in [-1, 1] (end forward() with tanh).")
+
+    def objective(self, x, what, size, device):
+        return (x.float() * images(BATCH, 3, size, device, seed=1)).sum()
+
+    def input_gradient_problem(self, grad):
+        if grad is None or not torch.isfinite(grad).all():
+            return "no finite gradient reaches z; forward() must be differentiable in its input."
+        return None
+
+    def training_loss(self, G, size, device, what, amp):
+        z, target = latent(2 * BATCH, device), images(2 * BATCH, 3, size, device, seed=2)
+
+        def loss():
+            x = self.forward(G, z, what)
+            if not torch.isfinite(x).all() or x.float().abs().max() > 1 + 1e-2:
+                fail(f"{what}: under {'bf16 autocast' if amp else 'fp32'} the output leaves [-1, 1] or "
+                     f"holds NaN/Inf.")
+            return F.mse_loss(x.float(), target)
+        return loss
+
+
+class DiscriminatorRole(Role):
+    kind, argument, inputs_are, output, shapes_check = "discriminator", "x", "images", "logits", "shapes"
+    takes = "forward(x) takes [B, channels, image_size, image_size] images in [-1, 1]."
+
+    def inputs(self, n, channels, size, device, seed=0, wide=False):
+        return images(n, channels, size, device, seed)
+
+    def check_output(self, logits, what, mode, channels, size):
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (BATCH,):
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            fail(f"{what}: forward(x) returned {got} in {mode} mode, expected ({BATCH},): one raw logit per "
+                 f"image (flatten the last layer's output; no sigmoid). {SIZE_HINT}")
+        if not logits.is_floating_point() or not torch.isfinite(logits).all():
+            fail(f"{what}: the logits ({logits.dtype}) hold NaN/Inf or are not floating point.")
+
+    def objective(self, logits, what, size, device):
+        self.check_output(logits, what, "train", 3, size)         # a [B, 1] output would sum just the same
+        return logits.float().sum()
+
+    def input_gradient_problem(self, grad):
+        if grad is None or not torch.isfinite(grad).all() or not grad.any():
+            return ("no finite, non-zero gradient reaches the images; the generator learns only through it, so "
+                    "forward() must be differentiable in x.")
+        return None
+
+    def training_loss(self, D, size, device, what, amp):
+        real, fake = images(2 * BATCH, 3, size, device, 5), images(2 * BATCH, 3, size, device, 6)
+
+        def loss():
+            r, f = self.forward(D, real, what), self.forward(D, fake, what)
+            return F.softplus(-r.float()).mean() + F.softplus(f.float()).mean()
+        return loss
+
+
+GENERATOR, DISCRIMINATOR = GeneratorRole(), DiscriminatorRole()
+
+
+def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
+    """Every check of one registered generator or discriminator, as (name, check) pairs."""
+    sizes = sizes_to_check(entry)
+    name = f"{role.kind} {entry.name!r}"
+
+    def at_reference_size() -> tuple[int, str]:
+        size = reference_size(sizes, name, entry.image_sizes)
+        return size, f"{name} at {size}x{size}"
+
+    def shapes():
+        if not sizes:
+            reference_size(sizes, name, entry.image_sizes)
+        for size in sizes:
+            for channels in CHANNELS:
+                net = role.build(entry, size, channels, device)
+                what = f"{name} at {size}x{size}, {channels} channel(s)"
+                x = role.inputs(BATCH, channels, size, device, wide=True)
+                for mode in ("train", "eval"):
+                    net.train(mode == "train")
+                    with torch.no_grad():
+                        role.check_output(role.forward(net, x, what), what, mode, channels, size)
+
+    def gradients():
+        size, what = at_reference_size()
+        net = role.build(entry, size, 3, device).train()
+        x = role.inputs(BATCH, 3, size, device).requires_grad_(True)
+        objective = role.objective(role.forward(net, x, what), what, size, device)
+        with blame(f"{what}: backward()", "forward() must be differentiable."):
+            objective.backward()
+        check_gradients(net, what)
+        problem = role.input_gradient_problem(x.grad)
+        if problem:
+            fail(f"{what}: {problem}")
+
+    def step(amp: bool):
+        def run():
+            size, what = at_reference_size()
+            net = role.build(entry, size, 3, device)
+            optimizer_step(net, role.training_loss(net, size, device, what, amp), what, amp, device)
+        return run
+
+    def deterministic():
+        size, what = at_reference_size()
+        x = role.inputs(BATCH, 3, size, device)
+        check_deterministic(lambda: role.build(entry, size, 3, device).train(), lambda net: role.forward(net, x, what),
+                            what, f"{role.inputs_are} give {role.output}")
+
+    def round_trip():
+        size, what = at_reference_size()
+        net = role.build(entry, size, 3, device).train()
+        with torch.no_grad():
+            role.forward(net, role.inputs(2 * BATCH, 3, size, device, seed=3), what)   # moves running state off init
+        config = role.config(entry.name, size, device)
+        x = role.inputs(BATCH, 3, size, device, seed=4)
+        arguments = ", ".join(network_arguments(role.kind, config))
+        with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as tmp:
+            path = Path(tmp) / f"{role.kind}.safetensors"
+            with blame(f"{what}: saving the state_dict to safetensors",
+                       "Keep all state in parameters and buffers (tensors); safetensors holds nothing else."):
+                save_tensors(path, {PREFIX[role.kind] + k: v for k, v in net.state_dict().items()}, role.kind, config)
+            tensors, metadata = read_tensors(path)
+            with blame(f"{what}: rebuilding from the weights file's embedded config",
+                       f"The factory must build the same network from ({arguments}) alone."):
+                rebuilt = rebuild(role.kind, config_of(metadata), tensors).to(device).eval()
+        with torch.no_grad():
+            a, b = role.forward(net.eval(), x, what), role.forward(rebuilt, x, what)
+        if not same(a, b):
+            fail(f"{what}: after a safetensors round trip (config embedded in the file -> rebuilt network -> "
+                 f"weights loaded) the {role.output} differ by up to {max_diff(a, b):.2e}; keep all state that "
+                 f"forward() reads in registered parameters and buffers.")
+
+    return [(role.shapes_check, shapes), ("gradients", gradients),
+            ("training step fp32", step(False)), ("training step bf16 autocast", step(True)),
+            ("deterministic under a seed", deterministic), ("safetensors round trip", round_trip)]
+
+
+def generator_checks(entry: Entry, device: torch.device) -> Checks:
+    return network_checks(entry, device, GENERATOR)
+
+
+def discriminator_checks(entry: Entry, device: torch.device) -> Checks:
+    return network_checks(entry, device, DISCRIMINATOR)

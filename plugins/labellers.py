@@ -1,0 +1,12 @@
+"""The built-in labeller: a linear probe on the discriminator's features (see ganzoo.analysis.labellers)."""
+
+from __future__ import annotations
+
+from ganzoo import hookimpl
+from ganzoo.analysis.labellers import build_probe_labeller
+
+
+@hookimpl
+def register_labellers(register):
+    register("probe", build_probe_labeller,
+             "L2-SVM on D's hidden features, fitted on labelled real images of the run's dataset (needs a checkpoint)")
