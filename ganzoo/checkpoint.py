@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
+import pickletools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -83,27 +85,55 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, 
     return atomic_write(path, lambda tmp: tmp.write_bytes(save(tensors, metadata=metadata)))
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin")
+SNIFF_BYTES = 1 << 20
+
+
+def pickle_kind(path: str | Path) -> str | None:
+    """Which pickle-based format a file that is not safetensors holds, by content alone: "torch.save" (a zip
+    of pickles), "pickle" (any protocol) or None.
+
+    Reads at most SNIFF_BYTES and only disassembles them (pickletools.dis checks the opcodes and their
+    stack without building any object), so it runs no code.
+    """
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if head[:4] == b"PK\x03\x04":
+        return "torch.save"
+    try:
+        pickletools.dis(head, out=io.StringIO())
+    except Exception:  # not a pickle, or one longer than SNIFF_BYTES: judged by its start
+        # A damaged safetensors file starts with its header's length, then "{"; that length's first bytes
+        # may well read 0x80 0x02, so a protocol mark alone does not make it a pickle.
+        looks_safetensors = head[8:9] == b"{"
+        protocol_mark = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+        return "pickle" if protocol_mark and not looks_safetensors else None
+    return "pickle"
+
+
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read every tensor and the metadata; any damage becomes one GanzooError sentence."""
+    """Read every tensor and the metadata; any damage becomes one GanzooError sentence.
+
+    safetensors is the only loader: it cannot run code. A file it cannot read is refused, never
+    handed to another loader; a pickle is named as one, by its suffix or, whatever its name
+    (.weights, no suffix, even .safetensors), by its content. tests/test_untrusted.py fails if a
+    pickle loader (torch.load, pickle.load) ever appears in ganzoo.
+    """
     path = Path(path)
     if not path.is_file():
         raise GanzooError(f"No weights file at {path}.")
-    if path.suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
+    if path.suffix in PICKLE_SUFFIXES:
         raise GanzooError(f"{path} looks like a pickle file; ganzoo loads weights only from .safetensors files.")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
-        head = b""
-        with contextlib.suppress(OSError), open(path, "rb") as f:
-            head = f.read(9)
-        # A damaged safetensors file still starts with its header's length and "{"; its length's low byte
-        # may well be 0x80, so that alone must not make it a pickle.
-        looks_safetensors = head[8:9] == b"{"
-        pickled = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")  # protocol 2+
-        if not looks_safetensors and (pickled or head[:4] == b"PK\x03\x04"):  # or torch.save's zip of pickles
-            raise GanzooError(f"{path} is a pickle (torch.save) file, whatever its name; ganzoo loads weights only "
+        kind = None
+        with contextlib.suppress(OSError):
+            kind = pickle_kind(path)
+        if kind:
+            raise GanzooError(f"{path} is a pickle ({kind}) file, whatever its name; ganzoo loads weights only "
                               f"from safetensors files, which cannot run code.") from None
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise GanzooError(f"{path} is not a readable safetensors file (truncated or corrupted?): {reason}") from None

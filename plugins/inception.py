@@ -45,7 +45,7 @@ from torchvision.models.inception import Inception3, InceptionA, InceptionC, Inc
 
 from ganzoo import GanzooError, hookimpl
 from ganzoo.data import cache_dir
-from ganzoo.evaluate import Samples, file_id, frechet_distance, gaussian_statistics, kernel_distance, progress
+from ganzoo.evaluate import Samples, file_id, frechet_distance_of_features, kernel_distance, progress
 
 ENV = "GANZOO_INCEPTION_WEIGHTS"
 FEATURES = 2048
@@ -186,7 +186,7 @@ class InceptionMetric:
         ours = samples.memo(f"inception:{path}", sample_features)
         reference = samples.reference(f"fid-inception-{file_id(path)}", features)
         if self.kind == "fid":
-            return {"fid": frechet_distance(*gaussian_statistics(ours), reference.mu, reference.sigma)}
+            return {"fid": frechet_distance_of_features(ours, reference.features)}
         mean, std = kernel_distance(ours, reference.features)
         return {"kid": mean, "kid_std": std}
 

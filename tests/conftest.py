@@ -35,6 +35,26 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def one_second_steps(monkeypatch):
+    """A simulated clock (time.perf_counter) on which each training step takes one second and nothing else
+    takes any time: a --budget then ends on a known step whatever the machine's speed."""
+    import time
+
+    from ganzoo.train import Trainer
+
+    clock = {"now": 0.0}
+    real_step = Trainer.train_step
+
+    def one_second_step(self, real):
+        clock["now"] += 1.0
+        return real_step(self, real)
+
+    monkeypatch.setattr(Trainer, "train_step", one_second_step)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    return clock
+
+
 def tiny_config(tmp_path, **overrides) -> RunConfig:
     """A run small enough for a CPU test: fake data, narrow networks, a few steps per epoch."""
     from ganzoo.run import make_config
@@ -46,3 +66,31 @@ def tiny_config(tmp_path, **overrides) -> RunConfig:
     config = make_config(model, values)
     config.out = str(tmp_path / "run")
     return config
+
+
+# -- GPU tests: `python -m pytest -m gpu` on a machine with CUDA; elsewhere counted and said, not hidden -----
+
+GPU_NOT_RUN = pytest.StashKey[int]()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: exercises a CUDA path; runs only where torch sees a CUDA GPU "
+                                       "(`python -m pytest -m gpu`)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+        config.hook.pytest_deselected(items=gpu)
+        config.stash[GPU_NOT_RUN] = len(gpu)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    skipped = config.stash.get(GPU_NOT_RUN, 0)
+    if skipped:
+        terminalreporter.write_line(
+            f"GPU: {skipped} test(s) marked gpu were NOT run: torch sees no CUDA GPU on this machine; they run "
+            f"with `python -m pytest -m gpu` on one.", yellow=True, bold=True)

@@ -3,26 +3,27 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ganzoo import GanzooError, RunConfig
 from ganzoo.analysis.arithmetic import combine, parse_expression, vector_arithmetic
-from ganzoo.analysis.common import generate, load_networks
-from ganzoo.sampling import latents
+from ganzoo.analysis.common import generate, load_networks, to_pil
 from ganzoo.analysis.dropout import (dropped, generate_dropped, hidden_layers, map_activations, maps_by_ablation,
                                      maps_for_class)
 from ganzoo.analysis.features import (feature_layers, fit_linear, hidden_features, one_vs_rest, per_class_subset,
                                       pixel_features, train_probe)
 from ganzoo.analysis.filters import first_layer_filters, generator_maps
 from ganzoo.analysis.interpolate import interpolate, lerp, slerp, walk
-from ganzoo.analysis.labellers import LABELLERS, label, pick_by_class
+from ganzoo.analysis.labellers import label, pick_by_class
 from ganzoo.cli import main
 from ganzoo.data import load_dataset
 from ganzoo.models import build_discriminator, build_generator
 from ganzoo.plugins import registries
 from ganzoo.registry import Entry
+from ganzoo.sampling import latents
 from ganzoo.train import Trainer
 
 from conftest import tiny_config
@@ -327,6 +328,35 @@ def test_sheet_interpolate_arithmetic_filters_featuremaps(run_dir, tmp_path, cap
     assert code == 0 and (tmp_path / "maps.png").is_file(), err
 
 
+def test_sheet_shows_the_samples_of_its_seed(run_dir, tmp_path, capsys):
+    """Each cell of a sheet is G's sample for that number of that seed (outside its number's label); another
+    seed draws other samples, the same seed the same picture."""
+    from ganzoo.checkpoint import load_generator, save_generator
+
+    G, config = load_generator(run_dir / "dcgan.safetensors")
+    with torch.no_grad():                           # four steps in, samples are flat grey: make them contrasted
+        [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1].weight.mul_(100)
+    weights = save_generator(tmp_path / "contrasted.safetensors", G, config)
+    nets = load_networks(weights)
+    sheets = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        code, _, err = run_cli(capsys, "sheet", weights, "-n", "6", "--start", "3", "--seed", seed,
+                               "--out", tmp_path / f"{name}.png")
+        assert code == 0, err
+        sheets[name] = np.asarray(Image.open(tmp_path / f"{name}.png").convert("RGB"))
+    assert np.array_equal(sheets["a"], sheets["b"])
+    assert not np.array_equal(sheets["a"], sheets["c"])
+    cell, pad, per_row = 64, 2, 3                                          # 32x32 shown 2x; ceil(sqrt(6)) a row
+    for seed, sheet in ((5, sheets["a"]), (6, sheets["c"])):
+        samples = generate(nets.G, latents(nets.config, seed, range(3, 9)))
+        for i, sample in enumerate(samples):
+            y, x = pad + (i // per_row) * (cell + pad), pad + (i % per_row) * (cell + pad)
+            shown = sheet[y + cell // 2:y + cell, x:x + cell]                # the lower half: below the label
+            expected = np.asarray(to_pil(sample, scale=2))[cell // 2:]
+            assert np.array_equal(shown, expected), (seed, i)
+            assert shown.std() > 10                                       # a sample, not a blank cell
+
+
 def test_probe_command_reports_three_feature_sets(run_dir, tmp_path, capsys):
     out = tmp_path / "probe.json"
     code, stdout, err = run_cli(capsys, "probe", run_dir, "--per-class", "10", "--test-size", "200", "--out", out)
@@ -349,7 +379,7 @@ def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, m
         m = images.mean(dim=(1, 2, 3)) - threshold
         return torch.stack([-m, m], 1)
 
-    monkeypatch.setitem(LABELLERS._entries, "brightness",
+    monkeypatch.setitem(registries().labellers._entries, "brightness",   # the registry in use now
                         Entry("brightness", lambda context: brighter, "brighter than the median", "tests"))
     code, stdout, err = run_cli(capsys, "dropout", run_dir, "--class", "1", "--labeller", "brightness",
                                 "--top", "3", "--pool", "128", "-n", "8", "--out", tmp_path / "drop.png")

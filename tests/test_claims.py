@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 import ganzoo.evaluate
-import ganzoo.train as train_module
 from ganzoo.checkpoint import load_generator
 from ganzoo.cli import build_parser, main
 from ganzoo.compare import Results, Stat, table_rows
@@ -44,21 +43,6 @@ def run(tmp_path_factory):
     finally:
         torch.set_num_threads(before)
     return out
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """Each training step takes 'one second' of a simulated clock, so a budget ends on a known step."""
-    now = {"t": 0.0}
-    real_step = Trainer.train_step
-
-    def one_second_step(self, real):
-        now["t"] += 1.0
-        return real_step(self, real)
-
-    monkeypatch.setattr(Trainer, "train_step", one_second_step)
-    monkeypatch.setattr(train_module.time, "perf_counter", lambda: now["t"])
-    return now
 
 
 # -- run folders, paths, samples -------------------------------------------------------------------
@@ -112,7 +96,7 @@ def test_stored_data_path_is_absolute_and_used_from_anywhere(tmp_path, capsys, m
 
 # -- budgets ----------------------------------------------------------------------------------------
 
-def test_budget_is_lifted_on_resume_and_epochs_are_numbered_alike(tmp_path, capsys, clock):
+def test_budget_is_lifted_on_resume_and_epochs_are_numbered_alike(tmp_path, capsys, one_second_steps):
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "run", "dcgan", *TINY, "--budget", "40s", "--out", out)   # 32 steps per epoch
     assert code == 0, err
@@ -133,11 +117,11 @@ def test_budget_is_lifted_on_resume_and_epochs_are_numbered_alike(tmp_path, caps
     assert json.loads((out / "config.json").read_text())["budget"] == 0.0
 
 
-def test_budget_run_gets_its_final_evaluation_and_scoring_is_not_charged(tmp_path, capsys, clock, monkeypatch):
+def test_budget_run_gets_its_final_evaluation_and_scoring_is_not_charged(tmp_path, capsys, one_second_steps, monkeypatch):
     real_evaluate = ganzoo.evaluate.evaluate
 
     def slow_evaluate(*args, **kwargs):                                       # scoring takes '100 seconds'
-        clock["t"] += 100.0
+        one_second_steps["now"] += 100.0
         return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(ganzoo.evaluate, "evaluate", slow_evaluate)

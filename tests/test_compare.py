@@ -14,6 +14,7 @@ from ganzoo.evaluate import evaluate, evaluate_real
 from ganzoo.models import build_discriminator, build_generator, count_parameters
 from ganzoo.plugins import registries
 from ganzoo.registry import Entry
+from ganzoo_plugins.losses import NonSaturatingLoss
 from ganzoo.run import make_config, train
 
 from conftest import tiny_config
@@ -114,20 +115,40 @@ class NaNAfterFewSteps:
         return torch.nn.functional.softplus(-fake_logits).mean()
 
 
-def test_a_diverging_model_is_recorded_not_fatal(tmp_path, capsys, monkeypatch):
+class FrozenG(NonSaturatingLoss):
+    """G gets no gradient: D is bound to win."""
+
+    def g_loss(self, fake_logits):
+        return fake_logits.sum() * 0.0
+
+
+def test_diverging_and_collapsing_models_are_recorded_not_fatal(tmp_path, capsys, monkeypatch, one_thread):
     regs = registries()
     monkeypatch.setitem(regs.losses._entries, "nan-after-5",
                         Entry("nan-after-5", NaNAfterFewSteps, "test loss", "test", {}))
+    monkeypatch.setitem(regs.losses._entries, "frozen-g", Entry("frozen-g", FrozenG, "test loss", "test", {}))
     monkeypatch.setitem(regs.models._entries, "divergent",
                         Entry("divergent", ModelSpec("dcgan", "dcgan", "nan-after-5"), "test model", "test", {}))
+    monkeypatch.setitem(regs.models._entries, "collapsing",  # D separates real from fake within 8 steps
+                        Entry("collapsing", ModelSpec("dcgan", "dcgan", "frozen-g", defaults={"lr": 1e-2}),
+                              "test model", "test", {}))
     out = tmp_path / "report"
-    code, stdout, err = compare(capsys, "divergent", "basicgan", *TINY, "--epochs", "1", "--out", str(out))
+    code, stdout, err = compare(capsys, "divergent", "collapsing", "basicgan", *TINY, "--epochs", "1",
+                                "--out", str(out))
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     run = results["contenders"]["divergent"]["runs"][0]
     assert run["status"] == "diverged" and "NaN" in run["message"] and run["scores"] == {}
+    collapsed = results["contenders"]["collapsing"]["runs"][0]
+    assert collapsed["status"] == "D collapsed" and "G gets no useful gradient" in collapsed["message"]
+    assert collapsed["scores"]["mnist_fd"] > 0                                # still scored
+    records = [json.loads(line) for line in open(f"{collapsed['run_dir']}/metrics.jsonl")]
+    assert all(r["loss_d"] < 0.05 and r["d_real"] > 0.95 and r["d_fake"] < 0.05 for r in records[-3:])
     assert results["contenders"]["basicgan"]["runs"][0]["status"] == "ok"
-    assert "diverged" in stdout and "diverged" in (out / "report.md").read_text()
+    assert "diverged" in stdout and "D collapsed" in stdout
+    report = (out / "report.md").read_text()
+    assert "| divergent | diverged |" in report and "| collapsing | D collapsed |" in report
+    assert "**collapsing** (seed 0): D collapsed" in report                  # under "Runs that did not end well"
     assert (out / "samples.png").is_file()
 
 
@@ -163,4 +184,19 @@ def test_equal_time_budget(tmp_path, capsys):
         times = [p["train_time_s"] for p in run["curve"]]
         assert 2.0 <= times[0] < times[1] == run["train_time_s"] and times[1] >= 4.0  # each slice ends at its share
         assert run["images_per_s"] == pytest.approx(run["steps"] * 64 / run["train_time_s"])
+        assert run["train_time_s"] >= 2.0                                       # the budget was spent training
         assert [line for line in open(f"{run['run_dir']}/config.json")]        # a normal run folder
+
+
+def test_equal_time_budget_is_the_same_training_time_for_every_model(tmp_path, capsys, one_second_steps, one_thread):
+    """The clock is simulated (each training step takes 'one second', nothing else takes time), so a budget
+    of 10 s in 2 points is 5 steps, then 5 more, for every model whatever its speed (an epoch is 16 steps)."""
+    out = tmp_path / "report"
+    code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--budget", "10s", "--points", "2", "--out", str(out))
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    for label, entry in results["contenders"].items():
+        run = entry["runs"][0]
+        assert [p["step"] for p in run["curve"]] == [5, 10], label
+        assert [p["train_time_s"] for p in run["curve"]] == [5.0, 10.0], label
+        assert run["steps"] == 10 and run["train_time_s"] == 10.0, label

@@ -1,26 +1,35 @@
 """The conformance kit (ganzoo.testing), run over everything registered, and shown to catch broken plugins.
 
 The first test is parametrized over the registries: every built-in generator, discriminator, loss and
-model, plus those of any installed plugin, passes every check. The others install deliberately broken
+model passes every check. The others install deliberately broken
 plugins and assert that the kit fails them with a message saying what to fix.
 """
 
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
-from ganzoo import GanzooError, PowersOfTwo
-from ganzoo.plugins import registries
+from ganzoo import GanzooError, ModelSpec, PowersOfTwo
+from ganzoo.plugins import BUILTIN_PLUGINS, registries
 from ganzoo.registry import Entry, Registry, describe_sizes
-from ganzoo.testing import check_plugin, plugin_checks, registered_checks, sizes_to_check
+from ganzoo.testing import CheckFailed, check_plugin, plugin_checks, registered_checks, sizes_to_check
+from ganzoo_plugins.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganzoo_plugins.losses import NonSaturatingLoss
 
+from faultkit import install_plugin
 from test_entry_points import ganzoo, install
 
 
-@pytest.mark.parametrize("check", registered_checks(), ids=str)
-def test_every_registered_component_conforms(check):
+# ganzoo's own components; an installed third-party plugin is checked by its own tests or `ganzoo check-plugin`
+# (the example plugin's, once, in tests/test_example_plugin.py)
+@pytest.mark.parametrize("check", [c for c in registered_checks() if c.plugin in BUILTIN_PLUGINS], ids=str)
+def test_every_builtin_component_conforms(check):
     check.run()
 
 
@@ -185,8 +194,16 @@ def test_kit_fails_broken_components_and_says_what_to_fix(tmp_path):
     ]
     for text in expected:
         assert text in out, text
-    # what a broken component does not break still passes: the checks are independent
-    assert "loss 'swapped', gradients" not in out and "generator 'no-tanh', gradients" not in out
+    # exactly these checks fail, each named: what a broken component does not break still passes
+    failed = set(re.findall(r"\d+\. (generator|discriminator|loss|model) '([^']+)', ([a-z0-9 ]+?):", out))
+    assert failed == {
+        ("generator", "no-tanh", "shapes and range"), ("generator", "undeclared-sizes", "shapes and range"),
+        ("generator", "no-tanh", "training step fp32"), ("generator", "no-tanh", "training step bf16 autocast"),
+        ("generator", "numpy-noise", "deterministic under a seed"), ("generator", "numpy-noise", "safetensors round trip"),
+        ("discriminator", "two-dim-logits", "shapes"), ("discriminator", "two-dim-logits", "gradients"),
+        ("discriminator", "python-state", "safetensors round trip"), ("loss", "swapped", "direction"),
+        ("loss", "naive-log", "extreme logits"), ("model", "missing-loss", "components"),
+        ("model", "no-common-size", "components")}
     assert "ganzoo_broken_kit: 13 of 44 checks failed" in out
 
 
@@ -221,3 +238,105 @@ def test_pytest_api_raises_one_assertion_listing_every_failure(tmp_path):
     assert lines[0] == "1 of 6 conformance checks of plugin 'ganzoo-swapped' failed:"
     assert lines[1].startswith("- loss 'swapped', direction: loss 'swapped': d_loss is 2.6265 when D is right "
                                "(real logits +1, fake -1) and 0.6265 when it is wrong")
+
+
+# -- each check, on a component broken for exactly that check -----------------------------------------
+
+class UnusedParameter(DCGANGenerator):
+    """A generator with a parameter forward() never reads: it gets no gradient (the gradients check)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.forgotten = torch.nn.Parameter(torch.ones(3))
+
+
+class NumpyInit(DCGANDiscriminator):
+    """A discriminator that initialises a shift from numpy's RNG on its first training step (data-dependent
+    init done wrong): each component check passes, but two runs with the same seed differ."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.register_buffer("shift", torch.zeros(()))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled() and not self.initialised:
+            self.shift.fill_(float(np.random.rand()))
+            self.initialised.fill_(True)
+        return super().forward(x) + self.shift
+
+
+class RoundedReal(NonSaturatingLoss):
+    """A loss that rounds the real logits: right direction, finite, but no gradient reaches them."""
+
+    def d_loss(self, real_logits, fake_logits):
+        return super().d_loss(real_logits.round(), fake_logits)
+
+
+class LowPrecision(NonSaturatingLoss):
+    """A loss summed by a matrix product with a large offset: under bf16 autocast the product runs in bf16."""
+
+    def d_loss(self, real_logits, fake_logits):
+        parts = torch.stack([F.softplus(-real_logits).mean(), F.softplus(fake_logits).mean()]) + 1000
+        return parts @ torch.ones(2, device=parts.device) - 2000
+
+
+class NumpyJitter(NonSaturatingLoss):
+    """A loss with a little noise from numpy's RNG, out of reach of torch.manual_seed."""
+
+    def d_loss(self, real_logits, fake_logits):
+        return super().d_loss(real_logits, fake_logits) + 1e-3 * float(np.random.rand())
+
+
+class Scheduled(NonSaturatingLoss):
+    """A loss whose weight follows a schedule kept in a Python counter, advanced on every training call:
+    a resumed run starts the schedule again (only the checkpoint round trip sees it)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def d_loss(self, real_logits, fake_logits):
+        self.calls += real_logits.requires_grad
+        return super().d_loss(real_logits, fake_logits) * (1 + 0.1 * self.calls)
+
+
+# kind, name -> the checks that must fail, and what their message says
+TARGETS = {
+    ("generator", "unused-parameter"): {"gradients": "['forgotten'] receive no gradient"},
+    ("discriminator", "numpy-init"): {},
+    ("loss", "rounded-real"): {"gradients": "no finite, non-zero gradient to the real logits"},
+    ("loss", "low-precision"): {"bf16 autocast": "under bf16 autocast; compute it in float32"},
+    ("loss", "numpy-jitter"): {"deterministic under a seed": "the same seed and logits give different values"},
+    ("loss", "scheduled"): {},
+    ("model", "lr-typo"): {"training step fp32": "two training steps in fp32 left the generator's weights unchanged",
+                           "training step bf16 autocast": "steps in bf16 left the generator's weights unchanged"},
+    ("model", "numpy-init-model"): {"deterministic under a seed": "two runs with the same seed differ"},
+    ("model", "scheduled-loss"): {"checkpoint round trip": "a run resumed from its checkpoint took a different step"},
+}
+
+
+def test_each_check_fails_exactly_the_component_broken_for_it(monkeypatch, request):
+    install_plugin(
+        monkeypatch, request, "ganzoo_test_kit_targets",
+        register_generators=lambda register: register("unused-parameter", UnusedParameter, image_sizes=(16,)),
+        register_discriminators=lambda register: register("numpy-init", NumpyInit, image_sizes=(16,)),
+        register_losses=lambda register: [register(name, cls) for name, cls in (
+            ("rounded-real", RoundedReal), ("low-precision", LowPrecision), ("numpy-jitter", NumpyJitter),
+            ("scheduled", Scheduled))],
+        register_models=lambda register: [register(name, spec) for name, spec in (
+            # a typo in a default learning rate (2e-40 for 2e-4): Adam's steps vanish in float32
+            ("lr-typo", ModelSpec("mlp", "mlp", "nonsaturating", defaults={"lr": 2e-40})),
+            ("numpy-init-model", ModelSpec("dcgan", "numpy-init", "nonsaturating")),
+            ("scheduled-loss", ModelSpec("dcgan", "dcgan", "scheduled")))])
+    failed = {}
+    checks = plugin_checks("ganzoo_test_kit_targets")
+    for check in checks:
+        try:
+            check.run()
+        except CheckFailed as exc:
+            failed[(check.kind, check.name, check.what)] = str(exc)
+    assert {(c.kind, c.name) for c in checks} == set(TARGETS)
+    expected = {(kind, name, what) for (kind, name), whats in TARGETS.items() for what in whats}
+    assert set(failed) == expected, {k: v[:150] for k, v in failed.items()}
+    for (kind, name, what), message in failed.items():
+        assert TARGETS[kind, name][what] in message, message

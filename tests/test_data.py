@@ -1,12 +1,18 @@
 import gzip
+import io
 import shutil
 
 import pytest
 import torch
 from PIL import Image
+from rich.console import Console
 
 from ganzoo import GanzooError
-from ganzoo.data import DeviceBatches, load_dataset, prepare_images, to_model_range
+from ganzoo.data import DeviceBatches, ImageData, load_dataset, prepare_images, to_model_range
+from ganzoo.errors import Interrupted
+from ganzoo.train import Trainer
+
+from conftest import tiny_config
 
 
 def test_mnist_from_gzipped_copy(mnist_dir):
@@ -88,3 +94,52 @@ def test_device_batches_cover_the_data_once_per_epoch():
     assert seen.min() >= -1 and seen.max() <= to_model_range(torch.tensor([255], dtype=torch.uint8))
     with pytest.raises(GanzooError, match="fewer than one batch"):
         DeviceBatches(images, 128, torch.device("cpu"))
+
+
+class Recording(Trainer):
+    """The real trainer, noting which images each step trains on (image i holds the pixel value i)."""
+
+    def __init__(self, *args, stop_at=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen, self.stop_at = [], stop_at
+
+    def train_step(self, real):
+        self.seen.append(((real[:, 0, 0, 0] + 1) * 127.5).round().long().tolist())
+        stats = super().train_step(real)
+        if self.step + 1 == self.stop_at:
+            self.request_stop()                                            # what the first Ctrl-C does
+        return stats
+
+
+@pytest.mark.parametrize("memory_budget", [0, 1], ids=["held", "streamed"])
+def test_training_shuffles_anew_every_epoch_and_resumes_the_same_order(tmp_path, one_thread, memory_budget):
+    """64 images, 4 steps of 16 per epoch, 3 epochs: each epoch is a permutation of all images, no two
+    epochs (nor two seeds) share an order, and a run stopped mid-epoch resumes the very same order; with the
+    images held on the device or streamed from host memory (a 1-byte budget)."""
+    images = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1).expand(64, 1, 8, 8).contiguous()
+    data = ImageData(images, name="indexed")
+
+    def run(name, seed=0, stop_at=None, resume=False):
+        config = tiny_config(tmp_path / name, image_size=8, channels=1, batch_size=16, epochs=3, seed=seed,
+                             g_width=4, d_width=4, memory_budget=memory_budget)
+        trainer = Recording(config, data, Console(file=io.StringIO()), stop_at=stop_at)
+        assert getattr(trainer.batches, "streamed", False) == bool(memory_budget)
+        if resume:
+            trainer.load_checkpoint(trainer.files.checkpoint)
+        try:
+            trainer.fit()
+        except Interrupted:
+            pass
+        return [i for batch in trainer.seen for i in batch]
+
+    order = run("whole")
+    epochs = [order[i:i + 64] for i in range(0, len(order), 64)]
+    assert len(epochs) == 3
+    for epoch in epochs:
+        assert sorted(epoch) == list(range(64))                            # every image once per epoch
+        assert epoch != list(range(64))                                    # ... shuffled
+    assert len({tuple(e) for e in epochs}) == 3                            # ... anew each epoch
+    assert run("other-seed", seed=1)[:64] != epochs[0]                     # the seed decides the order
+    stopped = run("part", stop_at=6)                                       # epoch 2, after 2 of its 4 steps
+    assert stopped == order[:6 * 16]
+    assert stopped + run("part", resume=True) == order                     # the resumed run sees the same order

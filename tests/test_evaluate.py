@@ -144,11 +144,16 @@ def test_evaluator_training_is_reproducible_from_its_seed(tmp_path, mnist_dir):
 
     from ganzoo_plugins.mnist_evaluator import train
 
-    files = {}
+    files, accuracies = {}, {}
+    test = load_dataset("mnist", root=str(mnist_dir), split="test", image_size=28, channels=1)
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         report = train(str(mnist_dir), seed=seed, epochs=1, limit=256, out=tmp_path / f"{name}.safetensors")
         files[name] = load_file(str(tmp_path / f"{name}.safetensors"))
-        assert report["seed"] == seed and 0 <= report["test_accuracy"] <= 1
+        # the reported accuracy is the written network's, on the first 256 test images, counted here
+        _, probs = load_evaluator(str(tmp_path / f"{name}.safetensors")).score(test.images[:256])
+        accuracies[name] = (probs.argmax(1) == test.labels[:256]).double().mean().item()
+        assert report["seed"] == seed and report["test_accuracy"] == accuracies[name]
+    assert accuracies["a"] == accuracies["b"]
     assert all(torch.equal(files["a"][k], files["b"][k]) for k in files["a"])
     assert not all(torch.equal(files["a"][k], files["c"][k]) for k in files["a"])
     assert load_evaluator(str(tmp_path / "a.safetensors")).score(torch.zeros(2, 1, 32, 32, dtype=torch.uint8))[1].shape == (2, 10)

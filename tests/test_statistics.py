@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ganzoo import GanzooError
-from ganzoo.evaluate import class_histogram_kl, frechet_distance, gaussian_statistics, kernel_distance
+from ganzoo.evaluate import (class_histogram_kl, frechet_distance, frechet_distance_of_features, gaussian_statistics,
+                             kernel_distance)
 
 
 def _spd(rng, d):
@@ -55,6 +56,25 @@ def test_frechet_from_samples_of_two_known_gaussians():
     expected = 0.25 + 1 + (1 - math.sqrt(2)) ** 2 + (math.sqrt(2) - math.sqrt(0.5)) ** 2
     got = frechet_distance(*gaussian_statistics(x), *gaussian_statistics(torch.from_numpy(y)))
     assert got == pytest.approx(expected, abs=0.03)
+
+
+def test_frechet_from_features():
+    # low rank (N < D, as 2048-d Inception features of a few samples): against the symmetric form
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(6, 40)), rng.normal(0.3, 1.5, size=(9, 40))
+    (mu1, s1), (mu2, s2) = gaussian_statistics(x), gaussian_statistics(y)
+    r = _psd_sqrt(s1)
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(_psd_sqrt(r @ s2 @ r))
+    assert frechet_distance_of_features(x, y) == pytest.approx(expected, rel=1e-7)   # eigh of near-singular: 1e-8
+    assert frechet_distance_of_features(torch.from_numpy(x), x) == pytest.approx(0, abs=1e-9)
+    # full rank: samples of two known Gaussians, against the closed form
+    mu1, mu2 = np.array([0.0, 1.0, -1.0]), np.array([0.5, 1.0, 0.0])
+    x = rng.multivariate_normal(mu1, np.diag([1.0, 2.0, 0.5]), size=20_000)
+    y = rng.multivariate_normal(mu2, np.diag([2.0, 0.5, 0.5]), size=20_000)
+    closed = 0.25 + 1 + (1 - math.sqrt(2)) ** 2 + (math.sqrt(2) - math.sqrt(0.5)) ** 2
+    assert frechet_distance_of_features(x, y) == pytest.approx(closed, abs=0.05)
+    with pytest.raises(GanzooError, match="two sets of at least two"):
+        frechet_distance_of_features(x[:1], y)
 
 
 def test_frechet_with_singular_covariances_stays_finite():
