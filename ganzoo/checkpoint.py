@@ -27,7 +27,7 @@ from torch import nn
 from .config import RunConfig
 from .errors import GanzooError
 from .models import PREFIX, build_network, build_on_meta
-from .runfiles import RunFiles
+from .runfiles import RunFiles, weights_file
 
 FORMAT_VERSION = "1"
 TMP_MARK = ".tmp"  # atomic_write's temporaries: .<name>.tmp<pid>
@@ -231,8 +231,8 @@ def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discr
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, RunConfig]:
-    """Rebuild the generator a weights file (generator file or checkpoint) describes, in eval mode."""
-    nets = load_networks(path, device, discriminator=False)
+    """Rebuild the generator a weights file (generator file or checkpoint) or run folder describes, in eval mode."""
+    nets = load_networks(weights_file(path), device, discriminator=False)
     return nets.G, nets.config
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
+from .terminal import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -21,6 +21,8 @@ console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
 
 MAX_SAMPLE_N = 10_000
+WEIGHTS_HELP = ("a run folder, or a weights file from `ganzoo run` (<run>/<model>.safetensors or "
+                "<run>/checkpoint.safetensors)")
 
 
 class UsageError(GanzooError):
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
     cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
     add_config_flags(cmp, [name for name in FIELDS if name in COMPARABLE], extra=", the same for every model")
-    cmp.add_argument("--device", default="auto")
+    cmp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
     cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
     cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
@@ -96,25 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
     conf.add_argument("model", help=FIELDS["model"].setting.help)
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid")
-    sample.add_argument("weights", help="a .safetensors file written by ganzoo run")
+    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid",
+                            description="Draw N samples of a trained generator into one PNG grid. Sample number i "
+                                        "of a seed is the same z as number i on `ganzoo sheet` and in the analyses.")
+    sample.add_argument("weights", help=WEIGHTS_HELP)
     sample.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     sample.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--device", default="auto")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
 
     ev = sub.add_parser("eval", help="score a generator with registered metrics, beside real data",
                         description="Score a weights file with registered metrics (see `ganzoo list`). The table "
                                     "has a row for real training images scored the same way: the floor.")
-    ev.add_argument("weights", help="a .safetensors file written by ganzoo run")
+    ev.add_argument("weights", help=WEIGHTS_HELP)
     ev.add_argument("--data", default=None, help="dataset whose test split is the reference (default: the run's)")
     ev.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
     ev.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
     ev.add_argument("-n", type=int, default=None,
                     help="samples to score (default: what the metrics ask for, 10000; 25600 for stacked_modes)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real subset (default 0)")
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ev.add_argument("--json", default=None, help="where to write the results (default: WEIGHTS with .eval.json)")
     ev.add_argument("--inception-weights", default=None,
                     help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
@@ -134,8 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", default=None, help="PNG file to write (default <name>-<split>.png)")
     data.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
-    sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric")
-    sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load")
+    sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric",
+                   description="List every name a command accepts: models, generators, discriminators, losses, "
+                               "datasets and metrics, each with its description and the plugin that registered it.")
+    sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load",
+                   description="List the built-in and installed plugins: version, where each comes from, what it "
+                               "registered, and the error of any that failed to load (the others keep working).")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
                            description="Check every generator, discriminator, loss and model a plugin registers "
@@ -170,9 +178,16 @@ def cmd_run(args) -> int:
         if fixed:
             allowed = ", ".join(sorted(FIELDS[k].flag for k in RESUMABLE))
             raise GanzooError(f"A resumed run keeps its config; only {allowed} may change (got {', '.join(fixed)}).")
+        if overrides["epochs"] is not None and overrides["budget"] is None and config.budget:
+            console.print(f"--epochs {overrides['epochs']}: the run's --budget of {config.budget:g}s is lifted "
+                          f"(give --budget as well to keep one)")
+            overrides["budget"] = 0.0
         for key in RESUMABLE:
             if overrides[key] is not None:
                 setattr(config, key, overrides[key])
+        if config.epochs >= UNLIMITED_EPOCHS and not config.budget:
+            raise GanzooError(f"{run_dir} was started with --budget alone; without a budget it needs --epochs N "
+                              f"to know when to stop.")
         config.out = run_dir
         config.validate()
         train(config, resume=True, download=not args.no_download, console=console)
@@ -207,9 +222,11 @@ def cmd_compare(args) -> int:
     import shlex
 
     from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
+    from .run import absolute_path
 
     contenders = parse_contenders(args.models)
-    settings = Settings(data=args.data, data_dir=args.data_dir, epochs=args.epochs, budget=args.budget,
+    data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
+    settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
                         metrics=args.metrics, device=args.device, download=not args.no_download,
                         overrides={name: getattr(args, name) for name in COMPARABLE
@@ -226,7 +243,7 @@ def cmd_compare(args) -> int:
         raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
                           f"the same command and --resume.") from None
     report = write_report(results, folder, "ganzoo " + shlex.join(args.argv))
-    (out if out.is_terminal else Console(width=200)).print(rich_table(results))   # a log file keeps whole rows
+    out.print(rich_table(results))
     console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
     return 0
 
@@ -261,11 +278,13 @@ def cmd_eval(args) -> int:
     from .checkpoint import atomic_write, load_generator
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+    from .runfiles import weights_file
 
     device = select_device(args.device)
-    generator, config = load_generator(args.weights, device)
+    weights = weights_file(args.weights)                       # a run folder names its generator file
+    generator, config = load_generator(weights, device)
     data = args.data or config.data
-    data_dir = args.data_dir if args.data_dir is not None else (config.data_dir if data == config.data else None)
+    data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
     options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
     chosen = resolve_metrics(args.metrics, data, config.channels, options)
     names = [name for name, _ in chosen]
@@ -274,7 +293,7 @@ def cmd_eval(args) -> int:
         raise GanzooError(f"-n must be at least 2, got {n}.")
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
                   seed=args.seed, options=options, console=console)
-    label = Path(args.weights).name
+    label = weights.name
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
     rows = {label: evaluate(generator, config=config, data=data, **common)}
@@ -286,8 +305,8 @@ def cmd_eval(args) -> int:
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")
     out.print(metrics_table(rows, title))
-    path = Path(args.json) if args.json else Path(args.weights).with_suffix(".eval.json")
-    report = {"weights": str(args.weights), "model": config.model, "data": data, "image_size": config.image_size,
+    path = Path(args.json) if args.json else weights.with_suffix(".eval.json")
+    report = {"weights": str(weights), "model": config.model, "data": data, "image_size": config.image_size,
               "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
               "seconds": round(seconds, 1)}
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))

@@ -29,6 +29,7 @@ import dataclasses
 import difflib
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,11 @@ MAX_SEED = 2 ** 63 - 1
 # --budget without --epochs: epochs enough to never end before the budget does. Saved as null and
 # shown as "until the budget ends", never as the number.
 UNLIMITED_EPOCHS = 10 ** 6
+
+# What --budget counts, and what `ganzoo compare` reports as training time (one definition for both):
+TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, checkpoints), summed over every "
+                 "resume of the run; loading data and building networks before it, and --eval-every scoring "
+                 "in it, are not counted")
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -61,6 +67,16 @@ def parse_duration(text: str) -> float:
     if seconds == float("inf"):
         raise GanzooError(f"A duration must be finite, got {text!r}.")
     return seconds
+
+
+def parse_budget(text: str) -> float:
+    """A run's --budget: a duration, or 'none' (0.0) to train without one (e.g. lifting it on resume)."""
+    if str(text).strip().lower() == "none":
+        return 0.0
+    try:
+        return parse_duration(text)
+    except GanzooError as exc:
+        raise GanzooError(f"{exc} (--budget none: no budget)") from None
 
 
 SIZE_UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
@@ -139,6 +155,12 @@ def image_size_range(value: Any, flag: str) -> str | None:
 
 def channel_count(value: Any, flag: str) -> str | None:
     return None if value in (0, 1, 3) else f"{flag} must be 1 or 3, got {value}."
+
+
+def thread_count(value: Any, flag: str) -> str | None:
+    if type(value) is not int or value < 0:
+        return f"{flag} must be 0 (torch's default) or a positive integer, got {value!r}."
+    return None
 
 
 def epochs_between(value: Any, flag: str) -> str | None:
@@ -322,6 +344,9 @@ class RunConfig:
     beta2: float = setting(0.999, "Adam beta2", checks=(adam_beta,))
     seed: int = setting(0, "random seed", checks=(seed_range,))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", resumable=True)
+    threads: int = setting(0, "CPU threads for torch; fewer run faster on a machine other jobs share",
+                           checks=(thread_count,), resumable=True, comparable=True,
+                           shown_default="0, torch's choice: one per core")
     precision: str = setting("auto", "auto, fp32, bf16 or fp16; auto picks bf16 autocast on CUDA, and bf16 with "
                              "--channels-last on a CPU with native bf16 (AVX512-BF16 or AMX), fp32 otherwise; the "
                              "run config records the choice", checks=(one_of("auto", "fp32", "bf16", "fp16"),),
@@ -338,12 +363,15 @@ class RunConfig:
     eval_every: int = setting(0, "evaluate with the dataset's metrics every K epochs (and after the last)",
                               checks=(epochs_between,), resumable=True, shown_default="0, never")
     eval_n: int = setting(10000, "samples per evaluation during training", checks=(positive_int,), resumable=True)
+    metrics: str = setting("", "comma-separated metrics for --eval-every (see `ganzoo list`)", resumable=True,
+                           shown_default="the dataset's")
     compile: bool = setting(False, "torch.compile G and D; falls back to eager with a warning if compiling fails",
                             resumable=True, shown_default="off; no gain measured on a CPU")
     channels_last: bool = setting(False, "NHWC memory format for convolutional networks", resumable=True,
                                   shown_default="off; on where --precision auto picks bf16 on a CPU")
-    budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h",
-                            parse=parse_duration, checks=(finite_duration,), resumable=True, metavar="DURATION")
+    budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the "
+                            "training loop, loading and --eval-every scoring not counted, summed over resumes; "
+                            "none: no budget", parse=parse_budget, checks=(finite_duration,), resumable=True, metavar="DURATION")
     memory_budget: int = setting(0, "images larger than this stream from host memory instead of being held on the "
                                  "device, e.g. 512M, 8G", parse=parse_size, checks=(byte_size,), resumable=True,
                                  shown_default="0, half the free memory", metavar="SIZE")
@@ -351,6 +379,20 @@ class RunConfig:
                                 "TensorBoard, in RUN/tensorboard (needs pip install 'pyganzoo[tensorboard]')",
                                 resumable=True)
     out: str = setting("", "run folder", shown_default="runs/<model>-<data>, numbered")
+
+    def stored_data_dir(self) -> str | None:
+        """data_dir as the run stored it, for reading the run's data again: a folder, or a sentence saying why not.
+
+        ganzoo stores the absolute path (ganzoo.run.make_config); a run from before that stored it as
+        typed, relative to the folder it trained in, which may lead nowhere from here.
+        """
+        path = self.data_dir
+        if path and not os.path.isdir(path):
+            where = ("" if os.path.isabs(path) else
+                     " (stored as typed, relative to the folder the run trained in, by an older ganzoo)")
+            raise GanzooError(f"The run's data folder {path}{where} is not a folder from here; pass --data-dir "
+                              f"with the dataset's files.")
+        return path
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, as config.json and weights files hold it (the epochs sentinel as null)."""

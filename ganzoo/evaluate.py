@@ -367,7 +367,7 @@ def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = No
     elif config is None:
         raise GanzooError("evaluate() needs the RunConfig of a generator module: evaluate(G, config=config).")
     data = data or config.data
-    data_dir = data_dir if data_dir is not None else (config.data_dir if data == config.data else None)
+    data_dir = data_dir if data_dir is not None else (config.stored_data_dir() if data == config.data else None)
     chosen = resolve_metrics(metrics, data, config.channels, options)
     n = n or default_n(chosen)
     if n < 2:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from .terminal import Console
 from rich.table import Table
 
 from .checkpoint import atomic_write, remove_stale_temporaries
@@ -57,6 +58,8 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
             config.data, config.data_dir = "folder", config.data
         else:
             raise GanzooError(regs.datasets.unknown_message(config.data) + " Or give a folder of images.")
+    if config.data_dir:  # what the path meant where the run started: usable from any folder later
+        config.data_dir = absolute_path(config.data_dir)
     dataset = regs.datasets.get(config.data)
     check_split(config.data, config.split, dataset.info.get("splits"))
     config.image_size = config.image_size or dataset.info.get("image_size", 32)
@@ -71,6 +74,24 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
             raise GanzooError(f"The {kind} {name!r} needs an image size that is {describe_sizes(entry.image_sizes)}, "
                               f"got {config.image_size}; choose one with --image-size.")
     return config
+
+
+def absolute_path(path: str) -> str:
+    """An absolute, normalised form of a path typed relative to the current folder ('~' expanded).
+
+    Symbolic links are kept as named (os.path.abspath, not Path.resolve), so a config shows the
+    path the user chose, e.g. /data/mnist rather than the disk it happens to live on.
+    """
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _check_budget_left(trainer) -> None:
+    """A resumed run whose --budget is spent would stop at once: say how to go on instead."""
+    config = trainer.config
+    if trainer.budget_spent() and trainer.epoch < config.epochs:
+        raise GanzooError(f"{config.out} has used its --budget of {config.budget:g}s ({trainer.train_seconds:.0f}s "
+                          f"trained, to {trainer.position()}); continue with --epochs N (trains to epoch N without a "
+                          f"budget) or a larger --budget.")
 
 
 def decide_precision(config: RunConfig, channels_last_given: bool = False) -> None:
@@ -136,7 +157,7 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
         raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
                           f"(or pass --overwrite to replace it).")
     if config.eval_every:
-        resolve_metrics(None, config.data, config.channels)  # fail now, not after the first epoch
+        resolve_metrics(config.metrics or None, config.data, config.channels)  # fail now, not after an epoch
     if config.tensorboard:
         summary_writer_class()                               # installed? say so now, not after loading data
     created = [p for p in (files.root, *files.root.parents) if not p.exists()]  # deepest first
@@ -149,7 +170,8 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
         try:
             remove_stale_temporaries(files.root)
             remove_stale_temporaries(files.samples)
-            data = load_dataset(config.data, root=config.data_dir, split=config.split, image_size=config.image_size,
+            data_dir = config.stored_data_dir() if resume else config.data_dir   # a resumed run's: a sentence
+            data = load_dataset(config.data, root=data_dir, split=config.split, image_size=config.image_size,
                                 channels=config.channels, download=download, console=console)
             try:
                 trainer = Trainer(config, data, console)
@@ -160,7 +182,8 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
                     raise
                 raise GanzooError(f"{files.checkpoint}: {exc}") from None
             if resume:
-                console.print(f"resuming {files.root} at step {trainer.step} (epoch {trainer.epoch})")
+                _check_budget_left(trainer)
+                console.print(f"resuming {files.root} at {trainer.position()}, {trainer.train_seconds:.0f}s trained")
             else:
                 clear_run(files)
         except BaseException:

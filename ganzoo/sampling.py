@@ -1,7 +1,8 @@
 """Drawing samples from a generator: the one place G(z) runs outside a training step.
 
 `ganzoo sample`, the epoch grids, evaluation, compare's pictures and the analyses all call
-`generate` (or `sample`, which draws the seeded latents first). What sampling means is decided
+`generate` (or `sample`, which draws the seeded latents first). `latents` is the one way their z
+are drawn: sample number i of a seed is the same z in every command. What sampling means is decided
 here, once: eval mode (BatchNorm's running statistics) under inference mode, in batches, the
 generator's train/eval mode restored, the result on the CPU. When generators grow class labels
 or an exponential moving average of their weights, this is where they go: `generate` will pass
@@ -21,6 +22,7 @@ from torchvision.utils import save_image
 
 from .checkpoint import atomic_write
 from .config import RunConfig
+from .errors import GanzooError
 from .models import sample_latent
 
 
@@ -31,10 +33,27 @@ def progress(parts: Iterable, description: str, total: int, console: Console | N
     return track(parts, description=description, total=total, console=console, transient=True)
 
 
-def latents(config: RunConfig, n: int, seed: int) -> torch.Tensor:
-    """n latents [n, z_dim] from their own seeded CPU generator: the same for a seed on any device, and no
-    draw on the global RNG a training run relies on."""
-    return sample_latent(n, config, generator=torch.Generator().manual_seed(seed))
+# Sample number i of seed s is drawn from its own generator, seeded s * SEED_STRIDE + i, so a number
+# names the same z in every command (sample, eval, sheet, the analyses) and for every sample count
+# (torch's CPU randn is not prefix-stable: randn(64)[:16] differs from randn(16)).
+SEED_STRIDE = 1_000_003
+
+
+def latents(config: RunConfig, seed: int, indices: Iterable[int]) -> torch.Tensor:
+    """z number i of `seed` for each i in indices: [len(indices), z_dim] on the CPU, from the config's prior.
+
+    Each from its own seeded CPU generator: the same for a seed and number on any device, in any
+    command, and no draw on the global RNG a training run relies on.
+    """
+    indices = [int(i) for i in indices]
+    if any(not 0 <= i < SEED_STRIDE for i in indices):
+        raise GanzooError(f"Sample numbers run from 0 to {SEED_STRIDE - 1}, got {min(indices)}..{max(indices)}.")
+    out = torch.empty(len(indices), config.z_dim)
+    g = torch.Generator()
+    for row, i in enumerate(indices):
+        g.manual_seed(int(seed) * SEED_STRIDE + i)
+        out[row] = sample_latent(1, config, generator=g)[0]
+    return out
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -73,8 +92,9 @@ def generate(G: nn.Module, z: torch.Tensor, *, batch_size: int = 256, autocast: 
 
 
 def sample(G: nn.Module, config: RunConfig, n: int, *, seed: int = 0, **options) -> torch.Tensor:
-    """n samples of G from the seeded latents `latents(config, n, seed)`; options as for `generate`."""
-    return generate(G, latents(config, n, seed), **options)
+    """Samples number 0..n-1 of `seed` (`latents`: sample i is the same z in every command); options as
+    for `generate`."""
+    return generate(G, latents(config, seed, range(n)), **options)
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:

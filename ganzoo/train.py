@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import torch
-from rich.console import Console
+from .terminal import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torchvision.utils import make_grid
 
@@ -52,6 +52,8 @@ class Trainer:
         self.precision = select_precision(config.precision, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # picks fast transposed-convolution kernels per shape
+        if config.threads:
+            torch.set_num_threads(config.threads)  # on a shared machine, fewer threads than cores run faster
         torch.manual_seed(config.seed)
 
         # NHWC lets oneDNN/cuDNN skip layout conversions around every convolution (opt-in: --channels-last)
@@ -85,6 +87,8 @@ class Trainer:
         self.last_checkpoint_step: int | None = None     # where the last good weights on disk are from
         self.rollbacks = 0
         self.out_of_time = False     # config.budget spent: the run ends cleanly, as if its epochs were done
+        self.train_seconds = 0.0     # training time (config.TRAINING_TIME) before the clock last started
+        self._clock: float | None = None  # perf_counter() when the training clock started; None: stopped
         # What the step calls: the modules themselves, or compiled wrappers sharing their parameters.
         self.g_forward, self.d_forward = self.G, self.D
         self.compile_pending = config.compile
@@ -249,7 +253,8 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         extra = {"step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                 "opt_g": og_info, "opt_d": od_info, "scaler": self.scaler.state_dict()}
+                 "train_seconds": self.trained_seconds(), "opt_g": og_info, "opt_d": od_info,
+                 "scaler": self.scaler.state_dict()}
         return tensors, extra
 
     def save_checkpoint(self) -> Path:
@@ -271,6 +276,9 @@ class Trainer:
             step, epoch, step_in_epoch = (extra[k] for k in ("step", "epoch", "step_in_epoch"))
             if not all(type(v) is int and v >= 0 for v in (step, epoch, step_in_epoch)):
                 raise ValueError(f"bad step counters {step!r}, {epoch!r}, {step_in_epoch!r}")
+            train_seconds = extra.get("train_seconds", 0.0)          # absent from checkpoints of ganzoo < 0.2
+            if type(train_seconds) not in (int, float) or not 0 <= train_seconds < math.inf:
+                raise ValueError(f"bad training time {train_seconds!r}")
             unflatten_optimizer(self.opt_g, tensors, "opt_g", extra["opt_g"])
             unflatten_optimizer(self.opt_d, tensors, "opt_d", extra["opt_d"])
             if extra.get("scaler"):
@@ -291,6 +299,9 @@ class Trainer:
                               f"since; resume with the same data, or start a new run.")
         self.epoch_rng_state = tensors["rng.data_epoch"]
         self.step, self.epoch, self.step_in_epoch = step, epoch, step_in_epoch
+        self.train_seconds = float(train_seconds)
+        if self._clock is not None:
+            self._clock = time.perf_counter()
         self.last_checkpoint_step = step
         self.guard.reset(step)
         self._trim_log()
@@ -317,16 +328,16 @@ class Trainer:
         A divergence stops the run (or, with on_divergence="rollback", reloads the last checkpoint
         with half the learning rate); a failed write stops it keeping the last good checkpoint.
         """
-        # one budget for the whole run, rollbacks included
-        deadline = time.perf_counter() + self.config.budget if self.config.budget else float("inf")
         try:
             while True:
                 try:
                     self._open_board()
-                    return self._fit(deadline)
+                    return self._fit()
                 except Diverged as exc:
+                    spent = self.trained_seconds()
                     self._close_board()                     # reopened at the checkpoint's step
                     self._after_divergence(exc)
+                    self.train_seconds = spent              # one budget for the whole run, rollbacks included
                 except OSError as exc:
                     raise GanzooError(f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); "
                                       f"training stopped at step {self.step}. {self._last_good()} Free some space "
@@ -335,7 +346,33 @@ class Trainer:
         finally:
             self._close_board()
 
-    def _fit(self, deadline: float) -> Path:
+    # -- the training clock (what --budget counts: config.TRAINING_TIME) ------------------------------
+
+    def trained_seconds(self) -> float:
+        """Training time of the run so far, earlier segments (resumes) included."""
+        running = time.perf_counter() - self._clock if self._clock is not None else 0.0
+        return self.train_seconds + running
+
+    def _start_clock(self) -> None:
+        if self._clock is None:
+            self._clock = time.perf_counter()
+
+    def _stop_clock(self) -> None:
+        if self._clock is not None:
+            self.train_seconds = self.trained_seconds()
+            self._clock = None
+
+    def budget_spent(self) -> bool:
+        return bool(self.config.budget) and self.trained_seconds() >= self.config.budget
+
+    def position(self) -> str:
+        """Where training stands, numbered as the progress line numbers it: 'step 704 (epoch 2, 236/468 steps)'."""
+        steps_per_epoch = self.batches.steps_per_epoch
+        if self.step_in_epoch:
+            return f"step {self.step} (epoch {self.epoch + 1}, {self.step_in_epoch}/{steps_per_epoch} steps)"
+        return f"step {self.step} (end of epoch {self.epoch})" if self.epoch else f"step {self.step} (start)"
+
+    def _fit(self) -> Path:
         cfg = self.config
         steps_per_epoch = self.batches.steps_per_epoch
         total_steps = cfg.epochs * steps_per_epoch
@@ -345,6 +382,7 @@ class Trainer:
             console=self.console, transient=False)
         stats_sum = torch.zeros(4, device=self.device)
         window_steps, window_start = 0, time.perf_counter()
+        self._start_clock()
         try:
             with progress, self._ctrl_c_stops_cleanly():
                 unlimited = cfg.epochs >= UNLIMITED_EPOCHS                    # a --budget run: no end in steps
@@ -360,7 +398,7 @@ class Trainer:
                         self.step_in_epoch += 1
                         window_steps += 1
                         self.guard.after_step(self.step, stats)
-                        self.out_of_time = time.perf_counter() >= deadline
+                        self.out_of_time = self.budget_spent()
                         if (self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch
                                 or self.out_of_time):                     # the log reaches the last step
                             means = (stats_sum / window_steps).tolist()  # the one host sync per window
@@ -382,9 +420,10 @@ class Trainer:
                     if self.out_of_time and self.step_in_epoch < steps_per_epoch:
                         self.save_checkpoint()
                         grid = self.save_epoch_grid(self.files.step_grid(self.step))
-                        progress.console.print(f"time budget of {cfg.budget:g}s reached at step {self.step} "
-                                               f"(epoch {self.epoch + 1}, {self.step_in_epoch}/{steps_per_epoch} "
-                                               f"steps): samples {grid}")
+                        progress.console.print(f"time budget of {cfg.budget:g}s reached at {self.position()}: "
+                                               f"samples {grid}")
+                        if cfg.eval_every:                     # the run's end: its final evaluation
+                            self.evaluate(progress.console)
                         break
                     # epoch done: new order next epoch, grid, checkpoint
                     self.epoch += 1
@@ -395,25 +434,36 @@ class Trainer:
                     progress.update(task, epoch=f"{min(self.epoch + 1, cfg.epochs)}{of_epochs}")
                     progress.console.print(f"epoch {self.epoch}{of_epochs} done, step {self.step}: "
                                            f"samples {grid}")
-                    if cfg.eval_every and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs) \
-                            and not self.stop_requested:
+                    last = self.epoch == cfg.epochs or self.out_of_time
+                    if cfg.eval_every and (self.epoch % cfg.eval_every == 0 or last) and not self.stop_requested:
                         self.evaluate(progress.console)
                     if self.stop_requested and self.epoch < cfg.epochs:
                         raise self._interrupted()
                     if self.out_of_time:
-                        progress.console.print(f"time budget of {cfg.budget:g}s reached at step {self.step}")
+                        progress.console.print(f"time budget of {cfg.budget:g}s reached at {self.position()}")
                         break
         except KeyboardInterrupt:
             raise Interrupted(f"Interrupted at step {self.step} (second Ctrl-C); the last checkpoint in "
                               f"{self.files.root} is intact. Continue with: ganzoo run --resume "
                               f"{self.files.root}") from None
+        finally:
+            self._stop_clock()
         return self.files.generator
 
     def evaluate(self, console: Console) -> dict[str, float]:
-        """Score G with the dataset's metrics (ganzoo.evaluate); logged to metrics.jsonl and printed."""
-        scores = evaluate(self.G, config=self.config, n=self.config.eval_n, device=self.device)
-        self.log({"step": self.step, "epoch": self.epoch, "eval_n": self.config.eval_n, **scores, "time": time.time()})
-        console.print(f"epoch {self.epoch} eval: {format_scores(scores)}")
+        """Score G with the run's metrics (ganzoo.evaluate); logged to metrics.jsonl and printed.
+        Not training time: the clock stops while it scores."""
+        running = self._clock is not None
+        self._stop_clock()
+        try:
+            scores = evaluate(self.G, config=self.config, metrics=self.config.metrics or None, n=self.config.eval_n,
+                              device=self.device)
+        finally:
+            if running:
+                self._start_clock()
+        epoch = self.epoch + self.step_in_epoch / self.batches.steps_per_epoch
+        self.log({"step": self.step, "epoch": epoch, "eval_n": self.config.eval_n, **scores, "time": time.time()})
+        console.print(f"{self.position()} eval: {format_scores(scores)}")
         return scores
 
     def _interrupted(self) -> Interrupted:
@@ -456,7 +506,7 @@ class Trainer:
         loss_d, loss_g, d_real, d_fake = means
         return {"step": self.step, "epoch": self.epoch + self.step_in_epoch / self.batches.steps_per_epoch,
                 "loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake,
-                "images_per_s": images_per_s, "time": time.time()}
+                "images_per_s": images_per_s, "train_time": self.trained_seconds(), "time": time.time()}
 
     @staticmethod
     def _format(r: dict) -> str:

@@ -7,6 +7,9 @@ inside the package (weights/mnist_evaluator.safetensors):
 
     python -m ganzoo_plugins.mnist_evaluator --data-dir ../shared/data/mnist --seed 0
 
+writes mnist_evaluator.safetensors in the current folder (the shipped file is replaced only by an
+--out that names it).
+
 Any image size or channel count goes in: images are brought to 28x28 grey with
 ganzoo.data.prepare_images (the function every dataset goes through), so generated
 samples and real digits reach the network by the same path.
@@ -143,7 +146,7 @@ def accuracy(model: MnistEvaluator, images: torch.Tensor, labels: torch.Tensor) 
 
 
 def train(data_dir: str | None, *, seed: int = 0, epochs: int = 3, batch_size: int = 128, lr: float = 3e-3,
-          out: str | Path = WEIGHTS, config: EvaluatorConfig = EvaluatorConfig(), limit: int | None = None,
+          out: str | Path = WEIGHTS.name, config: EvaluatorConfig = EvaluatorConfig(), limit: int | None = None,
           console=None) -> dict:
     """Train the evaluator on MNIST's train split from `seed`; write safetensors to `out`; return the report.
 
@@ -195,14 +198,21 @@ def train(data_dir: str | None, *, seed: int = 0, epochs: int = 3, batch_size: i
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ganzoo_plugins.mnist_evaluator",
                                      description="Retrain ganzoo's MNIST evaluator network reproducibly from a seed.")
     parser.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX files (default: cache/download)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", default=str(WEIGHTS), help=f"weights file to write (default: the shipped {WEIGHTS.name})")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights, order and augmentation "
+                                                             "(default 0)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs over MNIST's training split (default 3)")
+    parser.add_argument("--out", default=WEIGHTS.name,
+                        help=f"weights file to write (default: {WEIGHTS.name} in the current folder; the metrics "
+                             f"read {WEIGHTS}, which only an --out naming it replaces)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         report = train(args.data_dir, seed=args.seed, epochs=args.epochs, out=args.out)
     except GanzooError as exc:

@@ -10,8 +10,9 @@ from PIL import Image
 
 from ganzoo import GanzooError, RunConfig
 from ganzoo.analysis.arithmetic import combine, parse_expression, vector_arithmetic
-from ganzoo.analysis.common import generate, latents, load_networks, to_pil
-from ganzoo.analysis.dropout import dropped, generate_dropped, hidden_layers, map_activations, maps_for_class
+from ganzoo.analysis.common import generate, load_networks, to_pil
+from ganzoo.analysis.dropout import (dropped, generate_dropped, hidden_layers, map_activations, maps_by_ablation,
+                                     maps_for_class)
 from ganzoo.analysis.features import (feature_layers, fit_linear, hidden_features, one_vs_rest, per_class_subset,
                                       pixel_features, train_probe)
 from ganzoo.analysis.filters import first_layer_filters, generator_maps
@@ -22,6 +23,7 @@ from ganzoo.data import load_dataset
 from ganzoo.models import build_discriminator, build_generator
 from ganzoo.plugins import registries
 from ganzoo.registry import Entry
+from ganzoo.sampling import latents
 from ganzoo.train import Trainer
 
 from conftest import tiny_config
@@ -262,6 +264,31 @@ def test_probe_finds_the_maps_that_carry_a_class():
         maps_for_class(acts, torch.zeros(400, dtype=torch.bool), top=2)
 
 
+def test_ablation_picks_maps_whose_drop_removes_the_class(run_dir):
+    """Class 1 = brighter than the median sample: the maps picked on one pool of z's, dropped on another,
+    take more samples out of the class than as many random maps do."""
+    nets = load_networks(run_dir)
+    G, config = nets.G, nets.config
+    layer = hidden_layers(G, config.z_dim)[-2]
+    pool, held_out = latents(config, 0, range(256)), latents(config, 1, range(256))
+    threshold = generate(G, pool).mean(dim=(1, 2, 3)).median()
+
+    def scores(images):
+        m = images.mean(dim=(1, 2, 3)) - threshold
+        return torch.stack([-m, m], 1)
+
+    positive = scores(generate(G, pool)).argmax(1) == 1
+    maps = maps_by_ablation(G, layer, scores, pool[positive][:64], pool[~positive][:64], 1, 3)
+    assert len(maps) == 3 and all(0 <= m < layer.channels for m in maps)
+
+    def in_class(maps):
+        return (scores(generate_dropped(G, held_out, layer, maps)).argmax(1) == 1).float().mean().item()
+
+    g = torch.Generator().manual_seed(0)
+    controls = [in_class(torch.randperm(layer.channels, generator=g)[:3].tolist()) for _ in range(5)]
+    assert in_class(maps) <= min(controls) and in_class(maps) < sum(controls) / len(controls), (in_class(maps), controls)
+
+
 # -- the commands -----------------------------------------------------------------------------------
 
 def run_cli(capsys, *argv):
@@ -274,17 +301,19 @@ def test_sheet_interpolate_arithmetic_filters_featuremaps(run_dir, tmp_path, cap
     ckpt, gen = run_dir / "checkpoint.safetensors", run_dir / "dcgan.safetensors"
     code, stdout, err = run_cli(capsys, "sheet", gen, "-n", "10", "--seed", "2")
     assert code == 0, err
-    assert (run_dir / "analysis" / "sheet-seed2.png").is_file()
+    assert (run_dir / "analysis" / "sheet-seed2-0-9.png").is_file()           # named by what it shows
 
     out = tmp_path / "walk.png"
     code, stdout, err = run_cli(capsys, "interpolate", run_dir, "--path", "0,1,2", "--path", "3,4,5",
                                 "--steps", "4", "--out", out)
     assert code == 0, err
+    title = 17 + 2 * 2                                                        # one line of title above
     with Image.open(out) as png:                                              # 2 rows of 7 images, upscaled 2x,
-        assert png.height == 2 * 64 + 3 * 2 and png.width > 7 * 64 + 8 * 2   # after a caption column
+        assert png.height == title + 2 * 64 + 3 * 2 and png.width > 7 * 64 + 8 * 2   # after a caption column
     with Image.open(out.with_suffix(".gif")) as gif:
         assert gif.n_frames == 7 + 5                                          # forward, then back without the ends
-        assert gif.size == (2 * 64 + 3 * 4, 64 + 2 * 4)                         # the rows side by side, upscaled 2x
+        width, height = gif.size                                              # the rows side by side, upscaled 2x,
+        assert height == title + 64 + 2 * 2 and width >= 2 * 64 + 3 * 2       # under a title saying where it is
     code, _, err = run_cli(capsys, "interpolate", gen, "--path", "0,1", "--path", "2,3,4")
     assert code == 1 and "same number" in err
 
@@ -361,7 +390,8 @@ def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, m
     text = " ".join(stdout.split())
     assert f"class 1 in 50.0% of 128 samples; after dropping the maps {after:.1%}" in text   # 64 above the median
     assert "after dropping 3 random maps" in text
-    assert Image.open(tmp_path / "drop.png").height == 2 * 64 + 3 * 2        # with and without, 8 samples each
+    # with, without, and without as many random maps (the control), 8 samples each, under 3 lines of title
+    assert Image.open(tmp_path / "drop.png").height == (3 * 17 + 2 * 2) + 3 * 64 + 4 * 2
     code, stdout, err = run_cli(capsys, "dropout", run_dir / "dcgan.safetensors", "--maps", "0,2", "-n", "4",
                                 "--out", tmp_path / "drop2.png")
     assert code == 0 and "dropped maps 0,2" in stdout, err

@@ -297,7 +297,7 @@ CASES = [
      "stopped before its first checkpoint. Start it again with --overwrite"),
     # sampling
     ("sample a missing file", ["sample", "nowhere.safetensors"], "No weights file at nowhere.safetensors"),
-    ("sample a folder", ["sample", "{empty}"], "No weights file"),
+    ("sample a folder", ["sample", "{empty}"], "holds no finished run"),   # a run folder is accepted
     ("sample a text file", ["sample", "{a_file}"], "not a readable safetensors file"),
     ("sample zero images", ["sample", "{a_file}", "-n", "0"], "-n must lie between 1 and 10000, got 0"),
     ("sample a million images", ["sample", "{a_file}", "-n", "1000000"], "-n must lie between 1 and 10000"),

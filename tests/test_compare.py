@@ -55,7 +55,9 @@ def test_every_number_in_results_json_is_what_it_says(two_seeds):
             assert run["scores"] == pytest.approx(evaluate(weights, metrics="mnist_fd,mnist_classes", n=200,
                                                            device="cpu"), rel=1e-6)
             records = [json.loads(line) for line in open(f"{run['run_dir']}/metrics.jsonl")]
-            assert run["images_per_s"] == statistics.median(r["images_per_s"] for r in records)
+            # throughput is images trained / training time (the clock --budget counts), both from the log
+            assert run["train_time_s"] == records[-1]["train_time"] > 0
+            assert run["images_per_s"] == pytest.approx(16 * 64 / run["train_time_s"], rel=1e-12)
             assert [p["step"] for p in run["curve"]] == [16]                     # one point per epoch
             assert run["peak_memory_mb"] > 0 and run["train_time_s"] > 0
         # the two seeds trained different networks
@@ -171,14 +173,17 @@ def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
 
 def test_equal_time_budget(tmp_path, capsys):
     out = tmp_path / "report"
-    code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--budget", "2s", "--points", "2", "--out", str(out))
+    code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--budget", "4s", "--points", "2", "--out", str(out))
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
-    assert results["settings"]["budget"] == 2.0
+    assert results["settings"]["budget"] == 4.0
     for entry in results["contenders"].values():
         run = entry["runs"][0]
         steps = [p["step"] for p in run["curve"]]
         assert len(steps) == 2 and 0 < steps[0] < steps[1]                     # trained on through both slices
+        times = [p["train_time_s"] for p in run["curve"]]
+        assert 2.0 <= times[0] < times[1] == run["train_time_s"] and times[1] >= 4.0  # each slice ends at its share
+        assert run["images_per_s"] == pytest.approx(run["steps"] * 64 / run["train_time_s"])
         assert run["train_time_s"] >= 2.0                                       # the budget was spent training
         assert [line for line in open(f"{run['run_dir']}/config.json")]        # a normal run folder
 

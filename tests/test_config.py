@@ -56,13 +56,13 @@ def test_compare_gets_the_comparable_flags_only():
             assert helps[info.flag].startswith(info.setting.help + ", the same for every model"), name
     assert "--lr" not in helps and "--generator" not in helps
     assert {"split", "batch_size", "image_size", "channels", "z_dim", "g_width", "d_width", "precision",
-            "log_every"} == COMPARABLE
+            "log_every", "threads"} == COMPARABLE
 
 
 def test_resumable_set_is_read_off_the_declarations():
     assert RESUMABLE == {name for name, info in FIELDS.items() if info.setting.resumable}
     assert {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "on_divergence", "compile",
-            "channels_last", "eval_every", "eval_n"} <= RESUMABLE
+            "channels_last", "eval_every", "eval_n", "threads", "metrics"} <= RESUMABLE
     assert not {"lr", "batch_size", "z_dim", "seed", "data"} & RESUMABLE
 
 

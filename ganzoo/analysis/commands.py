@@ -12,7 +12,7 @@ import math
 import time
 from pathlib import Path
 
-from rich.console import Console
+from ..terminal import Console
 from rich.table import Table
 
 from ..errors import GanzooError
@@ -27,11 +27,14 @@ CHECKPOINT_HELP = "the run's checkpoint.safetensors (it holds D as well as G), o
 SHEET_SEED_HELP = "seed of the sample sheet the sample numbers refer to (default 0)"
 
 
-def _common(parser: argparse.ArgumentParser, weights_help: str = WEIGHTS_HELP, seed_help: str = SHEET_SEED_HELP) -> None:
+def _common(parser: argparse.ArgumentParser, weights_help: str = WEIGHTS_HELP,
+            seed_help: str | None = SHEET_SEED_HELP) -> None:
     parser.add_argument("weights", help=weights_help)
-    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    if seed_help:                                   # filters draws no sample: no seed to choose
+        parser.add_argument("--seed", type=int, default=0, help=seed_help)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--out", default=None, help="file to write (default: <run>/analysis/...)")
+    parser.add_argument("--out", default=None, help="file to write (default: <run>/analysis/<a name made of the "
+                                                    "arguments>, so runs with other arguments write beside it)")
 
 
 def _labeller_flags(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +60,10 @@ def add_commands(sub) -> None:
                        description="Walk the latent space between sheet samples, one walk per row.")
     _common(p)
     p.add_argument("--path", action="append", default=None, metavar="I,J[,K...]",
-                   help="a row walking through these sheet numbers (repeat for more rows; default: random pairs)")
-    p.add_argument("--rows", type=int, default=8, help="rows of random pairs when no --path is given (default 8)")
+                   help="a row walking through these sheet numbers (repeat for more rows; default: --rows walks "
+                        "0->1, 2->3, 4->5, ...)")
+    p.add_argument("--rows", type=int, default=8,
+                   help="walks between consecutive sheet samples (0->1, 2->3, ...) when no --path is given (default 8)")
     p.add_argument("--steps", type=int, default=10, help="images per leg, both ends included (default 10)")
     p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"],
                    help="spherical (default) or linear interpolation")
@@ -78,14 +83,21 @@ def add_commands(sub) -> None:
     p.add_argument("--noise", type=float, default=0.25, help="uniform noise scale of the variations (default 0.25)")
     _labeller_flags(p)
 
-    p = sub.add_parser("filters", help="the discriminator's first-layer filters as an image")
-    _common(p, CHECKPOINT_HELP)
+    p = sub.add_parser("filters", help="the discriminator's first-layer filters as an image",
+                       description="Draw the weights of D's first learnable layer as small images, one per filter, "
+                                   "each scaled to its own range (DCGAN section 6.2): a trained D shows strokes and "
+                                   "edges where an untrained one shows noise. Needs the checkpoint (it holds D).")
+    _common(p, CHECKPOINT_HELP, seed_help=None)
     p.add_argument("--limit", type=int, default=256, help="filters to show at most (default 256)")
 
-    p = sub.add_parser("featuremaps", help="the generator's feature maps for one sample, layer by layer")
+    p = sub.add_parser("featuremaps", help="the generator's feature maps for one sample, layer by layer",
+                       description="Draw the sample with its sheet number, then what every hidden layer of G "
+                                   "computes for it: one row block per layer (numbered as `dropout --layer` numbers "
+                                   "them), one cell per feature map, each scaled to its own range.")
     _common(p)
     p.add_argument("--index", type=int, default=0, help="sheet number of the sample (default 0)")
-    p.add_argument("--limit", type=int, default=128, help="maps per layer to show at most (default 128)")
+    p.add_argument("--limit", type=int, default=128,
+                   help="maps per layer to show at most; the caption says when a layer has more (default 128)")
 
     p = sub.add_parser("probe", help="classify with D's features (DCGAN section 5.1) beside two baselines",
                        description="Train an L2-SVM on every D layer's features (max-pooled to 4x4) from a few "
@@ -102,9 +114,10 @@ def add_commands(sub) -> None:
     p.add_argument("--per-layer", action="store_true", help="also score each D layer alone")
 
     p = sub.add_parser("dropout", help="drop generator feature maps (DCGAN section 6.1) and compare the samples",
-                       description="Zero chosen feature maps of one G layer. Name them with --maps, or let "
-                                   "--class N pick the maps whose activations best predict class N (a logistic "
-                                   "probe on labelled samples).")
+                       description="Zero chosen feature maps of one G layer and draw the samples with all maps, "
+                                   "without the chosen ones and (for --class) without as many random maps, the "
+                                   "control. Name the maps with --maps, or let --class N pick the maps that draw "
+                                   "class N (--select says how), measured with a labeller on --pool samples.")
     _common(p)
     p.add_argument("--layer", type=int, default=-2,
                    help="which hidden layer of G, counted from 0 (negative: from the output) (default -2)")
@@ -112,11 +125,21 @@ def add_commands(sub) -> None:
     choice.add_argument("--maps", default=None, metavar="I,J,...", help="the maps to drop")
     choice.add_argument("--class", dest="target", type=int, default=None, help="drop the maps that draw this class")
     p.add_argument("--top", type=int, default=10,
-                   help="maps --class drops at most; 0 drops every map the probe weighs positively, the paper's "
-                        "rule (default 10)")
-    p.add_argument("--pool", type=int, default=1024, help="labelled samples the probe learns from (default 1024)")
+                   help="maps --class drops at most; 0: every map the selection finds (for --select probe, every "
+                        "map the probe weighs positively, the paper's rule) (default 10)")
+    p.add_argument("--select", default="ablation", choices=["ablation", "probe"],
+                   help="how --class picks maps: ablation drops each map alone and keeps those whose loss most "
+                        "removes the class and least changes other samples; probe is the paper's logistic "
+                        "regression on the maps' activations (default ablation: see README for why)")
+    p.add_argument("--pool", type=int, default=1024,
+                   help="samples the labeller labels; --class picks maps and measures the drop on them (default 1024)")
     p.add_argument("-n", type=int, default=16, help="samples to show (default 16)")
     _labeller_flags(p)
+    for name in COMMANDS:                                     # what _options compares the arguments with
+        DEFAULTS[name] = {a.dest: a.default for a in sub.choices[name]._actions}
+
+
+DEFAULTS: dict[str, dict[str, object]] = {}
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -133,14 +156,29 @@ def _load(args):
     return load_networks(args.weights, select_device(args.device))
 
 
-def _output(args, name: str) -> Path:
-    """--out, given the default name's suffix when it has none (`--out walks/interp` -> walks/interp.png)."""
-    from .common import default_output
+def _output(args, *parts: object, suffix: str = ".png") -> Path:
+    """--out (given this suffix when it has none: `--out walks/interp` -> walks/interp.png), or
+    <run>/analysis/<the parts that decide the content>: another run with other arguments writes beside
+    this one, not over it."""
+    from .common import default_output, output_name
 
     if not args.out:
-        return default_output(args.weights, name)
+        return default_output(args.weights, output_name(*parts, suffix=suffix))
     path = Path(args.out)
-    return path if path.suffix else path.with_name(path.name + Path(name).suffix)
+    return path if path.suffix else path.with_name(path.name + suffix)
+
+
+def _short(numbers: list[int], at_most: int = 16) -> str:
+    """'3,17,40' for a picture's title; a long list ends in '... (N in all)'."""
+    text = ",".join(map(str, numbers[:at_most]))
+    return text if len(numbers) <= at_most else f"{text},... ({len(numbers)} in all)"
+
+
+def _options(args, *names: str) -> list[str]:
+    """'name<value>' for each of these options that differs from its default, for a file name."""
+    defaults = DEFAULTS.get(args.command, {})
+    return [f"{name.replace('_', '')}{getattr(args, name)}" for name in names
+            if name in defaults and getattr(args, name) != defaults[name]]
 
 
 def _labeller(args, nets):
@@ -148,7 +186,7 @@ def _labeller(args, nets):
 
     _positive(args.per_class, "--per-class")
     context = LabellerContext(nets, data=args.data or nets.config.data,
-                              data_dir=args.data_dir if args.data else (args.data_dir or nets.config.data_dir),
+                              data_dir=args.data_dir if args.data or args.data_dir else nets.config.stored_data_dir(),
                               per_class=args.per_class, seed=args.seed, download=not args.no_download,
                               console=console)
     return make_labeller(args.labeller, context)
@@ -157,7 +195,8 @@ def _labeller(args, nets):
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_sheet(args) -> int:
-    from .common import board, generate, latents, save_png, view_scale
+    from ..sampling import latents
+    from .common import board, generate, save_png, view_scale
 
     _positive(args.n, "-n")
     if args.start < 0:
@@ -169,7 +208,7 @@ def cmd_sheet(args) -> int:
     rows = [list(images[i:i + per_row]) for i in range(0, len(images), per_row)]
     labels = [[str(i) for i in indices[r:r + per_row]] for r in range(0, len(indices), per_row)]
     path = save_png(board(rows, cell_labels=labels, scale=view_scale(nets.config.image_size)),
-                    _output(args, f"sheet-seed{args.seed}.png"))
+                    _output(args, "sheet", f"seed{args.seed}", f"{indices[0]}-{indices[-1]}"))
     out.print(f"samples {indices[0]}..{indices[-1]} of seed {args.seed} -> {path}")
     return 0
 
@@ -177,7 +216,8 @@ def cmd_sheet(args) -> int:
 def cmd_interpolate(args) -> int:
     import torch
 
-    from .common import board, latents, parse_indices, save_gif, save_png, view_scale
+    from ..sampling import latents
+    from .common import board, parse_indices, save_gif, save_png, view_scale
     from .interpolate import gif_frames, interpolate
 
     _positive(args.rows, "--rows")
@@ -197,12 +237,17 @@ def cmd_interpolate(args) -> int:
     leg = args.steps - 1
     labels = [[f"#{p[col // leg]}" if col % leg == 0 else "" for col in range(images.shape[1])] for p in paths]
     scale = view_scale(nets.config.image_size)
+    title = (f"{args.mode} walks between samples of seed {args.seed} ({nets.config.model}), {args.steps} images per "
+             f"leg, sheet numbers marked")
+    walks = "_".join(",".join(map(str, p)) for p in paths)
     png = save_png(board([list(row) for row in images], captions=["->".join(map(str, p)) for p in paths],
-                         cell_labels=labels, scale=scale), _output(args, f"interpolate-{args.mode}.png"))
+                         cell_labels=labels, scale=scale, title=title),
+                   _output(args, "interpolate", args.mode, f"seed{args.seed}", walks, *_options(args, "steps")))
     written = [str(png)]
     if not args.no_gif:
         gif = Path(args.gif) if args.gif else png.with_suffix(".gif")
-        save_gif(gif_frames(images, scale=scale), gif, fps=args.fps)
+        save_gif(gif_frames(images, scale=scale, captions=["->".join(map(str, p)) for p in paths],
+                            title=f"{args.mode} walks, seed {args.seed}"), gif, fps=args.fps)
         written.append(str(gif))
     rows = ", ".join("->".join(map(str, p)) for p in paths)
     out.print(f"{len(paths)} {args.mode} walk(s) ({rows}) of seed {args.seed}, {images.shape[1]} images each -> "
@@ -224,7 +269,9 @@ def cmd_arithmetic(args) -> int:
     work = vector_arithmetic(terms, nets.config, nets.G, args.seed, exemplars=args.exemplars, pool=args.pool,
                              labeller=labeller, variations=args.variations, noise=args.noise)
     path = save_png(arithmetic_board(nets.G, work, scale=view_scale(nets.config.image_size)),
-                    _output(args, "arithmetic.png"))
+                    _output(args, "arithmetic", f"seed{args.seed}", args.expression,
+                            *_options(args, "exemplars", "pool", "variations", "noise", "labeller", "data",
+                                      "per_class")))
     used = " ".join(f"{'+' if t.sign > 0 else '-'} {','.join(map(str, t.indices))}" for t in work.terms)
     out.print(f"{used.lstrip('+ ')} (seed {args.seed}) -> {path}")
     return 0
@@ -238,21 +285,24 @@ def cmd_filters(args) -> int:
     nets = _load(args)
     D = nets.need_discriminator("Showing D's filters")
     filters = first_layer_filters(D, nets.config.channels, nets.config.image_size)
-    path = save_png(filters_board(filters, args.limit), _output(args, "filters.png"))
+    path = save_png(filters_board(filters, args.limit, what=f"{nets.config.model} D"),
+                    _output(args, "filters", *_options(args, "limit")))
     shown = min(len(filters), args.limit)
     out.print(f"{shown} of {len(filters)} first-layer filters ({filters.shape[-1]}x{filters.shape[-2]}) -> {path}")
     return 0
 
 
 def cmd_featuremaps(args) -> int:
-    from .common import latents, save_png
+    from ..sampling import latents
+    from .common import save_png
     from .filters import feature_maps_board
 
     _positive(args.limit, "--limit")
     nets = _load(args)
     z = latents(nets.config, args.seed, [args.index])[0]
-    path = save_png(feature_maps_board(nets.G, z, limit=args.limit),
-                    _output(args, f"featuremaps-seed{args.seed}-{args.index}.png"))
+    title = f"feature maps of sample {args.index} of seed {args.seed} ({nets.config.model})"
+    path = save_png(feature_maps_board(nets.G, z, limit=args.limit, title=title),
+                    _output(args, "featuremaps", f"seed{args.seed}", args.index, *_options(args, "limit")))
     out.print(f"feature maps of sample {args.index} (seed {args.seed}) -> {path}")
     return 0
 
@@ -274,7 +324,7 @@ def cmd_probe(args) -> int:
     torch.manual_seed(args.seed)
     D_random = build_discriminator(nets.config).to(next(D.parameters()).device).eval()   # same layers, fresh init
     context = LabellerContext(nets, data=args.data or nets.config.data,
-                              data_dir=args.data_dir if args.data else (args.data_dir or nets.config.data_dir),
+                              data_dir=args.data_dir if args.data or args.data_dir else nets.config.stored_data_dir(),
                               download=not args.no_download)
     train, test = labelled_split(context, "train"), labelled_split(context, "test")
     idx = per_class_subset(train.labels, args.per_class, args.seed)
@@ -301,7 +351,8 @@ def cmd_probe(args) -> int:
               "lambda": "fixed" if args.lam is not None else "held-out fifth of the labelled images",
               "seconds": round(time.perf_counter() - started, 1),
               "results": [vars(r) for r in results]}
-    path = atomic_write(_output(args, f"probe-{args.per_class}.json"),
+    path = atomic_write(_output(args, "probe", args.per_class, f"seed{args.seed}",
+                                *_options(args, "data", "test_size", "lam", "per_layer"), suffix=".json"),
                         lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     out.print(f"-> {path}")
     return 0
@@ -310,9 +361,10 @@ def cmd_probe(args) -> int:
 def cmd_dropout(args) -> int:
     import torch
 
-    from .common import board, generate, latents, parse_indices, save_png, view_scale
-    from .dropout import check_maps, generate_dropped, map_activations, maps_for_class, pick_layer
-    from .labellers import class_counts, label, pick_by_class
+    from ..sampling import latents
+    from .common import board, generate, parse_indices, save_png, view_scale
+    from .dropout import check_maps, generate_dropped, map_activations, maps_by_ablation, maps_for_class, pick_layer
+    from .labellers import class_counts, class_scores, label, pick_by_class
 
     for flag in ("pool", "n"):
         _positive(getattr(args, flag), "-n" if flag == "n" else f"--{flag}")
@@ -321,7 +373,7 @@ def cmd_dropout(args) -> int:
     nets = _load(args)
     layer = pick_layer(nets.G, nets.config.z_dim, args.layer)
     z = latents(nets.config, args.seed, range(args.pool if args.target is not None else args.n))
-    note = ""
+    note, random_maps = "", []
     if args.maps is not None:
         maps = check_maps(layer, parse_indices(args.maps, "--maps"))
         shown = z[:args.n]
@@ -333,26 +385,47 @@ def cmd_dropout(args) -> int:
             raise GanzooError(f"The labeller put {int(positive.sum())} of {len(z)} samples in class {args.target} "
                               f"(its classes there: {class_counts(ids)}); the probe needs samples of the class and "
                               f"of others: raise --pool or pick another --class.")
-        maps = maps_for_class(map_activations(nets.G, z, layer), positive, args.top or None)
+        if args.select == "probe":
+            maps = maps_for_class(map_activations(nets.G, z, layer), positive, args.top or None)
+        else:   # at most 64 samples of the class and 64 of others: each map costs 128 more images
+            maps = maps_by_ablation(nets.G, layer, lambda images: class_scores(labeller, images, args.target + 1),
+                                    z[positive][:64], z[~positive][:64], args.target, args.top or layer.channels)
         if not maps:
-            raise GanzooError(f"No map of layer {layer.describe()} predicts class {args.target} positively; try "
-                              f"another --layer.")
+            raise GanzooError(f"No map of layer {layer.describe()} {'predicts' if args.select == 'probe' else 'draws'} "
+                              f"class {args.target} (--select {args.select}); try another --layer.")
         shown = z[pick_by_class(ids, confidence, args.target, args.n)]
         # how often the labeller still sees the class: after the drop, and after dropping as many random maps
         after = (label(labeller, generate_dropped(nets.G, z, layer, maps))[0] == args.target).float().mean().item()
         g = torch.Generator().manual_seed(args.seed)
-        random_maps = torch.randperm(layer.channels, generator=g)[:len(maps)].tolist()
+        random_maps = sorted(torch.randperm(layer.channels, generator=g)[:len(maps)].tolist())
         control = (label(labeller, generate_dropped(nets.G, z, layer, random_maps))[0] == args.target)
         note = (f"class {args.target} in {positive.float().mean().item():.1%} of {len(z)} samples; after dropping "
                 f"the maps {after:.1%}; after dropping {len(maps)} random maps {control.float().mean().item():.1%}")
     before, after_images = generate(nets.G, shown), generate_dropped(nets.G, shown, layer, maps)
+    # the control: as many maps picked at random, so a reader sees what any drop of that size does
+    control_images = generate_dropped(nets.G, shown, layer, random_maps) if random_maps else None
     per_row = min(len(shown), 8)
     rows, captions = [], []
     for start in range(0, len(shown), per_row):
         rows += [list(before[start:start + per_row]), list(after_images[start:start + per_row])]
-        captions += ["all maps", f"{len(maps)} dropped"]
-    path = save_png(board(rows, captions=captions, scale=view_scale(nets.config.image_size)),
-                    _output(args, f"dropout-layer{layer.index}.png"))
+        captions += ["all maps", f"{len(maps)} chosen dropped"]
+        if control_images is not None:
+            rows.append(list(control_images[start:start + per_row]))
+            captions.append(f"{len(maps)} random dropped")
+    title = [f"{nets.config.model}, layer {layer.index} ({layer.channels} maps"
+             f"{' of ' + 'x'.join(map(str, layer.size)) if layer.size else ''}), seed {args.seed}: "
+             + (f"maps {_short(maps)} dropped" if args.maps else
+                f"the {len(maps)} maps that {'best predict' if args.select == 'probe' else 'most draw'} class "
+                f"{args.target} dropped ({args.select})")]
+    if note:
+        title.append(note)
+    if random_maps:
+        title.append(f"chosen maps: {_short(maps)}; random maps: {_short(random_maps)}")
+    path = save_png(board(rows, captions=captions, scale=view_scale(nets.config.image_size), title=title),
+                    _output(args, "dropout", f"layer{layer.index}",
+                            f"maps{','.join(map(str, maps))}" if args.maps else f"class{args.target}-top{args.top}",
+                            f"seed{args.seed}", *_options(args, "select", "n", "pool", "labeller", "data",
+                                                          "per_class")))
     out.print(f"layer {layer.describe()}: dropped maps {','.join(map(str, maps))}")
     if note:
         out.print(note)

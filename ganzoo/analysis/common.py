@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -14,15 +16,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from .. import checkpoint, sampling
 from ..checkpoint import Networks, atomic_write
-from ..config import RunConfig
 from ..errors import GanzooError
-from ..models import sample_latent
 from ..runfiles import RunFiles, weights_file
 from ..sampling import to_uint8
 
-# z number i of seed s is drawn from its own generator, seeded s * SEED_STRIDE + i, so an index
-# names the same z in every sheet size and every command (torch's CPU randn is not prefix-stable).
-SEED_STRIDE = 1_000_003
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
 
@@ -35,19 +32,6 @@ def resolve_weights(path: str | Path) -> Path:
 def load_networks(path: str | Path, device: torch.device | str = "cpu") -> Networks:
     """Rebuild G (and D, from a checkpoint) from one file or run folder, reading it once."""
     return checkpoint.load_networks(resolve_weights(path), device)
-
-
-def latents(config: RunConfig, seed: int, indices: Sequence[int]) -> torch.Tensor:
-    """The sheet's z number i for each index: [len(indices), z_dim], the same for a seed in every command."""
-    rows = []
-    for i in indices:
-        if not 0 <= int(i) < SEED_STRIDE:
-            raise GanzooError(f"Sample indices run from 0 to {SEED_STRIDE - 1}, got {i}.")
-        g = torch.Generator().manual_seed(int(seed) * SEED_STRIDE + int(i))
-        rows.append(sample_latent(1, config, generator=g))
-    if not rows:
-        return torch.empty(0, config.z_dim)
-    return torch.cat(rows)
 
 
 def generate(G: nn.Module, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -71,6 +55,17 @@ def parse_indices(text: str, what: str = "indices") -> list[int]:
 def default_output(weights: str | Path, name: str) -> Path:
     """Analyses land beside the weights: <run>/analysis/<name>."""
     return RunFiles(resolve_weights(weights).parent, model="").analysis / name
+
+
+def output_name(*parts: object, suffix: str) -> str:
+    """A file name made of what decides a picture's content ('arithmetic', 'seed0', '3,7 - 5 + 1'), so the
+    next run of a command with other arguments writes beside it instead of over it. Characters a file
+    name should not hold become '_'; a name longer than 100 characters is cut and ends in a hash."""
+    text = "-".join(str(p) for p in parts if p not in (None, ""))
+    name = re.sub(r"[^A-Za-z0-9.,+=_-]+", "_", text.replace(" ", "")).strip("_") or "analysis"
+    if len(name) > 100:
+        name = f"{name[:88]}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+    return name + suffix
 
 
 # -- images -----------------------------------------------------------------------------------------
@@ -116,8 +111,10 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 def board(rows: Sequence[Sequence[torch.Tensor | None]], *, captions: Sequence[str] | None = None,
-          cell_labels: Sequence[Sequence[str]] | None = None, scale: int = 1, pad: int = 2) -> Image.Image:
-    """Images in rows on a dark board: an optional caption left of each row, an optional label on each cell.
+          cell_labels: Sequence[Sequence[str]] | None = None, scale: int = 1, pad: int = 2,
+          title: str | Sequence[str] | None = None) -> Image.Image:
+    """Images in rows on a dark board: an optional title above (one or more lines), an optional caption left
+    of each row, an optional label on each cell.
 
     `rows` hold [C, H, W] images in [-1, 1] of one size (None leaves a cell empty).
     """
@@ -131,12 +128,20 @@ def board(rows: Sequence[Sequence[torch.Tensor | None]], *, captions: Sequence[s
     if captions:
         caption_width = max(int(font.getlength(c)) for c in captions) + 3 * pad + 4
     width = caption_width + pad + ncols * (w + pad)
-    height = pad + len(rows) * (h + pad)
+    title_lines = [title] if isinstance(title, str) else list(title or [])
+    title_font = _font(13)
+    line_height = 17
+    top = line_height * len(title_lines) + (2 * pad if title_lines else 0)
+    if title_lines:
+        width = max(width, max(int(title_font.getlength(t)) for t in title_lines) + 4 * pad)
+    height = top + pad + len(rows) * (h + pad)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
+    for i, text in enumerate(title_lines):
+        draw.text((2 * pad, pad + i * line_height), text, fill=TEXT, font=title_font)
     label_font = _font(max(9, min(14, h // 4)))
     for r, row in enumerate(rows):
-        y = pad + r * (h + pad)
+        y = top + pad + r * (h + pad)
         if captions:
             draw.text((pad + 2, y + h / 2), captions[r], fill=TEXT, font=font, anchor="lm")
         for c, image in enumerate(row):

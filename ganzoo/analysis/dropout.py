@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -108,3 +108,29 @@ def maps_for_class(activations: torch.Tensor, positive: torch.Tensor, top: int |
     weights = model.weight[:, 0]
     order = torch.argsort(weights, descending=True)
     return [int(i) for i in order[:top] if weights[i] > 0]      # order[:None] is every map
+
+
+@torch.no_grad()
+def maps_by_ablation(G: nn.Module, layer: Layer, scores: Callable[[torch.Tensor], torch.Tensor],
+                     z_class: torch.Tensor, z_others: torch.Tensor, target: int, top: int) -> list[int]:
+    """The `top` maps whose dropping, one map at a time, most removes class `target` and least disturbs the rest.
+
+    `scores` maps G's images to class scores [N, K] (a labeller's). For each map, the mean fall of
+    the `target` score on samples of that class (z_class), less the mean fall of each other sample's
+    own-class score (z_others): a map that draws 7s scores high, a map every digit needs scores low.
+    Only maps whose drop lowers the target score more than it lowers the others' are kept.
+    """
+    def own(z: torch.Tensor, classes: torch.Tensor, maps: Sequence[int]) -> torch.Tensor:
+        images = generate_dropped(G, z, layer, maps) if maps else generate(G, z)
+        return scores(images).float().gather(1, classes[:, None]).squeeze(1)
+
+    targets = torch.full((len(z_class),), target, dtype=torch.long)
+    others = scores(generate(G, z_others)).float().argmax(1) if len(z_others) else targets[:0]
+    base_class, base_others = own(z_class, targets, []), own(z_others, others, [])
+    effect = torch.empty(layer.channels)
+    for m in range(layer.channels):
+        removed = (base_class - own(z_class, targets, [m])).mean()
+        harmed = (base_others - own(z_others, others, [m])).mean() if len(z_others) else 0.0
+        effect[m] = removed - harmed
+    order = torch.argsort(effect, descending=True)
+    return sorted(int(m) for m in order[:top] if effect[m] > 0)

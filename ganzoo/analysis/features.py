@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import torch
 from einops import rearrange
-from rich.console import Console
+from ..terminal import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 from torch import nn
 from torch.nn import functional as F

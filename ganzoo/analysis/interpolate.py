@@ -14,10 +14,9 @@ import torch
 from einops import rearrange
 from PIL import Image
 from torch import nn
-from torchvision.utils import make_grid
 
 from ..errors import GanzooError
-from .common import generate, to_pil
+from .common import BACKGROUND, board, generate
 
 MODES = ("slerp", "lerp")
 
@@ -71,11 +70,27 @@ def interpolate(G: nn.Module, keys: torch.Tensor, steps: int, mode: str = "slerp
     return rearrange(images, "(r t) c h w -> r t c h w", r=len(keys)), paths
 
 
-def gif_frames(images: torch.Tensor, scale: int = 1, bounce: bool = True, pad: int = 2) -> list[Image.Image]:
-    """Frame t shows every row's t-th image as one grid; `bounce` plays it back too, so the loop has no jump."""
+def gif_frames(images: torch.Tensor, scale: int = 1, bounce: bool = True, captions: list[str] | None = None,
+               title: str = "") -> list[Image.Image]:
+    """Frame t shows every row's t-th image as one grid, each cell labelled with its walk (captions), under
+    `title` and the frame's place in the walk; `bounce` plays it back too, so the loop has no jump."""
     rows, cols = images.shape[:2]
     nrow = max(1, math.ceil(math.sqrt(rows)))
-    frames = [to_pil(make_grid(images[:, t], nrow=nrow, padding=pad, pad_value=-1), scale) for t in range(cols)]
+    labels = [(captions or [""] * rows)[i:i + nrow] for i in range(0, rows, nrow)]
+    frames = []
+    for t in range(cols):
+        cells = list(images[:, t])
+        grid = [cells[i:i + nrow] for i in range(0, rows, nrow)]
+        heading = f"{title + ': ' if title else ''}image {t + 1} of {cols}"
+        frames.append(board(grid, cell_labels=labels if captions else None, scale=scale, title=heading))
+    width, height = max(f.width for f in frames), max(f.height for f in frames)   # one size for every frame
+    frames = [f if f.size == (width, height) else _padded(f, width, height) for f in frames]
     if bounce and cols > 2:
         frames += frames[-2:0:-1]
     return frames
+
+
+def _padded(frame: Image.Image, width: int, height: int) -> Image.Image:
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    canvas.paste(frame, (0, 0))
+    return canvas

@@ -108,6 +108,20 @@ def label(labeller: Labeller, images: torch.Tensor) -> tuple[torch.Tensor, torch
     return scores.argmax(1), margin
 
 
+def class_scores(labeller: Labeller, images: torch.Tensor, classes: int = 0) -> torch.Tensor:
+    """A labeller's class scores [N, K] with K >= classes (bare class ids become one-hot scores); classes
+    it never predicts score a large negative number rather than -inf, so differences stay finite."""
+    out = labeller(images)
+    if not isinstance(out, torch.Tensor) or len(out) != len(images) or out.ndim not in (1, 2):
+        raise GanzooError("A labeller must return class ids [N] or scores [N, classes] for N images.")
+    if out.ndim == 1:
+        return torch.nn.functional.one_hot(out.long(), max(int(out.max()) + 1, classes)).float()
+    scores = torch.nan_to_num(out.float(), neginf=-1e6, posinf=1e6)
+    if scores.shape[1] < classes:
+        scores = torch.cat([scores, scores.new_full((len(scores), classes - scores.shape[1]), -1e6)], 1)
+    return scores
+
+
 def pick_by_class(ids: torch.Tensor, confidence: torch.Tensor, wanted: int, count: int) -> torch.Tensor:
     """Positions of the `count` most confident images labelled `wanted` (ties: the lower position first)."""
     members = (ids == wanted).nonzero().flatten()

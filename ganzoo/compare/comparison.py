@@ -7,15 +7,12 @@ import json
 import os
 import platform
 import resource
-import statistics
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from rich.console import Console
 
 from ..checkpoint import atomic_write, load_generator
 from ..config import UNLIMITED_EPOCHS, RunConfig
@@ -26,7 +23,8 @@ from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
 from ..run import make_config, train
 from ..runfiles import RunFiles, weights_file
-from .results import ContenderResult, CurvePoint, Results, RunResult, d_collapsed, loss_records
+from ..terminal import Console
+from .results import ContenderResult, CurvePoint, Results, RunResult, d_collapsed, loss_records, throughput
 
 
 @dataclass
@@ -173,10 +171,11 @@ class Comparison:
         return config
 
     def segments(self) -> Iterator[tuple[int, float]]:
-        """(epochs, budget) of each training segment: one per epoch, or --points equal slices of time."""
+        """(epochs, budget) at the end of each training segment: one per epoch, or --points equal slices of
+        time (a run's budget counts its whole training time, so each slice ends at a larger budget)."""
         if self.settings.budget is not None:
-            for _ in range(self.settings.points):
-                yield UNLIMITED_EPOCHS, self.settings.budget / self.settings.points
+            for k in range(1, self.settings.points + 1):
+                yield UNLIMITED_EPOCHS, self.settings.budget * k / self.settings.points
         else:
             for epoch in range(1, self.settings.epochs + 1):
                 yield epoch, 0.0
@@ -194,8 +193,9 @@ class Comparison:
         started = False
         with PeakMemory(self.device) as memory:
             for epochs, budget in self.segments():
+                if budget and run.curve and run.curve[-1].train_time_s >= budget:
+                    continue                  # the last step ran past this slice's end too: nothing to train
                 config.epochs, config.budget = epochs, budget
-                t0 = time.perf_counter()
                 try:
                     weights = train(config, resume=started, overwrite=not started, download=self.settings.download,
                                     console=self.console)
@@ -205,21 +205,19 @@ class Comparison:
                     run.status, run.message = "diverged" if "diverg" in str(exc).lower() else "failed", str(exc)
                     self.console.print(f"[red]{contender.label} (seed {seed}) stopped[/red]: {exc}")
                     break
-                finally:
-                    run.train_time_s += time.perf_counter() - t0
                 started = True
-                records = loss_records(files.records())
-                run.curve.append(CurvePoint(run.train_time_s, records[-1]["step"] if records else 0,
+                last = (loss_records(files.records()) or [{}])[-1]
+                run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0),
                                             self.score(weights, self.settings.curve_n)))
         run.peak_memory_mb = memory.peak / 2 ** 20
-        return self.finish_run(run, files)
+        return self.finish_run(run, files, batch_size=config.batch_size)
 
-    def finish_run(self, run: RunResult, files: RunFiles | None, weights: Path | None = None) -> RunResult:
-        """Throughput and steps from the run's log, the final scores at the full sample count."""
+    def finish_run(self, run: RunResult, files: RunFiles | None, weights: Path | None = None, *,
+                   batch_size: int | None) -> RunResult:
+        """Steps, training time and throughput from the run's log, the final scores at the full sample count."""
         records = files.records() if files else []
         losses = loss_records(records)
-        rates = [r["images_per_s"] for r in losses if r.get("images_per_s")]
-        run.images_per_s = statistics.median(rates) if rates else None
+        run.train_time_s, run.images_per_s = throughput(losses, batch_size)
         run.steps = losses[-1]["step"] if losses else None
         run.epochs_done = losses[-1]["epoch"] if losses else None
         if run.status == "ok" and d_collapsed(records):
@@ -233,7 +231,8 @@ class Comparison:
     def score_finished(self, contender: Contender) -> RunResult:
         run_dir = contender.path if contender.path.is_dir() else None
         run = RunResult(seed=None, run_dir=str(contender.path), train_time_s=None)
-        return self.finish_run(run, RunFiles(run_dir) if run_dir else None, finished_weights(contender.path))
+        return self.finish_run(run, RunFiles(run_dir) if run_dir else None, finished_weights(contender.path),
+                               batch_size=contender.config.batch_size)
 
     def parameters(self, contender: Contender) -> dict[str, int | None]:
         if contender.trained_here:

@@ -9,6 +9,7 @@ from rich.table import Table
 from torchvision.utils import make_grid
 
 from ..checkpoint import atomic_write, load_generator
+from ..config import TRAINING_TIME
 from ..errors import GanzooError
 from ..evaluate import better, format_value
 from ..runfiles import RunFiles, weights_file
@@ -22,16 +23,25 @@ RESOURCE_COLUMNS = {  # summary key: (header, better, format)
 }
 
 
+def comparable(results: Results, key: str) -> bool:
+    """Whether a column can rank the contenders: not the training time when the budget fixed it for all."""
+    return not (key == "train_time_s" and results.settings.get("budget"))
+
+
 def best_labels(results: Results, key: str, direction: str) -> set[str]:
-    """The contenders holding the best mean of a column (ties share it); diverged runs do not compete."""
+    """The one contender whose mean is strictly best in a comparable column; empty on a tie for the best
+    (as shown, 4 significant digits), with fewer than two numbers to compare, or when the column cannot
+    rank (see comparable). Diverged runs do not compete."""
+    if direction not in ("lower", "higher") or not comparable(results, key):
+        return set()
     means = {label: e.summary[key].mean if key in e.summary else math.nan for label, e in results.contenders.items()
              if "diverged" not in e.status}
-    # compared as shown (4 significant digits): equal-looking numbers share the mark
     means = {k: float(f"{v:.4g}") for k, v in means.items() if v is not None and math.isfinite(v)}
-    if not means or direction not in ("lower", "higher"):
+    if len(means) < 2:
         return set()
     target = min(means.values()) if direction == "lower" else max(means.values())
-    return {k for k, v in means.items() if v == target}
+    best = {k for k, v in means.items() if v == target}
+    return best if len(best) == 1 else set()
 
 
 def format_mean_std(stat: Stat | None, fmt: str | None = None) -> str:
@@ -39,7 +49,7 @@ def format_mean_std(stat: Stat | None, fmt: str | None = None) -> str:
     if mean is None or not math.isfinite(mean):
         return "-"
     text = fmt.format(mean) if fmt else format_value(mean)
-    if std and math.isfinite(std):
+    if std and math.isfinite(std) and std > 1e-9 * max(1.0, abs(mean)):   # not round-off: 1 ± 2.5e-15 is 1
         text += " ± " + (fmt.format(std) if fmt else format_value(std))
     return text
 
@@ -70,7 +80,7 @@ def table_rows(results: Results) -> tuple[list[str], list[list[tuple[str, bool]]
 
 def rich_table(results: Results) -> Table:
     header, rows = table_rows(results)
-    table = Table(title="comparison (mean ± std over seeds; best in each column marked ★)", title_justify="left")
+    table = Table(title="comparison (mean ± std over seeds; ★ a column's one best value)", title_justify="left")
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i == 0)
     for row in rows:
@@ -107,12 +117,13 @@ def write_report(results: Results, out: Path, command: str) -> Path:
         f"Data **{s['data']}**, the same preprocessing, batch size and seeds for every trained model; "
         f"{budget}; seeds {s['seed']}..{s['seed'] + s['seeds'] - 1}. Scores: mean ± std over seeds, from "
         f"{s['n'] or 'the metrics’ default number of'} samples (latent seed 0); the last row scores real training "
-        f"images the same way — the floor. The best value in each column is in bold. "
+        f"images the same way — the floor. A column's one best value is in bold (none on a tie). "
         f"Device: {env.get('gpu') or env.get('device')} ({env.get('cpus')} CPUs), torch {env.get('torch')}.", "",
         markdown_table(results), "",
-        "img/s: median training throughput from the run's log; train time: wall time of training (data "
-        "loading included, scoring excluded); peak mem: " + ("the CUDA allocator's peak." if env.get("gpu") else
-        "the process's peak resident memory while that model trained (libraries included)."), "",
+        f"img/s: images trained ÷ training time; train time: {TRAINING_TIME} (under an equal --budget it is "
+        f"the budget for every model, so it is not ranked); peak mem: "
+        + ("the CUDA allocator's peak." if env.get("gpu") else
+           "the process's peak resident memory while that model trained (libraries included)."), "",
     ]
     notes = [f"- **{label}** (seed {r.seed}): {r.status} — {r.message}"
              for label, e in results.contenders.items() for r in e.runs if r.status != "ok"]

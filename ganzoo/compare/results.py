@@ -117,6 +117,16 @@ def loss_records(records: list[dict]) -> list[dict]:
     return [r for r in records if "loss_d" in r]
 
 
+def throughput(losses: list[dict], batch_size: int | None) -> tuple[float | None, float | None]:
+    """(training time, images trained ÷ that time), the time as the log's last record has it
+    (config.TRAINING_TIME). None for both when the log does not say (an older ganzoo's run, or no log)."""
+    last = losses[-1] if losses else {}
+    seconds = last.get("train_time")
+    if not seconds or not batch_size:
+        return seconds or None, None
+    return seconds, last["step"] * batch_size / seconds
+
+
 def d_collapsed(records: list[dict]) -> bool:
     """D has won (see ganzoo.guard) over the last quarter of the logged steps (at least three logs)."""
     losses = loss_records(records)
