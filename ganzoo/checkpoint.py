@@ -117,7 +117,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     safetensors is the only loader: it cannot run code. A file it cannot read is refused, never
     handed to another loader; a pickle is named as one, by its suffix or, whatever its name
     (.weights, no suffix, even .safetensors), by its content. tests/test_untrusted.py fails if a
-    pickle loader (torch.load, pickle.load) ever appears in ganzoo.
+    pickle loader (torch's or the pickle module's) ever appears in ganzoo.
     """
     path = Path(path)
     if not path.is_file():

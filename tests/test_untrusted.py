@@ -161,7 +161,7 @@ def pickled_calls(raw: bytes) -> set[str]:
     return {str(arg) for _, arg, _ in pickletools.genops(raw)}
 
 
-# payloads that run os.makedirs(marker) when loaded by pickle or by torch.load(weights_only=False)
+# payloads that run os.makedirs(marker) when unpickled (by the pickle module, or by torch with weights_only off)
 PAYLOADS = {"pickle-protocol-0": lambda: pickle.dumps(RunsCode(), protocol=0),
             "pickle-protocol-5": lambda: pickle.dumps(RunsCode(), protocol=5),
             "torch.save": lambda: torch_save_of({"G.net.0.weight": RunsCode()})}
@@ -192,8 +192,8 @@ PICKLE_LOADERS = {("torch", "load"), ("pickle", "load"), ("pickle", "loads"), ("
 
 
 def test_no_pickle_loader_anywhere_in_ganzoo():
-    """The one loader of weights is safetensors: no torch.load / pickle.load call (nor weights_only=False or
-    allow_pickle=True) in ganzoo, its plugins or the example plugin. (The FID Inception converter's
+    """The one loader of weights is safetensors: no call to torch's or pickle's loaders (nor weights_only
+    off or allow_pickle on) in ganzoo, its plugins or the example plugin. (The FID Inception converter's
     torch.jit.load reads a TorchScript archive on explicit request; it is not one of these.)"""
     roots = [REPO / "ganzoo", REPO / "plugins", REPO / "examples"]
     found = []
