@@ -4,7 +4,8 @@ Two kinds of file share one format:
 - a generator file (`<model>.safetensors`): G's weights + the run config, enough
   for `ganzoo sample` to rebuild the model from the file alone;
 - a checkpoint (`checkpoint.safetensors`): G, D, both optimizers, RNG states and
-  counters, enough for `--resume` to continue bit for bit.
+  counters (and the averaged G, under G_ema., with --ema), enough for `--resume` to
+  continue bit for bit. With --ema the generator file holds the averaged G.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .models import PREFIX, build_network, build_on_meta
 from .runfiles import RunFiles, weights_file
 
 FORMAT_VERSION = "1"
+EMA_PREFIX = "G_ema."  # a checkpoint's averaged generator (--ema); its generator file holds only that one
 TMP_MARK = ".tmp"  # atomic_write's temporaries: .<name>.tmp<pid>
 
 
@@ -221,6 +223,9 @@ def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discr
     """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
     tensors, metadata = read_tensors(path)
     config = config_of(metadata, path)
+    if any(k.startswith(EMA_PREFIX) for k in tensors):    # a checkpoint with an averaged G: sample from that one
+        tensors = {PREFIX["generator"] + k[len(EMA_PREFIX):] if k.startswith(EMA_PREFIX) else k: v
+                   for k, v in tensors.items() if not k.startswith(PREFIX["generator"])}
     kinds = ["generator"] + (["discriminator"] if discriminator and any(k.startswith(PREFIX["discriminator"])
                                                                       for k in tensors) else [])
     try:

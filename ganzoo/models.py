@@ -79,8 +79,10 @@ def build_on_meta(config: RunConfig, kinds: tuple[str, ...] = NETWORKS,
 
 
 def build_loss(config: RunConfig, regs: Registries | None = None):
+    """The config's loss, with its component options (config.options["loss"]) where the config has them."""
     regs = regs or registries()
-    return regs.losses.get(config.loss).factory()
+    options = (getattr(config, "options", None) or {}).get("loss", {})
+    return regs.losses.get(config.loss).factory(**options)
 
 
 def sample_latent(n: int, config: RunConfig, device: torch.device | str = "cpu",
