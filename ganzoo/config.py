@@ -370,6 +370,8 @@ class RunConfig:
                                 shown_default="none")
     augment: str = setting("", "differentiable augmentation of everything D sees, real and fake alike, "
                            "comma-separated (DiffAugment: translation, cutout, color)", shown_default="none")
+    spectral_norm: bool = setting(False, "spectral normalisation of every layer of the discriminator (Miyato et al. "
+                                  "2018)")
     ema: float = setting(0.0, "decay of an exponential moving average of G's weights (e.g. 0.999), which grids, "
                          "samples, evaluation and the generator file then use", checks=(ema_decay,),
                          shown_default="0, none")

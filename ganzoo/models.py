@@ -46,7 +46,19 @@ def build_network(kind: str, config: RunConfig, regs: Registries | None = None) 
     regs = regs or registries()
     name = getattr(config, kind)
     factory = regs.by_kind(kind).get(name).factory
-    return construct(f"{kind} {name!r}", factory, **network_arguments(kind, config))
+    network = construct(f"{kind} {name!r}", factory, **network_arguments(kind, config))
+    if kind == "discriminator" and config.spectral_norm:
+        spectral_norm(network)
+    return network
+
+
+def spectral_norm(network: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every convolution and linear layer: a network transform
+    a recipe may apply to D (--spectral-norm). Its power-iteration vectors are buffers: checkpoints keep them."""
+    for module in list(network.modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not nn.utils.parametrize.is_parametrized(module):
+            nn.utils.parametrizations.spectral_norm(module)
+    return network
 
 
 def build_generator(config: RunConfig, regs: Registries | None = None) -> nn.Module:
