@@ -19,6 +19,8 @@ class NonSaturatingLoss:
     every image D judges, real and fake (Sonderby et al. 2017), re-running D through the step's context.
     """
 
+    real_label, instance_noise = 1.0, 0.0       # the defaults, also for subclasses with an __init__ of their own
+
     def __init__(self, real_label: float = 1.0, instance_noise: float = 0.0):
         self.real_label, self.instance_noise = real_label, instance_noise
 
