@@ -312,6 +312,10 @@ def test_every_builtin_recipe_resumes_bit_identically(tmp_path, model):
     stopping.stop_at = 13                              # mid-way between wgangp's G steps and r1's lazy ones
     with pytest.raises(Exception, match="Interrupted at step 13"):
         stopping.fit()
+    reloaded = Trainer(part, fake_data())
+    reloaded.load_checkpoint(reloaded.files.checkpoint)
+    assert torch.equal(reloaded.last_stats, stopping.last_stats)           # statistics of phases not run this step
+    assert reloaded.d_steps == stopping.d_steps == 13
     train(part, resume=True)
     a, _ = read_tensors(f"{whole.out}/checkpoint.safetensors")
     b, _ = read_tensors(f"{part.out}/checkpoint.safetensors")
