@@ -119,7 +119,7 @@ def check_option_names(kind: str, what: str, factory: Any, options: dict[str, An
             raise GanzooError(f"{what} is registered with {name!r}, which is neither a declaration of a {kind} "
                               f"({', '.join(hint_also)}) nor an option of its factory ({', '.join(known) or 'none'})."
                               f"{closest(name, accepted)}")
-        raise GanzooError(f"{what} has no option {name!r}.{closest(name, known)} (Its options: "
+        raise GanzooError(f"{what} has no option {name!r}.{closest(name, (*known, *spec.arguments))} (Its options: "
                           f"{', '.join(known) or 'none'}.)")
 
 
