@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.metadata
 import io
 import json
 import os
@@ -97,13 +98,19 @@ def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Pat
         if name in regs.by_kind(kind):
             continue
         record = made_by.get(role) if isinstance(made_by, dict) else None
-        if not isinstance(record, dict) or not record.get("distribution"):
-            continue                                     # an older file: the registry's own message follows
+        if not isinstance(record, dict) or record.get("name") != name or not record.get("distribution"):
+            continue                                     # an older or hand-edited file: the registry's message follows
         package, version = str(record["distribution"]), str(record.get("version", ""))
         pin = f"{package}=={version}" if version and version != "?" else package
-        raise GanzooError(f"{path} was made with the {kind} {name!r} of the plugin {record.get('plugin', '?')!r} from "
-                          f"the package {package} {version}, which is not installed here; install it "
-                          f"(pip install '{pin}') and try again.")
+        made = f"{path} was made with the {kind} {name!r} of the plugin {record.get('plugin', '?')!r} from the " \
+               f"package {package} {version}"
+        try:
+            installed = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            raise GanzooError(f"{made}, which is not installed here; install it (pip install '{pin}') and try "
+                              f"again.") from None
+        raise GanzooError(f"{made}; the {package} {installed} installed here does not register it (see `ganzoo "
+                          f"plugins`); install the version that made it (pip install '{pin}').")
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: RunConfig,

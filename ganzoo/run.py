@@ -179,7 +179,12 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
         summary_writer_class()                               # installed? say so now, not after loading data
     created = [p for p in (files.root, *files.root.parents) if not p.exists()]  # deepest first
     try:
-        check_components(config)  # options and signatures fit (a resumed run's too), before any data loads
+        try:
+            check_components(config)  # options and signatures fit (a resumed run's too), before any data loads
+        except GanzooError as exc:    # a resumed run's problem lies in its checkpoint: name the file
+            if not resume or str(files.checkpoint) in str(exc):
+                raise
+            raise GanzooError(f"{files.checkpoint}: {exc}") from None
         check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
     except BaseException:
         remove_if_unused(created)  # a run refused before it started leaves no empty folder behind
