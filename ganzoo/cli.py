@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "distribution's name")
     check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")
     check.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    check.add_argument("--data-dir", default=None, help="local copy of the dataset a metric scores by default "
+                       "(e.g. MNIST's four IDX files), for the metric checks")
     analysis.add_commands(sub)
     return parser
 
@@ -439,7 +441,8 @@ def _warn_failed(regs) -> None:
 def cmd_check_plugin(args) -> int:
     from .testing import check_plugins_command
 
-    return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
+    return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console,
+                                 data_dir=args.data_dir)
 
 
 COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,

@@ -14,7 +14,9 @@ split (the metric's first declared dataset, or the built-in ``fake`` one).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -26,6 +28,21 @@ from ..errors import GanzooError
 from ..registry import Entry
 from .kit import blame, fail
 from .networks import Checks
+from ..terminal import Console
+
+
+@contextlib.contextmanager
+def own_cache(folder: str):
+    """Decoded images go to the kit's folder, not the user's cache, and are deleted with it."""
+    before = os.environ.get("GANZOO_CACHE")
+    os.environ["GANZOO_CACHE"] = os.path.join(folder, ".cache")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GANZOO_CACHE", None)
+        else:
+            os.environ["GANZOO_CACHE"] = before
 
 SIZE = 16                     # the resolution the kit asks a dataset for: small, and not the dataset's own
 
@@ -52,7 +69,7 @@ def dataset_checks(entry: Entry, device: torch.device) -> Checks:
 
     def files():
         writer = entry.info["example_files"]
-        with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as folder:
+        with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as folder, own_cache(folder):
             for split in splits:
                 with blame(f"{what}: its example_files writer (split {split!r})",
                            "example_files(folder, split) writes a few images in the dataset's format into folder."):
@@ -63,7 +80,7 @@ def dataset_checks(entry: Entry, device: torch.device) -> Checks:
                     with blame(f"{what}: loading the files its example_files wrote (split {split!r})",
                                "The factory must read the files from root (the user's --data-dir)."):
                         loads.append(load_dataset(entry.name, root=folder, split=split, image_size=SIZE,
-                                                  channels=channels, download=False))
+                                                  channels=channels, download=False, console=Console(quiet=True)))
                 data = loads[0]
                 shape = tuple(data.images.shape)
                 if data.images.dtype != torch.uint8 or shape[1:] != (channels, SIZE, SIZE):
