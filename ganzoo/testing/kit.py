@@ -143,7 +143,8 @@ def reference_size(sizes: list[int], what: str, entry_sizes: Any) -> int:
     return next((s for s in sizes if s >= 16), sizes[0])
 
 
-SIZE_HINT = "If this size is not supported, declare the supported ones with register(..., image_sizes=...)."
+SIZE_HINT = ("If this size is not supported, declare the supported ones with register(..., image_sizes=...); "
+             "channel counts likewise with channel_counts=(1,) or (3,).")
 
 
 # -- inputs and common contracts ---------------------------------------------------------------------
