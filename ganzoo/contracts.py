@@ -29,7 +29,7 @@ class Contract:
     declarations: tuple[str, ...] = ()          # keywords of register() that describe the entry
     arguments: tuple[str, ...] = ()             # keywords ganzoo passes the factory
     positional: int = 0                         # positional arguments ganzoo passes the factory
-    methods: tuple[tuple[str, int, str], ...] = ()   # (method, positional arguments, contract text)
+    methods: tuple[tuple[str, tuple[int, ...], str], ...] = ()   # (method, positional counts it may take, text)
     callable: bool = True                       # False: the registered thing is a value (a ModelSpec)
 
 
@@ -38,13 +38,13 @@ NETWORK_DECLARATIONS = ("image_sizes", "channel_counts")
 CONTRACTS: dict[str, Contract] = {
     "generator": Contract("factory(*, image_size, channels, z_dim, width) -> nn.Module with forward(z)",
                           NETWORK_DECLARATIONS, ("image_size", "channels", "z_dim", "width"),
-                          methods=(("forward", 1, "forward(z) takes one [B, z_dim] latent batch"),)),
+                          methods=(("forward", (1,), "forward(z) takes one [B, z_dim] latent batch"),)),
     "discriminator": Contract("factory(*, image_size, channels, width) -> nn.Module with forward(x)",
                               NETWORK_DECLARATIONS, ("image_size", "channels", "width"),
-                              methods=(("forward", 1, "forward(x) takes one [B, C, S, S] image batch"),)),
+                              methods=(("forward", (1,), "forward(x) takes one [B, C, S, S] image batch"),)),
     "loss": Contract("factory() -> an object with d_loss(real_logits, fake_logits) and g_loss(fake_logits)",
-                     methods=(("d_loss", 2, "d_loss(real_logits, fake_logits)"),
-                              ("g_loss", 1, "g_loss(fake_logits)"))),
+                     methods=(("d_loss", (2, 3), "d_loss(real_logits, fake_logits[, context])"),
+                              ("g_loss", (1, 2), "g_loss(fake_logits[, context])"))),
     "dataset": Contract("factory(*, root, download, split, image_size, channels) -> ganzoo.ImageData",
                         ("image_size", "channels", "splits", "example_files"),
                         ("root", "download", "split", "image_size", "channels")),
@@ -52,11 +52,14 @@ CONTRACTS: dict[str, Contract] = {
                       callable=False),
     "metric": Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better"), positional=1),
     "labeller": Contract("builder(context) -> a labeller", positional=1),
+    "regularizer": Contract("factory() -> penalty(context), a scalar tensor", ("weight", "every")),
+    "augmentation": Contract("transform(x) -> x augmented, same shape", positional=1),
 }
 
 
 def contract(kind: str) -> Contract:
-    return CONTRACTS.get(kind) or Contract("factory(...)")
+    """The kind's contract; a kind without one takes any keyword as a declaration and is not checked."""
+    return CONTRACTS.get(kind) or Contract("factory(...)", callable=False)
 
 
 def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
@@ -91,6 +94,8 @@ def closest(name: str, known) -> str:
 def split_keywords(kind: str, what: str, factory: Any, keywords: dict[str, Any]) -> tuple[dict, dict]:
     """register()'s extra keywords as (declarations, options); an unknown one is refused with a sentence."""
     spec = contract(kind)
+    if kind not in CONTRACTS:
+        return dict(keywords), {}
     declared = {k: v for k, v in keywords.items() if k in spec.declarations}
     options = {k: v for k, v in keywords.items() if k not in spec.declarations}
     if options:
@@ -144,7 +149,7 @@ def check_factory(kind: str, what: str, factory: Any, options: dict[str, Any] | 
 
 def check_methods(kind: str, what: str, component: Any) -> None:
     """A built component has the methods its contract calls, taking the arguments ganzoo passes."""
-    for method, count, text in contract(kind).methods:
+    for method, counts, text in contract(kind).methods:
         function = getattr(component, method, None)
         if not callable(function):
             raise GanzooError(f"{what} breaks the {kind} contract: its {type(component).__name__} has no "
@@ -152,8 +157,13 @@ def check_methods(kind: str, what: str, component: Any) -> None:
         signature = _signature(function)
         if signature is None:
             continue
-        try:
-            signature.bind(*([None] * count))
-        except TypeError as exc:
+        problems = []
+        for count in counts:
+            try:
+                signature.bind(*([None] * count))
+                break
+            except TypeError as exc:
+                problems.append(str(exc))
+        else:
             raise GanzooError(f"{what} breaks the {kind} contract: {text}, but its {method} is {method}{signature} "
-                              f"({exc}).") from None
+                              f"({problems[0]}).")

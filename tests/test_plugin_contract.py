@@ -168,7 +168,8 @@ class OneArgumentLoss:
 @pytest.mark.parametrize("broken, message", [
     ("generator", r"breaks the generator contract, factory\(\*, image_size, channels, z_dim, width\).*width"),
     ("discriminator", r"breaks the discriminator contract: forward\(x\) takes one .* forward\(x, labels\)"),
-    ("loss", r"breaks the loss contract: d_loss\(real_logits, fake_logits\), but its d_loss is d_loss\(logits\)"),
+    ("loss", r"breaks the loss contract: d_loss\(real_logits, fake_logits\[, context\]\), but its d_loss is "
+             r"d_loss\(logits\)"),
 ])
 def test_a_broken_contract_is_named_before_any_data_loads(monkeypatch, request, tmp_path, capsys, broken, message):
     install_plugin(monkeypatch, request, "ganzoo_contract_broken",

@@ -78,14 +78,16 @@ def model_checks(entry: Entry, device: torch.device, regs: Registries) -> Checks
             t = trainer(config(precision))
             g_before = [p.detach().clone() for p in t.G.parameters()]
             d_before = [p.detach().clone() for p in t.D.parameters()]
-            for stats in train_steps(t, batches(t), precision):
+            reals = batches(t)
+            steps = max(len(reals), getattr(t.config, "n_critic", 1) + 1)   # G steps once per n_critic D steps
+            for stats in train_steps(t, [reals[i % len(reals)] for i in range(steps)], precision):
                 if not torch.isfinite(stats).all():
                     fail(f"{what}: a training step in {precision} gave losses {stats[:2].tolist()}; keep "
                          f"numerically sensitive ops in float32.")
             for net, before in (("generator", g_before), ("discriminator", d_before)):
                 params = list((t.G if net == "generator" else t.D).parameters())
                 if all(torch.equal(b, p.detach()) for b, p in zip(before, params)):
-                    fail(f"{what}: two training steps in {precision} left the {net}'s weights unchanged; its loss "
+                    fail(f"{what}: {steps} training steps in {precision} left the {net}'s weights unchanged; its loss "
                          f"must depend on its parameters.")
                 if not all(torch.isfinite(p).all() for p in params):
                     fail(f"{what}: the {net}'s weights hold NaN/Inf after two training steps in {precision}.")
