@@ -417,19 +417,23 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_plugins(args) -> int:
-    from .plugins import registries
-
-    regs = registries()
+def plugins_table(infos) -> Table:
+    """What `ganzoo plugins` shows: one row per plugin, what it registered, and whether it loaded."""
     table = Table(title="plugins", title_justify="left")
     table.add_column("name", no_wrap=True)  # what `ganzoo check-plugin NAME` takes: never cut short
     for column in ("version", "source", "registered", "status"):
         table.add_column(column)
-    for info in regs.plugins:
+    for info in infos:
         registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
         status = f"[red]failed: {escape(info.error)}[/red]" if info.error else "[green]ok[/green]"
         table.add_row(info.name, info.version, info.source, registered or "-", status)
-    out.print(table)
+    return table
+
+
+def cmd_plugins(args) -> int:
+    from .plugins import registries
+
+    out.print(plugins_table(registries().plugins))
     return 0
 
 

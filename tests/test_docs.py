@@ -102,3 +102,59 @@ def test_tutorial_quotes_the_example_plugin_verbatim():
             assert body.strip() in path.read_text(), f"docs/plugins.md's excerpt of {first[2:]} is out of date"
             quoted += 1
     assert quoted >= 4
+
+
+# -- the generated reference and the sections beyond the hooks ---------------------------------------------
+
+def test_generated_blocks_are_current():
+    """The run-settings table and the `ganzoo plugins` table match the code (python -m ganzoo.reference rewrites)."""
+    from ganzoo.config import FIELDS
+    from ganzoo.reference import blocks, generated
+
+    found = blocks(DOC)
+    assert set(found) == {"run-settings", "plugins-table"}
+    for name, body in found.items():
+        assert body == generated(name), (f"docs/plugins.md's generated {name} block is out of date; rewrite it with "
+                                         f"python -m ganzoo.reference docs/plugins.md")
+    for name, info in FIELDS.items():                         # every field, with its help, in the table
+        assert f"| `{name}` |" in found["run-settings"] and info.setting.help.replace("|", "\\|") in found["run-settings"]
+    builtins = [p for p in registries().plugins if p.source == "built-in"]
+    assert all(f"│ {p.name} " in found["plugins-table"] for p in builtins)
+
+
+def sections_blocks(title: str) -> list[str]:
+    match = re.search(rf"^## {title}\n(.*?)(?=^## )", DOC, re.S | re.M)
+    assert match, f"docs/plugins.md has no '## {title}' section"
+    return [code for lang, code in BLOCK.findall(match.group(1)) if lang == "python"]
+
+
+def collect_snippet(code: str, name: str):
+    module = types.ModuleType(f"doc_snippet_{name}")
+    exec(compile(code, f"docs/plugins.md ({name})", "exec"), module.__dict__)
+    pm = make_plugin_manager()
+    pm.register(module, name="snippet")
+    regs = collect(pm, [PluginInfo("snippet", "0", "docs")])
+    info = {p.name: p for p in regs.plugins}["snippet"]
+    assert info.error is None, info.error
+    return regs
+
+
+def test_component_options_snippet_sets_options_in_three_layers():
+    code, = sections_blocks("Component options")
+    regs = collect_snippet(code, "options")
+    m101 = regs.losses.get("ls-m101").factory()
+    assert (m101.a, m101.b, m101.c) == (-1.0, 1.0, 0.0)
+    spec = regs.models.get("dcgan-ls").factory
+    assert spec.options == {"loss": {"a": -1.0, "b": 1.0, "c": 0.0}}
+    loss = regs.losses.get("ls-shifted").factory(**spec.options["loss"])
+    real, fake = torch.ones(4), -torch.ones(4)
+    assert loss.d_loss(real, fake).item() == 0.0 and loss.g_loss(torch.zeros(4)).item() == 0.0
+
+
+def test_reusing_a_component_snippet_builds_dcgan_inside_its_factory():
+    code, = sections_blocks("Reusing a registered component")
+    regs = collect_snippet(code, "reuse")
+    D = regs.discriminators.get("calm-dcgan").factory(image_size=32, channels=1, width=8).eval()
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    assert type(D.inner).__name__ == "DCGANDiscriminator"
+    assert torch.equal(D(x), 0.5 * D.inner(x))
