@@ -310,6 +310,7 @@ class Scheduled(NonSaturatingLoss):
     a resumed run starts the schedule again (only the checkpoint round trip sees it)."""
 
     def __init__(self):
+        super().__init__()           # the standard loss's own options (label smoothing, ...), where it has them
         self.calls = 0
 
     def d_loss(self, real_logits, fake_logits):
