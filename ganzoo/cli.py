@@ -404,14 +404,21 @@ def _labels_summary(data) -> str:
 def cmd_list(args) -> int:
     from .plugins import registries
 
+    from .contracts import describe_options
+    from .models import ROLES
+
     regs = registries()
     for registry in regs.all():
+        optioned = registry.kind in ROLES.values()          # what --options ROLE.NAME=VALUE may set
         table = Table(title=registry.plural, title_justify="left")
         table.add_column("name", style="bold cyan")
         table.add_column("description")
+        if optioned:
+            table.add_column("options")
         table.add_column("plugin", style="dim")
         for entry in registry:
-            table.add_row(entry.name, escape(entry.description), entry.plugin)  # plugin text is not markup
+            options = [escape(describe_options(registry.kind, entry.factory)) or "-"] if optioned else []
+            table.add_row(entry.name, escape(entry.description), *options, entry.plugin)  # plugin text is not markup
         out.print(table)
     _warn_failed(regs)
     return 0

@@ -85,6 +85,19 @@ def option_names(kind: str, factory: Any) -> tuple[str, ...] | None:
                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
+def describe_options(kind: str, factory: Any) -> str:
+    """The options a factory takes with their defaults (registration options applied), e.g. 'a=-1.0, b=1.0'."""
+    names = option_names(kind, factory)
+    if names is None:
+        return "any (**kwargs)"
+    signature = _signature(factory)
+    shown = []
+    for name in names:
+        default = signature.parameters[name].default
+        shown.append(name if default is inspect.Parameter.empty else f"{name}={default!r}")
+    return ", ".join(shown)
+
+
 def closest(name: str, known) -> str:
     """' Did you mean X?' for the known name closest to `name`, or ''."""
     close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)

@@ -271,3 +271,12 @@ def test_weights_files_record_the_plugin_and_name_the_package_when_it_is_missing
     with pytest.raises(GanzooError, match=r"pip install 'ganzoo-deep==0\.3\.0'"):
         from ganzoo.train import resume_config
         resume_config(out)
+
+
+def test_list_names_each_components_options(optioned, capsys):
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    deep = next(line for line in out.splitlines() if line.startswith("│ deep "))
+    shifted = next(line for line in out.splitlines() if line.startswith("│ shifted "))
+    assert "layers=1" in deep and "a=-1.0, b=1.0, c=1.0" in shifted      # the registration's a=-1.0 shown
