@@ -7,7 +7,9 @@ from .config import ModelSpec, RunConfig
 from .data import ImageData
 from .errors import GanzooError
 from .hookspecs import hookimpl
+from .models import build_component
 from .registry import PowersOfTwo
 
-__all__ = ["DISTRIBUTION", "GanzooError", "ImageData", "ModelSpec", "PowersOfTwo", "RunConfig", "hookimpl"]
+__all__ = ["DISTRIBUTION", "GanzooError", "ImageData", "ModelSpec", "PowersOfTwo", "RunConfig", "build_component",
+           "hookimpl"]
 __version__ = "0.1.0"

@@ -3,6 +3,8 @@
 Two kinds of file share one format:
 - a generator file (`<model>.safetensors`): G's weights + the run config, enough
   for `ganzoo sample` to rebuild the model from the file alone;
+- both record which plugin, from which package and version, made each component
+  ("ganzoo.plugins"), so a file whose plugin is missing names the package to install;
 - a checkpoint (`checkpoint.safetensors`): G, D, both optimizers, RNG states and
   counters (and the averaged G, under G_ema., with --ema), enough for `--resume` to
   continue bit for bit. With --ema the generator file holds the averaged G.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.metadata
 import io
 import json
 import os
@@ -27,7 +30,8 @@ from torch import nn
 
 from .config import RunConfig
 from .errors import GanzooError
-from .models import PREFIX, build_network, build_on_meta
+from .models import PREFIX, ROLES, build_network, build_on_meta
+from .plugins import registries
 from .runfiles import RunFiles, weights_file
 
 FORMAT_VERSION = "1"
@@ -77,9 +81,44 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu").contiguous().clone()
 
 
+def provenance(config: RunConfig) -> dict[str, dict[str, str]]:
+    """Which plugin (and package, version) made each of the config's components: {role: {name, plugin, ...}}."""
+    regs = registries()
+    return {role: regs.provenance(kind, getattr(config, role)) for role, kind in ROLES.items()
+            if getattr(config, role) in regs.by_kind(kind)}
+
+
+def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Path) -> None:
+    """Every component a weights file names is registered here; else name the package that made it."""
+    try:
+        made_by = json.loads(metadata.get("ganzoo.plugins", "{}"))
+    except ValueError:
+        made_by = {}
+    regs = registries()
+    for role, kind in ROLES.items():
+        name = getattr(config, role)
+        if name in regs.by_kind(kind):
+            continue
+        record = made_by.get(role) if isinstance(made_by, dict) else None
+        if not isinstance(record, dict) or record.get("name") != name or not record.get("distribution"):
+            continue                                     # an older or hand-edited file: the registry's message follows
+        package, version = str(record["distribution"]), str(record.get("version", ""))
+        pin = f"{package}=={version}" if version and version != "?" else package
+        made = f"{path} was made with the {kind} {name!r} of the plugin {record.get('plugin', '?')!r} from the " \
+               f"package {package} {version}"
+        try:
+            installed = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            raise GanzooError(f"{made}, which is not installed here; install it (pip install '{pin}') and try "
+                              f"again.") from None
+        raise GanzooError(f"{made}; the {package} {installed} installed here does not register it (see `ganzoo "
+                          f"plugins`); install the version that made it (pip install '{pin}').")
+
+
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: RunConfig,
                  extra: dict[str, Any] | None = None) -> Path:
-    metadata = {"ganzoo.format": FORMAT_VERSION, "ganzoo.kind": kind, "ganzoo.config": config.to_json()}
+    metadata = {"ganzoo.format": FORMAT_VERSION, "ganzoo.kind": kind, "ganzoo.config": config.to_json(),
+                "ganzoo.plugins": json.dumps(provenance(config), sort_keys=True)}
     if extra:
         metadata["ganzoo.state"] = json.dumps(extra)
     tensors = {k: _cpu(v) for k, v in tensors.items()}
@@ -156,6 +195,7 @@ def config_of(metadata: dict[str, str], path: str | Path = "the weights file") -
         raise GanzooError(f"{path} holds an invalid config: {exc}") from None
     except TypeError as exc:
         raise GanzooError(f"{path} holds a malformed config: {exc}") from None
+    check_installed(config, metadata, path)
     return config
 
 

@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "distribution's name")
     check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")
     check.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    check.add_argument("--data-dir", default=None, help="local copy of the dataset a metric scores by default "
+                       "(e.g. MNIST's four IDX files), for the metric checks")
     analysis.add_commands(sub)
     return parser
 
@@ -402,32 +404,43 @@ def _labels_summary(data) -> str:
 def cmd_list(args) -> int:
     from .plugins import registries
 
+    from .contracts import describe_options
+    from .models import ROLES
+
     regs = registries()
     for registry in regs.all():
+        optioned = registry.kind in ROLES.values()          # what --options ROLE.NAME=VALUE may set
         table = Table(title=registry.plural, title_justify="left")
         table.add_column("name", style="bold cyan")
         table.add_column("description")
+        if optioned:
+            table.add_column("options")
         table.add_column("plugin", style="dim")
         for entry in registry:
-            table.add_row(entry.name, escape(entry.description), entry.plugin)  # plugin text is not markup
+            options = [escape(describe_options(registry.kind, entry.factory)) or "-"] if optioned else []
+            table.add_row(entry.name, escape(entry.description), *options, entry.plugin)  # plugin text is not markup
         out.print(table)
     _warn_failed(regs)
     return 0
 
 
-def cmd_plugins(args) -> int:
-    from .plugins import registries
-
-    regs = registries()
+def plugins_table(infos) -> Table:
+    """What `ganzoo plugins` shows: one row per plugin, what it registered, and whether it loaded."""
     table = Table(title="plugins", title_justify="left")
     table.add_column("name", no_wrap=True)  # what `ganzoo check-plugin NAME` takes: never cut short
     for column in ("version", "source", "registered", "status"):
         table.add_column(column)
-    for info in regs.plugins:
+    for info in infos:
         registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
         status = f"[red]failed: {escape(info.error)}[/red]" if info.error else "[green]ok[/green]"
         table.add_row(info.name, info.version, info.source, registered or "-", status)
-    out.print(table)
+    return table
+
+
+def cmd_plugins(args) -> int:
+    from .plugins import registries
+
+    out.print(plugins_table(registries().plugins))
     return 0
 
 
@@ -439,7 +452,8 @@ def _warn_failed(regs) -> None:
 def cmd_check_plugin(args) -> int:
     from .testing import check_plugins_command
 
-    return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console)
+    return check_plugins_command(args.names, every=args.all, device=args.device, out=out, console=console,
+                                 data_dir=args.data_dir)
 
 
 COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,

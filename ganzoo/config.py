@@ -200,6 +200,47 @@ def finite_duration(value: Any, flag: str) -> str | None:
     return None
 
 
+def parse_options(text: str) -> dict[str, dict[str, Any]]:
+    """'loss.a=-1,discriminator.slope=0.1' -> {"loss": {"a": -1}, "discriminator": {"slope": 0.1}}.
+
+    A value is read as JSON where it is one (numbers, true/false, null, "quoted"), else kept as text.
+    """
+    options: dict[str, dict[str, Any]] = {}
+    for item in filter(None, (part.strip() for part in str(text).split(","))):
+        key, equals, raw = item.partition("=")
+        role, dot, name = key.strip().partition(".")
+        if not (equals and dot and role and name):
+            raise GanzooError(f"An option looks like ROLE.NAME=VALUE, e.g. loss.a=-1; got {item!r}.")
+        try:
+            value = json.loads(raw.strip())
+        except ValueError:
+            value = raw.strip()
+        options.setdefault(role, {})[name.strip()] = value
+    return options
+
+
+def format_options(options: dict[str, dict[str, Any]]) -> str:
+    """The options as --options reads them, or 'none'."""
+    items = [f"{role}.{name}={json.dumps(value)}" for role, named in options.items() for name, value in named.items()]
+    return ",".join(items) or "none"
+
+
+def option_values(value: Any, flag: str) -> str | None:
+    """{role: {name: JSON value}}: what a weights file's JSON can hold and a factory can take as keywords."""
+    for role, named in value.items():
+        if not isinstance(role, str) or not isinstance(named, dict):
+            return f"{flag} maps each component (e.g. loss) to its options, got {role!r}: {named!r:.40}."
+        for name, option in named.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                return f"{flag}: the {role}'s option name {name!r} is not a Python keyword name."
+            try:
+                json.dumps(option, allow_nan=False)
+            except (TypeError, ValueError):
+                return f"{flag}: the {role}'s option {name!r} must be a number, true/false, text or a list of them, " \
+                       f"got {option!r:.40}."
+    return None
+
+
 # -- the declaration of a field ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -218,6 +259,9 @@ class Setting:
 
 def setting(default: Any, help: str, **options: Any) -> Any:
     """A RunConfig field: its default and its Setting (flag, help, checks, ...)."""
+    if isinstance(default, dict):                          # each config gets its own copy
+        return field(default_factory=lambda: json.loads(json.dumps(default)),
+                     metadata={"ganzoo": Setting(help, **options)})
     return field(default=default, metadata={"ganzoo": Setting(help, **options)})
 
 
@@ -227,7 +271,7 @@ class FieldInfo:
 
     name: str
     default: Any
-    type: type                             # str, int, float or bool
+    type: type                             # str, int, float, bool or dict (options)
     optional: bool                         # None is a value (data_dir)
     setting: Setting
 
@@ -285,7 +329,8 @@ class FieldInfo:
             return None
         expected = (int, float) if self.type is float else self.type
         if type(value) is bool and self.type is not bool or not isinstance(value, expected):
-            kind = {bool: "true or false", int: "an integer", float: "a number", str: "text"}[self.type]
+            kind = {bool: "true or false", int: "an integer", float: "a number", str: "text",
+                    dict: "a mapping"}[self.type]
             return f"{self.label} must be {kind}, got {value!r:.40}."
         if isinstance(value, str) and "\0" in value:                   # no path or name holds one
             return f"{self.label} holds a NUL character: {value!r:.40}."
@@ -302,6 +347,8 @@ def format_value(value: Any, name: str = "") -> str:
         return "until the budget ends"
     if value is None:
         return "none"
+    if isinstance(value, dict):
+        return format_options(value)
     if isinstance(value, bool):
         return "on" if value else "off"
     if name == "budget" and not value:
@@ -319,12 +366,15 @@ class ModelSpec:
 
     `defaults` overrides RunConfig's defaults for this model (e.g. {"lr": 1e-4});
     a config file overrides them, and a user's command-line flag overrides all.
+    `options` sets options of the components, by role (e.g. {"loss": {"a": -1.0}}); the run's
+    ``options`` (--options loss.a=-0.5) override them one by one.
     """
 
     generator: str
     discriminator: str
     loss: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)   # by role: {"loss": {"a": -1.0}}
 
 
 @dataclass
@@ -335,6 +385,10 @@ class RunConfig:
     generator: str = setting("", "generator network, a registered name", shown_default="the model's")
     discriminator: str = setting("", "discriminator network, a registered name", shown_default="the model's")
     loss: str = setting("", "adversarial loss, a registered name", shown_default="the model's")
+    options: dict = setting({}, "options of the components, by role, e.g. loss.a=-1,discriminator.slope=0.1; each "
+                            "overrides the model's, and `ganzoo list` names the options each component takes",
+                            parse=parse_options, checks=(option_values,), shown_default="the model's",
+                            metavar="ROLE.NAME=VALUE,...")
     data: str = setting("mnist", "dataset name, or a folder of images")
     data_dir: str | None = setting(None, "local copy of the dataset (for mnist: the four IDX files)",
                                    shown_default="none, the download cache")
@@ -485,7 +539,8 @@ def _fields() -> dict[str, FieldInfo]:
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         optional = type(None) in typing.get_args(hint)
-        found[f.name] = FieldInfo(f.name, f.default, args[0] if optional else hint, optional, f.metadata["ganzoo"])
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        found[f.name] = FieldInfo(f.name, default, args[0] if optional else hint, optional, f.metadata["ganzoo"])
     return found
 
 

@@ -36,7 +36,13 @@ def register_generators(register):
     anything that answers ``size in image_sizes`` (a tuple, a ``range``, or
     ``ganzoo.PowersOfTwo(8)`` for 8, 16, 32, ...); left out, any size. ``ganzoo
     run`` refuses other sizes with a clear message, and the conformance kit
-    (``ganzoo check-plugin``) tests the declared ones.
+    (``ganzoo check-plugin``) tests the declared ones. ``channel_counts``: the
+    channel counts it takes, e.g. ``(1,)``; left out, 1 and 3.
+
+    Any other keyword is an option: a keyword parameter of the factory, passed to
+    it (``register("deep", MLP, layers=3)``); a ModelSpec's ``options`` and the
+    run's ``--options generator.layers=4`` override it. An unknown keyword is
+    refused (see ganzoo.contracts). This holds for every hook's ``register``.
     """
 
 
@@ -47,8 +53,8 @@ def register_discriminators(register):
     Call ``register(name, factory, description=None)``. ``factory(*, image_size,
     channels, width)`` returns an ``nn.Module`` whose ``forward(x)`` maps
     ``[B, channels, image_size, image_size]`` images in [-1, 1] to ``[B]`` raw
-    logits (no sigmoid: the losses work on logits). Optional keyword
-    ``image_sizes``, as for generators.
+    logits (no sigmoid: the losses work on logits). Optional keywords
+    ``image_sizes`` and ``channel_counts``, and options, as for generators.
     """
 
 
@@ -97,9 +103,10 @@ def register_augmentations(register):
 def register_datasets(register):
     """Register datasets.
 
-    Call ``register(name, factory, description=None, image_size=32, channels=1, splits=None)``;
-    the keywords are the dataset's default resolution and channel count, and the splits it has
-    (None: the factory checks). ``factory(*, root, download, split, image_size, channels)``
+    Call ``register(name, factory, description=None, image_size=32, channels=1, splits=None,
+    example_files=None)``; the keywords are the dataset's default resolution and channel count, the
+    splits it has (None: the factory checks), and ``example_files(folder, split)``, which writes a few
+    images in the dataset's format for the conformance kit to load. ``factory(*, root, download, split, image_size, channels)``
     returns a ``ganzoo.ImageData``: all images as one uint8 tensor ``[N, C, H, W]`` (any size;
     ganzoo crops the centre, resizes and converts), or, for images still in their files (a
     folder of JPEGs, an lmdb), a ``ganzoo.data.EncodedImages`` that ganzoo decodes once into its
@@ -116,8 +123,10 @@ def register_models(register):
     """Register trainable models: a generator, a discriminator and a loss composed by name.
 
     Call ``register(name, ModelSpec(...), description=None)``; see
-    ``ganzoo.config.ModelSpec`` for the defaults (learning rate, widths, ...) a
-    model may set.
+    ``ganzoo.config.ModelSpec`` for the defaults (learning rate, widths, ...) and
+    the component options (``options={"loss": {"a": -1.0}}``) a model may set.
+    A factory may build a registered component by name with
+    ``ganzoo.build_component(kind, name, **arguments)``; never from a hook itself.
     """
 
 

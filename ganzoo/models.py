@@ -14,10 +14,13 @@ import torch
 from torch import nn
 
 from .config import RunConfig
+from .contracts import check_factory, check_methods, check_option_names, closest, contract
 from .errors import GanzooError
 from .plugins import Registries, registries
 
 NETWORKS = ("generator", "discriminator")
+# The components a run is made of: role (a RunConfig field naming it, a key of config.options) -> registry kind.
+ROLES = {"generator": "generator", "discriminator": "discriminator", "loss": "loss"}
 PREFIX = {"generator": "G.", "discriminator": "D."}      # their tensors' names in weights files
 
 
@@ -42,11 +45,13 @@ def construct(what: str, factory: Callable[..., Any], **kwargs: Any) -> nn.Modul
 
 
 def build_network(kind: str, config: RunConfig, regs: Registries | None = None) -> nn.Module:
-    """The config's generator or discriminator, freshly initialised."""
+    """The config's generator or discriminator, freshly initialised, with the run's options for it."""
     regs = regs or registries()
     name = getattr(config, kind)
     factory = regs.by_kind(kind).get(name).factory
-    network = construct(f"{kind} {name!r}", factory, **network_arguments(kind, config))
+    what = f"{kind} {name!r}"
+    network = construct(what, factory, **network_arguments(kind, config), **config.options.get(kind, {}))
+    check_methods(kind, what, network)
     if kind == "discriminator" and config.spectral_norm:
         spectral_norm(network)
     return network
@@ -59,6 +64,45 @@ def spectral_norm(network: nn.Module) -> nn.Module:
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not nn.utils.parametrize.is_parametrized(module):
             nn.utils.parametrizations.spectral_norm(module)
     return network
+
+
+def check_components(config: RunConfig, regs: Registries | None = None) -> None:
+    """Before any data loads: the config's components exist, its options are theirs, and every factory fits
+    its contract (so a broken one is named here, not as a TypeError in the first training step)."""
+    regs = regs or registries()
+    unknown = sorted(set(config.options) - set(ROLES))
+    if unknown:
+        raise GanzooError(f"The run's options name {unknown[0]!r}, which is no component of a run."
+                          f"{closest(unknown[0], ROLES)} (Components: {', '.join(ROLES)}.)")
+    for role, kind in ROLES.items():
+        name = getattr(config, role)
+        entry = regs.by_kind(kind).get(name)
+        what = f"The {kind} {name!r}"
+        options = config.options.get(role, {})
+        check_option_names(kind, what, entry.factory, options)
+        check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options)
+    build_loss(config, regs)                                # cheap: its methods are checked too
+
+
+def build_component(kind: str, name: str, /, **arguments: Any) -> Any:
+    """A registered component built by name: what a plugin's factory calls to reuse another plugin's.
+
+    ``arguments`` are the factory's (for a discriminator: image_size, channels, width) and any of its
+    options; its registration options apply unless overridden. Call it from a factory, which ganzoo runs
+    after every plugin has loaded, never from a register_* hook itself (that raises a GanzooError).
+    """
+    regs = registries()
+    if kind not in {r.kind for r in regs.all()}:
+        raise GanzooError(f"No registry holds {kind!r}s.{closest(kind, [r.kind for r in regs.all()])} "
+                          f"(Kinds: {', '.join(r.kind for r in regs.all())}.)")
+    entry = regs.by_kind(kind).get(name)
+    what = f"The {kind} {name!r}"
+    spec = contract(kind)
+    check_option_names(kind, what, entry.factory, {k: v for k, v in arguments.items() if k not in spec.arguments})
+    check_factory(kind, what, entry.factory, {k: v for k, v in arguments.items() if k not in spec.arguments})
+    component = entry.factory(**arguments)
+    check_methods(kind, what, component)
+    return component
 
 
 def build_generator(config: RunConfig, regs: Registries | None = None) -> nn.Module:
@@ -91,10 +135,15 @@ def build_on_meta(config: RunConfig, kinds: tuple[str, ...] = NETWORKS,
 
 
 def build_loss(config: RunConfig, regs: Registries | None = None):
-    """The config's loss, with its component options (config.options["loss"]) where the config has them."""
+    """The config's loss, with the run's options for it."""
     regs = regs or registries()
-    options = (getattr(config, "options", None) or {}).get("loss", {})
-    return regs.losses.get(config.loss).factory(**options)
+    what = f"loss {config.loss!r}"
+    try:
+        loss = regs.losses.get(config.loss).factory(**config.options.get("loss", {}))
+    except TypeError as exc:
+        raise GanzooError(f"Could not build the {what} with options {config.options.get('loss', {})}: {exc}") from None
+    check_methods("loss", what, loss)
+    return loss
 
 
 def sample_latent(n: int, config: RunConfig, device: torch.device | str = "cpu",

@@ -70,6 +70,13 @@ class PluginInfo:
     registered: dict[str, list[str]] = field(default_factory=dict)  # kind -> names
     error: str | None = None
 
+    @property
+    def distribution(self) -> str | None:
+        """The package to `pip install` for this plugin: ganzoo's own for a built-in, None if unknown."""
+        if self.source == "built-in":
+            return DISTRIBUTION
+        return None if self.source == "registered at run time" or ":" in self.source else self.source
+
 
 @dataclass
 class Registries:
@@ -94,6 +101,15 @@ class Registries:
     @property
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error]
+
+    def provenance(self, kind: str, name: str) -> dict[str, str]:
+        """Who made a registered component: {"name", "plugin", "distribution", "version"}, as weights files record it."""
+        entry = self.by_kind(kind).get(name)
+        info = next((p for p in self.plugins if p.name == entry.plugin), None)
+        record = {"name": name, "plugin": entry.plugin}
+        if info is not None and info.distribution:
+            record.update(distribution=info.distribution, version=info.version)
+        return record
 
 
 def _strict() -> bool:
@@ -185,7 +201,7 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
                 info.error = str(exc) if isinstance(exc, GanzooError) else f"{hook_name} failed: {_short_error(exc)}"
                 continue
             for entry in scratch:
-                registry.register(entry.name, entry.factory, entry.description, plugin=plugin, **entry.info)
+                registry.add(entry)
                 info.registered.setdefault(registry.kind, []).append(entry.name)
     return Registries(
         generators=regs["register_generators"],
@@ -201,14 +217,37 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
     )
 
 
+REENTRY = ("ganzoo's registries were asked for while plugins are still loading, from inside a register_* hook, "
+           "where they are not complete yet. Build another registered component inside your factory instead, which "
+           "ganzoo calls after loading: register(\"mine\", lambda **kw: Wrapper(ganzoo.build_component("
+           "\"discriminator\", \"dcgan\", **kw))); to reuse one in a model, name it in a ModelSpec.")
+
+_loading = False
+
+
 @cache
+def _load_registries() -> Registries:
+    global _loading
+    pm = make_plugin_manager()
+    _loading = True
+    try:
+        with torch.device("cpu"):
+            return collect(pm, load_plugins(pm))
+    finally:
+        _loading = False
+
+
 def registries() -> Registries:
     """The process-wide registries, built once on first use.
 
     First use may come inside a caller's device context (networks are built under
     ``torch.device("meta")`` to size them): plugins are imported and their hooks run on the CPU
-    regardless, so a module-level tensor in any plugin is a real CPU tensor.
+    regardless, so a module-level tensor in any plugin is a real CPU tensor. Called from inside a
+    hook, while they are being built, it raises a GanzooError (REENTRY) instead of loading again.
     """
-    pm = make_plugin_manager()
-    with torch.device("cpu"):
-        return collect(pm, load_plugins(pm))
+    if _loading:
+        raise GanzooError(REENTRY)
+    return _load_registries()
+
+
+registries.cache_clear = _load_registries.cache_clear  # type: ignore[attr-defined]

@@ -7,9 +7,11 @@ knows about any particular model, loss or dataset.
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from .contracts import split_keywords
 from .errors import GanzooError
 
 
@@ -57,15 +59,36 @@ def _check_sizes(sizes: Any, what: str) -> None:
         raise GanzooError(f"{what} declares image_sizes={sizes!r}; it must hold at least one positive int.")
 
 
+def _check_channels(counts: Any, what: str) -> None:
+    if not isinstance(counts, (tuple, list, set, frozenset)) or not counts or not all(c in (1, 3) for c in counts):
+        raise GanzooError(f"{what} declares channel_counts={counts!r}; give the counts it supports, a tuple from "
+                          f"1 (grey) and 3 (colour), e.g. channel_counts=(1,).")
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One registered thing: what it is called, how to build it, who registered it."""
+    """One registered thing: what it is called, how to build it, who registered it.
+
+    `factory` builds it with the options given at registration already applied (a later keyword
+    overrides one); `original` is the factory as registered, `options` those registration options,
+    `info` the declarations (``image_sizes=``, ...).
+    """
 
     name: str
     factory: Callable[..., Any]
     description: str
     plugin: str
     info: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    original: Any = None
+
+    @property
+    def channel_counts(self) -> Any:
+        """The channel counts a network declared with ``register(..., channel_counts=...)``; None means 1 and 3."""
+        return self.info.get("channel_counts")
+
+    def supports_channels(self, channels: int) -> bool:
+        return self.channel_counts is None or channels in self.channel_counts
 
     @property
     def image_sizes(self) -> Any:
@@ -88,19 +111,36 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, factory: Callable[..., Any], description: str | None = None,
-                 *, plugin: str = "?", **info: Any) -> None:
+                 *, plugin: str = "?", **keywords: Any) -> Entry:
+        """Add an entry. `keywords` are the kind's declarations (see ganzoo.contracts) and options of the
+        factory; any other keyword is refused with a sentence naming the closest accepted one."""
         if not isinstance(name, str) or not name or name != name.strip():
             raise GanzooError(f"Plugin {plugin!r} tried to register a {self.kind} with an invalid name {name!r}.")
+        self._check_free(name, plugin)
+        what = f"Plugin {plugin!r}'s {self.kind} {name!r}"
+        info, options = split_keywords(self.kind, what, factory, keywords)
+        if "image_sizes" in info:
+            _check_sizes(info["image_sizes"], what)
+        if "channel_counts" in info:
+            _check_channels(info["channel_counts"], what)
+        description = description or _first_line(getattr(factory, "__doc__", None))
+        built = functools.partial(factory, **options) if options else factory
+        entry = Entry(name, built, description, plugin, dict(info), dict(options), factory)
+        self._entries[name] = entry
+        return entry
+
+    def add(self, entry: Entry) -> None:
+        """An entry checked elsewhere (a staging registry), under the same rule of one name, one plugin."""
+        self._check_free(entry.name, entry.plugin)
+        self._entries[entry.name] = entry
+
+    def _check_free(self, name: str, plugin: str) -> None:
         if name in self._entries:
             other = self._entries[name].plugin
             raise GanzooError(
                 f"The {self.kind} name {name!r} is registered twice: by plugin {other!r} and by plugin "
                 f"{plugin!r}; uninstall one of them or ask its author to rename it."
             )
-        if "image_sizes" in info:
-            _check_sizes(info["image_sizes"], f"Plugin {plugin!r}'s {self.kind} {name!r}")
-        description = description or _first_line(getattr(factory, "__doc__", None))
-        self._entries[name] = Entry(name, factory, description, plugin, dict(info))
 
     def get(self, name: str) -> Entry:
         try:

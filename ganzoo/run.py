@@ -16,6 +16,7 @@ from .config import FIELDS, UNLIMITED_EPOCHS, RunConfig, format_value, unknown_k
 from .data import check_split, load_dataset
 from .device import select_device, select_precision
 from .evaluate import resolve_metrics
+from .models import check_components
 from .errors import GanzooError
 from .plugins import Registries, registries
 from .recipe import parse_regularizers
@@ -36,8 +37,19 @@ def model_defaults(model: str, regs: Registries | None = None) -> RunConfig:
     unknown = sorted(set(spec.defaults) - set(FIELDS))
     if unknown:
         raise GanzooError(f"Model {model!r} sets an unknown default {unknown[0]!r}.")
+    defaults = dict(spec.defaults)
+    options = merge_options(defaults.pop("options", {}), spec.options)
     return RunConfig(**{"model": model, "generator": spec.generator, "discriminator": spec.discriminator,
-                        "loss": spec.loss, **spec.defaults})
+                        "loss": spec.loss, **defaults, "options": options})
+
+
+def merge_options(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Component options, later layers overriding earlier ones name by name (not role by role)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for role, named in (layer or {}).items():
+            merged.setdefault(role, {}).update(named if isinstance(named, dict) else {})
+    return merged
 
 
 def make_config(model: str, overrides: dict[str, Any], regs: Registries | None = None) -> RunConfig:
@@ -50,7 +62,7 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
     if unknown:
         raise GanzooError(unknown_key_message(unknown[0], "The run"))
     for key, value in given.items():
-        setattr(config, key, value)
+        setattr(config, key, merge_options(config.options, value) if key == "options" else value)
     if "lr" in given:                  # --lr sets both networks' rates, the model's own included
         config.lr_g = given.get("lr_g", 0.0)
         config.lr_d = given.get("lr_d", 0.0)
@@ -73,6 +85,7 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
     config.image_size = config.image_size or dataset.info.get("image_size", 32)
     config.channels = config.channels or dataset.info.get("channels", 1)
     config.validate()
+    check_components(config, regs)       # options and signatures: before any data loads
     decide_precision(config, channels_last_given="channels_last" in given
                      or "channels_last" in regs.models.get(model).factory.defaults)
     for kind, registry, name in (("generator", regs.generators, config.generator),
@@ -81,6 +94,10 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
         if not entry.supports_image_size(config.image_size):  # before any data is loaded
             raise GanzooError(f"The {kind} {name!r} needs an image size that is {describe_sizes(entry.image_sizes)}, "
                               f"got {config.image_size}; choose one with --image-size.")
+        if not entry.supports_channels(config.channels):
+            counts = " or ".join(map(str, sorted(entry.channel_counts)))
+            raise GanzooError(f"The {kind} {name!r} takes images with {counts} channel(s), got {config.channels}; "
+                              f"choose --channels {sorted(entry.channel_counts)[0]} or another {kind}.")
     return config
 
 
@@ -170,6 +187,12 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
         summary_writer_class()                               # installed? say so now, not after loading data
     created = [p for p in (files.root, *files.root.parents) if not p.exists()]  # deepest first
     try:
+        try:
+            check_components(config)  # options and signatures fit (a resumed run's too), before any data loads
+        except GanzooError as exc:    # a resumed run's problem lies in its checkpoint: name the file
+            if not resume or str(files.checkpoint) in str(exc):
+                raise
+            raise GanzooError(f"{files.checkpoint}: {exc}") from None
         check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
     except BaseException:
         remove_if_unused(created)  # a run refused before it started leaves no empty folder behind

@@ -160,6 +160,18 @@ def load_folder(*, root, download, split="train", image_size=64, channels=3) -> 
     return ImageData(encoded, labels, name=str(folder), classes=classes, location=str(folder))
 
 
+def write_example_folder(folder: Path, split: str) -> None:
+    """Six small colour PNGs in two class folders: what the conformance kit writes and loads as a folder."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for i in range(6):
+        path = folder / ("cats" if i % 2 else "dogs") / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pixels = torch.randint(0, 256, (20, 24, 3), dtype=torch.uint8, generator=g)     # [H, W, C]
+        Image.fromarray(pixels.numpy()).save(path)
+
+
 # -- synthetic ------------------------------------------------------------------------------------
 
 def load_fake(*, root, download, split="train", image_size=32, channels=1, n=1024) -> ImageData:
@@ -180,5 +192,5 @@ def load_fake(*, root, download, split="train", image_size=32, channels=1, n=102
 def register_datasets(register):
     register("mnist", load_mnist, image_size=32, channels=1, splits=("train", "test"))
     register("fashion-mnist", load_fashion_mnist, image_size=32, channels=1, splits=("train", "test"))
-    register("folder", load_folder, image_size=64, channels=3)
+    register("folder", load_folder, image_size=64, channels=3, example_files=write_example_folder)
     register("fake", load_fake, image_size=32, channels=1)

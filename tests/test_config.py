@@ -100,7 +100,7 @@ def test_every_flag_parses_to_its_field_type():
             expected[name] = True
         else:
             text = {"budget": "2m", "data_dir": "x", "precision": "bf16", "latent": "uniform",
-                    "on_divergence": "rollback", "memory_budget": "8G"}.get(name, "3" if info.type in (int, float) else "abc")
+                    "on_divergence": "rollback", "memory_budget": "8G", "options": "loss.a=-1"}.get(name, "3" if info.type in (int, float) else "abc")
             argv += [info.flag, text]
             expected[name] = info.parse(text)
     args = parser.parse_args(argv)

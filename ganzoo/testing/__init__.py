@@ -41,6 +41,7 @@ discriminators, one set for both), `losses`, `models`, and `suite` (collecting, 
 `ganzoo check-plugin` report).
 """
 
+from .data import dataset_checks, metric_checks
 from .kit import CHECKED_KINDS, Check, CheckFailed, Result, sizes_to_check
 from .losses import loss_checks
 from .models import model_checks
@@ -49,5 +50,5 @@ from .suite import (check_plugin, check_plugins_command, component_checks, find_
                     registered_checks, run_checks)
 
 __all__ = ["CHECKED_KINDS", "Check", "CheckFailed", "Result", "check_plugin", "check_plugins_command",
-           "component_checks", "discriminator_checks", "find_plugin", "generator_checks", "loss_checks",
-           "model_checks", "network_checks", "plugin_checks", "registered_checks", "run_checks", "sizes_to_check"]
+           "component_checks", "dataset_checks", "discriminator_checks", "find_plugin", "generator_checks", "loss_checks",
+           "metric_checks", "model_checks", "network_checks", "plugin_checks", "registered_checks", "run_checks", "sizes_to_check"]

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import GanzooError
 from ..registry import Entry, describe_sizes
 
-CHECKED_KINDS = ("generator", "discriminator", "loss", "model")
+CHECKED_KINDS = ("generator", "discriminator", "loss", "model", "dataset", "metric")
 PROBE_SIZES = (8, 16, 28, 32, 64, 128)   # tested for networks that accept open-ended sizes
 MAX_TESTED_SIZE = 256
 CHANNELS = (1, 3)
@@ -32,7 +32,7 @@ class CheckFailed(AssertionError):
 class Check:
     """One conformance check of one registered thing; `run()` raises CheckFailed when it fails."""
 
-    kind: str                    # generator | discriminator | loss | model
+    kind: str                    # one of CHECKED_KINDS
     name: str                    # its registered name
     what: str                    # what is checked, e.g. "shapes and range"
     plugin: str                  # who registered it
@@ -143,7 +143,8 @@ def reference_size(sizes: list[int], what: str, entry_sizes: Any) -> int:
     return next((s for s in sizes if s >= 16), sizes[0])
 
 
-SIZE_HINT = "If this size is not supported, declare the supported ones with register(..., image_sizes=...)."
+SIZE_HINT = ("If this size is not supported, declare the supported ones with register(..., image_sizes=...); "
+             "channel counts likewise with channel_counts=(1,) or (3,).")
 
 
 # -- inputs and common contracts ---------------------------------------------------------------------

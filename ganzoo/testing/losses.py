@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ..contracts import check_factory, check_methods
 from ..registry import Entry
 from .kit import SEED, autocast, blame, fail, same
 from .networks import Checks
@@ -15,12 +16,10 @@ def loss_checks(entry: Entry, device: torch.device) -> Checks:
     what = f"loss {entry.name!r}"
 
     def make():
+        check_factory("loss", f"The {what} (plugin {entry.plugin!r})", entry.factory)
         with blame(f"Building the {what}", "The factory is called with no arguments: factory()."):
             loss = entry.factory()
-        for method in ("d_loss", "g_loss"):
-            if not callable(getattr(loss, method, None)):
-                fail(f"{what}: the factory returned {type(loss).__name__}, which has no {method}() method; a loss "
-                     f"has d_loss(real_logits, fake_logits) and g_loss(fake_logits).")
+        check_methods("loss", f"The {what}", loss)
         return loss
 
     def d_loss(loss, real, fake):

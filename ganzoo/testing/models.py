@@ -19,6 +19,9 @@ from ..train import Trainer
 from .kit import BATCH, WIDTH, Z_DIM, CheckFailed, blame, fail, latent, max_diff, reference_size, same, sizes_to_check
 from .networks import Checks
 
+WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
 def model_checks(entry: Entry, device: torch.device, regs: Registries) -> Checks:
     what = f"model {entry.name!r}"
 
@@ -87,8 +90,8 @@ def model_checks(entry: Entry, device: torch.device, regs: Registries) -> Checks
             for net, before in (("generator", g_before), ("discriminator", d_before)):
                 params = list((t.G if net == "generator" else t.D).parameters())
                 if all(torch.equal(b, p.detach()) for b, p in zip(before, params)):
-                    fail(f"{what}: {steps} training steps in {precision} left the {net}'s weights unchanged; its loss "
-                         f"must depend on its parameters.")
+                    fail(f"{what}: {WORDS.get(steps, steps)} training steps in {precision} left the {net}'s weights "
+                         f"unchanged; its loss must depend on its parameters.")
                 if not all(torch.isfinite(p).all() for p in params):
                     fail(f"{what}: the {net}'s weights hold NaN/Inf after two training steps in {precision}.")
         return run

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..checkpoint import config_of, read_tensors, rebuild, save_tensors
 from ..config import RunConfig
+from ..contracts import check_factory, check_methods
 from ..errors import GanzooError
 from ..models import PREFIX, construct, network_arguments
 from ..registry import Entry
@@ -47,6 +48,7 @@ class Role:
         kwargs = network_arguments(self.kind, self.config(entry.name, size, device, channels))
         what = f"{self.kind} {entry.name!r} at {size}x{size}, {channels} channel(s)"
         signature = ", ".join(["*", *kwargs])
+        check_factory(self.kind, f"The {self.kind} {entry.name!r} (plugin {entry.plugin!r})", entry.factory)
         try:
             with blame(f"Building the {what}", f"The factory is called as factory({signature}). {SIZE_HINT}"):
                 net = construct(f"{self.kind} {entry.name!r}", entry.factory, **kwargs)
@@ -54,6 +56,8 @@ class Role:
             raise
         except GanzooError as exc:   # a clear refusal, but of a size its registration claims
             raise CheckFailed(f"Building the {what} failed: {exc} {SIZE_HINT}") from exc
+        check_methods(self.kind, f"The {self.kind} {entry.name!r}", net)
+        net._kit_channels = channels                   # what the kit's training objectives feed it
         return net.to(device)
 
     def forward(self, net: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
@@ -99,7 +103,7 @@ class GeneratorRole(Role):
                  f"images must lie in [-1, 1] (end forward() with tanh).")
 
     def objective(self, x, what, size, device):
-        return (x.float() * images(BATCH, 3, size, device, seed=1)).sum()
+        return (x.float() * images(BATCH, x.shape[1], size, device, seed=1)).sum()
 
     def input_gradient_problem(self, grad):
         if grad is None or not torch.isfinite(grad).all():
@@ -107,7 +111,8 @@ class GeneratorRole(Role):
         return None
 
     def training_loss(self, G, size, device, what, amp):
-        z, target = latent(2 * BATCH, device), images(2 * BATCH, 3, size, device, seed=2)
+        channels = getattr(G, "_kit_channels", 3)
+        z, target = latent(2 * BATCH, device), images(2 * BATCH, channels, size, device, seed=2)
 
         def loss():
             x = self.forward(G, z, what)
@@ -134,7 +139,7 @@ class DiscriminatorRole(Role):
             fail(f"{what}: the logits ({logits.dtype}) hold NaN/Inf or are not floating point.")
 
     def objective(self, logits, what, size, device):
-        self.check_output(logits, what, "train", 3, size)         # a [B, 1] output would sum just the same
+        self.check_output(logits, what, "train", 0, size)         # a [B, 1] output would sum just the same
         return logits.float().sum()
 
     def input_gradient_problem(self, grad):
@@ -144,7 +149,8 @@ class DiscriminatorRole(Role):
         return None
 
     def training_loss(self, D, size, device, what, amp):
-        real, fake = images(2 * BATCH, 3, size, device, 5), images(2 * BATCH, 3, size, device, 6)
+        channels = getattr(D, "_kit_channels", 3)
+        real, fake = images(2 * BATCH, channels, size, device, 5), images(2 * BATCH, channels, size, device, 6)
 
         def loss():
             r, f = self.forward(D, real, what), self.forward(D, fake, what)
@@ -159,6 +165,8 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
     """Every check of one registered generator or discriminator, as (name, check) pairs."""
     sizes = sizes_to_check(entry)
     name = f"{role.kind} {entry.name!r}"
+    counts = [c for c in CHANNELS if entry.supports_channels(c)]     # declared with channel_counts=, or 1 and 3
+    ref = max(counts)                                                # colour where supported
 
     def at_reference_size() -> tuple[int, str]:
         size = reference_size(sizes, name, entry.image_sizes)
@@ -168,7 +176,7 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
         if not sizes:
             reference_size(sizes, name, entry.image_sizes)
         for size in sizes:
-            for channels in CHANNELS:
+            for channels in counts:
                 net = role.build(entry, size, channels, device)
                 what = f"{name} at {size}x{size}, {channels} channel(s)"
                 x = role.inputs(BATCH, channels, size, device, wide=True)
@@ -179,8 +187,8 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
 
     def gradients():
         size, what = at_reference_size()
-        net = role.build(entry, size, 3, device).train()
-        x = role.inputs(BATCH, 3, size, device).requires_grad_(True)
+        net = role.build(entry, size, ref, device).train()
+        x = role.inputs(BATCH, ref, size, device).requires_grad_(True)
         objective = role.objective(role.forward(net, x, what), what, size, device)
         with blame(f"{what}: backward()", "forward() must be differentiable."):
             objective.backward()
@@ -192,23 +200,23 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
     def step(amp: bool):
         def run():
             size, what = at_reference_size()
-            net = role.build(entry, size, 3, device)
+            net = role.build(entry, size, ref, device)
             optimizer_step(net, role.training_loss(net, size, device, what, amp), what, amp, device)
         return run
 
     def deterministic():
         size, what = at_reference_size()
-        x = role.inputs(BATCH, 3, size, device)
-        check_deterministic(lambda: role.build(entry, size, 3, device).train(), lambda net: role.forward(net, x, what),
+        x = role.inputs(BATCH, ref, size, device)
+        check_deterministic(lambda: role.build(entry, size, ref, device).train(), lambda net: role.forward(net, x, what),
                             what, f"{role.inputs_are} give {role.output}")
 
     def round_trip():
         size, what = at_reference_size()
-        net = role.build(entry, size, 3, device).train()
+        net = role.build(entry, size, ref, device).train()
         with torch.no_grad():
-            role.forward(net, role.inputs(2 * BATCH, 3, size, device, seed=3), what)   # moves running state off init
-        config = role.config(entry.name, size, device)
-        x = role.inputs(BATCH, 3, size, device, seed=4)
+            role.forward(net, role.inputs(2 * BATCH, ref, size, device, seed=3), what)   # moves running state off init
+        config = role.config(entry.name, size, device, ref)
+        x = role.inputs(BATCH, ref, size, device, seed=4)
         arguments = ", ".join(network_arguments(role.kind, config))
         with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as tmp:
             path = Path(tmp) / f"{role.kind}.safetensors"

@@ -14,13 +14,17 @@ from rich.table import Table
 from ..device import select_device
 from ..errors import GanzooError
 from ..plugins import PluginInfo, Registries, registries
+from .data import dataset_checks, metric_checks
 from .kit import CHECKED_KINDS, Check, CheckFailed, Result
 from .losses import loss_checks
 from .models import model_checks
 from .networks import discriminator_checks, generator_checks
 
-def component_checks(kind: str, name: str, *, device: str = "cpu", regs: Registries | None = None) -> list[Check]:
-    """Every check of one registered generator, discriminator, loss or model."""
+def component_checks(kind: str, name: str, *, device: str = "cpu", regs: Registries | None = None,
+                     data_dir: str | None = None) -> list[Check]:
+    """Every check of one registered generator, discriminator, loss, model, dataset or metric.
+
+    `data_dir`: a local copy of the dataset a metric scores by default (its first declared one)."""
     if kind not in CHECKED_KINDS:
         raise GanzooError(f"The kit checks {', '.join(CHECKED_KINDS)}; not {kind!r}.")
     regs = regs or registries()
@@ -32,6 +36,10 @@ def component_checks(kind: str, name: str, *, device: str = "cpu", regs: Registr
         found = discriminator_checks(entry, dev)
     elif kind == "loss":
         found = loss_checks(entry, dev)
+    elif kind == "dataset":
+        found = dataset_checks(entry, dev)
+    elif kind == "metric":
+        found = metric_checks(entry, dev, data_dir=data_dir)
     else:
         found = model_checks(entry, dev, regs)
     return [Check(kind, name, what, entry.plugin, fn, str(dev)) for what, fn in found]
@@ -52,7 +60,7 @@ def find_plugin(name: str, regs: Registries | None = None) -> PluginInfo:
                       f"(pip install -e PATH) and check `ganzoo plugins`.")
 
 
-def plugin_checks(plugin: str, *, device: str = "cpu") -> list[Check]:
+def plugin_checks(plugin: str, *, device: str = "cpu", data_dir: str | None = None) -> list[Check]:
     """Every check of everything a plugin registers; raises CheckFailed if the plugin failed to load."""
     regs = registries()
     info = find_plugin(plugin, regs)
@@ -61,14 +69,14 @@ def plugin_checks(plugin: str, *, device: str = "cpu") -> list[Check]:
         raise CheckFailed(f"Plugin {info.name!r} failed to load, so nothing it registers can be checked: "
                           f"{info.error}" + (f"\n{tb}" if tb else ""))
     return [check for kind in CHECKED_KINDS for name in info.registered.get(kind, [])
-            for check in component_checks(kind, name, device=device, regs=regs)]
+            for check in component_checks(kind, name, device=device, regs=regs, data_dir=data_dir)]
 
 
-def registered_checks(*, device: str = "cpu") -> list[Check]:
+def registered_checks(*, device: str = "cpu", data_dir: str | None = None) -> list[Check]:
     """Every check of everything registered: what ganzoo's own test suite runs, parametrized."""
     regs = registries()
     return [check for kind in CHECKED_KINDS for name in regs.by_kind(kind).names()
-            for check in component_checks(kind, name, device=device, regs=regs)]
+            for check in component_checks(kind, name, device=device, regs=regs, data_dir=data_dir)]
 
 
 def run_checks(checks: list[Check], on_result: Callable[[Result], None] | None = None) -> list[Result]:
@@ -90,9 +98,9 @@ def run_checks(checks: list[Check], on_result: Callable[[Result], None] | None =
     return results
 
 
-def check_plugin(plugin: str, *, device: str = "cpu") -> list[Result]:
+def check_plugin(plugin: str, *, device: str = "cpu", data_dir: str | None = None) -> list[Result]:
     """Run every check on a plugin; raise CheckFailed listing each failure and its fix (for pytest)."""
-    results = run_checks(plugin_checks(plugin, device=device))
+    results = run_checks(plugin_checks(plugin, device=device, data_dir=data_dir))
     failed = [r for r in results if not r.passed]
     if failed:
         lines = [f"{len(failed)} of {len(results)} conformance checks of plugin {plugin!r} failed:"]
@@ -103,7 +111,8 @@ def check_plugin(plugin: str, *, device: str = "cpu") -> list[Result]:
 
 # -- `ganzoo check-plugin` --------------------------------------------------------------------------
 
-def check_plugins_command(names: list[str], *, every: bool, device: str, out, console) -> int:
+def check_plugins_command(names: list[str], *, every: bool, device: str, out, console,
+                          data_dir: str | None = None) -> int:
     """What `ganzoo check-plugin` does: a table per plugin, the failures spelled out, exit status 1 on any."""
     device = str(select_device(device))
     regs = registries()
@@ -124,11 +133,11 @@ def check_plugins_command(names: list[str], *, every: bool, device: str, out, co
             if tb:
                 out.print(tb, highlight=False, markup=False)
             continue
-        checks = plugin_checks(info.name, device=device)
+        checks = plugin_checks(info.name, device=device, data_dir=data_dir)
         if not checks:
             kinds = ", ".join(info.registered) or "nothing"
             out.print(f"[bold]{title}[/bold]: registers {kinds}; the kit checks generators, discriminators, "
-                      f"losses and models, so there is nothing to check.", highlight=False)
+                      f"losses, models, datasets and metrics, so there is nothing to check.", highlight=False)
             continue
         progress = Progress(TextColumn(f"checking {info.name}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True)

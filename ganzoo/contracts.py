@@ -1,0 +1,182 @@
+"""What ganzoo calls a plugin's factories and components with: the contracts, and their checks.
+
+One table, `CONTRACTS`, says for every registry kind which keywords `register()` takes as declarations
+(``image_sizes=``, ...), which arguments ganzoo passes the factory, and how people read the contract.
+Every other keyword of `register()` is an **option**: a keyword parameter of the factory that the
+registration sets (``register("ls-m101", LeastSquaresLoss, a=-1.0)``) and a ModelSpec or the run's
+``options`` may override. A keyword that is neither is refused with a sentence and the closest name.
+
+`check_factory` binds a factory's signature to what ganzoo will pass it, and `check_methods` a built
+component's methods, so a component that does not fit is named, with its contract, before any data
+loads (not as a TypeError deep inside a training step).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import GanzooError
+
+
+@dataclass(frozen=True)
+class Contract:
+    """How ganzoo calls one kind's factory (and the methods of what it builds)."""
+
+    text: str                                   # the contract as the docs write it
+    declarations: tuple[str, ...] = ()          # keywords of register() that describe the entry
+    arguments: tuple[str, ...] = ()             # keywords ganzoo passes the factory
+    positional: int = 0                         # positional arguments ganzoo passes the factory
+    methods: tuple[tuple[str, tuple[int, ...], str], ...] = ()   # (method, positional counts it may take, text)
+    callable: bool = True                       # False: the registered thing is a value (a ModelSpec)
+
+
+NETWORK_DECLARATIONS = ("image_sizes", "channel_counts")
+
+CONTRACTS: dict[str, Contract] = {
+    "generator": Contract("factory(*, image_size, channels, z_dim, width) -> nn.Module with forward(z)",
+                          NETWORK_DECLARATIONS, ("image_size", "channels", "z_dim", "width"),
+                          methods=(("forward", (1,), "forward(z) takes one [B, z_dim] latent batch"),)),
+    "discriminator": Contract("factory(*, image_size, channels, width) -> nn.Module with forward(x)",
+                              NETWORK_DECLARATIONS, ("image_size", "channels", "width"),
+                              methods=(("forward", (1,), "forward(x) takes one [B, C, S, S] image batch"),)),
+    "loss": Contract("factory() -> an object with d_loss(real_logits, fake_logits) and g_loss(fake_logits)",
+                     methods=(("d_loss", (2, 3), "d_loss(real_logits, fake_logits[, context])"),
+                              ("g_loss", (1, 2), "g_loss(fake_logits[, context])"))),
+    "dataset": Contract("factory(*, root, download, split, image_size, channels) -> ganzoo.ImageData",
+                        ("image_size", "channels", "splits", "example_files"),
+                        ("root", "download", "split", "image_size", "channels")),
+    "model": Contract("a ganzoo.ModelSpec(generator=..., discriminator=..., loss=..., defaults=..., options=...)",
+                      callable=False),
+    "metric": Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better"), positional=1),
+    "labeller": Contract("builder(context) -> a labeller", positional=1),
+    "regularizer": Contract("factory() -> penalty(context), a scalar tensor", ("weight", "every")),
+    "augmentation": Contract("transform(x) -> x augmented, same shape", positional=1),
+}
+
+
+def contract(kind: str) -> Contract:
+    """The kind's contract; a kind without one takes any keyword as a declaration and is not checked."""
+    return CONTRACTS.get(kind) or Contract("factory(...)", callable=False)
+
+
+def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError):          # some builtins have none: nothing to check
+        return None
+
+
+def option_names(kind: str, factory: Any) -> tuple[str, ...] | None:
+    """The options a factory declares: its named parameters beyond the contract's. None: any (it takes **kwargs)."""
+    spec = contract(kind)
+    if not spec.callable:
+        return ()
+    signature = _signature(factory)
+    if signature is None:
+        return None
+    params = list(signature.parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:spec.positional]
+    return tuple(p.name for p in params if p not in positional and p.name not in spec.arguments
+                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def describe_options(kind: str, factory: Any) -> str:
+    """The options a factory takes with their defaults (registration options applied), e.g. 'a=-1.0, b=1.0'."""
+    names = option_names(kind, factory)
+    if names is None:
+        return "any (**kwargs)"
+    signature = _signature(factory)
+    shown = []
+    for name in names:
+        default = signature.parameters[name].default
+        shown.append(name if default is inspect.Parameter.empty else f"{name}={default!r}")
+    return ", ".join(shown)
+
+
+def closest(name: str, known) -> str:
+    """' Did you mean X?' for the known name closest to `name`, or ''."""
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def split_keywords(kind: str, what: str, factory: Any, keywords: dict[str, Any]) -> tuple[dict, dict]:
+    """register()'s extra keywords as (declarations, options); an unknown one is refused with a sentence."""
+    spec = contract(kind)
+    if kind not in CONTRACTS:
+        return dict(keywords), {}
+    declared = {k: v for k, v in keywords.items() if k in spec.declarations}
+    options = {k: v for k, v in keywords.items() if k not in spec.declarations}
+    if options:
+        check_option_names(kind, what, factory, options, hint_also=spec.declarations)
+    return declared, options
+
+
+def check_option_names(kind: str, what: str, factory: Any, options: dict[str, Any],
+                       hint_also: tuple[str, ...] = ()) -> None:
+    """Every name in `options` is an option the factory declares; else a sentence with the closest name.
+
+    `hint_also`: the kind's declarations, when the names were given to register() (where both are accepted).
+    """
+    spec = contract(kind)
+    known = option_names(kind, factory)
+    if known is None:
+        return
+    for name in options:
+        if name in known:
+            continue
+        accepted = [*hint_also, *known]
+        if name in spec.arguments:
+            raise GanzooError(f"{what} is given {name!r}, which ganzoo passes its factory itself ({spec.text}); it "
+                              f"cannot be set as an option.{closest(name, accepted)}")
+        if hint_also:
+            raise GanzooError(f"{what} is registered with {name!r}, which is neither a declaration of a {kind} "
+                              f"({', '.join(hint_also)}) nor an option of its factory ({', '.join(known) or 'none'})."
+                              f"{closest(name, accepted)}")
+        raise GanzooError(f"{what} has no option {name!r}.{closest(name, (*known, *spec.arguments))} (Its options: "
+                          f"{', '.join(known) or 'none'}.)")
+
+
+def check_factory(kind: str, what: str, factory: Any, options: dict[str, Any] | None = None) -> None:
+    """The factory accepts what ganzoo passes it (the contract's arguments and these options), and needs no more."""
+    spec = contract(kind)
+    if not spec.callable:
+        return
+    if not callable(factory):
+        raise GanzooError(f"{what} registered a {type(factory).__name__}, which cannot be called; the {kind} "
+                          f"contract is {spec.text}.")
+    signature = _signature(factory)
+    if signature is None:
+        return
+    arguments = {name: None for name in spec.arguments} | dict(options or {})
+    try:
+        signature.bind(*([None] * spec.positional), **arguments)
+    except TypeError as exc:
+        raise GanzooError(f"{what} breaks the {kind} contract, {spec.text}: its factory's signature is "
+                          f"{signature} ({exc}).") from None
+
+
+def check_methods(kind: str, what: str, component: Any) -> None:
+    """A built component has the methods its contract calls, taking the arguments ganzoo passes."""
+    for method, counts, text in contract(kind).methods:
+        function = getattr(component, method, None)
+        if not callable(function):
+            raise GanzooError(f"{what} breaks the {kind} contract: its {type(component).__name__} has no "
+                              f"{method}() method; it needs {text}.")
+        signature = _signature(function)
+        if signature is None:
+            continue
+        problems = []
+        for count in counts:
+            try:
+                signature.bind(*([None] * count))
+                break
+            except TypeError as exc:
+                problems.append(str(exc))
+        else:
+            raise GanzooError(f"{what} breaks the {kind} contract: {text}, but its {method} is {method}{signature} "
+                              f"({problems[0]}).")
