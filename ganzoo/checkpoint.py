@@ -6,7 +6,8 @@ Two kinds of file share one format:
 - both record which plugin, from which package and version, made each component
   ("ganzoo.plugins"), so a file whose plugin is missing names the package to install;
 - a checkpoint (`checkpoint.safetensors`): G, D, both optimizers, RNG states and
-  counters, enough for `--resume` to continue bit for bit.
+  counters (and the averaged G, under G_ema., with --ema), enough for `--resume` to
+  continue bit for bit. With --ema the generator file holds the averaged G.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .plugins import registries
 from .runfiles import RunFiles, weights_file
 
 FORMAT_VERSION = "1"
+EMA_PREFIX = "G_ema."  # a checkpoint's averaged generator (--ema); its generator file holds only that one
 TMP_MARK = ".tmp"  # atomic_write's temporaries: .<name>.tmp<pid>
 
 
@@ -261,6 +263,9 @@ def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discr
     """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
     tensors, metadata = read_tensors(path)
     config = config_of(metadata, path)
+    if any(k.startswith(EMA_PREFIX) for k in tensors):    # a checkpoint with an averaged G: sample from that one
+        tensors = {PREFIX["generator"] + k[len(EMA_PREFIX):] if k.startswith(EMA_PREFIX) else k: v
+                   for k, v in tensors.items() if not k.startswith(PREFIX["generator"])}
     kinds = ["generator"] + (["discriminator"] if discriminator and any(k.startswith(PREFIX["discriminator"])
                                                                       for k in tensors) else [])
     try:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import GanzooError
+from .recipe import OPTIMIZERS, SCHEDULES, regularizers_check
 
 MAX_IMAGE_SIZE = 1024      # beyond this, neither the data nor DCGAN's widths fit any one machine
 MAX_SAMPLES = 1024         # fixed-noise images per epoch grid (all drawn through G at once)
@@ -136,6 +137,18 @@ def one_of(*choices: str, quoted: bool = False) -> Check:
 def adam_beta(value: Any, flag: str) -> str | None:
     if not 0 <= value < 1:
         return f"Adam betas must lie in [0, 1), got {flag} {value}."
+    return None
+
+
+def zero_or_positive(value: Any, flag: str) -> str | None:
+    if not (value >= 0 and math.isfinite(value)):
+        return f"{flag} must be 0 (unset) or a positive number, got {value!r}."
+    return None
+
+
+def ema_decay(value: Any, flag: str) -> str | None:
+    if not 0 <= value < 1:
+        return f"{flag} must lie in [0, 1) (0: no average; 0.999 is usual), got {value}."
     return None
 
 
@@ -393,9 +406,29 @@ class RunConfig:
     epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,
                           shown_default="5; with --budget alone, until the budget ends")
     batch_size: int = setting(128, "images per step", checks=(positive_int,), comparable=True)
-    lr: float = setting(2e-4, "Adam learning rate", checks=(positive_number,))
-    beta1: float = setting(0.5, "Adam beta1", checks=(adam_beta,))
-    beta2: float = setting(0.999, "Adam beta2", checks=(adam_beta,))
+    lr: float = setting(2e-4, "learning rate of both networks (--lr-g, --lr-d set one)", checks=(positive_number,))
+    lr_g: float = setting(0.0, "the generator's learning rate (two time-scale update rule, Heusel et al. 2017)",
+                          checks=(zero_or_positive,), shown_default="--lr's")
+    lr_d: float = setting(0.0, "the discriminator's learning rate", checks=(zero_or_positive,), shown_default="--lr's")
+    beta1: float = setting(0.5, "Adam beta1 (SGD's momentum)", checks=(adam_beta,))
+    beta2: float = setting(0.999, "Adam beta2 (RMSprop's alpha)", checks=(adam_beta,))
+    optimizer_g: str = setting("adam", "the generator's optimizer: adam, rmsprop or sgd", checks=(one_of(*OPTIMIZERS),))
+    optimizer_d: str = setting("adam", "the discriminator's optimizer: adam, rmsprop or sgd",
+                               checks=(one_of(*OPTIMIZERS),))
+    lr_schedule: str = setting("constant", "learning-rate schedule: constant, or linear (decaying to 0 at the last "
+                               "epoch)", checks=(one_of(*SCHEDULES),))
+    n_critic: int = setting(1, "discriminator steps per generator step, each on a fresh real batch",
+                            checks=(positive_int,))
+    regularizers: str = setting("", "the discriminator's regularisers, NAME[:WEIGHT][@EVERY] comma-separated, e.g. "
+                                "gp:10 or r1:0.1@16 (see `ganzoo list`)", checks=(regularizers_check,),
+                                shown_default="none")
+    augment: str = setting("", "differentiable augmentation of everything D sees, real and fake alike, "
+                           "comma-separated (DiffAugment: translation, cutout, color)", shown_default="none")
+    spectral_norm: bool = setting(False, "spectral normalisation of every layer of the discriminator (Miyato et al. "
+                                  "2018)")
+    ema: float = setting(0.0, "decay of an exponential moving average of G's weights (e.g. 0.999), which grids, "
+                         "samples, evaluation and the generator file then use", checks=(ema_decay,),
+                         shown_default="0, none")
     seed: int = setting(0, "random seed", checks=(seed_range,))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", resumable=True)
     threads: int = setting(0, "CPU threads for torch; fewer run faster on a machine other jobs share",

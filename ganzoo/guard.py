@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn.utils import get_total_norm
 
 from .errors import GanzooError
+from .recipe import probability_won
 
 WHAT = ("the losses", "the generator's weights", "the discriminator's weights")
 
@@ -32,24 +34,29 @@ class Diverged(GanzooError):
 
 
 def discriminator_won(record: dict) -> bool:
-    """A log record in which D separates real from fake almost perfectly: G gets almost no gradient."""
-    return record["loss_d"] < 0.05 and record["d_real"] > 0.95 and record["d_fake"] < 0.05
+    """A log record in which D separates real from fake almost perfectly, so G gets almost no gradient, by
+    the rule of the run's loss (its `d_won`); a record of an older ganzoo, without it, by D's probabilities."""
+    if "d_won" in record:
+        return bool(record["d_won"])
+    return probability_won(record)
 
 
 class Guard:
     def __init__(self, G: nn.Module, D: nn.Module, device: torch.device, check_every: int = 5,
-                 collapse_steps: int = 1000):
+                 collapse_steps: int = 1000, n_stats: int = 4, won: Callable[[dict], bool] = probability_won):
         # fixed for the run: load_state_dict and torch.compile keep these very tensors
         self.watched = [[t.detach() for t in itertools.chain(net.parameters(), net.buffers()) if t.is_floating_point()]
                         for net in (G, D)]
         self.device = device
+        self.n_stats = n_stats                  # the step's statistics, losses first
+        self.won = won                          # the loss's "D has won" rule, on a log record
         self.check_every = check_every          # steps between checks
         self.collapse_steps = collapse_steps    # how long D must have won before it is reported
         self.reset(0)
 
     def reset(self, step: int) -> None:
         """Start watching afresh from `step` (a new run, a resume or a rollback)."""
-        self.acc = torch.zeros(4, device=self.device)
+        self.acc = torch.zeros(self.n_stats, device=self.device)
         self.healthy_until = step               # every step up to here was checked finite
         self.pending: tuple[int, torch.Tensor, torch.cuda.Event | None] | None = None
         self.won_for = 0
@@ -67,8 +74,8 @@ class Guard:
         return torch.stack(flags)
 
     def after_step(self, step: int, stats: torch.Tensor) -> None:
-        """Called after each step with its [4] statistics; raises Diverged once a check has seen a problem."""
-        self.acc += stats                       # [4] float32, already detached (Trainer.train_step)
+        """Called after each step with its statistics; raises Diverged once a check has seen a problem."""
+        self.acc += stats                       # [n_stats] float32, already detached (Trainer.train_step)
         if self.pending is not None and (self.pending[2] is None or self.pending[2].query()):
             self._read_pending()
         if step % self.check_every == 0:
@@ -110,14 +117,15 @@ class Guard:
         """Check a log record (already on the host); returns a warning to show, if any."""
         if not all(math.isfinite(record[key]) for key in ("loss_d", "loss_g")):
             raise Diverged("the losses", self.healthy_until + 1, record["step"])
-        if discriminator_won(record):
+        if self.won(record):
             self.won_for += window_steps
         else:
             self.won_for, self.warned = 0, False
         if self.won_for >= self.collapse_steps and not self.warned:
             self.warned = True
-            return (f"the discriminator has won for {self.won_for} steps (loss_D {record['loss_d']:.4f}, "
-                    f"D(x) {record['d_real']:.3f}, D(G(z)) {record['d_fake']:.3f}): the generator gets almost no "
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                              if k not in ("step", "epoch", "d_won", "images_per_s", "train_time", "time"))
+            return (f"the discriminator has won for {self.won_for} steps ({shown}): the generator gets almost no "
                     f"gradient and has probably collapsed. Look at the sample grids; a lower --lr or another "
                     f"model may help.")
         return None

@@ -64,7 +64,38 @@ def register_losses(register):
 
     Call ``register(name, factory, description=None)``. ``factory()`` returns an
     object with ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``,
-    each returning a scalar tensor to minimise.
+    each returning a scalar tensor to minimise. Either may take a third (second)
+    argument, ``context``: a ``ganzoo.recipe.StepContext`` that runs D on other
+    inputs and takes input gradients. Optional: ``statistics(real_logits,
+    fake_logits)`` returning ``{name: scalar tensor}`` (logged under those names;
+    default ``d_real``/``d_fake``, D's mean probabilities), ``labels`` (``{name:
+    progress-line label}``) and ``discriminator_won(record)``, saying from a log
+    record whether D has won (default: ``loss_d < 0.05``, ``d_real > 0.95``,
+    ``d_fake < 0.05``).
+    """
+
+
+@hookspec
+def register_regularizers(register):
+    """Register regularisers of the discriminator (gradient penalty, R1, ...).
+
+    Call ``register(name, factory, description=None, weight=1.0, every=1)``; ``weight`` and ``every``
+    are the defaults a run's ``--regularizers NAME[:WEIGHT][@EVERY]`` overrides. ``factory()`` returns
+    a callable ``penalty(context)`` giving the unweighted scalar penalty, where ``context`` is a
+    ``ganzoo.recipe.StepContext`` (``real``, ``fake``, ``discriminate(x)``, ``input_gradient(out, x)``).
+    The loop adds ``weight * penalty`` to D's loss at every step (``every`` 1), or, lazily, runs it as
+    its own D update every ``every`` steps weighted by ``every``, D's lr and betas rescaled by k/(k+1).
+    """
+
+
+@hookspec
+def register_augmentations(register):
+    """Register differentiable augmentations (DiffAugment-style transforms) for ``--augment``.
+
+    Call ``register(name, transform, description=None)``. ``transform(x)`` maps images
+    ``[B, C, H, W]`` to images of the same shape, differentiably, on x's device, drawing its random
+    numbers from torch's global RNG. The loop applies the run's policy to everything D sees, real
+    and fake alike, in every phase.
     """
 
 

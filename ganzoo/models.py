@@ -52,6 +52,17 @@ def build_network(kind: str, config: RunConfig, regs: Registries | None = None) 
     what = f"{kind} {name!r}"
     network = construct(what, factory, **network_arguments(kind, config), **config.options.get(kind, {}))
     check_methods(kind, what, network)
+    if kind == "discriminator" and config.spectral_norm:
+        spectral_norm(network)
+    return network
+
+
+def spectral_norm(network: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every convolution and linear layer: a network transform
+    a recipe may apply to D (--spectral-norm). Its power-iteration vectors are buffers: checkpoints keep them."""
+    for module in list(network.modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not nn.utils.parametrize.is_parametrized(module):
+            nn.utils.parametrizations.spectral_norm(module)
     return network
 
 

@@ -39,6 +39,11 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.stacked_mnist",
     "ganzoo_plugins.inception",
     "ganzoo_plugins.labellers",
+    "ganzoo_plugins.lsgan",
+    "ganzoo_plugins.wgangp",
+    "ganzoo_plugins.r1",
+    "ganzoo_plugins.ttur_ema",
+    "ganzoo_plugins.diffaugment",
 )
 
 # hook name -> registry kind; one registry per hook.
@@ -50,6 +55,8 @@ HOOKS = {
     "register_models": "model",
     "register_metrics": "metric",
     "register_labellers": "labeller",
+    "register_regularizers": "regularizer",
+    "register_augmentations": "augmentation",
 }
 
 
@@ -81,13 +88,15 @@ class Registries:
     plugins: list[PluginInfo]
     metrics: Registry = field(default_factory=lambda: Registry("metric"))
     labellers: Registry = field(default_factory=lambda: Registry("labeller"))
+    regularizers: Registry = field(default_factory=lambda: Registry("regularizer"))
+    augmentations: Registry = field(default_factory=lambda: Registry("augmentation"))
 
     def by_kind(self, kind: str) -> Registry:
         return {r.kind: r for r in self.all()}[kind]
 
     def all(self) -> list[Registry]:
         return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics,
-                self.labellers]
+                self.labellers, self.regularizers, self.augmentations]
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -203,6 +212,8 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
         plugins=list(by_name.values()),
         metrics=regs["register_metrics"],
         labellers=regs["register_labellers"],
+        regularizers=regs["register_regularizers"],
+        augmentations=regs["register_augmentations"],
     )
 
 

@@ -19,6 +19,7 @@ from .evaluate import resolve_metrics
 from .models import check_components
 from .errors import GanzooError
 from .plugins import Registries, registries
+from .recipe import parse_regularizers
 from .preflight import check_run, remove_if_unused, run_lock
 from .runfiles import RunFiles
 from .train import Trainer, summary_writer_class
@@ -62,9 +63,16 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
         raise GanzooError(unknown_key_message(unknown[0], "The run"))
     for key, value in given.items():
         setattr(config, key, merge_options(config.options, value) if key == "options" else value)
+    if "lr" in given:                  # --lr sets both networks' rates, the model's own included
+        config.lr_g = given.get("lr_g", 0.0)
+        config.lr_d = given.get("lr_d", 0.0)
     for kind, name in (("generators", config.generator), ("discriminators", config.discriminator),
                        ("losses", config.loss)):
         getattr(regs, kind).get(name)  # fail early, with the known names, on a misspelled component
+    for name, _, _ in parse_regularizers(config.regularizers):
+        regs.regularizers.get(name)
+    for name in filter(None, (n.strip() for n in config.augment.split(","))):
+        regs.augmentations.get(name)
     if config.data not in regs.datasets:
         if Path(config.data).is_dir():
             config.data, config.data_dir = "folder", config.data

@@ -1,4 +1,8 @@
-"""The training loop: D update, then G update, with fixed-noise grids, logs and checkpoints."""
+"""The training loop: D update, then G update, with fixed-noise grids, logs and checkpoints.
+
+The loop owns the optimisers, AMP and the order of updates; a recipe's plugins (loss, regularisers,
+augmentation: ganzoo.recipe) only return tensors.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from .terminal import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torchvision.utils import make_grid
 
-from .checkpoint import (atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
+from .checkpoint import (EMA_PREFIX, atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
                          save_tensors, unflatten_optimizer)
 from .config import UNLIMITED_EPOCHS, RunConfig
 from .data import ImageData, make_batches, memory_budget
@@ -24,6 +28,9 @@ from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
 from .guard import Diverged, Guard
 from .models import build_discriminator, build_generator, build_loss, count_parameters, sample_latent
+from .plugins import registries
+from .recipe import (EMA, LossAdapter, StepContext, build_augment, build_regularizers, lazy_ratio, make_optimizer,
+                     schedule_factor)
 from .evaluate import evaluate, format_scores
 from .runfiles import RunFiles, read_metrics
 from .sampling import generate, save_grid
@@ -60,14 +67,24 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.G = build_generator(config).to(self.device, memory_format=self.memory_format)
         self.D = build_discriminator(config).to(self.device, memory_format=self.memory_format)
-        self.loss = build_loss(config)
+        regs = registries()
+        self.loss = LossAdapter(build_loss(config, regs))
+        self.regularizers = build_regularizers(config.regularizers, regs.regularizers)
+        self.augment = build_augment(config.augment, regs.augmentations)
         # D's weights get no gradient during G's update (they would be thrown away): a third less D backward
         self.d_trained_params = [p for p in self.D.parameters() if p.requires_grad]
+        # One optimiser per network; under lazy regularisation D's lr and betas are rescaled by k/(k+1)
         betas = (config.beta1, config.beta2)
-        # fused: one kernel per optimizer step instead of a dozen elementwise passes (CUDA and CPU)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas, fused=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas, fused=True)
+        self.base_lr = {"G": config.lr_g or config.lr, "D": (config.lr_d or config.lr) * lazy_ratio(self.regularizers)}
+        self.opt_g = make_optimizer(config.optimizer_g, self.G.parameters(), config.lr_g or config.lr, betas)
+        self.opt_d = make_optimizer(config.optimizer_d, self.D.parameters(), config.lr_d or config.lr, betas,
+                                    lazy_ratio(self.regularizers))
+        self.lr_scale = 1.0          # halved at each --on-divergence rollback
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
+        self.ema = EMA(self.G, config.ema) if config.ema else None
+        # What a step reports, by name: the losses, the loss's own statistics, each regulariser's penalty
+        self.stat_names = ["loss_d", "loss_g", *self.loss.statistic_names(), *(r.name for r in self.regularizers)]
+        self.last_stats = torch.zeros(len(self.stat_names), device=self.device)  # a phase not run keeps its last
 
         self.batches = make_batches(data, config.batch_size, self.device,
                                     memory_budget(config.memory_budget, self.device))
@@ -79,11 +96,16 @@ class Trainer:
                                          generator=torch.Generator().manual_seed(config.seed + 1)).to(self.device)
         self.files = RunFiles(config.out, config.model)
         self.step = 0          # optimizer steps done
+        self.d_steps = 0       # the step's own count of D updates (= step in a run; a caller may step alone)
         self.epoch = 0         # epochs completed
         self.step_in_epoch = 0
         self.stop_requested = False  # set by Ctrl-C; honoured between steps, so a checkpoint is never torn
         self.stop_signal = signal.SIGINT
-        self.guard = Guard(self.G, self.D, self.device)  # NaN/Inf watch, no per-step host sync
+        self.total_steps = None if config.epochs >= UNLIMITED_EPOCHS else config.epochs * self.batches.steps_per_epoch
+        if config.lr_schedule == "linear" and self.total_steps is None:
+            raise GanzooError("--lr-schedule linear decays to 0 at the last epoch: give --epochs.")
+        self.guard = Guard(self.G, self.D, self.device, n_stats=len(self.stat_names),
+                           won=self.loss.won)                 # NaN/Inf watch, no per-step host sync
         self.last_checkpoint_step: int | None = None     # where the last good weights on disk are from
         self.rollbacks = 0
         self.out_of_time = False     # config.budget spent: the run ends cleanly, as if its epochs were done
@@ -128,42 +150,82 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
 
-    def train_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One D update then one G update on a real batch [B, C, H, W] in [-1, 1].
+    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
+        """D's outputs [B] for images [B, C, H, W], through the run's augmentation (the same policy for
+        real, fake and anything a loss or regulariser shows D)."""
+        return self.d_forward(self.augment(images) if self.augment else images)
 
-        Returns [loss_D, loss_G, D(x), D(G(z))] as a device tensor: reading it back
-        is the caller's choice, so no step forces a host synchronisation.
+    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One step of the recipe on a real batch [B, C, H, W] in [-1, 1]: D's update, its lazy regularisers
+        when due, and G's update every n_critic-th step (so each D step sees a fresh real batch).
+
+        Returns the statistics named by `stat_names` ([loss_D, loss_G, D(x), D(G(z))] for DCGAN) as one device
+        tensor: reading it back is the caller's choice, so no step forces a host synchronisation.
         """
         if self.compile_pending:
             return self._first_compiled_step(real)
         real = real.contiguous(memory_format=self.memory_format)
         B = real.shape[0]
         z = sample_latent(B, self.config, self.device)                        # [B, z_dim]
+        g_step = (self.d_steps + 1) % self.config.n_critic == 0
+        self._set_learning_rates()
+        stats = {}
 
-        # (1) Update D: maximise log D(x) + log(1 - D(G(z)))
+        # (1) Update D: maximise log D(x) + log(1 - D(G(z))), or whatever the loss says, plus its regularisers
         with self._autocast():
-            fake = self.g_forward(z)                                           # [B, C, H, W]
-            d_real = self.d_forward(real)                                      # [B] logits
-            d_fake = self.d_forward(fake.detach())                             # [B] logits
-            loss_d = self.loss.d_loss(d_real.float(), d_fake.float())
+            with torch.set_grad_enabled(g_step):                               # G's graph only when G steps
+                fake = self.g_forward(z)                                       # [B, C, H, W]
+            d_real = self.discriminate(real)                                   # [B] logits
+            d_fake = self.discriminate(fake.detach())                          # [B] logits
+            context = StepContext(self.discriminate, real, fake.detach(), "Dmain")
+            loss_d = self.loss.d_loss(d_real.float(), d_fake.float(), context)
+            for reg in self.regularizers:
+                if not reg.lazy:
+                    stats[reg.name] = penalty = reg.penalty(context).float()
+                    loss_d = loss_d + reg.weight * penalty
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
 
+        # (1b) D's lazy regularisers, every k steps: an update of their own, weighted by k
+        for reg in self.regularizers:
+            if reg.lazy and self.d_steps % reg.every == 0:
+                with self._autocast():
+                    stats[reg.name] = penalty = reg.penalty(StepContext(self.discriminate, real, fake.detach(),
+                                                                        "Dreg")).float()
+                self.scaler.update()
+                self.opt_d.zero_grad(set_to_none=True)
+                self.scaler.scale(penalty * (reg.weight * reg.every)).backward()
+                self.scaler.step(self.opt_d)
+
         # (2) Update G: maximise log D(G(z)) (non-saturating) or whatever the loss says
-        with _no_grad_for(self.d_trained_params):
-            with self._autocast():
-                d_fake_for_g = self.d_forward(fake)                            # [B] logits, D just updated
-                loss_g = self.loss.g_loss(d_fake_for_g.float())
-            self.opt_g.zero_grad(set_to_none=True)
-            self.scaler.scale(loss_g).backward()
-        self.scaler.step(self.opt_g)
+        if g_step:
+            with _no_grad_for(self.d_trained_params):
+                with self._autocast():
+                    d_fake_for_g = self.discriminate(fake)                     # [B] logits, D just updated
+                    loss_g = self.loss.g_loss(d_fake_for_g.float(), StepContext(self.discriminate, real, fake,
+                                                                                 "Gmain"))
+                self.opt_g.zero_grad(set_to_none=True)
+                self.scaler.scale(loss_g).backward()
+            self.scaler.step(self.opt_g)
+            if self.ema:
+                self.ema.update(self.G, updates=self.d_steps // self.config.n_critic)
+            stats["loss_g"] = loss_g
         self.scaler.update()
+        self.d_steps += 1
 
         with torch.no_grad():
-            return torch.stack([loss_d.detach(), loss_g.detach(),
-                                torch.sigmoid(d_real.detach().float()).mean(),
-                                torch.sigmoid(d_fake.detach().float()).mean()])
+            stats |= {"loss_d": loss_d, **self.loss.statistics(d_real.detach().float(), d_fake.detach().float())}
+            self.last_stats = torch.stack([stats[name].detach().float() if name in stats else self.last_stats[i]
+                                           for i, name in enumerate(self.stat_names)])
+            return self.last_stats
+
+    def _set_learning_rates(self) -> None:
+        """Each optimiser's lr for this step: its network's, times the schedule's factor (and rollbacks' halvings)."""
+        factor = schedule_factor(self.config.lr_schedule, self.step, self.total_steps) * self.lr_scale
+        for opt, lr in ((self.opt_g, self.base_lr["G"]), (self.opt_d, self.base_lr["D"])):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
 
     def _first_compiled_step(self, real: torch.Tensor) -> torch.Tensor:
         """Compile G and D, and take the first step through them; if compiling fails, undo and go eager.
@@ -188,12 +250,18 @@ class Trainer:
         clone = lambda sd: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in sd.items()}
         return {"G": clone(self.G.state_dict()), "D": clone(self.D.state_dict()),
                 "opt_g": copy.deepcopy(self.opt_g.state_dict()), "opt_d": copy.deepcopy(self.opt_d.state_dict()),
+                "G_ema": clone(self.ema.G.state_dict()) if self.ema else None, "last_stats": self.last_stats.clone(),
+                "d_steps": self.d_steps,
                 "scaler": self.scaler.state_dict(), "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
 
     def _restore(self, saved: dict) -> None:
         self.G.load_state_dict(saved["G"])
         self.D.load_state_dict(saved["D"])
+        if self.ema:
+            self.ema.G.load_state_dict(saved["G_ema"])
+        self.last_stats = saved["last_stats"]
+        self.d_steps = saved["d_steps"]
         self.opt_g.load_state_dict(saved["opt_g"])
         self.opt_d.load_state_dict(saved["opt_d"])
         self.opt_g.zero_grad(set_to_none=True)
@@ -206,10 +274,15 @@ class Trainer:
 
     # -- samples, logs, checkpoints ---------------------------------------------------------------
 
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator samples come from: the averaged G when the run keeps one (--ema), else G."""
+        return self.ema.G if self.ema else self.G
+
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Samples in eval mode (BatchNorm running statistics) at the run's precision, leaving no trace on
-        training state (ganzoo.sampling.generate)."""
-        return generate(self.G, z, autocast=self.precision.autocast_dtype)
+        training state (ganzoo.sampling.generate), from the averaged G when there is one."""
+        return generate(self.sampler, z, autocast=self.precision.autocast_dtype)
 
     def save_epoch_grid(self, path: Path | None = None) -> Path:
         """The fixed noise's samples, by default as this epoch's grid (and TensorBoard's image of this step)."""
@@ -245,6 +318,9 @@ class Trainer:
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
         tensors |= {f"D.{k}": v for k, v in self.D.state_dict().items()}
+        if self.ema:
+            tensors |= {f"{EMA_PREFIX}{k}": v for k, v in self.ema.G.state_dict().items()}
+        tensors["stats.last"] = self.last_stats
         og, og_info = flatten_optimizer(self.opt_g, "opt_g")
         od, od_info = flatten_optimizer(self.opt_d, "opt_d")
         tensors |= og | od
@@ -254,7 +330,7 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         extra = {"step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                  "train_seconds": self.trained_seconds(), "opt_g": og_info, "opt_d": od_info,
-                 "scaler": self.scaler.state_dict()}
+                 "scaler": self.scaler.state_dict(), "lr_scale": self.lr_scale, "d_steps": self.d_steps}
         return tensors, extra
 
     def save_checkpoint(self) -> Path:
@@ -262,7 +338,7 @@ class Trainer:
         tensors, extra = self.state_tensors()
         path = save_tensors(self.files.checkpoint, tensors, "checkpoint", self.config, extra)
         self.last_checkpoint_step = self.step
-        save_generator(self.files.generator, self.G, self.config)
+        save_generator(self.files.generator, self.sampler, self.config)
         return path
 
     def load_checkpoint(self, path: Path) -> None:
@@ -271,6 +347,8 @@ class Trainer:
             raise GanzooError(f"{path} is a generator-only file; resuming needs checkpoint.safetensors.")
         load_state(self.G, tensors, "G.", "generator")
         load_state(self.D, tensors, "D.", "discriminator")
+        if self.ema:
+            load_state(self.ema.G, tensors, EMA_PREFIX, "averaged generator")
         try:  # a hand-edited or damaged state: one sentence, whatever is wrong with it
             extra = json.loads(metadata["ganzoo.state"])
             step, epoch, step_in_epoch = (extra[k] for k in ("step", "epoch", "step_in_epoch"))
@@ -279,6 +357,15 @@ class Trainer:
             train_seconds = extra.get("train_seconds", 0.0)          # absent from checkpoints of ganzoo < 0.2
             if type(train_seconds) not in (int, float) or not 0 <= train_seconds < math.inf:
                 raise ValueError(f"bad training time {train_seconds!r}")
+            lr_scale = extra.get("lr_scale", 1.0)
+            d_steps = extra.get("d_steps", step)
+            if type(d_steps) is not int or d_steps < 0:
+                raise ValueError(f"bad D step count {d_steps!r}")
+            if type(lr_scale) not in (int, float) or not 0 < lr_scale <= 1:
+                raise ValueError(f"bad learning-rate scale {lr_scale!r}")
+            last_stats = tensors.get("stats.last", torch.zeros(len(self.stat_names)))
+            if last_stats.shape != self.last_stats.shape:
+                raise ValueError(f"{len(last_stats)} step statistics, this recipe reports {len(self.stat_names)}")
             unflatten_optimizer(self.opt_g, tensors, "opt_g", extra["opt_g"])
             unflatten_optimizer(self.opt_d, tensors, "opt_d", extra["opt_d"])
             if extra.get("scaler"):
@@ -300,6 +387,9 @@ class Trainer:
         self.epoch_rng_state = tensors["rng.data_epoch"]
         self.step, self.epoch, self.step_in_epoch = step, epoch, step_in_epoch
         self.train_seconds = float(train_seconds)
+        self.lr_scale = float(lr_scale)
+        self.d_steps = d_steps
+        self.last_stats = last_stats.to(self.device)
         if self._clock is not None:
             self._clock = time.perf_counter()
         self.last_checkpoint_step = step
@@ -372,76 +462,62 @@ class Trainer:
             return f"step {self.step} (epoch {self.epoch + 1}, {self.step_in_epoch}/{steps_per_epoch} steps)"
         return f"step {self.step} (end of epoch {self.epoch})" if self.epoch else f"step {self.step} (start)"
 
+    # -- why the loop stops: each condition by name ---------------------------------------------------
+
+    @property
+    def epochs_done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    @property
+    def epoch_ended(self) -> bool:
+        return self.step_in_epoch == self.batches.steps_per_epoch
+
     def _fit(self) -> Path:
+        """The loop: a step, its log window, then what the step's position calls for (an epoch's end, a stop
+        requested by Ctrl-C, the time budget spent, a periodic checkpoint)."""
         cfg = self.config
-        steps_per_epoch = self.batches.steps_per_epoch
-        total_steps = cfg.epochs * steps_per_epoch
         progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=self.console, transient=False)
-        stats_sum = torch.zeros(4, device=self.device)
-        window_steps, window_start = 0, time.perf_counter()
+        unlimited = cfg.epochs >= UNLIMITED_EPOCHS                    # a --budget run: no end in steps
+        self.of_epochs = "" if unlimited else f"/{cfg.epochs}"
         self._start_clock()
         try:
             with progress, self._ctrl_c_stops_cleanly():
-                unlimited = cfg.epochs >= UNLIMITED_EPOCHS                    # a --budget run: no end in steps
-                of_epochs = "" if unlimited else f"/{cfg.epochs}"
-                task = progress.add_task("train", total=None if unlimited else total_steps, completed=self.step,
-                                         epoch=f"{self.epoch + 1}{of_epochs}", stats="")
-                while self.epoch < cfg.epochs:
-                    self.data_rng.set_state(self.epoch_rng_state)
-                    for real in self.batches.epoch(self.data_rng, start=self.step_in_epoch):
-                        stats = self.train_step(real)
-                        stats_sum += stats
-                        self.step += 1
-                        self.step_in_epoch += 1
-                        window_steps += 1
-                        self.guard.after_step(self.step, stats)
-                        self.out_of_time = self.budget_spent()
-                        if (self.step % cfg.log_every == 0 or self.step_in_epoch == steps_per_epoch
-                                or self.out_of_time):                     # the log reaches the last step
-                            means = (stats_sum / window_steps).tolist()  # the one host sync per window
-                            elapsed = time.perf_counter() - window_start
-                            record = self._record(means, window_steps * cfg.batch_size / elapsed)
-                            self.log(record)
-                            progress.update(task, stats=self._format(record))
-                            self._check_finite(record, window_steps)
-                            stats_sum.zero_()
-                            window_steps, window_start = 0, time.perf_counter()
-                        progress.update(task, completed=self.step)
-                        if (self.stop_requested or self.out_of_time) and self.step_in_epoch < steps_per_epoch:
+                task = progress.add_task("train", total=self.total_steps, completed=self.step,
+                                         epoch=f"{self.epoch + 1}{self.of_epochs}", stats="")
+                window = LogWindow(len(self.stat_names), self.device)
+                batches = None
+                while not self.epochs_done:
+                    if batches is None:                               # an epoch starts (or resumes mid-way)
+                        self.data_rng.set_state(self.epoch_rng_state)
+                        batches = self.batches.epoch(self.data_rng, start=self.step_in_epoch)
+                    stats = self.train_step(next(batches))
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    window.add(stats)
+                    self.guard.after_step(self.step, stats)
+                    self.out_of_time = self.budget_spent()
+                    if self.step % cfg.log_every == 0 or self.epoch_ended or self.out_of_time:
+                        self._log_window(window, progress, task)     # the log reaches the last step
+                    progress.update(task, completed=self.step)
+                    if self.epoch_ended:
+                        batches = None
+                        self._end_epoch(progress, task)
+                        if self.stop_requested and not self.epochs_done:
+                            raise self._interrupted()
+                        if self.out_of_time:
+                            progress.console.print(f"time budget of {cfg.budget:g}s reached at {self.position()}")
                             break
-                        if self.step % cfg.checkpoint_every == 0 and self.step_in_epoch < steps_per_epoch:
-                            self.save_checkpoint()
-                    if self.stop_requested and self.step_in_epoch < steps_per_epoch:
+                    elif self.stop_requested:
                         self.save_checkpoint()
                         raise self._interrupted()
-                    if self.out_of_time and self.step_in_epoch < steps_per_epoch:
+                    elif self.out_of_time:
+                        self._end_mid_epoch(progress)
+                        break
+                    elif self.step % cfg.checkpoint_every == 0:
                         self.save_checkpoint()
-                        grid = self.save_epoch_grid(self.files.step_grid(self.step))
-                        progress.console.print(f"time budget of {cfg.budget:g}s reached at {self.position()}: "
-                                               f"samples {grid}")
-                        if cfg.eval_every:                     # the run's end: its final evaluation
-                            self.evaluate(progress.console)
-                        break
-                    # epoch done: new order next epoch, grid, checkpoint
-                    self.epoch += 1
-                    self.step_in_epoch = 0
-                    self.epoch_rng_state = self.data_rng.get_state()
-                    grid = self.save_epoch_grid()
-                    self.save_checkpoint()
-                    progress.update(task, epoch=f"{min(self.epoch + 1, cfg.epochs)}{of_epochs}")
-                    progress.console.print(f"epoch {self.epoch}{of_epochs} done, step {self.step}: "
-                                           f"samples {grid}")
-                    last = self.epoch == cfg.epochs or self.out_of_time
-                    if cfg.eval_every and (self.epoch % cfg.eval_every == 0 or last) and not self.stop_requested:
-                        self.evaluate(progress.console)
-                    if self.stop_requested and self.epoch < cfg.epochs:
-                        raise self._interrupted()
-                    if self.out_of_time:
-                        progress.console.print(f"time budget of {cfg.budget:g}s reached at {self.position()}")
-                        break
         except KeyboardInterrupt:
             raise Interrupted(f"Interrupted at step {self.step} (second Ctrl-C); the last checkpoint in "
                               f"{self.files.root} is intact. Continue with: ganzoo run --resume "
@@ -450,13 +526,43 @@ class Trainer:
             self._stop_clock()
         return self.files.generator
 
+    def _log_window(self, window: "LogWindow", progress: Progress, task) -> None:
+        """The window's mean statistics to metrics.jsonl and the progress line (the one host sync per window)."""
+        record = self._record(*window.read(self.config.batch_size))
+        self.log(record)
+        progress.update(task, stats=self._format(record))
+        self._check_finite(record, window.steps)
+        window.reset()
+
+    def _end_epoch(self, progress: Progress, task) -> None:
+        """An epoch done: the next one's order, its grid, a checkpoint and, when due, an evaluation."""
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.epoch_rng_state = self.data_rng.get_state()
+        grid = self.save_epoch_grid()
+        self.save_checkpoint()
+        progress.update(task, epoch=f"{min(self.epoch + 1, self.config.epochs)}{self.of_epochs}")
+        progress.console.print(f"epoch {self.epoch}{self.of_epochs} done, step {self.step}: samples {grid}")
+        every = self.config.eval_every
+        if every and (self.epoch % every == 0 or self.epochs_done or self.out_of_time) and not self.stop_requested:
+            self.evaluate(progress.console)
+
+    def _end_mid_epoch(self, progress: Progress) -> None:
+        """The time budget spent mid-epoch: the run ends as a finished one does (checkpoint, grid, evaluation)."""
+        self.save_checkpoint()
+        grid = self.save_epoch_grid(self.files.step_grid(self.step))
+        progress.console.print(f"time budget of {self.config.budget:g}s reached at {self.position()}: "
+                               f"samples {grid}")
+        if self.config.eval_every:                     # the run's end: its final evaluation
+            self.evaluate(progress.console)
+
     def evaluate(self, console: Console) -> dict[str, float]:
         """Score G with the run's metrics (ganzoo.evaluate); logged to metrics.jsonl and printed.
         Not training time: the clock stops while it scores."""
         running = self._clock is not None
         self._stop_clock()
         try:
-            scores = evaluate(self.G, config=self.config, metrics=self.config.metrics or None, n=self.config.eval_n,
+            scores = evaluate(self.sampler, config=self.config, metrics=self.config.metrics or None, n=self.config.eval_n,
                               device=self.device)
         finally:
             if running:
@@ -484,13 +590,13 @@ class Trainer:
         if (self.config.on_divergence == "rollback" and self.last_checkpoint_step is not None
                 and self.rollbacks < MAX_ROLLBACKS):
             self.rollbacks += 1
-            lrs = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_g, self.opt_d)]
+            scale = self.lr_scale
             self.load_checkpoint(self.files.checkpoint)
-            for opt, before in zip((self.opt_g, self.opt_d), lrs):
-                for group, lr in zip(opt.param_groups, before):
-                    group["lr"] = lr / 2
+            self.lr_scale = scale / 2
+            self._set_learning_rates()
             self.console.print(f"[yellow]warning[/yellow]: training diverged ({exc}); rolled back to the checkpoint "
-                               f"of step {self.step} with the learning rate halved to {lrs[0][0] / 2:.3g} "
+                               f"of step {self.step} with the learning rate halved to "
+                               f"{self.opt_g.param_groups[0]['lr']:.3g} "
                                f"(rollback {self.rollbacks} of {MAX_ROLLBACKS}).", soft_wrap=True)
             return
         if self.config.on_divergence == "rollback" and self.last_checkpoint_step is not None:
@@ -503,21 +609,43 @@ class Trainer:
         raise GanzooError(f"Training diverged: {exc}; stopped. {self._last_good()} {advice}")
 
     def _record(self, means: list[float], images_per_s: float) -> dict:
-        loss_d, loss_g, d_real, d_fake = means
-        return {"step": self.step, "epoch": self.epoch + self.step_in_epoch / self.batches.steps_per_epoch,
-                "loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake,
-                "images_per_s": images_per_s, "train_time": self.trained_seconds(), "time": time.time()}
+        """A log record: the window's mean of each statistic the step names, and whether D has won by the
+        loss's own rule (d_won: what the guard and compare's "D collapsed" read)."""
+        record = {"step": self.step, "epoch": self.epoch + self.step_in_epoch / self.batches.steps_per_epoch,
+                  **dict(zip(self.stat_names, means))}
+        return record | {"d_won": bool(self.loss.won(record)), "images_per_s": images_per_s,
+                         "train_time": self.trained_seconds(), "time": time.time()}
 
-    @staticmethod
-    def _format(r: dict) -> str:
-        return (f"loss_D {r['loss_d']:.3f}  loss_G {r['loss_g']:.3f}  D(x) {r['d_real']:.2f}  "
-                f"D(G(z)) {r['d_fake']:.2f}  {r['images_per_s']:,.0f} img/s")
+    def _format(self, r: dict) -> str:
+        shown = [f"{self.loss.labels.get(n, n)} {r[n]:{'.3f' if n.startswith('loss') else '.2f'}}"
+                 for n in self.stat_names]
+        return "  ".join(shown) + f"  {r['images_per_s']:,.0f} img/s"
 
     def _check_finite(self, record: dict, window_steps: int) -> None:
         """Raises Diverged on NaN/Inf losses; warns when D has won for long."""
         warning = self.guard.check_record(record, window_steps)
         if warning:
             self.console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
+
+
+class LogWindow:
+    """The statistics of the steps since the last log, summed on the device (read back once per window)."""
+
+    def __init__(self, n_stats: int, device: torch.device):
+        self.sum = torch.zeros(n_stats, device=device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sum.zero_()
+        self.steps, self.start = 0, time.perf_counter()
+
+    def add(self, stats: torch.Tensor) -> None:
+        self.sum += stats
+        self.steps += 1
+
+    def read(self, batch_size: int) -> tuple[list[float], float]:
+        """(mean of each statistic, images per second) over the window."""
+        return (self.sum / self.steps).tolist(), self.steps * batch_size / (time.perf_counter() - self.start)
 
 
 @contextlib.contextmanager

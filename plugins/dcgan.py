@@ -66,17 +66,17 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator: strided convolutions halving to 4x4, LeakyReLU(0.2), then a 4x4 convolution to a logit."""
 
-    def __init__(self, *, image_size: int = 64, channels: int = 3, width: int = 64):
+    def __init__(self, *, image_size: int = 64, channels: int = 3, width: int = 64, batchnorm: bool = True):
         super().__init__()
         n = _doublings(image_size)
         widths = [width * 2 ** i for i in range(n)]                     # e.g. 64x64: 64, 128, 256, 512
+        norm = nn.BatchNorm2d if batchnorm else lambda w: nn.Identity()  # a WGAN-GP critic has none
         layers: list[nn.Module] = [
             nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),        # input layer: no BatchNorm
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for w_in, w_out in zip(widths, widths[1:]):                     # each: [B, w_in, s, s] -> [B, w_out, s/2, s/2]
-            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False), norm(w_out), nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)]       # [B, w, 4, 4] -> [B, 1, 1, 1]
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)

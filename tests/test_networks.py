@@ -63,10 +63,12 @@ def test_training_steps_change_weights_and_stay_finite(tmp_path, model, loss):
     data = load_dataset("fake", root=None, split="train", image_size=config.image_size, channels=config.channels)
     trainer = Trainer(config, data)
     before = [p.detach().clone() for p in trainer.G.parameters()]
-    for real in list(trainer.batches.epoch(trainer.data_rng))[:3]:
+    for real in list(trainer.batches.epoch(trainer.data_rng))[:2 + config.n_critic]:    # G steps at least twice
         stats = trainer.train_step(real)
     assert torch.isfinite(stats).all()
-    assert 0 <= stats[2] <= 1 and 0 <= stats[3] <= 1                       # D(x), D(G(z)) are probabilities
+    assert len(stats) == len(trainer.stat_names) and trainer.stat_names[:2] == ["loss_d", "loss_g"]
+    if not hasattr(trainer.loss.loss, "statistics"):                        # the default: D's probabilities
+        assert trainer.stat_names[2:4] == ["d_real", "d_fake"] and 0 <= stats[2] <= 1 and 0 <= stats[3] <= 1
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.G.parameters()))
 
 

@@ -1,0 +1,237 @@
+"""The pieces of a training recipe the loop puts together: what a loss sees, regularisers with a weight
+and an interval, differentiable augmentation, per-network optimisers and schedules, and the averaged G.
+
+The loop (ganzoo.train.Trainer) owns the optimisers, AMP and the order of updates, in phases as in
+NVlabs/stylegan2-ada-pytorch's training/loss.py:
+
+- D main: the loss's D objective on real and fake, plus every regulariser due at every step;
+- D reg: a regulariser with interval k > 1 (lazy regularisation), its own optimiser step every k
+  steps, weighted by k, the optimiser's lr and betas rescaled by k/(k+1) (Karras et al. 2020);
+- G main: the loss's G objective, every n_critic-th step (each D step on a fresh real batch).
+
+Plugins only return tensors: a loss its objective, a regulariser its unweighted penalty.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .errors import GanzooError
+
+PHASES = ("Dmain", "Dreg", "Gmain")
+
+
+class StepContext:
+    """What a loss or regulariser may use besides D's outputs: D itself (behind the run's augmentation),
+    the batch's real and fake images, and input gradients that stay differentiable."""
+
+    def __init__(self, discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                 fake: torch.Tensor, phase: str):
+        self.discriminate = discriminate     # images [B, C, H, W] -> D's outputs [B], augmentation applied
+        self.real = real                     # [B, C, H, W], no gradient
+        self.fake = fake                     # [B, C, H, W]; detached in the D phases
+        self.phase = phase                   # "Dmain", "Dreg" or "Gmain"
+
+    @staticmethod
+    def input_gradient(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """d(sum outputs)/d(inputs), itself differentiable (create_graph) so a penalty on it trains D."""
+        grad, = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
+        return grad
+
+
+# -- losses: what a loss may declare, and the defaults for one that declares nothing ----------------
+
+def takes_context(method: Callable) -> bool:
+    """Whether a loss method accepts the step context (a third/second argument or a `context` keyword)."""
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "context" in params or any(p.kind == p.VAR_POSITIONAL for p in params.values())
+
+
+def logit_statistics(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """D(x) and D(G(z)) as probabilities: the statistics of a loss on logits that declares none."""
+    return {"d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
+
+
+def probability_won(record: dict) -> bool:
+    """D separates real from fake almost perfectly (probabilities), so G gets almost no gradient."""
+    return record["loss_d"] < 0.05 and record["d_real"] > 0.95 and record["d_fake"] < 0.05
+
+
+# labels on the progress line for the statistics ganzoo's own losses report
+LABELS = {"loss_d": "loss_D", "loss_g": "loss_G", "d_real": "D(x)", "d_fake": "D(G(z))"}
+
+
+class LossAdapter:
+    """A registered loss as the loop calls it, whatever it declares.
+
+    A loss defines ``d_loss(real_logits, fake_logits[, context])`` and ``g_loss(fake_logits[, context])``;
+    optionally ``statistics(real_logits, fake_logits) -> {name: scalar tensor}`` (default: D(x), D(G(z))
+    as probabilities, named d_real and d_fake), ``labels`` ({name: progress-line label}) and
+    ``discriminator_won(record) -> bool`` (default: probability_won), read on each log record.
+    """
+
+    def __init__(self, loss: Any):
+        self.loss = loss
+        self.d_context = takes_context(loss.d_loss)
+        self.g_context = takes_context(loss.g_loss)
+        self.statistics = getattr(loss, "statistics", logit_statistics)
+        self.won = getattr(loss, "discriminator_won", probability_won)
+        self.labels = {**LABELS, **getattr(loss, "labels", {})}
+
+    def d_loss(self, real_logits, fake_logits, context: StepContext):
+        if self.d_context:
+            return self.loss.d_loss(real_logits, fake_logits, context)
+        return self.loss.d_loss(real_logits, fake_logits)
+
+    def g_loss(self, fake_logits, context: StepContext):
+        if self.g_context:
+            return self.loss.g_loss(fake_logits, context)
+        return self.loss.g_loss(fake_logits)
+
+    def statistic_names(self) -> list[str]:
+        """The names statistics() returns, read off one call on dummy logits."""
+        with torch.no_grad():
+            return list(self.statistics(torch.zeros(2), torch.zeros(2)))
+
+
+# -- regularisers: an open list, each with a weight and an interval ---------------------------------
+
+@dataclass
+class Regularizer:
+    """One regulariser of a run: the registered penalty, its weight and every how many steps it runs."""
+
+    name: str
+    penalty: Any            # penalty(context) -> unweighted scalar tensor
+    weight: float
+    every: int
+
+    @property
+    def lazy(self) -> bool:
+        return self.every > 1
+
+
+SPEC = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?::\s*([0-9.eE+-]+))?\s*(?:@\s*(\d+))?\s*$")
+
+
+def parse_regularizers(text: str) -> list[tuple[str, float | None, int | None]]:
+    """'gp:10, r1:0.1@16' -> [("gp", 10.0, None), ("r1", 0.1, 16)]: NAME[:WEIGHT][@EVERY], comma-separated."""
+    specs = []
+    for part in filter(str.strip, text.split(",")):
+        match = SPEC.match(part)
+        weight = None
+        if match and match[2] is not None:
+            try:
+                weight = float(match[2])
+            except ValueError:
+                match = None
+        if not match or (weight is not None and not weight >= 0) or (match[3] is not None and int(match[3]) < 1):
+            raise GanzooError(f"--regularizers takes NAME[:WEIGHT][@EVERY], comma-separated (e.g. gp:10 or "
+                              f"r1:0.1@16), got {part.strip()!r}.")
+        specs.append((match[1], weight, int(match[3]) if match[3] else None))
+    return specs
+
+
+def regularizers_check(value: Any, flag: str) -> str | None:
+    try:
+        parse_regularizers(value)
+    except GanzooError as exc:
+        return str(exc).replace("--regularizers", flag)
+    return None
+
+
+def build_regularizers(text: str, registry) -> list[Regularizer]:
+    """The run's regularisers from its --regularizers text and the registered ones (their default weight
+    and interval are the keywords they were registered with: weight=, every=)."""
+    found = []
+    for name, weight, every in parse_regularizers(text):
+        entry = registry.get(name)
+        found.append(Regularizer(name, entry.factory(), weight if weight is not None else entry.info.get("weight", 1.0),
+                                 every or entry.info.get("every", 1)))
+    return found
+
+
+def lazy_ratio(regularizers: list[Regularizer]) -> float:
+    """k/(k+1) for D's lazy regulariser (the smallest interval above 1), 1 without one."""
+    lazy = [r.every for r in regularizers if r.lazy]
+    return min(lazy) / (min(lazy) + 1) if lazy else 1.0
+
+
+# -- differentiable augmentation --------------------------------------------------------------------
+
+def build_augment(policy: str, registry) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The run's augmentation: the registered transforms named in `policy` ('translation,cutout'), applied
+    in order to everything D sees, real and fake alike; None for no policy."""
+    names = [n.strip() for n in policy.split(",") if n.strip()]
+    if not names:
+        return None
+    transforms = [registry.get(n).factory for n in names]
+
+    def augment(x: torch.Tensor) -> torch.Tensor:
+        for transform in transforms:
+            x = transform(x)
+        return x
+    augment.policy = names  # type: ignore[attr-defined]
+    return augment
+
+
+# -- optimisers and learning-rate schedules ---------------------------------------------------------
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+SCHEDULES = ("constant", "linear")
+
+
+def make_optimizer(kind: str, params, lr: float, betas: tuple[float, float], ratio: float = 1.0):
+    """Adam (fused), RMSprop (alpha = beta2) or SGD (momentum = beta1); with lazy regularisation the lr and
+    betas are rescaled by `ratio` = k/(k+1), as stylegan2-ada does."""
+    lr, betas = lr * ratio, (betas[0] ** ratio, betas[1] ** ratio)
+    params = list(params)
+    if kind == "adam":
+        # fused: one kernel per optimizer step instead of a dozen elementwise passes (CUDA and CPU)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=betas[1])
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=betas[0])
+    raise GanzooError(f"Unknown optimizer {kind!r}: one of {', '.join(OPTIMIZERS)}.")
+
+
+def schedule_factor(schedule: str, step: int, total_steps: int | None) -> float:
+    """The learning rate's multiplier at `step`: 1 (constant), or falling linearly to 0 at the run's end."""
+    if schedule == "linear" and total_steps:
+        return max(0.0, 1.0 - step / total_steps)
+    return 1.0
+
+
+# -- an exponential moving average of G ---------------------------------------------------------------
+
+class EMA:
+    """G_ema <- decay * G_ema + (1 - decay) * G after each G update; buffers (BatchNorm's running
+    statistics) are copied. Sampling, grids, evaluation and the generator file use G_ema."""
+
+    def __init__(self, G: nn.Module, decay: float):
+        self.decay = decay
+        self.G = copy.deepcopy(G).requires_grad_(False).eval()
+
+    def decay_at(self, updates: int) -> float:
+        """The decay after `updates` earlier updates: ramped up as (1 + n)/(10 + n) until it reaches `decay`, so
+        the average forgets the random initialisation within a short run too (as TensorFlow's EMA does)."""
+        return min(self.decay, (1 + updates) / (10 + updates))
+
+    @torch.no_grad()
+    def update(self, G: nn.Module, updates: int) -> None:
+        """Average in G's weights; `updates`: how many updates came before this one."""
+        decay = self.decay_at(updates)
+        for p_ema, p in zip(self.G.parameters(), G.parameters()):
+            p_ema.lerp_(p.detach(), 1.0 - decay)
+        for b_ema, b in zip(self.G.buffers(), G.buffers()):
+            b_ema.copy_(b)
