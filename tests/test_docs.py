@@ -178,8 +178,6 @@ def test_wgangp_tutorial_is_a_package_under_60_lines():
     assert sum(len(text.splitlines()) + 1 for text in files.values()) < 60       # the path comments counted too
 
 
-@pytest.mark.skipif(not hasattr(hookspecs, "register_regularizers"),
-                    reason="the tutorial needs the recipe plug points (regularisers, n_critic) of the training loop")
 def test_wgangp_tutorial_installs_passes_the_kit_and_trains(tmp_path):
     import json
     import os

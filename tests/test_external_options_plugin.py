@@ -1,4 +1,5 @@
-"""A third-party plugin, installed through its entry point, whose components take options: trained with `ganzoo run`,
+"""A third-party plugin, installed through its entry point, whose components take options and whose loss and lazy
+regulariser use the step context (with its own n_critic): trained with `ganzoo run`,
 continued with `--resume`, sampled with `ganzoo sample`, each rebuilding the same networks from the saved options;
 and, once the package is gone, its weights file names the package to install.
 
@@ -44,11 +45,25 @@ class TargetLoss:
     def __init__(self, a=0.0, b=1.0, c=1.0):
         self.a, self.b, self.c = a, b, c
 
-    def d_loss(self, real_logits, fake_logits):
+    def d_loss(self, real_logits, fake_logits, context):
+        assert context.phase == "Dmain" and context.real.shape == context.fake.shape
         return 0.5 * ((real_logits - self.b) ** 2).mean() + 0.5 * ((fake_logits - self.a) ** 2).mean()
 
     def g_loss(self, fake_logits):
         return 0.5 * ((fake_logits - self.c) ** 2).mean()
+
+
+class FakeGradient:
+    """A penalty on D's input gradient at the fakes: the step's context runs D and differentiates it."""
+
+    def __call__(self, context):
+        x = context.fake.detach().requires_grad_(True)
+        return context.input_gradient(context.discriminate(x), x).square().mean()
+
+
+@hookimpl
+def register_regularizers(register):
+    register("fakegrad", FakeGradient, weight=1.0, every=1)
 
 
 @hookimpl
@@ -64,7 +79,8 @@ def register_losses(register):
 @hookimpl
 def register_models(register):
     register("optioned", ModelSpec(generator="layered", discriminator="mlp", loss="targets",
-                                   options={"generator": {"layers": 2}, "loss": {"c": 0.0}}))
+                                   options={"generator": {"layers": 2}, "loss": {"c": 0.0}},
+                                   defaults={"n_critic": 2, "regularizers": "fakegrad:1@2"}))
 '''
 
 
@@ -104,8 +120,11 @@ def test_options_survive_run_resume_and_sample(site, tmp_path):
 
     resumed = ganzoo(site, "run", "--resume", str(run), "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [4, 8, 12, 16]                              # 8 steps an epoch, continued where it stopped
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [4, 8, 12, 16]       # 8 steps an epoch, continued where it stopped
+    # the plugin's own step: its lazy regulariser is logged under its name, G stepped every 2nd D step
+    assert all(r["fakegrad"] > 0 for r in records)
+    assert (saved["n_critic"], saved["regularizers"]) == (2, "fakegrad:1@2")
     assert json.loads((run / "config.json").read_text())["options"] == saved["options"]
 
     sample = ganzoo(site, "sample", str(run / "optioned.safetensors"), "-n", "4", "--out", str(tmp_path / "g.png"))
