@@ -140,6 +140,26 @@ def adam_beta(value: Any, flag: str) -> str | None:
     return None
 
 
+def parse_betas(text: str) -> tuple[float, float] | None:
+    """"B1,B2" as a pair of floats; "" (unset) as None."""
+    if not text.strip():
+        return None
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError(text)
+    return float(parts[0]), float(parts[1])
+
+
+def beta_pair(value: Any, flag: str) -> str | None:
+    try:
+        betas = parse_betas(value)
+    except ValueError:
+        return f"{flag} takes two numbers B1,B2 (e.g. {flag} 0,0.9), got {value!r}."
+    if betas is not None and not all(0 <= b < 1 for b in betas):
+        return f"Adam betas must lie in [0, 1), got {flag} {value}."
+    return None
+
+
 def zero_or_positive(value: Any, flag: str) -> str | None:
     if not (value >= 0 and math.isfinite(value)):
         return f"{flag} must be 0 (unset) or a positive number, got {value!r}."
@@ -412,6 +432,9 @@ class RunConfig:
     lr_d: float = setting(0.0, "the discriminator's learning rate", checks=(zero_or_positive,), shown_default="--lr's")
     beta1: float = setting(0.5, "Adam beta1 (SGD's momentum)", checks=(adam_beta,))
     beta2: float = setting(0.999, "Adam beta2 (RMSprop's alpha)", checks=(adam_beta,))
+    betas_g: str = setting("", "the generator's B1,B2 (--beta1, --beta2 set both networks')", checks=(beta_pair,),
+                           shown_default="--beta1,--beta2")
+    betas_d: str = setting("", "the discriminator's B1,B2", checks=(beta_pair,), shown_default="--beta1,--beta2")
     optimizer_g: str = setting("adam", "the generator's optimizer: adam, rmsprop or sgd", checks=(one_of(*OPTIMIZERS),))
     optimizer_d: str = setting("adam", "the discriminator's optimizer: adam, rmsprop or sgd",
                                checks=(one_of(*OPTIMIZERS),))

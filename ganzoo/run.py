@@ -66,6 +66,9 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
     if "lr" in given:                  # --lr sets both networks' rates, the model's own included
         config.lr_g = given.get("lr_g", 0.0)
         config.lr_d = given.get("lr_d", 0.0)
+    if "beta1" in given or "beta2" in given:  # and --beta1/--beta2 both networks' betas
+        config.betas_g = given.get("betas_g", "")
+        config.betas_d = given.get("betas_d", "")
     for kind, name in (("generators", config.generator), ("discriminators", config.discriminator),
                        ("losses", config.loss)):
         getattr(regs, kind).get(name)  # fail early, with the known names, on a misspelled component

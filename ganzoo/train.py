@@ -22,7 +22,7 @@ from torchvision.utils import make_grid
 
 from .checkpoint import (EMA_PREFIX, atomic_write, config_of, flatten_optimizer, load_state, read_tensors, save_generator,
                          save_tensors, unflatten_optimizer)
-from .config import UNLIMITED_EPOCHS, RunConfig
+from .config import UNLIMITED_EPOCHS, RunConfig, parse_betas
 from .data import ImageData, make_batches, memory_budget
 from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
@@ -76,9 +76,10 @@ class Trainer:
         # One optimiser per network; under lazy regularisation D's lr and betas are rescaled by k/(k+1)
         betas = (config.beta1, config.beta2)
         self.base_lr = {"G": config.lr_g or config.lr, "D": (config.lr_d or config.lr) * lazy_ratio(self.regularizers)}
-        self.opt_g = make_optimizer(config.optimizer_g, self.G.parameters(), config.lr_g or config.lr, betas)
-        self.opt_d = make_optimizer(config.optimizer_d, self.D.parameters(), config.lr_d or config.lr, betas,
-                                    lazy_ratio(self.regularizers))
+        self.opt_g = make_optimizer(config.optimizer_g, self.G.parameters(), config.lr_g or config.lr,
+                                    parse_betas(config.betas_g) or betas)
+        self.opt_d = make_optimizer(config.optimizer_d, self.D.parameters(), config.lr_d or config.lr,
+                                    parse_betas(config.betas_d) or betas, lazy_ratio(self.regularizers))
         self.lr_scale = 1.0          # halved at each --on-divergence rollback
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
         self.ema = EMA(self.G, config.ema) if config.ema else None

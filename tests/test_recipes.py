@@ -172,6 +172,12 @@ def test_per_network_optimisers_carry_their_declared_settings(tmp_path):
     assert all(o.param_groups[0]["lr"] == 1e-4 and o.param_groups[0]["betas"] == (0.0, 0.9)
                for o in (wgan.opt_g, wgan.opt_d))
 
+    # betas per network: --betas-d for D alone; --beta1/--beta2 for a network without its own pair
+    own = Trainer(tiny_config(tmp_path / "own", betas_d="0,0.9"), fake_data())
+    assert [o.param_groups[0]["betas"] for o in (own.opt_g, own.opt_d)] == [(0.5, 0.999), (0.0, 0.9)]
+    reset = Trainer(tiny_config(tmp_path / "reset", beta1=0.3, betas_g="0.1,0.2"), fake_data())
+    assert [o.param_groups[0]["betas"] for o in (reset.opt_g, reset.opt_d)] == [(0.1, 0.2), (0.3, 0.999)]
+
 
 def test_linear_schedule_decays_to_zero_at_the_last_step(tmp_path):
     trainer = Trainer(tiny_config(tmp_path, lr_schedule="linear", lr_g=1e-3), fake_data())
