@@ -259,7 +259,7 @@ def test_one_policy_for_real_and_fake_in_both_updates(tmp_path, monkeypatch):
     def recorder(x):
         seen.append(x)
         return x.flip(-1)
-    monkeypatch.setitem(REGS.augmentations._entries, "recorder", Entry("recorder", recorder, "test", "test", {}))
+    monkeypatch.setitem(registries().augmentations._entries, "recorder", Entry("recorder", recorder, "test", "test", {}))
     trainer = Trainer(tiny_config(tmp_path, augment="recorder"), fake_data())
     real = next(trainer.batches.epoch(trainer.data_rng))
     looked_at = []
