@@ -114,6 +114,12 @@ def positive_number(value: Any, flag: str) -> str | None:
     return None
 
 
+def zero_or_positive_int(value: Any, flag: str) -> str | None:
+    if type(value) is not int or value < 0:
+        return f"{flag} must be a whole number, 0 or more, got {value!r:.40}."
+    return None
+
+
 def at_most(limit: int, why: str = "") -> Check:
     def check(value, flag):
         if value > limit:
@@ -421,6 +427,9 @@ class RunConfig:
     z_dim: int = setting(100, "latent dimension", checks=(positive_int,), comparable=True)
     latent: str = setting("normal", "latent prior: normal or uniform (the paper's)",
                           checks=(one_of("normal", "uniform", quoted=True),))
+    num_classes: int = setting(0, "classes a conditional model's G and D are conditioned on; unconditional models "
+                               "take none", checks=(zero_or_positive_int,), comparable=True,
+                               shown_default="the dataset's for a conditional model, else 0")
     g_width: int = setting(64, "generator's narrowest feature width", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)
     epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,

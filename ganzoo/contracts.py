@@ -31,22 +31,30 @@ class Contract:
     positional: int = 0                         # positional arguments ganzoo passes the factory
     methods: tuple[tuple[str, tuple[int, ...], str], ...] = ()   # (method, positional counts it may take, text)
     callable: bool = True                       # False: the registered thing is a value (a ModelSpec)
+    conditional: tuple[str, ...] = ()           # what a factory registered with conditional=True is passed besides
+    conditional_methods: tuple[tuple[str, tuple[int, ...], str], ...] = ()   # ... and the methods it then has
 
 
-NETWORK_DECLARATIONS = ("image_sizes", "channel_counts")
+NETWORK_DECLARATIONS = ("image_sizes", "channel_counts", "conditional")
 
 CONTRACTS: dict[str, Contract] = {
     "generator": Contract("factory(*, image_size, channels, z_dim, width) -> nn.Module with forward(z)",
                           NETWORK_DECLARATIONS, ("image_size", "channels", "z_dim", "width"),
-                          methods=(("forward", (1,), "forward(z) takes one [B, z_dim] latent batch"),)),
+                          methods=(("forward", (1,), "forward(z) takes one [B, z_dim] latent batch"),),
+                          conditional=("num_classes",),
+                          conditional_methods=(("forward", (2,), "forward(z, y) takes a [B, z_dim] latent batch and "
+                                                                 "[B] int64 class labels"),)),
     "discriminator": Contract("factory(*, image_size, channels, width) -> nn.Module with forward(x)",
                               NETWORK_DECLARATIONS, ("image_size", "channels", "width"),
-                              methods=(("forward", (1,), "forward(x) takes one [B, C, S, S] image batch"),)),
+                              methods=(("forward", (1,), "forward(x) takes one [B, C, S, S] image batch"),),
+                              conditional=("num_classes",),
+                              conditional_methods=(("forward", (2,), "forward(x, y) takes a [B, C, S, S] image batch "
+                                                                     "and [B] int64 class labels"),)),
     "loss": Contract("factory() -> an object with d_loss(real_logits, fake_logits) and g_loss(fake_logits)",
                      methods=(("d_loss", (2, 3), "d_loss(real_logits, fake_logits[, context])"),
                               ("g_loss", (1, 2), "g_loss(fake_logits[, context])"))),
     "dataset": Contract("factory(*, root, download, split, image_size, channels) -> ganzoo.ImageData",
-                        ("image_size", "channels", "splits", "example_files"),
+                        ("image_size", "channels", "splits", "example_files", "classes"),
                         ("root", "download", "split", "image_size", "channels")),
     "model": Contract("a ganzoo.ModelSpec(generator=..., discriminator=..., loss=..., defaults=..., options=...)",
                       callable=False),
@@ -81,7 +89,7 @@ def option_names(kind: str, factory: Any) -> tuple[str, ...] | None:
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:spec.positional]
-    return tuple(p.name for p in params if p not in positional and p.name not in spec.arguments
+    return tuple(p.name for p in params if p not in positional and p.name not in (*spec.arguments, *spec.conditional)
                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
@@ -141,8 +149,10 @@ def check_option_names(kind: str, what: str, factory: Any, options: dict[str, An
                           f"{', '.join(known) or 'none'}.)")
 
 
-def check_factory(kind: str, what: str, factory: Any, options: dict[str, Any] | None = None) -> None:
-    """The factory accepts what ganzoo passes it (the contract's arguments and these options), and needs no more."""
+def check_factory(kind: str, what: str, factory: Any, options: dict[str, Any] | None = None,
+                  conditional: bool = False) -> None:
+    """The factory accepts what ganzoo passes it (the contract's arguments, num_classes for a conditional network,
+    and these options), and needs no more."""
     spec = contract(kind)
     if not spec.callable:
         return
@@ -152,17 +162,21 @@ def check_factory(kind: str, what: str, factory: Any, options: dict[str, Any] | 
     signature = _signature(factory)
     if signature is None:
         return
-    arguments = {name: None for name in spec.arguments} | dict(options or {})
+    arguments = {name: None for name in (*spec.arguments, *(spec.conditional if conditional else ()))}
+    arguments |= dict(options or {})
     try:
         signature.bind(*([None] * spec.positional), **arguments)
     except TypeError as exc:
-        raise GanzooError(f"{what} breaks the {kind} contract, {spec.text}: its factory's signature is "
+        text = f"{spec.text}, given {', '.join(spec.conditional)} when conditional" if conditional else spec.text
+        raise GanzooError(f"{what} breaks the {kind} contract, {text}: its factory's signature is "
                           f"{signature} ({exc}).") from None
 
 
-def check_methods(kind: str, what: str, component: Any) -> None:
-    """A built component has the methods its contract calls, taking the arguments ganzoo passes."""
-    for method, counts, text in contract(kind).methods:
+def check_methods(kind: str, what: str, component: Any, conditional: bool = False) -> None:
+    """A built component has the methods its contract calls, taking the arguments ganzoo passes (a conditional
+    network's forward takes the class labels too)."""
+    spec = contract(kind)
+    for method, counts, text in spec.conditional_methods if conditional else spec.methods:
         function = getattr(component, method, None)
         if not callable(function):
             raise GanzooError(f"{what} breaks the {kind} contract: its {type(component).__name__} has no "

@@ -155,7 +155,7 @@ def _check_batch(n: int, batch_size: int) -> None:
 
 
 class DeviceBatches:
-    """Shuffled fixed-size batches drawn from images resident on one device.
+    """Shuffled fixed-size batches drawn from images resident on one device, with their labels if any.
 
     The last partial batch of an epoch is dropped, so every step has the same
     shape (BatchNorm statistics and compiled or captured steps rely on it).
@@ -163,9 +163,11 @@ class DeviceBatches:
 
     streamed = False
 
-    def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device):
+    def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device,
+                 labels: torch.Tensor | None = None):
         _check_batch(len(images), batch_size)
         self.images = images.to(device)
+        self.labels = labels.to(device) if labels is not None else None
         self.batch_size = batch_size
         self.device = device
 
@@ -175,10 +177,15 @@ class DeviceBatches:
 
     def epoch(self, generator: torch.Generator, start: int = 0) -> Iterator[torch.Tensor]:
         """Yield the epoch's batches from step `start` on, as floats in [-1, 1]: [B, C, H, W]."""
+        return (images for images, _ in self.labelled(generator, start))
+
+    def labelled(self, generator: torch.Generator, start: int = 0
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The same batches as `epoch`, each with its labels: (images [B, C, H, W], int64 [B] or None)."""
         order = torch.randperm(len(self.images), device=self.device, generator=generator)
         for step in range(start, self.steps_per_epoch):
             idx = order[step * self.batch_size:(step + 1) * self.batch_size]
-            yield to_model_range(self.images[idx])
+            yield to_model_range(self.images[idx]), self.labels[idx] if self.labels is not None else None
 
 
 class StreamedBatches:
@@ -194,9 +201,11 @@ class StreamedBatches:
     streamed = True
     AHEAD = 2  # batches gathered ahead of the one in use
 
-    def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device):
+    def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device,
+                 labels: torch.Tensor | None = None):
         _check_batch(len(images), batch_size)
         self.images = images.cpu()
+        self.labels = labels.to(device) if labels is not None else None   # small: held on the device whole
         self.rows = self.images.numpy()
         self.batch_size = batch_size
         self.device = device
@@ -229,7 +238,13 @@ class StreamedBatches:
 
     def epoch(self, generator: torch.Generator, start: int = 0) -> Iterator[torch.Tensor]:
         """Yield the epoch's batches from step `start` on, as floats in [-1, 1]: [B, C, H, W]."""
-        order = torch.randperm(len(self.images), device=self.device, generator=generator).cpu().numpy()
+        return (images for images, _ in self.labelled(generator, start))
+
+    def labelled(self, generator: torch.Generator, start: int = 0
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The same batches as `epoch`, each with its labels: (images [B, C, H, W], int64 [B] or None)."""
+        permutation = torch.randperm(len(self.images), device=self.device, generator=generator)
+        order = permutation.cpu().numpy()
         steps = range(start, self.steps_per_epoch)
         B, slots = self.batch_size, len(self.buffers)
         with ThreadPoolExecutor(1, thread_name_prefix="ganzoo-batches") as worker:
@@ -243,7 +258,8 @@ class StreamedBatches:
                 batch = to_model_range(self._on_device(slot))   # the buffer of step-1 is free from here
                 if k + self.AHEAD < len(steps):
                     ahead.append(gather(steps[k + self.AHEAD]))
-                yield batch
+                labels = self.labels[permutation[step * B:(step + 1) * B]] if self.labels is not None else None
+                yield batch, labels
 
 
 def memory_budget(requested: int, device: torch.device) -> int:
@@ -268,8 +284,8 @@ def make_batches(data: ImageData, batch_size: int, device: torch.device, budget:
     if images.nbytes <= budget:
         if data.cache is not None and device.type == "cpu":
             images = images.clone()                             # in memory, not paged in from the cache file
-        return DeviceBatches(images, batch_size, device)
-    return StreamedBatches(images, batch_size, device)
+        return DeviceBatches(images, batch_size, device, data.labels)
+    return StreamedBatches(images, batch_size, device, data.labels)
 
 
 # -- loading -------------------------------------------------------------------------------------------

@@ -24,11 +24,22 @@ ROLES = {"generator": "generator", "discriminator": "discriminator", "loss": "lo
 PREFIX = {"generator": "G.", "discriminator": "D."}      # their tensors' names in weights files
 
 
-def network_arguments(kind: str, config: RunConfig) -> dict[str, Any]:
-    """The keyword arguments a factory of this kind is called with (see ganzoo.hookspecs)."""
+def network_arguments(kind: str, config: RunConfig, regs: Registries | None = None) -> dict[str, Any]:
+    """The keyword arguments a factory of this kind is called with (see ganzoo.hookspecs); a conditional
+    network's (registered with conditional=True) get the config's num_classes too."""
     if kind == "generator":
-        return dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim, width=config.g_width)
-    return dict(image_size=config.image_size, channels=config.channels, width=config.d_width)
+        arguments = dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
+                         width=config.g_width)
+    else:
+        arguments = dict(image_size=config.image_size, channels=config.channels, width=config.d_width)
+    if (regs or registries()).by_kind(kind).get(getattr(config, kind)).conditional:
+        arguments["num_classes"] = config.num_classes
+    return arguments
+
+
+def is_conditional(config: RunConfig, regs: Registries | None = None) -> bool:
+    """Whether the config's networks are conditioned on a class label: G(z, y), D(x, y) (see check_components)."""
+    return (regs or registries()).generators.get(config.generator).conditional
 
 
 def construct(what: str, factory: Callable[..., Any], **kwargs: Any) -> nn.Module:
@@ -50,8 +61,8 @@ def build_network(kind: str, config: RunConfig, regs: Registries | None = None) 
     name = getattr(config, kind)
     factory = regs.by_kind(kind).get(name).factory
     what = f"{kind} {name!r}"
-    network = construct(what, factory, **network_arguments(kind, config), **config.options.get(kind, {}))
-    check_methods(kind, what, network)
+    network = construct(what, factory, **network_arguments(kind, config, regs), **config.options.get(kind, {}))
+    check_methods(kind, what, network, regs.by_kind(kind).get(name).conditional)
     if kind == "discriminator" and config.spectral_norm:
         spectral_norm(network)
     return network
@@ -80,7 +91,17 @@ def check_components(config: RunConfig, regs: Registries | None = None) -> None:
         what = f"The {kind} {name!r}"
         options = config.options.get(role, {})
         check_option_names(kind, what, entry.factory, options)
-        check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options)
+        check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options, entry.conditional)
+    generator, discriminator = regs.generators.get(config.generator), regs.discriminators.get(config.discriminator)
+    if generator.conditional != discriminator.conditional:
+        conditional, plain = (generator, discriminator) if generator.conditional else (discriminator, generator)
+        raise GanzooError(f"The {conditional.name!r} {'generator' if conditional is generator else 'discriminator'} "
+                          f"is conditioned on class labels and the {plain.name!r} "
+                          f"{'generator' if plain is generator else 'discriminator'} is not; pair conditional "
+                          f"networks with conditional ones.")
+    if config.num_classes and not generator.conditional:
+        raise GanzooError(f"--num-classes is for conditional models; the generator {config.generator!r} takes no "
+                          f"class labels.")
     build_loss(config, regs)                                # cheap: its methods are checked too
 
 
@@ -98,10 +119,12 @@ def build_component(kind: str, name: str, /, **arguments: Any) -> Any:
     entry = regs.by_kind(kind).get(name)
     what = f"The {kind} {name!r}"
     spec = contract(kind)
-    check_option_names(kind, what, entry.factory, {k: v for k, v in arguments.items() if k not in spec.arguments})
-    check_factory(kind, what, entry.factory, {k: v for k, v in arguments.items() if k not in spec.arguments})
+    options = {k: v for k, v in arguments.items() if k not in (*spec.arguments, *spec.conditional)}
+    conditional = bool(entry.info.get("conditional"))
+    check_option_names(kind, what, entry.factory, options)
+    check_factory(kind, what, entry.factory, options, conditional)
     component = entry.factory(**arguments)
-    check_methods(kind, what, component)
+    check_methods(kind, what, component, conditional)
     return component
 
 

@@ -98,6 +98,12 @@ class Entry:
     def supports_image_size(self, size: int) -> bool:
         return self.image_sizes is None or size in self.image_sizes
 
+    @property
+    def conditional(self) -> bool:
+        """A network declared with ``register(..., conditional=True)``: its factory takes num_classes and its
+        forward the class labels beside z or x (G(z, y), D(x, y))."""
+        return bool(self.info.get("conditional", False))
+
 
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""

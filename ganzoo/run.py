@@ -16,7 +16,7 @@ from .config import FIELDS, UNLIMITED_EPOCHS, RunConfig, format_value, unknown_k
 from .data import check_split, load_dataset
 from .device import select_device, select_precision
 from .evaluate import resolve_metrics
-from .models import check_components
+from .models import check_components, is_conditional
 from .errors import GanzooError
 from .plugins import Registries, registries
 from .recipe import parse_regularizers
@@ -87,6 +87,8 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
     check_split(config.data, config.split, dataset.info.get("splits"))
     config.image_size = config.image_size or dataset.info.get("image_size", 32)
     config.channels = config.channels or dataset.info.get("channels", 1)
+    if is_conditional(config, regs) and not config.num_classes:   # else the labels' count, once they load
+        config.num_classes = dataset.info.get("classes", 0)
     config.validate()
     check_components(config, regs)       # options and signatures: before any data loads
     decide_precision(config, channels_last_given="channels_last" in given

@@ -1,12 +1,13 @@
-"""Drawing samples from a generator: the one place G(z) runs outside a training step.
+"""Drawing samples from a generator: the one place G(z) (a conditional model's G(z, y)) runs outside a
+training step.
 
 `ganzoo sample`, the epoch grids, evaluation, compare's pictures and the analyses all call
-`generate` (or `sample`, which draws the seeded latents first). `latents` is the one way their z
-are drawn: sample number i of a seed is the same z in every command. What sampling means is decided
-here, once: eval mode (BatchNorm's running statistics) under inference mode, in batches, the
-generator's train/eval mode restored, the result on the CPU. When generators grow class labels
-or an exponential moving average of their weights, this is where they go: `generate` will pass
-the labels beside z, and the caller hands it the averaged copy to sample from.
+`generate` (or `sample`, which draws the seeded latents first). `draw` is the one way their (z, y)
+are drawn: sample number i of a seed is the same z in every command (`latents`), and for a
+conditional model the same class, i % num_classes unless one class is asked for (`classes`). What
+sampling means is decided here, once: eval mode (BatchNorm's running statistics) under inference
+mode, in batches, the generator's train/eval mode restored, the result on the CPU. A run with an
+exponential moving average of G hands `generate` the averaged copy to sample from.
 """
 
 from __future__ import annotations
@@ -56,6 +57,49 @@ def latents(config: RunConfig, seed: int, indices: Iterable[int]) -> torch.Tenso
     return out
 
 
+def check_class(config: RunConfig, cls: int) -> int:
+    """A class a user asked for (--class): one of the model's, else a sentence saying which there are."""
+    if not config.num_classes:
+        raise GanzooError(f"The model {config.model!r} is not conditioned on a class; --class needs a conditional "
+                          f"model (e.g. cdcgan).")
+    if type(cls) is not int or not 0 <= cls < config.num_classes:
+        raise GanzooError(f"--class must be one of the model's {config.num_classes} classes, 0 to "
+                          f"{config.num_classes - 1}, got {cls}.")
+    return cls
+
+
+def classes(config: RunConfig, indices: Iterable[int], cls: int | None = None) -> torch.Tensor | None:
+    """The class of sample number i for each i in indices: int64 [len(indices)] on the CPU, `cls` for every
+    sample when given, else i % num_classes (so n samples cover the classes evenly, the same in every command);
+    None for an unconditional model."""
+    if not config.num_classes:
+        if cls is not None:
+            check_class(config, cls)
+        return None
+    indices = torch.as_tensor([int(i) for i in indices], dtype=torch.int64)
+    if cls is not None:
+        return torch.full_like(indices, check_class(config, cls))
+    return indices % config.num_classes
+
+
+def draw(config: RunConfig, seed: int, indices: Iterable[int], cls: int | None = None
+         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(z, y) of sample number i of `seed` for each i in indices: `latents` and `classes` (y None when the model
+    is unconditional)."""
+    indices = [int(i) for i in indices]
+    return latents(config, seed, indices), classes(config, indices, cls)
+
+
+def per_class(config: RunConfig, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z, y) for a grid with one row per class and n columns: column j is z number j in every row, so a
+    row shows its class and a column one z (the style) across the classes. [num_classes * n, ...]."""
+    if not config.num_classes:
+        raise GanzooError(f"The model {config.model!r} is not conditioned on a class: a grid of one row per class "
+                          f"needs a conditional model (e.g. cdcgan).")
+    z = latents(config, seed, range(n))
+    return z.repeat(config.num_classes, 1), torch.arange(config.num_classes).repeat_interleave(n)
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats -> uint8 pixels, rounded as a saved image would be (the inverse of to_model_range)."""
     return images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
@@ -68,9 +112,11 @@ def _device_of(module: nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
-def generate(G: nn.Module, z: torch.Tensor, *, batch_size: int = 256, autocast: torch.dtype | None = None,
-             uint8: bool = False, console: Console | None = None, description: str = "sampling") -> torch.Tensor:
-    """G(z) for latents z [N, z_dim]: images [N, C, H, W] on the CPU, float32 in [-1, 1] (uint8 pixels if asked).
+def generate(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None, *, batch_size: int = 256,
+             autocast: torch.dtype | None = None, uint8: bool = False, console: Console | None = None,
+             description: str = "sampling") -> torch.Tensor:
+    """G(z) for latents z [N, z_dim], or G(z, y) with class labels y [N] for a conditional G: images [N, C, H, W]
+    on the CPU, float32 in [-1, 1] (uint8 pixels if asked).
 
     G runs in eval mode under inference mode, `batch_size` latents at a time, on the device its weights
     are on (under autocast to `autocast` if given, as the trainer's own precision); its train/eval mode
@@ -81,20 +127,22 @@ def generate(G: nn.Module, z: torch.Tensor, *, batch_size: int = 256, autocast: 
     G.eval()
     out = []
     parts = z.split(batch_size)
+    labels = y.split(batch_size) if y is not None else [None] * len(parts)
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            for part in progress(parts, description, len(parts), console):
-                images = G(part.to(device)).float()
+            for part, part_y in progress(list(zip(parts, labels)), description, len(parts), console):
+                images = (G(part.to(device)) if part_y is None else G(part.to(device), part_y.to(device))).float()
                 out.append((to_uint8(images) if uint8 else images).cpu())
             return torch.cat(out) if out else torch.empty(0)
     finally:
         G.train(was_training)
 
 
-def sample(G: nn.Module, config: RunConfig, n: int, *, seed: int = 0, **options) -> torch.Tensor:
-    """Samples number 0..n-1 of `seed` (`latents`: sample i is the same z in every command); options as
-    for `generate`."""
-    return generate(G, latents(config, seed, range(n)), **options)
+def sample(G: nn.Module, config: RunConfig, n: int, *, seed: int = 0, cls: int | None = None,
+           **options) -> torch.Tensor:
+    """Samples number 0..n-1 of `seed` (`draw`: sample i is the same z, and class, in every command), all of
+    class `cls` if given; options as for `generate`."""
+    return generate(G, *draw(config, seed, range(n), cls), **options)
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:

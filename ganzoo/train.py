@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import signal
@@ -27,13 +28,13 @@ from .data import ImageData, make_batches, memory_budget
 from .device import select_device, select_precision
 from .errors import GanzooError, Interrupted
 from .guard import Diverged, Guard
-from .models import build_discriminator, build_generator, build_loss, count_parameters, sample_latent
+from .models import build_discriminator, build_generator, build_loss, count_parameters, is_conditional, sample_latent
 from .plugins import registries
 from .recipe import (EMA, LossAdapter, StepContext, build_augment, build_regularizers, lazy_ratio, make_optimizer,
                      schedule_factor)
 from .evaluate import evaluate, format_scores
 from .runfiles import RunFiles, read_metrics
-from .sampling import generate, save_grid
+from .sampling import classes, generate, save_grid
 
 __all__ = ["MAX_ROLLBACKS", "RunFiles", "Trainer", "read_metrics", "resume_config", "save_grid", "summary_writer_class"]
 
@@ -53,6 +54,7 @@ def summary_writer_class():
 
 class Trainer:
     def __init__(self, config: RunConfig, data: ImageData, console: Console | None = None):
+        check_labels(config, data)       # a conditional model: labels there, and its num_classes theirs
         self.config = config
         self.console = console or Console(stderr=True)
         self.device = select_device(config.device)
@@ -65,6 +67,7 @@ class Trainer:
 
         # NHWC lets oneDNN/cuDNN skip layout conversions around every convolution (opt-in: --channels-last)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.conditional = is_conditional(config)     # G(z, y) and D(x, y), y the batch's labels
         self.G = build_generator(config).to(self.device, memory_format=self.memory_format)
         self.D = build_discriminator(config).to(self.device, memory_format=self.memory_format)
         regs = registries()
@@ -95,6 +98,8 @@ class Trainer:
         # Fixed noise from its own generator: the same grid points every epoch, and no draw on the training RNG.
         self.fixed_noise = sample_latent(config.samples, config,
                                          generator=torch.Generator().manual_seed(config.seed + 1)).to(self.device)
+        fixed_labels = classes(config, range(config.samples))      # sample i: class i % num_classes
+        self.fixed_labels = fixed_labels.to(self.device) if fixed_labels is not None else None
         self.files = RunFiles(config.out, config.model)
         self.step = 0          # optimizer steps done
         self.d_steps = 0       # the step's own count of D updates (= step in a run; a caller may step alone)
@@ -151,34 +156,38 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
 
-    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
-        """D's outputs [B] for images [B, C, H, W], through the run's augmentation (the same policy for
-        real, fake and anything a loss or regulariser shows D)."""
-        return self.d_forward(self.augment(images) if self.augment else images)
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's outputs [B] for images [B, C, H, W] (of classes `labels` [B] for a conditional D), through the run's
+        augmentation (the same policy for real, fake and anything a loss or regulariser shows D)."""
+        images = self.augment(images) if self.augment else images
+        return self.d_forward(images) if labels is None else self.d_forward(images, labels)
 
-    def train_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One step of the recipe on a real batch [B, C, H, W] in [-1, 1]: D's update, its lazy regularisers
-        when due, and G's update every n_critic-th step (so each D step sees a fresh real batch).
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One step of the recipe on a real batch [B, C, H, W] in [-1, 1] (and its labels [B], which a conditional
+        model is trained on: G draws the same classes, D judges real and fake as of their class): D's update,
+        its lazy regularisers when due, and G's update every n_critic-th step (each D step on a fresh real batch).
 
         Returns the statistics named by `stat_names` ([loss_D, loss_G, D(x), D(G(z))] for DCGAN) as one device
         tensor: reading it back is the caller's choice, so no step forces a host synchronisation.
         """
         if self.compile_pending:
-            return self._first_compiled_step(real)
+            return self._first_compiled_step(real, labels)
         real = real.contiguous(memory_format=self.memory_format)
         B = real.shape[0]
         z = sample_latent(B, self.config, self.device)                        # [B, z_dim]
         g_step = (self.d_steps + 1) % self.config.n_critic == 0
         self._set_learning_rates()
         stats = {}
+        y = self._step_labels(labels, B)                                       # [B] classes, or None
+        discriminate = self.discriminate if y is None else functools.partial(self.discriminate, labels=y)
 
         # (1) Update D: maximise log D(x) + log(1 - D(G(z))), or whatever the loss says, plus its regularisers
         with self._autocast():
             with torch.set_grad_enabled(g_step):                               # G's graph only when G steps
-                fake = self.g_forward(z)                                       # [B, C, H, W]
-            d_real = self.discriminate(real)                                   # [B] logits
-            d_fake = self.discriminate(fake.detach())                          # [B] logits
-            context = StepContext(self.discriminate, real, fake.detach(), "Dmain")
+                fake = self.g_forward(z) if y is None else self.g_forward(z, y)  # [B, C, H, W]
+            d_real = discriminate(real)                                        # [B] logits
+            d_fake = discriminate(fake.detach())                               # [B] logits
+            context = StepContext(discriminate, real, fake.detach(), "Dmain")
             loss_d = self.loss.d_loss(d_real.float(), d_fake.float(), context)
             for reg in self.regularizers:
                 if not reg.lazy:
@@ -192,7 +201,7 @@ class Trainer:
         for reg in self.regularizers:
             if reg.lazy and self.d_steps % reg.every == 0:
                 with self._autocast():
-                    stats[reg.name] = penalty = reg.penalty(StepContext(self.discriminate, real, fake.detach(),
+                    stats[reg.name] = penalty = reg.penalty(StepContext(discriminate, real, fake.detach(),
                                                                         "Dreg")).float()
                 self.scaler.update()
                 self.opt_d.zero_grad(set_to_none=True)
@@ -203,9 +212,8 @@ class Trainer:
         if g_step:
             with _no_grad_for(self.d_trained_params):
                 with self._autocast():
-                    d_fake_for_g = self.discriminate(fake)                     # [B] logits, D just updated
-                    loss_g = self.loss.g_loss(d_fake_for_g.float(), StepContext(self.discriminate, real, fake,
-                                                                                 "Gmain"))
+                    d_fake_for_g = discriminate(fake)                          # [B] logits, D just updated
+                    loss_g = self.loss.g_loss(d_fake_for_g.float(), StepContext(discriminate, real, fake, "Gmain"))
                 self.opt_g.zero_grad(set_to_none=True)
                 self.scaler.scale(loss_g).backward()
             self.scaler.step(self.opt_g)
@@ -221,6 +229,15 @@ class Trainer:
                                            for i, name in enumerate(self.stat_names)])
             return self.last_stats
 
+    def _step_labels(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """The classes a conditional step trains on (the real batch's, for G's samples too); None unconditionally."""
+        if not self.conditional:
+            return None
+        if labels is None or labels.shape != (batch,):
+            raise GanzooError(f"The conditional model {self.config.model!r} trains on labelled batches: give "
+                              f"train_step the batch's {batch} labels.")
+        return labels.to(self.device)
+
     def _set_learning_rates(self) -> None:
         """Each optimiser's lr for this step: its network's, times the schedule's factor (and rollbacks' halvings)."""
         factor = schedule_factor(self.config.lr_schedule, self.step, self.total_steps) * self.lr_scale
@@ -228,7 +245,7 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr * factor
 
-    def _first_compiled_step(self, real: torch.Tensor) -> torch.Tensor:
+    def _first_compiled_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Compile G and D, and take the first step through them; if compiling fails, undo and go eager.
 
         Compilation happens during the first forward and backward, after some weights may already
@@ -238,14 +255,14 @@ class Trainer:
         saved = self._snapshot()
         self.g_forward, self.d_forward = torch.compile(self.G), torch.compile(self.D)
         try:
-            return self.train_step(real)
+            return self.train_step(real, labels)
         except Exception as exc:  # a compiler failure, whatever its type; a real bug fails again in eager
             self._restore(saved)
             self.g_forward, self.d_forward = self.G, self.D
             message = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
             self.console.print(f"[yellow]warning[/yellow]: --compile failed ({message[:300]}); "
                                f"training continues in eager mode.")
-            return self.train_step(real)
+            return self.train_step(real, labels)
 
     def _snapshot(self) -> dict:
         clone = lambda sd: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in sd.items()}
@@ -280,15 +297,17 @@ class Trainer:
         """The generator samples come from: the averaged G when the run keeps one (--ema), else G."""
         return self.ema.G if self.ema else self.G
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples in eval mode (BatchNorm running statistics) at the run's precision, leaving no trace on
-        training state (ganzoo.sampling.generate), from the averaged G when there is one."""
-        return generate(self.sampler, z, autocast=self.precision.autocast_dtype)
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples (of classes y for a conditional model) in eval mode (BatchNorm running statistics) at the run's
+        precision, leaving no trace on training state (ganzoo.sampling.generate), from the averaged G when there
+        is one."""
+        return generate(self.sampler, z, y, autocast=self.precision.autocast_dtype)
 
     def save_epoch_grid(self, path: Path | None = None) -> Path:
-        """The fixed noise's samples, by default as this epoch's grid (and TensorBoard's image of this step)."""
-        nrow = max(1, int(math.sqrt(self.config.samples)))
-        images = self.generate(self.fixed_noise)
+        """The fixed noise's samples, by default as this epoch's grid (and TensorBoard's image of this step);
+        a conditional model's in rows of num_classes, so each column is one class."""
+        nrow = self.config.num_classes or max(1, int(math.sqrt(self.config.samples)))
+        images = self.generate(self.fixed_noise, self.fixed_labels)
         if self.board:
             self.board.add_image("samples/fixed_noise", make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)),
                                  self.step)
@@ -493,8 +512,8 @@ class Trainer:
                 while not self.epochs_done:
                     if batches is None:                               # an epoch starts (or resumes mid-way)
                         self.data_rng.set_state(self.epoch_rng_state)
-                        batches = self.batches.epoch(self.data_rng, start=self.step_in_epoch)
-                    stats = self.train_step(next(batches))
+                        batches = self.batches.labelled(self.data_rng, start=self.step_in_epoch)
+                    stats = self.train_step(*next(batches))
                     self.step += 1
                     self.step_in_epoch += 1
                     window.add(stats)
@@ -627,6 +646,23 @@ class Trainer:
         warning = self.guard.check_record(record, window_steps)
         if warning:
             self.console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
+
+
+def check_labels(config: RunConfig, data: ImageData) -> None:
+    """A conditional model needs the data's class labels: its num_classes is theirs (the dataset's declared
+    count, else their names' or the largest label's), and every label must lie below it."""
+    if not is_conditional(config):
+        return
+    labelled = data.labels[data.labels >= 0] if data.labels is not None else None
+    if labelled is None or len(labelled) < len(data.labels):
+        raise GanzooError(f"The model {config.model!r} is conditioned on class labels, and the dataset "
+                          f"{config.data!r} ({config.split}) has {'none' if labelled is None else 'images without one'}"
+                          f"; train it on labelled data (e.g. --data mnist).")
+    if not config.num_classes:
+        config.num_classes = len(data.classes) if data.classes else int(labelled.max()) + 1
+    if int(labelled.max()) >= config.num_classes:
+        raise GanzooError(f"The dataset {config.data!r} has class label {int(labelled.max())}, and the model is "
+                          f"conditioned on {config.num_classes} classes (0..{config.num_classes - 1}).")
 
 
 class LogWindow:

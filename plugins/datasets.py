@@ -190,7 +190,8 @@ def load_fake(*, root, download, split="train", image_size=32, channels=1, n=102
 
 @hookimpl
 def register_datasets(register):
-    register("mnist", load_mnist, image_size=32, channels=1, splits=("train", "test"))
-    register("fashion-mnist", load_fashion_mnist, image_size=32, channels=1, splits=("train", "test"))
+    register("mnist", load_mnist, image_size=32, channels=1, splits=("train", "test"), classes=10)
+    register("fashion-mnist", load_fashion_mnist, image_size=32, channels=1, splits=("train", "test"),
+             classes=10)
     register("folder", load_folder, image_size=64, channels=3, example_files=write_example_folder)
-    register("fake", load_fake, image_size=32, channels=1)
+    register("fake", load_fake, image_size=32, channels=1, classes=4)
