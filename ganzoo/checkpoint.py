@@ -251,7 +251,13 @@ class Networks:
     config: RunConfig
     path: Path
 
-    def need_discriminator(self, what: str) -> nn.Module:
+    def need_discriminator(self, what: str, features: bool = False) -> nn.Module:
+        """D, or a sentence saying why `what` cannot have it; `features`: `what` runs D on images alone, which a
+        conditional model's D (judging an image with its class) cannot do."""
+        if features and self.config.num_classes:
+            raise GanzooError(f"{what} reads the discriminator's features of an image alone, and the conditional "
+                              f"model {self.config.model!r} has a D that judges an image together with its class; "
+                              f"ask its G for a class instead (--class).")
         if self.D is None:
             checkpoint = RunFiles(self.path.parent, self.config.model).checkpoint
             raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "

@@ -100,9 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid",
                             description="Draw N samples of a trained generator into one PNG grid. Sample number i "
-                                        "of a seed is the same z as number i on `ganzoo sheet` and in the analyses.")
+                                        "of a seed is the same z as number i on `ganzoo sheet` and in the analyses "
+                                        "(for a conditional model, of class i modulo its classes unless --class "
+                                        "asks for one).")
     sample.add_argument("weights", help=WEIGHTS_HELP)
-    sample.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("-n", type=int, default=None,
+                        help="number of samples (default 64); with --per-class, samples per class (default 10)")
+    sample.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
+                        help="a conditional model's class to draw, e.g. --class 7 (default: every class in turn)")
+    sample.add_argument("--per-class", action="store_true",
+                        help="a conditional model's grid of one row per class, column j the same z in every row")
     sample.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -253,10 +260,13 @@ def cmd_compare(args) -> int:
 def cmd_sample(args) -> int:
     from .checkpoint import load_generator
     from .device import select_device
-    from .sampling import sample, save_grid
+    from .sampling import generate, per_class, sample, save_grid
 
-    if not 0 < args.n <= MAX_SAMPLE_N:
-        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {args.n}.")
+    n = args.n if args.n is not None else (10 if args.per_class else 64)
+    if not 0 < n <= MAX_SAMPLE_N:
+        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n}.")
+    if args.per_class and args.cls is not None:
+        raise GanzooError("--per-class draws every class; leave out --class (or --per-class).")
     if not Path(args.out).name or Path(args.out).is_dir():
         raise GanzooError(f"--out must name a file to write the PNG grid to, got {args.out!r}.")
     if args.nrow is not None and args.nrow <= 0:
@@ -265,10 +275,17 @@ def cmd_sample(args) -> int:
         raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
-    images = sample(generator, config, args.n, seed=args.seed)
-    nrow = args.nrow or max(1, int(math.ceil(math.sqrt(args.n))))
+    if args.per_class:                                   # one row per class: n columns, the same z down each
+        images = generate(generator, *per_class(config, n, seed=args.seed))
+        path = save_grid(images, Path(args.out), nrow=n)
+        out.print(f"{n} samples of each of the {config.num_classes} classes of {config.model}, one row per class "
+                  f"-> {path}")
+        return 0
+    images = sample(generator, config, n, seed=args.seed, cls=args.cls)
+    nrow = args.nrow or max(1, int(math.ceil(math.sqrt(n))))
     path = save_grid(images, Path(args.out), nrow=nrow)
-    out.print(f"{args.n} samples of {config.model} ({config.image_size}x{config.image_size}, "
+    of_class = f" of class {args.cls}" if args.cls is not None else ""
+    out.print(f"{n} samples{of_class} of {config.model} ({config.image_size}x{config.image_size}, "
               f"{config.channels} channel(s)) -> {path}")
     return 0
 
@@ -302,7 +319,7 @@ def cmd_eval(args) -> int:
     split = config.split if data == config.data else "train"     # the images G learned from, where known
     console.print(f"scoring {n} real {data} images ({split}) the same way")
     rows[f"real data ({split})"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
-                                                 split=split, **common)
+                                                 split=split, labelled=bool(config.num_classes), **common)
     seconds = time.perf_counter() - start
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")

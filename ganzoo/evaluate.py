@@ -48,7 +48,7 @@ from .data import cache_dir, load_dataset
 from .device import select_device
 from .errors import GanzooError
 from .plugins import Registries, registries
-from .sampling import progress, sample
+from .sampling import classes, progress, sample
 
 DEFAULT_N = 10_000
 
@@ -80,6 +80,8 @@ class Samples:
     data / data_dir / download: the registered dataset whose test split is the reference.
     options: metric options from the command line (e.g. {"inception_weights": path}).
     console: where long work shows a progress bar (None: no bar).
+    labels: int64 [N], the class each image was drawn as (a conditional generator's requested classes, or
+            real images' labels); None when there are none.
     """
 
     images: torch.Tensor
@@ -90,6 +92,7 @@ class Samples:
     options: dict[str, Any] = field(default_factory=dict)
     label: str = ""
     console: Console | None = None
+    labels: torch.Tensor | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -242,13 +245,16 @@ def class_histogram_kl(labels: torch.Tensor, classes: int) -> tuple[int, float]:
 # -- real data -------------------------------------------------------------------------------------
 
 def real_images(data: str, *, split: str, image_size: int, channels: int, data_dir: str | None = None,
-                download: bool = True, n: int | None = None, seed: int = 0) -> torch.Tensor:
-    """n images of a dataset split (a seeded random subset; all when n is None), as training sees them: uint8."""
-    images = load_dataset(data, root=data_dir, split=split, image_size=image_size, channels=channels,
-                          download=download).images
+                download: bool = True, n: int | None = None, seed: int = 0, with_labels: bool = False):
+    """n images of a dataset split (a seeded random subset; all when n is None), as training sees them: uint8
+    (and, with_labels, their labels: int64 [n] or None)."""
+    loaded = load_dataset(data, root=data_dir, split=split, image_size=image_size, channels=channels,
+                          download=download)
+    images, labels = loaded.images, loaded.labels
     if n is not None and n < len(images):
-        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
-    return images
+        picked = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+        images, labels = images[picked], labels[picked] if labels is not None else None
+    return (images, labels) if with_labels else images
 
 
 def _cache_name(*parts: object) -> str:
@@ -374,26 +380,27 @@ def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = No
         raise GanzooError(f"-n must be at least 2, got {n}.")
     images = generate_images(generator, config, n, seed=seed, console=console)
     samples = Samples(images, data, data_dir, download, device, dict(options or {}), label=config.model,
-                      console=console)
+                      console=console, labels=classes(config, range(n)))       # the classes sample i was drawn as
     return score(samples, chosen)
 
 
 def evaluate_real(*, data: str, image_size: int, channels: int, metrics: Iterable[str] | str | None = None,
                   n: int | None = None, split: str = "train", data_dir: str | None = None, download: bool = True,
                   device: str | torch.device = "auto", seed: int = 0, options: dict[str, Any] | None = None,
-                  console: Console | None = None) -> dict[str, float]:
+                  console: Console | None = None, labelled: bool = False) -> dict[str, float]:
     """Score n real images of `split` (a seeded random subset) exactly as `evaluate` scores generated ones.
 
     The training split against the test-split reference: the floor of every
-    metric, the row a reader compares a generator with.
+    metric, the row a reader compares a generator with. `labelled`: the metrics see the images' labels too
+    (the row beside a conditional generator, whose samples carry the classes they were drawn as).
     """
     device = device if isinstance(device, torch.device) else select_device(device)
     chosen = resolve_metrics(metrics, data, channels, options)
     n = n or default_n(chosen)
-    images = real_images(data, split=split, image_size=image_size, channels=channels, data_dir=data_dir,
-                         download=download, n=n, seed=seed)
+    images, labels = real_images(data, split=split, image_size=image_size, channels=channels, data_dir=data_dir,
+                                 download=download, n=n, seed=seed, with_labels=True)
     samples = Samples(images, data, data_dir, download, device, dict(options or {}), label=f"real ({split})",
-                      console=console)
+                      console=console, labels=labels if labelled else None)
     return score(samples, chosen)
 
 

@@ -100,6 +100,18 @@ def per_class(config: RunConfig, n: int, seed: int = 0) -> tuple[torch.Tensor, t
     return z.repeat(config.num_classes, 1), torch.arange(config.num_classes).repeat_interleave(n)
 
 
+class ClassFixed(nn.Module):
+    """A conditional G with its class fixed, as an unconditional G(z): what the analyses walk (interpolations,
+    vector arithmetic, feature maps), so their z move while the class stays put. Its labels come from `classes`."""
+
+    def __init__(self, G: nn.Module, config: RunConfig, cls: int):
+        super().__init__()
+        self.G, self.config, self.cls = G, config, check_class(config, cls)
+
+    def forward(self, z):                                               # [B, z_dim] -> [B, C, S, S]
+        return self.G(z, classes(self.config, range(len(z)), self.cls).to(z.device))
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats -> uint8 pixels, rounded as a saved image would be (the inverse of to_model_range)."""
     return images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)

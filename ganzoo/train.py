@@ -513,7 +513,8 @@ class Trainer:
                     if batches is None:                               # an epoch starts (or resumes mid-way)
                         self.data_rng.set_state(self.epoch_rng_state)
                         batches = self.batches.labelled(self.data_rng, start=self.step_in_epoch)
-                    stats = self.train_step(*next(batches))
+                    real, labels = next(batches)
+                    stats = self.train_step(real, labels) if self.conditional else self.train_step(real)
                     self.step += 1
                     self.step_in_epoch += 1
                     window.add(stats)

@@ -6,9 +6,12 @@
 - mnist_score: the classifier score, exp E_x KL(p(y|x) || p(y)) (the Inception score's
   analogue; 10 at best: every sample a confident digit, every digit equally often);
 - mnist_classes: classes covered out of 10 and KL(class histogram || uniform), which
-  a mode-collapsed generator cannot hide.
+  a mode-collapsed generator cannot hide;
+- mnist_agreement: for a conditional generator, how often the evaluator reads the digit each
+  sample was asked to show (its accuracy on the requested classes); on real images, its accuracy
+  on their labels. Nothing for samples without classes.
 
-All three share one pass of the evaluator over the samples.
+All four share one pass of the evaluator over the samples.
 """
 
 from __future__ import annotations
@@ -56,9 +59,18 @@ def mnist_classes(samples: Samples) -> dict[str, float]:
     return {"classes_covered": covered, "class_kl": kl}
 
 
+def mnist_agreement(samples: Samples) -> dict[str, float]:
+    """The share of samples whose digit, as the MNIST evaluator reads it, is the class they were drawn as."""
+    if samples.labels is None:
+        return {}                                   # an unconditional generator's samples ask for no class
+    _, probs = evaluator_outputs(samples)
+    return {"class_agreement": (probs.argmax(1).cpu() == samples.labels.cpu()).double().mean().item()}
+
+
 @hookimpl
 def register_metrics(register):
     register("mnist_fd", mnist_fd, datasets=("mnist",), better={"mnist_fd": "lower"})
     register("mnist_score", mnist_score, datasets=("mnist",), better={"mnist_score": "higher"})
     register("mnist_classes", mnist_classes, datasets=("mnist",),
              better={"classes_covered": "higher", "class_kl": "lower"})
+    register("mnist_agreement", mnist_agreement, datasets=("mnist",), better={"class_agreement": "higher"})

@@ -28,8 +28,11 @@ SHEET_SEED_HELP = "seed of the sample sheet the sample numbers refer to (default
 
 
 def _common(parser: argparse.ArgumentParser, weights_help: str = WEIGHTS_HELP,
-            seed_help: str | None = SHEET_SEED_HELP) -> None:
+            seed_help: str | None = SHEET_SEED_HELP, class_flag: bool = True) -> None:
     parser.add_argument("weights", help=weights_help)
+    if class_flag:                                  # dropout's --class is the class whose maps it drops
+        parser.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
+                            help="a conditional model's class, fixed while z moves (default 0)")
     if seed_help:                                   # filters draws no sample: no seed to choose
         parser.add_argument("--seed", type=int, default=0, help=seed_help)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -118,7 +121,7 @@ def add_commands(sub) -> None:
                                    "without the chosen ones and (for --class) without as many random maps, the "
                                    "control. Name the maps with --maps, or let --class N pick the maps that draw "
                                    "class N (--select says how), measured with a labeller on --pool samples.")
-    _common(p)
+    _common(p, class_flag=False)
     p.add_argument("--layer", type=int, default=-2,
                    help="which hidden layer of G, counted from 0 (negative: from the output) (default -2)")
     choice = p.add_mutually_exclusive_group(required=True)
@@ -150,10 +153,23 @@ def _positive(value, flag: str) -> None:
 
 
 def _load(args):
+    """The weights' networks; a conditional G with its class fixed (--class, default 0), so z walks alone."""
+    import dataclasses
+
     from ..device import select_device
+    from ..sampling import ClassFixed
     from .common import load_networks
 
-    return load_networks(args.weights, select_device(args.device))
+    nets = load_networks(args.weights, select_device(args.device))
+    if not nets.config.num_classes:
+        if getattr(args, "cls", None) is not None:
+            raise GanzooError(f"--class is for conditional models; {nets.config.model!r} draws no class.")
+        return nets
+    cls = getattr(args, "cls", None)
+    cls = cls if cls is not None else (getattr(args, "target", None) or 0)
+    console.print(f"conditional model: every sample of class {cls} (of {nets.config.num_classes}; --class picks "
+                  f"another)")
+    return dataclasses.replace(nets, G=ClassFixed(nets.G, nets.config, cls).eval())
 
 
 def _output(args, *parts: object, suffix: str = ".png") -> Path:
@@ -320,7 +336,7 @@ def cmd_probe(args) -> int:
     _positive(args.lam, "--lambda")
     started = time.perf_counter()
     nets = _load(args)
-    D = nets.need_discriminator("The feature probe")
+    D = nets.need_discriminator("The feature probe", features=True)
     torch.manual_seed(args.seed)
     D_random = build_discriminator(nets.config).to(next(D.parameters()).device).eval()   # same layers, fresh init
     context = LabellerContext(nets, data=args.data or nets.config.data,

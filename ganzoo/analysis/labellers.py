@@ -73,7 +73,7 @@ class ProbeLabeller:
 
 def build_probe_labeller(context: LabellerContext) -> Labeller:
     """L2-SVM on D's features, fitted on --per-class labelled real images of the run's dataset."""
-    D = context.nets.need_discriminator("The probe labeller")
+    D = context.nets.need_discriminator("The probe labeller", features=True)
     data = labelled_split(context, "train")
     idx = per_class_subset(data.labels, context.per_class, context.seed)
     x, _ = hidden_features(D, data.images[idx], progress="labeller: D features of labelled images")

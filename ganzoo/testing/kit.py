@@ -22,6 +22,7 @@ PROBE_SIZES = (8, 16, 28, 32, 64, 128)   # tested for networks that accept open-
 MAX_TESTED_SIZE = 256
 CHANNELS = (1, 3)
 Z_DIM, WIDTH, BATCH, SEED = 16, 8, 4, 1234
+CLASSES = 3                 # the classes a conditional network is built for and fed
 
 
 class CheckFailed(AssertionError):

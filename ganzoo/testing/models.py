@@ -15,6 +15,7 @@ from ..data import ImageData
 from ..plugins import Registries
 from ..registry import Entry, describe_sizes
 from ..run import make_config
+from ..sampling import classes
 from ..train import Trainer
 from .kit import BATCH, WIDTH, Z_DIM, CheckFailed, blame, fail, latent, max_diff, reference_size, same, sizes_to_check
 from .networks import Checks
@@ -57,19 +58,20 @@ def model_checks(entry: Entry, device: torch.device, regs: Registries) -> Checks
     def trainer(cfg: RunConfig):
         images = torch.randint(0, 256, (4 * BATCH, cfg.channels, cfg.image_size, cfg.image_size),
                                dtype=torch.uint8, generator=torch.Generator().manual_seed(9))
+        labels = torch.arange(4 * BATCH) % max(cfg.num_classes, 1)      # what a conditional model trains on
         with blame(f"{what}: building its trainer", "Check the ModelSpec's components and defaults."):
-            return Trainer(cfg, ImageData(images, name="check"))
+            return Trainer(cfg, ImageData(images, labels, name="check"))
 
-    def batches(t) -> list[torch.Tensor]:
-        return list(t.batches.epoch(torch.Generator(device=t.device).manual_seed(0)))
+    def batches(t) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return list(t.batches.labelled(torch.Generator(device=t.device).manual_seed(0)))
 
-    def train_steps(t, reals: list[torch.Tensor], precision: str) -> list[torch.Tensor]:
+    def train_steps(t, reals: list[tuple[torch.Tensor, torch.Tensor]], precision: str) -> list[torch.Tensor]:
         stats = []
-        for real in reals:
+        for real, labels in reals:
             with blame(f"{what}: a `ganzoo run` training step ({precision})",
                        "Every component must accept the dtype autocast gives it." if precision == "bf16"
                        else "Check the components' shapes."):
-                stats.append(t.train_step(real))
+                stats.append(t.train_step(real, labels))
         return stats
 
     def components():
@@ -122,8 +124,10 @@ def model_checks(entry: Entry, device: torch.device, regs: Registries) -> Checks
             with blame(f"{what}: resuming from its checkpoint", "Keep all state in parameters and buffers."):
                 t2.load_checkpoint(t1.files.checkpoint)       # restores the RNG too: nothing may draw after it
             z = latent(BATCH, t2.device, seed=10)
+            y = classes(cfg, range(BATCH))                   # None for an unconditional model
             with torch.no_grad():
-                a, b = t2.generate(z), G(z).float()
+                a = t2.generate(z, y)
+                b = (G(z) if y is None else G(z, y.to(t2.device))).float()
             if not same(a, b):
                 fail(f"{what}: the generator file rebuilt from its embedded config gives samples differing by "
                      f"up to {max_diff(a, b):.2e} from the checkpoint's generator.")

@@ -23,7 +23,7 @@ from ..contracts import check_factory, check_methods
 from ..errors import GanzooError
 from ..models import PREFIX, construct, network_arguments
 from ..registry import Entry
-from .kit import (BATCH, CHANNELS, SIZE_HINT, WIDTH, Z_DIM, CheckFailed, blame, check_deterministic, check_gradients,
+from .kit import (BATCH, CHANNELS, CLASSES, SIZE_HINT, WIDTH, Z_DIM, CheckFailed, blame, check_deterministic, check_gradients,
                   fail, images, latent, max_diff, optimizer_step, reference_size, same, sizes_to_check)
 
 Checks = list[tuple[str, Callable[[], None]]]
@@ -39,16 +39,19 @@ class Role:
     output = ""               # what forward gives, in words
     shapes_check = ""         # the name of the shapes check
 
-    def config(self, name: str, size: int, device: torch.device, channels: int = 3) -> RunConfig:
+    def config(self, name: str, size: int, device: torch.device, channels: int = 3,
+               num_classes: int = 0) -> RunConfig:
         """A small run config naming this network (what a weights file embeds)."""
         return RunConfig(model=f"check-{name}", image_size=size, channels=channels, z_dim=Z_DIM, g_width=WIDTH,
-                         d_width=WIDTH, device=str(device), **{self.kind: name})
+                         d_width=WIDTH, device=str(device), num_classes=num_classes, **{self.kind: name})
 
     def build(self, entry: Entry, size: int, channels: int, device: torch.device) -> nn.Module:
-        kwargs = network_arguments(self.kind, self.config(entry.name, size, device, channels))
+        classes = CLASSES if entry.conditional else 0
+        kwargs = network_arguments(self.kind, self.config(entry.name, size, device, channels, classes))
         what = f"{self.kind} {entry.name!r} at {size}x{size}, {channels} channel(s)"
         signature = ", ".join(["*", *kwargs])
-        check_factory(self.kind, f"The {self.kind} {entry.name!r} (plugin {entry.plugin!r})", entry.factory)
+        check_factory(self.kind, f"The {self.kind} {entry.name!r} (plugin {entry.plugin!r})", entry.factory,
+                      conditional=entry.conditional)
         try:
             with blame(f"Building the {what}", f"The factory is called as factory({signature}). {SIZE_HINT}"):
                 net = construct(f"{self.kind} {entry.name!r}", entry.factory, **kwargs)
@@ -56,13 +59,21 @@ class Role:
             raise
         except GanzooError as exc:   # a clear refusal, but of a size its registration claims
             raise CheckFailed(f"Building the {what} failed: {exc} {SIZE_HINT}") from exc
-        check_methods(self.kind, f"The {self.kind} {entry.name!r}", net)
+        check_methods(self.kind, f"The {self.kind} {entry.name!r}", net, entry.conditional)
         net._kit_channels = channels                   # what the kit's training objectives feed it
+        net._kit_classes = classes                     # a conditional network is also fed class labels
         return net.to(device)
 
-    def forward(self, net: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
-        with blame(f"{what}: forward({self.argument}) with {self.argument} of shape {tuple(x.shape)}", self.takes):
-            return net(x)
+    def forward(self, net: nn.Module, x: torch.Tensor, what: str, y: torch.Tensor | None = None) -> torch.Tensor:
+        """net(x), or net(x, y) for a conditional network: y by default sample i's class, i % the kit's classes."""
+        classes = getattr(net, "_kit_classes", 0)
+        if not classes:
+            with blame(f"{what}: forward({self.argument}) with {self.argument} of shape {tuple(x.shape)}", self.takes):
+                return net(x)
+        y = torch.arange(len(x), device=x.device) % classes if y is None else y
+        with blame(f"{what}: forward({self.argument}, y) with {self.argument} of shape {tuple(x.shape)} and class "
+                   f"labels y of shape {tuple(y.shape)}", self.takes_conditional):
+            return net(x, y)
 
     def inputs(self, n: int, channels: int, size: int, device: torch.device, seed: int = 0,
                wide: bool = False) -> torch.Tensor:
@@ -86,6 +97,7 @@ class Role:
 class GeneratorRole(Role):
     kind, argument, inputs_are, output, shapes_check = "generator", "z", "z", "outputs", "shapes and range"
     takes = "forward(z) takes a [B, z_dim] latent batch."
+    takes_conditional = "forward(z, y) takes a [B, z_dim] latent batch and [B] int64 class labels."
 
     def inputs(self, n, channels, size, device, seed=0, wide=False):
         return latent(n, device, seed, scale=3.0 if wide else 1.0)   # wide z: saturated outputs must stay in range
@@ -126,6 +138,8 @@ class GeneratorRole(Role):
 class DiscriminatorRole(Role):
     kind, argument, inputs_are, output, shapes_check = "discriminator", "x", "images", "logits", "shapes"
     takes = "forward(x) takes [B, channels, image_size, image_size] images in [-1, 1]."
+    takes_conditional = ("forward(x, y) takes [B, channels, image_size, image_size] images in [-1, 1] and [B] int64 "
+                         "class labels.")
 
     def inputs(self, n, channels, size, device, seed=0, wide=False):
         return images(n, channels, size, device, seed)
@@ -215,7 +229,7 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
         net = role.build(entry, size, ref, device).train()
         with torch.no_grad():
             role.forward(net, role.inputs(2 * BATCH, ref, size, device, seed=3), what)   # moves running state off init
-        config = role.config(entry.name, size, device, ref)
+        config = role.config(entry.name, size, device, ref, net._kit_classes)
         x = role.inputs(BATCH, ref, size, device, seed=4)
         arguments = ", ".join(network_arguments(role.kind, config))
         with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as tmp:
@@ -227,6 +241,7 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
             with blame(f"{what}: rebuilding from the weights file's embedded config",
                        f"The factory must build the same network from ({arguments}) alone."):
                 rebuilt = rebuild(role.kind, config_of(metadata), tensors).to(device).eval()
+            rebuilt._kit_classes = net._kit_classes
         with torch.no_grad():
             a, b = role.forward(net.eval(), x, what), role.forward(rebuilt, x, what)
         if not same(a, b):
@@ -234,9 +249,21 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
                  f"weights loaded) the {role.output} differ by up to {max_diff(a, b):.2e}; keep all state that "
                  f"forward() reads in registered parameters and buffers.")
 
-    return [(role.shapes_check, shapes), ("gradients", gradients),
-            ("training step fp32", step(False)), ("training step bf16 autocast", step(True)),
-            ("deterministic under a seed", deterministic), ("safetensors round trip", round_trip)]
+    def labels_matter():
+        """A conditional network's output depends on the class it is given (the labels reach it)."""
+        size, what = at_reference_size()
+        net = role.build(entry, size, ref, device).eval()
+        x = role.inputs(BATCH, ref, size, device, seed=7)
+        with torch.no_grad():
+            outputs = [role.forward(net, x, what, torch.full((BATCH,), c, device=device)) for c in range(CLASSES)]
+        if all(same(outputs[0], other) for other in outputs[1:]):
+            fail(f"{what}: forward({role.argument}, y) gives the same {role.output} for every class y; a conditional "
+                 f"network must use its labels.")
+
+    checks = [(role.shapes_check, shapes), ("gradients", gradients),
+              ("training step fp32", step(False)), ("training step bf16 autocast", step(True)),
+              ("deterministic under a seed", deterministic), ("safetensors round trip", round_trip)]
+    return checks + [("class labels reach it", labels_matter)] if entry.conditional else checks
 
 
 def generator_checks(entry: Entry, device: torch.device) -> Checks:
