@@ -105,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "asks for one).")
     sample.add_argument("weights", help=WEIGHTS_HELP)
     sample.add_argument("-n", type=int, default=None,
-                        help="number of samples (default 64); with --per-class, samples per class (default 10)")
+                        help="number of samples (default 64); with --by-class, samples per class (default 10)")
     sample.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
                         help="a conditional model's class to draw, e.g. --class 7 (default: every class in turn)")
-    sample.add_argument("--per-class", action="store_true",
+    sample.add_argument("--by-class", action="store_true",
                         help="a conditional model's grid of one row per class, column j the same z in every row")
     sample.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
@@ -262,11 +262,11 @@ def cmd_sample(args) -> int:
     from .device import select_device
     from .sampling import generate, per_class, sample, save_grid
 
-    n = args.n if args.n is not None else (10 if args.per_class else 64)
+    n = args.n if args.n is not None else (10 if args.by_class else 64)
     if not 0 < n <= MAX_SAMPLE_N:
         raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n}.")
-    if args.per_class and args.cls is not None:
-        raise GanzooError("--per-class draws every class; leave out --class (or --per-class).")
+    if args.by_class and args.cls is not None:
+        raise GanzooError("--by-class draws every class; leave out --class (or --by-class).")
     if not Path(args.out).name or Path(args.out).is_dir():
         raise GanzooError(f"--out must name a file to write the PNG grid to, got {args.out!r}.")
     if args.nrow is not None and args.nrow <= 0:
@@ -275,7 +275,7 @@ def cmd_sample(args) -> int:
         raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
-    if args.per_class:                                   # one row per class: n columns, the same z down each
+    if args.by_class:                                   # one row per class: n columns, the same z down each
         images = generate(generator, *per_class(config, n, seed=args.seed))
         path = save_grid(images, Path(args.out), nrow=n)
         out.print(f"{n} samples of each of the {config.num_classes} classes of {config.model}, one row per class "

@@ -37,7 +37,10 @@ def register_generators(register):
     ``ganzoo.PowersOfTwo(8)`` for 8, 16, 32, ...); left out, any size. ``ganzoo
     run`` refuses other sizes with a clear message, and the conformance kit
     (``ganzoo check-plugin``) tests the declared ones. ``channel_counts``: the
-    channel counts it takes, e.g. ``(1,)``; left out, 1 and 3.
+    channel counts it takes, e.g. ``(1,)``; left out, 1 and 3. ``conditional=True``:
+    the network is conditioned on a class label; its factory also takes
+    ``num_classes`` and its ``forward(z, y)`` the labels, int64 ``[B]`` (see
+    docs/plugins.md, "Conditional models").
 
     Any other keyword is an option: a keyword parameter of the factory, passed to
     it (``register("deep", MLP, layers=3)``); a ModelSpec's ``options`` and the
@@ -54,7 +57,8 @@ def register_discriminators(register):
     channels, width)`` returns an ``nn.Module`` whose ``forward(x)`` maps
     ``[B, channels, image_size, image_size]`` images in [-1, 1] to ``[B]`` raw
     logits (no sigmoid: the losses work on logits). Optional keywords
-    ``image_sizes`` and ``channel_counts``, and options, as for generators.
+    ``image_sizes``, ``channel_counts`` and ``conditional`` (then ``forward(x, y)``),
+    and options, as for generators.
     """
 
 
@@ -104,9 +108,10 @@ def register_datasets(register):
     """Register datasets.
 
     Call ``register(name, factory, description=None, image_size=32, channels=1, splits=None,
-    example_files=None)``; the keywords are the dataset's default resolution and channel count, the
-    splits it has (None: the factory checks), and ``example_files(folder, split)``, which writes a few
-    images in the dataset's format for the conformance kit to load. ``factory(*, root, download, split, image_size, channels)``
+    example_files=None, classes=None)``; the keywords are the dataset's default resolution and channel
+    count, the splits it has (None: the factory checks), ``example_files(folder, split)``, which writes a
+    few images in the dataset's format for the conformance kit to load, and how many classes its labels
+    name (a conditional model's num_classes; None: counted from the labels once they load). ``factory(*, root, download, split, image_size, channels)``
     returns a ``ganzoo.ImageData``: all images as one uint8 tensor ``[N, C, H, W]`` (any size;
     ganzoo crops the centre, resizes and converts), or, for images still in their files (a
     folder of JPEGs, an lmdb), a ``ganzoo.data.EncodedImages`` that ganzoo decodes once into its

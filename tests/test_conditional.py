@@ -94,6 +94,20 @@ def test_labels_reach_g_and_d_and_g_draws_each_class(painter, one_thread):
     assert torch.allclose(images.amax(dim=(1, 2, 3)), expected) and torch.allclose(images.amin(dim=(1, 2, 3)), expected)
 
 
+def test_regularisers_and_augmentation_show_d_the_labels_too(painter, one_thread):
+    config = make_config("painter", dict(TINY, regularizers="gp:10,r1:0.1@2", augment="translation"))
+    data = load_dataset("fake", root=None, split="train", image_size=32, channels=1, download=False)
+    trainer = Trainer(config, data)
+    calls = []
+    for real, labels in list(trainer.batches.labelled(trainer.data_rng))[:2]:
+        trainer.D.seen.clear()
+        assert torch.isfinite(trainer.train_step(real, labels)).all()
+        assert all(torch.equal(y, labels) for y in trainer.D.seen)                  # GP and R1 call D(x, y) too
+        calls.append(len(trainer.D.seen))
+    assert calls == [5, 4]           # real, fake, GP, R1 (lazy: step 0 only), fake for G
+    assert set(trainer.stat_names) >= {"gp", "r1"}
+
+
 def test_samples_are_drawn_as_z_and_a_class_per_number(painter):
     config = make_config("painter", TINY)
     z, y = draw(config, 3, range(10))
@@ -134,7 +148,7 @@ def test_sample_class_per_class_grid_and_the_analyses(painter_run, tmp_path, cap
 
     assert main(["sample", str(weights), "--class", "2", "-n", "4", "--out", str(tmp_path / "two.png")]) == 0
     assert (grey_levels(tmp_path / "two.png", 2, 2, 32) == LEVELS[2]).all()    # the weights carry num_classes
-    assert main(["sample", str(weights), "--per-class", "-n", "3", "--out", str(tmp_path / "rows.png")]) == 0
+    assert main(["sample", str(weights), "--by-class", "-n", "3", "--out", str(tmp_path / "rows.png")]) == 0
     rows = grey_levels(tmp_path / "rows.png", CLASSES, 3, 32)                 # one row per class
     assert (rows == np.array(LEVELS)[:, None]).all()
     capsys.readouterr()
@@ -163,7 +177,7 @@ def test_class_flags_refuse_an_unconditional_model(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(out / "basicgan.safetensors"), "--class", "1", "--out", str(tmp_path / "x.png")]) == 1
     assert "is not conditioned on a class; --class needs a conditional model" in capsys.readouterr().err
-    assert main(["sample", str(out / "basicgan.safetensors"), "--per-class", "--out", str(tmp_path / "x.png")]) == 1
+    assert main(["sample", str(out / "basicgan.safetensors"), "--by-class", "--out", str(tmp_path / "x.png")]) == 1
     assert "a grid of one row per class needs a conditional model" in capsys.readouterr().err
     with pytest.raises(GanzooError, match="--num-classes is for conditional models"):
         make_config("dcgan", dict(TINY, num_classes=3))

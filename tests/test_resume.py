@@ -39,8 +39,8 @@ class StopAt(Trainer):
 
     stop_at = 0
 
-    def train_step(self, real):
-        stats = super().train_step(real)
+    def train_step(self, real, labels=None):
+        stats = super().train_step(real, labels)
         if self.step + 1 == self.stop_at:
             self.request_stop()
         return stats
