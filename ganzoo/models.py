@@ -24,15 +24,18 @@ ROLES = {"generator": "generator", "discriminator": "discriminator", "loss": "lo
 PREFIX = {"generator": "G.", "discriminator": "D."}      # their tensors' names in weights files
 
 
-def network_arguments(kind: str, config: RunConfig, regs: Registries | None = None) -> dict[str, Any]:
+def network_arguments(kind: str, config: RunConfig, regs: Registries | None = None,
+                      conditional: bool | None = None) -> dict[str, Any]:
     """The keyword arguments a factory of this kind is called with (see ganzoo.hookspecs); a conditional
-    network's (registered with conditional=True) get the config's num_classes too."""
+    network's (registered with conditional=True; None: look its entry up in `regs`) get num_classes too."""
     if kind == "generator":
         arguments = dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
                          width=config.g_width)
     else:
         arguments = dict(image_size=config.image_size, channels=config.channels, width=config.d_width)
-    if (regs or registries()).by_kind(kind).get(getattr(config, kind)).conditional:
+    if conditional is None:
+        conditional = (regs or registries()).by_kind(kind).get(getattr(config, kind)).conditional
+    if conditional:
         arguments["num_classes"] = config.num_classes
     return arguments
 

@@ -47,7 +47,8 @@ class Role:
 
     def build(self, entry: Entry, size: int, channels: int, device: torch.device) -> nn.Module:
         classes = CLASSES if entry.conditional else 0
-        kwargs = network_arguments(self.kind, self.config(entry.name, size, device, channels, classes))
+        kwargs = network_arguments(self.kind, self.config(entry.name, size, device, channels, classes),
+                                   conditional=entry.conditional)
         what = f"{self.kind} {entry.name!r} at {size}x{size}, {channels} channel(s)"
         signature = ", ".join(["*", *kwargs])
         check_factory(self.kind, f"The {self.kind} {entry.name!r} (plugin {entry.plugin!r})", entry.factory,
@@ -231,7 +232,7 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
             role.forward(net, role.inputs(2 * BATCH, ref, size, device, seed=3), what)   # moves running state off init
         config = role.config(entry.name, size, device, ref, net._kit_classes)
         x = role.inputs(BATCH, ref, size, device, seed=4)
-        arguments = ", ".join(network_arguments(role.kind, config))
+        arguments = ", ".join(network_arguments(role.kind, config, conditional=entry.conditional))
         with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as tmp:
             path = Path(tmp) / f"{role.kind}.safetensors"
             with blame(f"{what}: saving the state_dict to safetensors",
