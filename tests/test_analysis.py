@@ -58,8 +58,9 @@ def run_dir(tmp_path_factory):
 
 # -- latent walks -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("generator", [n for n in REGS.generators.names()
-                                       if REGS.generators.get(n).supports_image_size(32)])
+@pytest.mark.parametrize("generator", [n for n in REGS.generators.names()    # conditional G: test_conditional.py
+                                       if REGS.generators.get(n).supports_image_size(32)
+                                       and not REGS.generators.get(n).conditional])
 @pytest.mark.parametrize("mode", ["slerp", "lerp"])
 def test_walk_endpoints_are_the_endpoint_samples(mode, generator):
     G, _, config = tiny_nets(generator=generator)
@@ -128,8 +129,9 @@ def test_dcgan_features_are_every_conv_layer_pooled_to_4x4(fake):
     torch.testing.assert_close(x[:, :128], torch.nn.functional.max_pool2d(maps[0], 4).flatten(1))
 
 
-@pytest.mark.parametrize("name", [n for n in REGS.discriminators.names()
-                                  if REGS.discriminators.get(n).supports_image_size(32)])
+@pytest.mark.parametrize("name", [n for n in REGS.discriminators.names()     # a conditional D: refused (features
+                                  if REGS.discriminators.get(n).supports_image_size(32)    # of an image alone)
+                                  and not REGS.discriminators.get(n).conditional])
 def test_features_of_every_discriminator_do_not_depend_on_the_batch(name, fake):
     D = REGS.discriminators.get(name).factory(image_size=32, channels=1, width=8).eval()
     images = fake[1].images[:12]

@@ -76,7 +76,7 @@ def test_generate_images_is_seeded_and_leaves_the_generator_as_it_was():
 def test_metrics_are_registered_listed_and_chosen_by_dataset(capsys):
     metrics = registries().metrics
     assert {"mnist_fd", "mnist_score", "mnist_classes", "stacked_modes", "fid", "kid"} <= set(metrics.names())
-    assert default_metrics("mnist", 1) == ["mnist_classes", "mnist_fd", "mnist_score"]
+    assert default_metrics("mnist", 1) == ["mnist_agreement", "mnist_classes", "mnist_fd", "mnist_score"]
     assert default_metrics("stackedmnist", 3) == ["stacked_modes"]
     assert default_metrics("folder", 3) == ["fid", "kid"]
     assert main(["list"]) == 0

@@ -127,13 +127,16 @@ def metric_checks(entry: Entry, device: torch.device, *, data_dir: str | None = 
         size, channels = info.get("image_size", 32), 3 if not datasets else info.get("channels", 1)
         with blame(f"{what}: loading {data!r}, the dataset it scores", f"Give the kit a local copy (data_dir=) of "
                    f"{data!r}."):
-            real = load_dataset(data, root=data_dir, split="train", image_size=size, channels=channels,
-                                download=False).images[:n].clone()
+            loaded = load_dataset(data, root=data_dir, split="train", image_size=size, channels=channels,
+                                  download=False)
+        real = loaded.images[:n].clone()
+        labels = loaded.labels[:n].clone() if loaded.labels is not None else None   # as a conditional G's classes
         noise = torch.randint(0, 256, real.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         scores = {}
         for label, images in (("real images", real), ("noise", noise)):
             with blame(f"{what}: scoring {label}", "metric(samples) returns a dict of named numbers."):
-                scores[label] = entry.factory(Samples(images, data, data_dir, download=False, device=device))
+                scores[label] = entry.factory(Samples(images, data, data_dir, download=False, device=device,
+                                                      labels=labels))
             if not isinstance(scores[label], dict) or not scores[label]:
                 fail(f"{what}: returned {type(scores[label]).__name__}; it must return a dict of named numbers.")
             bad = {k: v for k, v in scores[label].items() if not isinstance(v, (int, float)) or not math.isfinite(v)}
