@@ -179,7 +179,9 @@ def _output(args, *parts: object, suffix: str = ".png") -> Path:
     from .common import default_output, output_name
 
     if not args.out:
-        return default_output(args.weights, output_name(*parts, suffix=suffix))
+        cls = getattr(args, "cls", None)             # a conditional model's class decides the content too
+        return default_output(args.weights, output_name(*parts, f"class{cls}" if cls is not None else "",
+                                                        suffix=suffix))
     path = Path(args.out)
     return path if path.suffix else path.with_name(path.name + suffix)
 
