@@ -428,7 +428,7 @@ class RunConfig:
     latent: str = setting("normal", "latent prior: normal or uniform (the paper's)",
                           checks=(one_of("normal", "uniform", quoted=True),))
     num_classes: int = setting(0, "classes a conditional model's G and D are conditioned on; unconditional models "
-                               "take none", checks=(zero_or_positive_int,), comparable=True,
+                               "take none", checks=(zero_or_positive_int,),
                                shown_default="the dataset's for a conditional model, else 0")
     g_width: int = setting(64, "generator's narrowest feature width", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)

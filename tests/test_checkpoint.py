@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 from ganzoo import GanzooError
 from ganzoo.checkpoint import atomic_write, load_generator, save_generator
 from ganzoo.models import build_generator
+from ganzoo.sampling import draw, generate
 from ganzoo.plugins import registries
 
 from conftest import tiny_config
@@ -20,9 +21,9 @@ def test_generator_file_alone_rebuilds_identical_generator(tmp_path, model):
     path = save_generator(tmp_path / "g.safetensors", G, config)
     G2, config2 = load_generator(path)
     assert config2 == config
-    z = torch.randn(5, config.z_dim)
+    z, y = draw(config, 0, range(5))                  # y: the classes of a conditional model, else None
     G.eval()
-    assert torch.equal(G(z), G2(z))
+    assert torch.equal(generate(G, z, y), generate(G2, z, y))
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["ganzoo.config"])["model"] == model
