@@ -193,3 +193,15 @@ def test_agreement_is_the_evaluators_accuracy_on_the_requested_classes(mnist_dir
     wrong = mnist_agreement(Samples(images, "mnist", labels=(labels + 1) % 10))["class_agreement"]
     assert right > 0.97 and wrong < 0.05, (right, wrong)
     assert mnist_agreement(Samples(images, "mnist")) == {}     # unconditional samples ask for no class
+
+
+def test_cdcgan_projection_discriminator_trains_on_the_labels(one_thread):
+    config = make_config("cdcgan", dict(TINY, options={"discriminator": {"projection": True}}))
+    data = load_dataset("fake", root=None, split="train", image_size=32, channels=1, download=False)
+    trainer = Trainer(config, data)
+    assert trainer.D.projection and trainer.D.embed.num_embeddings == CLASSES
+    real, labels = next(trainer.batches.labelled(trainer.data_rng))
+    assert torch.isfinite(trainer.train_step(real, labels)).all()
+    trainer.D.eval()
+    with torch.no_grad():                                  # the class moves the logit: <embed(y), features>
+        assert not torch.equal(trainer.D(real, labels), trainer.D(real, (labels + 1) % CLASSES))
