@@ -78,3 +78,11 @@ def test_a_batch_size_not_divisible_by_the_pack_is_refused_in_one_sentence(tmp_p
     with pytest.raises(GanzooError, match="--pack must be a positive integer"):
         tiny_config(tmp_path, pack=0)
     assert tiny_config(tmp_path, model="pacdcgan2", pack=1, batch_size=9).pack == 1     # --pack 1: no packing
+
+
+def test_a_packed_discriminator_gives_no_per_image_features(tmp_path):
+    from ganzoo.analysis.features import hidden_features
+
+    D = build_discriminator(tiny_config(tmp_path, model="pacdcgan2", batch_size=8))
+    with pytest.raises(GanzooError, match="judges packs of 2 images .* cannot classify one image"):
+        hidden_features(D, torch.zeros(4, 1, 32, 32, dtype=torch.uint8))

@@ -70,6 +70,9 @@ def hidden_features(net: nn.Module, images: torch.Tensor, batch: int = 256, pool
 
     `net` runs in eval mode (BatchNorm's running statistics), so a feature does not depend on its batch.
     """
+    if getattr(net, "pack", 1) > 1:       # ganzoo.models.Packed: a PacGAN discriminator
+        raise GanzooError(f"This discriminator judges packs of {net.pack} images (PacGAN, --pack {net.pack}); its "
+                          f"features describe packs, not single images, so they cannot classify one image.")
     layers = [m for _, m in feature_layers(net)]
     device = next(net.parameters()).device
     was_training = net.training
