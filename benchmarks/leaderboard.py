@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                   + ("" if args.resume else " --resume"), file=sys.stderr)
             return returncode
         by_data[data] = Results.from_dict(json.loads((out / data / "results.json").read_text()))
-    text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(argv))
+    command = [a for a in argv if a not in ("--resume", "--overwrite")]      # what the table is the result of
+    text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command))
     print(text)
     print(f"-> {out / 'leaderboard.md'}, {out / 'results.json'}")
     return 0
