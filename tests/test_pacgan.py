@@ -11,6 +11,7 @@ from ganzoo.train import Trainer
 from ganzoo.data import load_dataset
 
 from conftest import tiny_config
+from faultkit import install_plugin
 
 
 def test_packing_stacks_m_consecutive_samples_along_channels():
@@ -86,3 +87,21 @@ def test_a_packed_discriminator_gives_no_per_image_features(tmp_path):
     D = build_discriminator(tiny_config(tmp_path, model="pacdcgan2", batch_size=8))
     with pytest.raises(GanzooError, match="judges packs of 2 images .* cannot classify one image"):
         hidden_features(D, torch.zeros(4, 1, 32, 32, dtype=torch.uint8))
+
+
+class GreyOnlyD(nn.Module):
+    def __init__(self, *, image_size, channels, width):
+        super().__init__()
+        self.net = nn.Linear(channels * image_size * image_size, 1)
+
+    def forward(self, x):
+        return self.net(x.flatten(1)).flatten()
+
+
+def test_a_discriminator_that_declares_its_channel_counts_is_not_packed(tmp_path, monkeypatch, request):
+    install_plugin(monkeypatch, request, "ganzoo_grey_d", register_discriminators=lambda register:
+                   register("grey", GreyOnlyD, channel_counts=(1,)))
+    assert tiny_config(tmp_path, discriminator="grey").pack == 1                     # unpacked, it trains
+    with pytest.raises(GanzooError, match=r"^The discriminator 'grey' takes images with only 1 channel\(s\), so it "
+                                          r"cannot judge packs of 2 .* use --pack 1 or another discriminator\.$"):
+        tiny_config(tmp_path, model="pacdcgan2", discriminator="grey")
