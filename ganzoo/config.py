@@ -458,6 +458,8 @@ class RunConfig:
                            "comma-separated (DiffAugment: translation, cutout, color)", shown_default="none")
     spectral_norm: bool = setting(False, "spectral normalisation of every layer of the discriminator (Miyato et al. "
                                   "2018)")
+    pack: int = setting(1, "PacGAN packing (Lin et al. 2018): the discriminator judges this many samples at once, "
+                        "stacked along channels (--batch-size must be a multiple)", checks=(positive_int, at_most(64)))
     ema: float = setting(0.0, "decay of an exponential moving average of G's weights (e.g. 0.999), which grids, "
                          "samples, evaluation and the generator file then use", checks=(ema_decay,),
                          shown_default="0, none")
@@ -562,6 +564,10 @@ class RunConfig:
             problem = info.problem(getattr(self, info.name))
             if problem:
                 raise GanzooError(problem)
+        if self.batch_size % self.pack:
+            raise GanzooError(f"--batch-size {self.batch_size} is not a multiple of --pack {self.pack}: the packed "
+                              f"discriminator judges whole packs of {self.pack} samples; use e.g. --batch-size "
+                              f"{max(self.pack, self.batch_size // self.pack * self.pack)}.")
 
 
 def _fields() -> dict[str, FieldInfo]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from .config import RunConfig
@@ -32,7 +33,8 @@ def network_arguments(kind: str, config: RunConfig, regs: Registries | None = No
         arguments = dict(image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
                          width=config.g_width)
     else:
-        arguments = dict(image_size=config.image_size, channels=config.channels, width=config.d_width)
+        # a packed D (PacGAN, --pack m) sees m samples stacked along channels
+        arguments = dict(image_size=config.image_size, channels=config.channels * config.pack, width=config.d_width)
     if conditional is None:
         conditional = (regs or registries()).by_kind(kind).get(getattr(config, kind)).conditional
     if conditional:
@@ -68,6 +70,8 @@ def build_network(kind: str, config: RunConfig, regs: Registries | None = None) 
     check_methods(kind, what, network, regs.by_kind(kind).get(name).conditional)
     if kind == "discriminator" and config.spectral_norm:
         spectral_norm(network)
+    if kind == "discriminator" and config.pack > 1:
+        network = Packed(network, config.pack)
     return network
 
 
@@ -78,6 +82,28 @@ def spectral_norm(network: nn.Module) -> nn.Module:
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not nn.utils.parametrize.is_parametrized(module):
             nn.utils.parametrizations.spectral_norm(module)
     return network
+
+
+def pack_samples(x: torch.Tensor, m: int) -> torch.Tensor:
+    """m consecutive samples stacked along channels, as one: [B, C, H, W] -> [B/m, m*C, H, W]."""
+    if x.shape[0] % m:
+        raise GanzooError(f"A packed discriminator judges samples {m} at a time; it was given {x.shape[0]}, "
+                          f"not a multiple of {m}.")
+    return rearrange(x, "(b m) c h w -> b (m c) h w", m=m)
+
+
+class Packed(nn.Module):
+    """PacGAN (Lin et al. 2018, arXiv:1712.04086): D judges m samples at once, all real or all generated,
+    stacked along channels, so a generator that repeats itself is caught by the lack of variety within a
+    pack. A network transform of any discriminator (--pack m), built for m*C input channels; one score
+    per pack, which the losses (targets shaped like D's output) and D's statistics take as they are."""
+
+    def __init__(self, inner: nn.Module, pack: int):
+        super().__init__()
+        self.inner, self.pack = inner, pack
+
+    def forward(self, x):                                   # [B, C, H, W] -> [B/m] scores, one per pack
+        return self.inner(pack_samples(x, self.pack))       # inner sees [B/m, m*C, H, W]
 
 
 def check_components(config: RunConfig, regs: Registries | None = None) -> None:
@@ -105,6 +131,10 @@ def check_components(config: RunConfig, regs: Registries | None = None) -> None:
     if config.num_classes and not generator.conditional:
         raise GanzooError(f"--num-classes is for conditional models; the generator {config.generator!r} takes no "
                           f"class labels.")
+    if config.pack > 1 and discriminator.conditional:
+        # a pack mixes m samples, generally of m classes, so one label per pack would be a lie
+        raise GanzooError(f"--pack {config.pack} packs samples of different classes, and the conditional "
+                          f"discriminator {config.discriminator!r} judges one class per image; use --pack 1.")
     build_loss(config, regs)                                # cheap: its methods are checked too
 
 

@@ -45,6 +45,7 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.r1",
     "ganzoo_plugins.ttur_ema",
     "ganzoo_plugins.diffaugment",
+    "ganzoo_plugins.pacgan",
 )
 
 # hook name -> registry kind; one registry per hook.

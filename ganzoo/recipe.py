@@ -34,7 +34,7 @@ class StepContext:
 
     def __init__(self, discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
                  fake: torch.Tensor, phase: str):
-        self.discriminate = discriminate     # images [B, C, H, W] -> D's outputs [B], augmentation applied
+        self.discriminate = discriminate     # images [B, C, H, W] -> D's outputs [B] ([B/m] packed by m), augmented
         self.real = real                     # [B, C, H, W], no gradient
         self.fake = fake                     # [B, C, H, W]; detached in the D phases
         self.phase = phase                   # "Dmain", "Dreg" or "Gmain"

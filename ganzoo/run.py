@@ -99,6 +99,11 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
         if not entry.supports_image_size(config.image_size):  # before any data is loaded
             raise GanzooError(f"The {kind} {name!r} needs an image size that is {describe_sizes(entry.image_sizes)}, "
                               f"got {config.image_size}; choose one with --image-size.")
+        if kind == "discriminator" and config.pack > 1 and entry.channel_counts is not None:
+            raise GanzooError(f"The discriminator {name!r} takes images with only "
+                              f"{' or '.join(map(str, sorted(entry.channel_counts)))} channel(s), so it cannot judge "
+                              f"packs of {config.pack} (--pack stacks them along channels); use --pack 1 or another "
+                              f"discriminator.")
         if not entry.supports_channels(config.channels):
             counts = " or ".join(map(str, sorted(entry.channel_counts)))
             raise GanzooError(f"The {kind} {name!r} takes images with {counts} channel(s), got {config.channels}; "

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from ..data import to_model_range
 from ..errors import GanzooError
+from ..models import Packed
 
 LEARNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 POOL = 4                                  # the paper's 4x4 grid
@@ -70,6 +71,9 @@ def hidden_features(net: nn.Module, images: torch.Tensor, batch: int = 256, pool
 
     `net` runs in eval mode (BatchNorm's running statistics), so a feature does not depend on its batch.
     """
+    if isinstance(net, Packed):           # a PacGAN discriminator: one output per pack of images
+        raise GanzooError(f"This discriminator judges packs of {net.pack} images (PacGAN, --pack {net.pack}); its "
+                          f"features describe packs, not single images, so they cannot classify one image.")
     layers = [m for _, m in feature_layers(net)]
     device = next(net.parameters()).device
     was_training = net.training

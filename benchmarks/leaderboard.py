@@ -1,0 +1,173 @@
+"""The zoo's leaderboard: every built-in model through `ganzoo compare` on each dataset, under one budget and
+one set of seeds, merged into one table.
+
+    python benchmarks/leaderboard.py --epochs 1 --seeds 2 --data-dir ../shared/data/mnist
+    python benchmarks/leaderboard.py dcgan pacdcgan2 wgangp --budget 5m --data stackedmnist
+    python benchmarks/leaderboard.py --epochs 1 --seeds 2 --data-dir ../shared/data/mnist --resume   # after a stop
+
+Models: the names given, else every model ganzoo's own plugins register (not third-party ones). Datasets:
+`--data` (comma-separated; default MNIST and Stacked MNIST). Each dataset is one `ganzoo compare` run (a
+subprocess) into OUT/<dataset>/ (its report.md, plots, runs); any further flag (e.g. `--g-width 32`, `-n
+2000`, `--threads 1`) goes to every compare as it is. OUT/leaderboard.md holds the table — rows: models;
+columns: each dataset's scores, mean ± std over the seeds, a column's one best value in bold — with the
+command, the machine and the date; OUT/results.json every number. `--resume` continues each compare with its
+own --resume, so a stopped leaderboard keeps every finished run (and a finished compare is only read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ganzoo.compare import Results
+from ganzoo.compare.report import best_labels, format_mean_std
+from ganzoo.evaluate import better, format_value
+from ganzoo.plugins import BUILTIN_PLUGINS, registries
+
+DATASETS = ("mnist", "stackedmnist")
+ARROWS = {"lower": "↓", "higher": "↑"}
+
+
+def builtin_models() -> list[str]:
+    """Every model ganzoo's own plugins register, in `ganzoo list` order."""
+    return [e.name for e in registries().models if e.plugin in BUILTIN_PLUGINS]
+
+
+def key_metrics(results: Results) -> list[str]:
+    """The scores that rank (registered with better= lower or higher), in the order compare reports them."""
+    return [m for m in results.score_names() if better(m) in ARROWS]
+
+
+def leaderboard_table(by_data: dict[str, Results]) -> str:
+    """One markdown table: a row per model (in the order first met), per dataset its key scores as mean ± std,
+    a column's one best value in bold (compare's rule: none on a tie, diverged runs do not compete), a notes
+    column naming runs that diverged, failed or saw D collapse; the last row: real data, scored the same way."""
+    models = list(dict.fromkeys(label for results in by_data.values() for label in results.contenders))
+    columns = [(data, m) for data, results in by_data.items() for m in key_metrics(results)]
+    header = ["model"] + [f"{data} {m} {ARROWS[better(m)]}" for data, m in columns] + ["notes"]
+    best = {(data, m): best_labels(by_data[data], m, better(m)) for data, m in columns}
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns) + "---|"]
+    for label in models:
+        cells, notes = [label], []
+        for data, m in columns:
+            entry = by_data[data].contenders.get(label)
+            text = format_mean_std(entry.summary.get(m)) if entry else "-"
+            cells.append(f"**{text}**" if label in best[(data, m)] else text)
+        for data, results in by_data.items():
+            entry = results.contenders.get(label)
+            if entry and entry.status not in ("", "ok"):
+                notes.append(f"{data}: {entry.status}")
+        lines.append("| " + " | ".join(cells + ["; ".join(notes)]) + " |")
+    real = ["real data (floor)"] + [format_value(by_data[data].real[m]) if m in (by_data[data].real or {}) else "-"
+                                    for data, m in columns]
+    lines.append("| " + " | ".join(real + [""]) + " |")
+    return "\n".join(lines)
+
+
+def budget_words(settings: dict) -> str:
+    if settings.get("budget"):
+        return f"{settings['budget']:g} s of training per model and seed"
+    return f"{settings['epochs']} epoch(s) per model and seed"
+
+
+def machine(environment: dict) -> str:
+    device = environment.get("gpu") or environment.get("device", "?")
+    return f"{device}, {environment.get('cpus', os.cpu_count())} CPUs, {environment.get('platform', platform.platform())}, " \
+           f"torch {environment.get('torch', '?')}"
+
+
+def write(by_data: dict[str, Results], out: Path, command: str) -> str:
+    """OUT/leaderboard.md and OUT/results.json; returns the markdown."""
+    first = next(iter(by_data.values()))
+    s, env = first.settings, first.environment
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    overrides = ", ".join(f"{k} {v}" for k, v in sorted(s.get("overrides", {}).items())) or "none"
+    text = "\n".join([
+        "# ganzoo leaderboard", "",
+        f"`{command}`", "",
+        f"{budget_words(s)}; seeds {s['seed']}..{s['seed'] + s['seeds'] - 1}; settings shared by every model: "
+        f"{overrides}. Scores: mean ± std over seeds (`ganzoo compare`'s final scores, from "
+        f"{s['n'] or 'the metrics’ default number of'} samples); a column's one best value in bold; the last row "
+        f"scores real training images the same way. Machine: {machine(env)}. Date: {date}.", "",
+        leaderboard_table(by_data), "",
+        "Each dataset's report (plots, per-seed numbers, the runs): "
+        + ", ".join(f"[{data}]({data}/report.md)" for data in by_data) + ".", ""])
+    (out / "leaderboard.md").write_text(text)
+    summary = {
+        "command": command, "date": date, "machine": env,
+        "datasets": {data: {"settings": r.settings, "metrics": {m: better(m) for m in key_metrics(r)},
+                            "real": r.real, "report": str(out / data / "report.md")}
+                     for data, r in by_data.items()},
+        "models": {label: {data: {"status": r.contenders[label].status,
+                                  **{m: {"mean": r.contenders[label].summary[m].mean,
+                                         "std": r.contenders[label].summary[m].std}
+                                     for m in key_metrics(r) if m in r.contenders[label].summary}}
+                           for data, r in by_data.items() if label in r.contenders}
+                   for label in dict.fromkeys(l for r in by_data.values() for l in r.contenders)},
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    return text
+
+
+def run_to_the_end(command: list[str]) -> int:
+    """Run a compare and wait for it: Ctrl-C reaches it (it checkpoints and stops cleanly), not this script,
+    which would otherwise kill it mid-write."""
+    process = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)       # after the exec: the child keeps its handler
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="Other flags go to every `ganzoo compare` as they are.")
+    parser.add_argument("models", nargs="*", help="registered model names (default: every built-in model)")
+    parser.add_argument("--data", default=",".join(DATASETS), help="datasets, comma-separated (default %(default)s)")
+    parser.add_argument("--data-dir", default=None, help="local copy of the datasets (MNIST's for both defaults)")
+    parser.add_argument("--epochs", type=int, default=None, help="equal epochs for every model (compare's default 1)")
+    parser.add_argument("--budget", default=None, help="equal training time for every model instead, e.g. 5m")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per model (default 1)")
+    parser.add_argument("--out", default="reports/leaderboard", help="folder (default %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="continue a stopped leaderboard in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace a leaderboard in --out")
+    args, passed_on = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    models = args.models or builtin_models()
+    datasets = [d.strip() for d in args.data.split(",") if d.strip()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    by_data = {}
+    for data in datasets:
+        command = [sys.executable, "-m", "ganzoo", "compare", *models, "--data", data, "--seeds", str(args.seeds),
+                   "--out", str(out / data), *passed_on]
+        for flag, value in (("--data-dir", args.data_dir), ("--epochs", args.epochs), ("--budget", args.budget)):
+            if value is not None:
+                command += [flag, str(value)]
+        command += ["--resume"] * args.resume + ["--overwrite"] * args.overwrite
+        print(f"== {data}: {shlex.join(command[1:])}", flush=True)
+        returncode = run_to_the_end(command)
+        if returncode != 0:
+            print(f"error: the comparison on {data} stopped (exit {returncode}); finished runs are kept in "
+                  f"{out / data}. Continue with: python benchmarks/leaderboard.py {shlex.join(argv)}"
+                  + ("" if args.resume else " --resume"), file=sys.stderr)
+            return returncode
+        by_data[data] = Results.from_dict(json.loads((out / data / "results.json").read_text()))
+    command = [a for a in argv if a not in ("--resume", "--overwrite")]      # what the table is the result of
+    text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command))
+    print(text)
+    print(f"-> {out / 'leaderboard.md'}, {out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
