@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from datetime import timedelta
 from typing import Any, Callable, Iterable
 
@@ -151,17 +152,17 @@ class Ranks:
                 for tensor in [*module.parameters(), *module.buffers()]:
                     dist.broadcast(tensor.data, 0)
 
-    def vote(self, *flags: bool) -> tuple[bool, ...]:
-        """Whether any rank raised each flag, one step late: this call sends the flags and returns the
-        previous call's result, so no step waits for the slowest rank's flags (every rank returns the
+    def vote(self, *values: int) -> tuple[int, ...]:
+        """The largest of each value (0-255) over the ranks, one step late: this call sends the values and
+        returns the previous call's result, so no step waits for the slowest rank (every rank gets the
         same answer at the same step)."""
-        sent = torch.tensor(flags, dtype=torch.uint8)
+        sent = torch.tensor(values, dtype=torch.uint8)
         previous, self.pending_vote = self.pending_vote, (
             sent, dist.all_reduce(sent, op=dist.ReduceOp.MAX, group=self.cpu_group, async_op=True))
         if previous is None:
-            return (False,) * len(flags)
+            return (0,) * len(values)
         previous[1].wait()
-        return tuple(bool(v) for v in previous[0])
+        return tuple(int(v) for v in previous[0])
 
     def close(self) -> None:
         if self.pending_vote is not None:
@@ -324,9 +325,13 @@ class DistributedTrainer(Trainer):
         self.stop_wanted = True
 
     def _agree_on_stopping(self) -> None:
-        """Stop when any rank was asked to; the time budget is rank 0's clock."""
-        self.stop_requested, self.out_of_time = self.ranks.vote(self.stop_wanted,
-                                                                self.out_of_time and self.ranks.is_main)
+        """Stop when any rank was asked to (by the signal it got: SIGTERM outranks SIGINT); the time budget is
+        rank 0's clock."""
+        signum, out_of_time = self.ranks.vote(int(self.stop_signal) if self.stop_wanted else 0,
+                                              int(self.out_of_time and self.ranks.is_main))
+        if signum:
+            self.stop_requested, self.stop_signal = True, signal.Signals(signum)
+        self.out_of_time = bool(out_of_time)
 
     # -- rank 0 writes --------------------------------------------------------------------------------
 
