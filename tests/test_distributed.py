@@ -46,8 +46,19 @@ def torchrun(*args, nproc=2, rdzv=("--standalone",), background=False, log=None,
     command = [sys.executable, "-m", "torch.distributed.run", *rdzv, "--nproc-per-node", str(nproc),
                "-m", "ganzoo", "run", *map(str, args)]
     if background:
-        return subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        return subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+                                start_new_session=True)     # its own process group: see finish()
     return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> int:
+    """Wait for a background torchrun; one that hangs (ranks that disagree) is killed with its workers."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise AssertionError(f"torchrun did not end within {timeout} s") from None
 
 
 def plain_run(out, model: str, settings: dict, epochs: int = 1):
@@ -154,7 +165,7 @@ def stopped(runs):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     os.kill(worker_of_rank(proc, 1), signal.SIGTERM)
-    proc.wait(timeout=120)
+    finish(proc)
     return out, log.read_text()
 
 
@@ -203,7 +214,7 @@ def test_two_nodes_with_half_the_batch_each_train_as_one_process_with_all_of_it(
     nodes = [torchrun(*flags("basicgan", NO_BN), "--epochs", 1, "--out", out, nproc=1, rdzv=rdzv, background=True,
                       log=runs / f"node{n}.log") for n in (0, 1)]
     for node in nodes:
-        assert node.wait(timeout=240) == 0, [(runs / f"node{n}.log").read_text()[-2000:] for n in (0, 1)]
+        assert finish(node, timeout=240) == 0, [(runs / f"node{n}.log").read_text()[-2000:] for n in (0, 1)]
     ours, theirs = trained(out), trained(plain_no_bn)
     moved, _ = largest_difference({k: v for k, v in theirs.items() if k[:2] in ("G.", "D.")},
                                   initial("basicgan", NO_BN, runs / "init"))
