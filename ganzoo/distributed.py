@@ -284,7 +284,7 @@ class DistributedTrainer(Trainer):
 
     def describe(self) -> str:
         return (f"{super().describe()}, {self.world} processes x {self.config.batch_size // self.world} images "
-                f"({self.ranks.backend}{', BatchNorm over the global batch' if self.config.sync_bn else ''})")
+                f"({self.ranks.backend}{', BatchNorm over the global batch' if self.config.sync_bn and self.world > 1 else ''})")
 
     # -- a step ---------------------------------------------------------------------------------------
 
