@@ -31,6 +31,7 @@ share of each global batch; what makes N processes one run:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import signal
@@ -252,6 +253,12 @@ class GlobalBatchNorm:
         return y.to(x.dtype)
 
 
+@functools.cache
+def _global_class(batchnorm: type) -> type:
+    """GlobalBatchNorm2d for BatchNorm2d, and so on (one class per BatchNorm class)."""
+    return type(f"Global{batchnorm.__name__}", (GlobalBatchNorm, batchnorm), {})
+
+
 def sync_batchnorm(module: nn.Module) -> int:
     """Make every BatchNorm in `module` a GlobalBatchNorm, in place; returns how many.
 
@@ -260,7 +267,7 @@ def sync_batchnorm(module: nn.Module) -> int:
     count = 0
     for bn in module.modules():
         if isinstance(bn, nn.modules.batchnorm._BatchNorm) and not isinstance(bn, GlobalBatchNorm):
-            bn.__class__ = type(f"Global{type(bn).__name__}", (GlobalBatchNorm, type(bn)), {})
+            bn.__class__ = _global_class(type(bn))
             count += 1
     return count
 

@@ -197,6 +197,23 @@ def test_a_stopped_two_rank_run_resumes_on_one_rank_and_on_two(runs, stopped):
         assert difference < TOLERANCE, f"{folder.name}: {where} differs by {difference}"
 
 
+def test_a_write_that_fails_on_rank_0_stops_every_rank_keeping_the_last_checkpoint(runs):
+    """Rank 0 cannot write the epoch's grid (samples/ is a file): both processes stop at that step with one
+    error, and the checkpoint of step 15 stays as it was."""
+    out = runs / "failed-write"
+    out.mkdir()
+    (out / "samples").write_text("not a folder")
+    done = torchrun(*flags("basicgan", NO_BN), "--epochs", 2, "--checkpoint-every", 5, "--out", out, timeout=120)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert errors[0].startswith(f"error: Could not write {out}/samples/epoch_001.png (Not a directory); training "
+                                f"stopped at step 16. The last good weights are in {out}/checkpoint.safetensors "
+                                f"(step 15;")
+    assert "rank 1" not in done.stderr
+    assert state_of(out / "checkpoint.safetensors")["step"] == 15
+
+
 # -- two machines, two ranks with half the batch each: one process with all of it -------------------------------
 
 def free_port() -> int:
