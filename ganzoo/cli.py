@@ -487,12 +487,15 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv
         return COMMANDS[args.command](args)
     except GanzooError as exc:
-        _error(str(exc))
+        if not getattr(exc, "quiet", False):  # under torchrun, an error every rank stopped on: rank 0 says it
+            _error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/bold red]")
         return 130
     except OSError as exc:  # a file or folder that could not be read or written
+        if getattr(exc, "quiet", False):
+            return 1
         where = f" {exc.filename}" if exc.filename else ""
         _error(f"Could not access{where}: {exc.strerror or exc}.")
         return 1
@@ -512,6 +515,8 @@ def _error(message: str) -> None:
     # Control characters quoted from user input (a newline, "\x1e") are shown escaped, so the error stays
     # one line; markup-like input such as "[/x]" is escaped too, so it prints as written.
     message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
+    if os.environ.get("RANK", "0") != "0" and "WORLD_SIZE" in os.environ:   # a torchrun worker's own error
+        message = f"rank {os.environ['RANK']}: {message}"
     console.print(f"[bold red]error[/bold red]: {escape(message)}", highlight=False, soft_wrap=True)
 
 

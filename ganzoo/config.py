@@ -465,6 +465,9 @@ class RunConfig:
                          shown_default="0, none")
     seed: int = setting(0, "random seed", checks=(seed_range,))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", resumable=True)
+    sync_bn: bool = setting(False, "under torchrun, BatchNorm statistics over the global batch rather than each "
+                            "process's share of it (no effect in one process)", resumable=True,
+                            shown_default="off, per process")
     threads: int = setting(0, "CPU threads for torch; fewer run faster on a machine other jobs share",
                            checks=(thread_count,), resumable=True, comparable=True,
                            shown_default="0, torch's choice: one per core")

@@ -149,6 +149,13 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
 
 # -- batches ------------------------------------------------------------------------------------------
 
+def _part(batch_size: int, share: tuple[int, int]) -> slice:
+    """Rank r of n's slice of a batch (the batch size is a multiple of n: ganzoo.distributed.start checks)."""
+    rank, ranks = share
+    size = batch_size // ranks
+    return slice(rank * size, (rank + 1) * size)
+
+
 def _check_batch(n: int, batch_size: int) -> None:
     if n < batch_size:
         raise GanzooError(f"The dataset has {n} images, fewer than one batch of {batch_size}; lower --batch-size.")
@@ -159,17 +166,20 @@ class DeviceBatches:
 
     The last partial batch of an epoch is dropped, so every step has the same
     shape (BatchNorm statistics and compiled or captured steps rely on it).
+    `share` (rank, ranks): under data-parallel training each process yields its
+    slice of every batch of the one permutation (ganzoo.distributed).
     """
 
     streamed = False
 
     def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device,
-                 labels: torch.Tensor | None = None):
+                 labels: torch.Tensor | None = None, share: tuple[int, int] = (0, 1)):
         _check_batch(len(images), batch_size)
         self.images = images.to(device)
         self.labels = labels.to(device) if labels is not None else None
         self.batch_size = batch_size
         self.device = device
+        self.part = _part(batch_size, share)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -184,7 +194,7 @@ class DeviceBatches:
         """The same batches as `epoch`, each with its labels: (images [B, C, H, W], int64 [B] or None)."""
         order = torch.randperm(len(self.images), device=self.device, generator=generator)
         for step in range(start, self.steps_per_epoch):
-            idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+            idx = order[step * self.batch_size:(step + 1) * self.batch_size][self.part]
             yield to_model_range(self.images[idx]), self.labels[idx] if self.labels is not None else None
 
 
@@ -202,7 +212,7 @@ class StreamedBatches:
     AHEAD = 2  # batches gathered ahead of the one in use
 
     def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device,
-                 labels: torch.Tensor | None = None):
+                 labels: torch.Tensor | None = None, share: tuple[int, int] = (0, 1)):
         _check_batch(len(images), batch_size)
         self.images = images.cpu()
         self.labels = labels.to(device) if labels is not None else None   # small: held on the device whole
@@ -210,7 +220,8 @@ class StreamedBatches:
         self.batch_size = batch_size
         self.device = device
         self.cuda = device.type == "cuda"
-        shape = (batch_size, *images.shape[1:])
+        self.part = _part(batch_size, share)
+        shape = (self.part.stop - self.part.start, *images.shape[1:])
         self.buffers = [torch.empty(shape, dtype=torch.uint8, pin_memory=self.cuda) for _ in range(self.AHEAD + 1)]
         self.copied: list[Any] = [None] * len(self.buffers)     # CUDA events: the buffer's copy is done
         self.stream = torch.cuda.Stream(device) if self.cuda else None
@@ -249,7 +260,7 @@ class StreamedBatches:
         B, slots = self.batch_size, len(self.buffers)
         with ThreadPoolExecutor(1, thread_name_prefix="ganzoo-batches") as worker:
             def gather(step: int):
-                return step % slots, worker.submit(self._gather, order[step * B:(step + 1) * B], step % slots)
+                return step % slots, worker.submit(self._gather, order[step * B:(step + 1) * B][self.part], step % slots)
 
             ahead = deque(gather(step) for step in steps[:self.AHEAD])
             for k, step in enumerate(steps):
@@ -258,7 +269,7 @@ class StreamedBatches:
                 batch = to_model_range(self._on_device(slot))   # the buffer of step-1 is free from here
                 if k + self.AHEAD < len(steps):
                     ahead.append(gather(steps[k + self.AHEAD]))
-                labels = self.labels[permutation[step * B:(step + 1) * B]] if self.labels is not None else None
+                labels = self.labels[permutation[step * B:(step + 1) * B][self.part]] if self.labels is not None else None
                 yield batch, labels
 
 
@@ -277,15 +288,15 @@ def memory_budget(requested: int, device: torch.device) -> int:
     return available // 2
 
 
-def make_batches(data: ImageData, batch_size: int, device: torch.device, budget: int
+def make_batches(data: ImageData, batch_size: int, device: torch.device, budget: int, share: tuple[int, int] = (0, 1)
                  ) -> DeviceBatches | StreamedBatches:
     """Batches held on the device when the images fit the budget, else streamed from host memory."""
     images = data.images
     if images.nbytes <= budget:
         if data.cache is not None and device.type == "cpu":
             images = images.clone()                             # in memory, not paged in from the cache file
-        return DeviceBatches(images, batch_size, device, data.labels)
-    return StreamedBatches(images, batch_size, device, data.labels)
+        return DeviceBatches(images, batch_size, device, labels=data.labels, share=share)
+    return StreamedBatches(images, batch_size, device, labels=data.labels, share=share)
 
 
 # -- loading -------------------------------------------------------------------------------------------

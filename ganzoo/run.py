@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ from typing import Any
 from .terminal import Console
 from rich.table import Table
 
+from . import distributed
 from .checkpoint import atomic_write, remove_stale_temporaries
 from .config import FIELDS, UNLIMITED_EPOCHS, RunConfig, format_value, unknown_key_message
 from .data import check_split, load_dataset
@@ -183,39 +185,63 @@ def show_config(config: RunConfig, console: Console, files: RunFiles) -> None:
 
 def train(config: RunConfig, *, resume: bool = False, download: bool = True, overwrite: bool = False,
           console: Console | None = None) -> Path:
-    """Train a run described by config (continuing its checkpoint if resume); returns the generator file."""
+    """Train a run described by config (continuing its checkpoint if resume); returns the generator file.
+
+    Under torchrun, one rank of a data-parallel run (ganzoo.distributed): rank 0 decides the config and
+    checks and writes the run folder, every rank trains."""
     console = console or Console(stderr=True)
-    files = RunFiles(config.out, config.model)
-    if files.root.exists() and not files.root.is_dir():
-        raise GanzooError(f"--out {files.root} is a file, not a folder.")
-    if not resume and files.holds_run() and not overwrite:
-        raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
-                          f"(or pass --overwrite to replace it).")
-    if config.eval_every:
-        resolve_metrics(config.metrics or None, config.data, config.channels)  # fail now, not after an epoch
-    if config.tensorboard:
-        summary_writer_class()                               # installed? say so now, not after loading data
-    created = [p for p in (files.root, *files.root.parents) if not p.exists()]  # deepest first
+    ranks = distributed.start(config)
+    if ranks is None:
+        return _train_in(config, None, resume=resume, download=download, overwrite=overwrite, console=console)
     try:
+        config = RunConfig.from_json(ranks.broadcast_text(config.to_json()))   # rank 0's (its --out, say)
+        return _train_in(config, ranks, resume=resume, download=download, overwrite=overwrite,
+                         console=ranks.console(console))
+    finally:
+        ranks.close()
+
+
+def _train_in(config: RunConfig, ranks: "distributed.Ranks | None", *, resume: bool, download: bool, overwrite: bool,
+              console: Console) -> Path:
+    files = RunFiles(config.out, config.model)
+    main = ranks is None or ranks.is_main
+    on_rank0 = ranks.on_rank0 if ranks else (lambda work: work())   # the run folder is rank 0's alone
+    created = [p for p in (files.root, *files.root.parents) if not p.exists()] if main else []  # deepest first
+
+    def check() -> None:
+        if files.root.exists() and not files.root.is_dir():
+            raise GanzooError(f"--out {files.root} is a file, not a folder.")
+        if not resume and files.holds_run() and not overwrite:
+            raise GanzooError(f"{files.root} already holds a run; continue it with --resume, or choose another --out "
+                              f"(or pass --overwrite to replace it).")
+        if config.eval_every:
+            resolve_metrics(config.metrics or None, config.data, config.channels)  # fail now, not after an epoch
+        if config.tensorboard:
+            summary_writer_class()                               # installed? say so now, not after loading data
         try:
-            check_components(config)  # options and signatures fit (a resumed run's too), before any data loads
-        except GanzooError as exc:    # a resumed run's problem lies in its checkpoint: name the file
-            if not resume or str(files.checkpoint) in str(exc):
-                raise
-            raise GanzooError(f"{files.checkpoint}: {exc}") from None
-        check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
-    except BaseException:
-        remove_if_unused(created)  # a run refused before it started leaves no empty folder behind
-        raise
-    with run_lock(files.root):
+            try:
+                check_components(config)  # options and signatures fit (a resumed run's too), before any data loads
+            except GanzooError as exc:    # a resumed run's problem lies in its checkpoint: name the file
+                if not resume or str(files.checkpoint) in str(exc):
+                    raise
+                raise GanzooError(f"{files.checkpoint}: {exc}") from None
+            check_run(config)  # writable folder, room for checkpoints, memory for G and D: before any data loads
+        except BaseException:
+            remove_if_unused(created)  # a run refused before it started leaves no empty folder behind
+            raise
+
+    on_rank0(check)
+    with run_lock(files.root) if main else contextlib.nullcontext():
         try:
-            remove_stale_temporaries(files.root)
-            remove_stale_temporaries(files.samples)
+            if main:
+                remove_stale_temporaries(files.root)
+                remove_stale_temporaries(files.samples)
             data_dir = config.stored_data_dir() if resume else config.data_dir   # a resumed run's: a sentence
             data = load_dataset(config.data, root=data_dir, split=config.split, image_size=config.image_size,
                                 channels=config.channels, download=download, console=console)
             try:
-                trainer = Trainer(config, data, console)
+                trainer = (Trainer(config, data, console) if ranks is None
+                           else distributed.DistributedTrainer(config, data, console, ranks))
                 if resume:
                     trainer.load_checkpoint(files.checkpoint)
             except GanzooError as exc:  # a resumed run's problem lies in its checkpoint: name the file
@@ -226,11 +252,11 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
                 _check_budget_left(trainer)
                 console.print(f"resuming {files.root} at {trainer.position()}, {trainer.train_seconds:.0f}s trained")
             else:
-                clear_run(files)
+                on_rank0(lambda: clear_run(files))
         except BaseException:
             remove_if_unused(created)
             raise
-        return _train(trainer, config, files, console, resume)
+        return _train(trainer, config, files, console, resume, on_rank0)
 
 
 def clear_run(files) -> None:
@@ -246,10 +272,11 @@ def clear_run(files) -> None:
         shutil.rmtree(files.tensorboard)
 
 
-def _train(trainer: Trainer, config: RunConfig, files: RunFiles, console: Console, resume: bool) -> Path:
+def _train(trainer: Trainer, config: RunConfig, files: RunFiles, console: Console, resume: bool,
+           on_rank0=lambda work: work()) -> Path:
     if not resume:                       # once per run: compare's later segments and --resume do not repeat it
         show_config(config, console, files)
-    atomic_write(files.config, lambda tmp: tmp.write_text(json.dumps(config.to_dict(), indent=2)))
+    on_rank0(lambda: atomic_write(files.config, lambda tmp: tmp.write_text(json.dumps(config.to_dict(), indent=2))))
     console.print(trainer.describe())
     path = trainer.fit()
     console.print(f"[green]done[/green]: generator weights {path}, samples in {files.samples}/")

@@ -53,6 +53,11 @@ def summary_writer_class():
 
 
 class Trainer:
+    # This process's share of each global batch (ganzoo.distributed sets them under torchrun): rank r of
+    # `world` trains on the r-th slice of every batch and of its z.
+    rank, world = 0, 1
+    signal_repeat_grace = 0.0    # seconds in which a repeated Ctrl-C counts as the same one
+
     def __init__(self, config: RunConfig, data: ImageData, console: Console | None = None):
         check_labels(config, data)       # a conditional model: labels there, and its num_classes theirs
         self.config = config
@@ -91,7 +96,7 @@ class Trainer:
         self.last_stats = torch.zeros(len(self.stat_names), device=self.device)  # a phase not run keeps its last
 
         self.batches = make_batches(data, config.batch_size, self.device,
-                                    memory_budget(config.memory_budget, self.device))
+                                    memory_budget(config.memory_budget, self.device), share=(self.rank, self.world))
         self.data_rng = torch.Generator(device=self.device)
         self.data_rng.manual_seed(config.seed)
         self.epoch_rng_state = self.data_rng.get_state()  # state that regenerates this epoch's order
@@ -134,9 +139,15 @@ class Trainer:
             yield
             return
 
+        first_at: list[float] = []   # when the first signal came
+
         def on_signal(signum, frame):
-            if self.stop_requested:
+            repeated = bool(first_at) and time.monotonic() - first_at[0] <= self.signal_repeat_grace
+            if self.stop_requested and not repeated:
                 raise KeyboardInterrupt
+            if first_at:             # this rank's stop is asked for already, not yet agreed on (distributed)
+                return
+            first_at.append(time.monotonic())
             self.stop_signal = signum
             self.request_stop()
             name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
@@ -174,7 +185,7 @@ class Trainer:
             return self._first_compiled_step(real, labels)
         real = real.contiguous(memory_format=self.memory_format)
         B = real.shape[0]
-        z = sample_latent(B, self.config, self.device)                        # [B, z_dim]
+        z = self.draw_latent(B)                                                # [B, z_dim]
         g_step = (self.d_steps + 1) % self.config.n_critic == 0
         self._set_learning_rates()
         stats = {}
@@ -237,6 +248,10 @@ class Trainer:
             raise GanzooError(f"The conditional model {self.config.model!r} trains on labelled batches: give "
                               f"train_step the batch's {batch} labels.")
         return labels.to(self.device)
+
+    def draw_latent(self, n: int) -> torch.Tensor:
+        """z for a step's n images: [n, z_dim], from the training RNG."""
+        return sample_latent(n, self.config, self.device)
 
     def _set_learning_rates(self) -> None:
         """Each optimiser's lr for this step: its network's, times the schedule's factor (and rollbacks' halvings)."""
@@ -520,6 +535,7 @@ class Trainer:
                     window.add(stats)
                     self.guard.after_step(self.step, stats)
                     self.out_of_time = self.budget_spent()
+                    self._agree_on_stopping()
                     if self.step % cfg.log_every == 0 or self.epoch_ended or self.out_of_time:
                         self._log_window(window, progress, task)     # the log reaches the last step
                     progress.update(task, completed=self.step)
@@ -546,6 +562,9 @@ class Trainer:
         finally:
             self._stop_clock()
         return self.files.generator
+
+    def _agree_on_stopping(self) -> None:
+        """Where ranks agree on stop_requested and out_of_time (ganzoo.distributed); one process has decided."""
 
     def _log_window(self, window: "LogWindow", progress: Progress, task) -> None:
         """The window's mean statistics to metrics.jsonl and the progress line (the one host sync per window)."""

@@ -1,5 +1,7 @@
 """The same facts shown once and right: the settings table, the eval table at 80 columns, --out suffixes."""
 
+import json
+
 from rich.console import Console
 
 from ganzoo.cli import main
@@ -13,7 +15,9 @@ def test_a_run_shows_what_differs_from_the_defaults_once(tmp_path, capsys, one_t
     out = tmp_path / "run"
     assert main(["run", "dcgan", *TINY, "--epochs", "1", "--lr", "1e-3", "--out", str(out)]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert f"run: dcgan on fake, 1 epoch, fp32 -> {out} (every setting in {out / 'config.json'})" in err
+    precision = json.loads((out / "config.json").read_text())["precision"]   # auto: fp32, or bf16 on a bf16 CPU
+    assert precision in ("fp32", "bf16")
+    assert f"run: dcgan on fake, 1 epoch, {precision} -> {out} (every setting in {out / 'config.json'})" in err
     assert "lr 0.001 (default 0.0002)" in err and "batch_size 256 (default 128)" in err
     for same in ("beta1", "beta2", "seed", "latent", "on_divergence", "image_size"):
         assert same not in err, same                       # at its default: only in config.json
