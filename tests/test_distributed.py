@@ -133,6 +133,16 @@ def test_batchnorm_per_rank_trains_and_sync_bn_matches_one_process(batchnorm_run
     assert json.loads((synced / "config.json").read_text())["sync_bn"] is True
 
 
+def test_a_conditional_model_trains_on_each_ranks_labels_as_one_process(runs):
+    """cdcgan: each process takes the labels of its own slice of the batch (for D's real images and G's classes);
+    a label slice that did not follow the image slice would train another model than one process does."""
+    settings = dict(PLAIN, lr=2e-4)      # at 2e-3 Adam grows float rounding in this G past the tolerance
+    plain = plain_run(runs / "cond-plain", "cdcgan", settings)
+    assert_ok(torchrun(*flags("cdcgan", settings), "--epochs", 1, "--sync-bn", "--out", runs / "cond-sync"))
+    difference, where = largest_difference(trained(runs / "cond-sync"), trained(plain))
+    assert difference < TOLERANCE, f"{where} differs by {difference}"
+
+
 # -- stopped, then resumed on another number of processes ----------------------------------------------------
 
 KILL_EPOCHS = 2                                                      # 32 steps
