@@ -67,3 +67,12 @@ def test_a_model_missing_from_a_dataset_shows_a_dash(tmp_path):
                          {"modes_covered": 1000})
     text = leaderboard.leaderboard_table({"mnist": mnist, "stackedmnist": stacked})
     assert "| basicgan | 30 | - |  |" in text and "| lsgan | - | **90** |  |" in text
+
+
+def test_compare_flags_pass_on_whole_and_conditional_models_sit_out_stacked_mnist():
+    ours, passed_on = leaderboard.split_arguments(leaderboard.arguments(), [
+        "dcgan", "--threads", "1", "--budget", "30s", "-n", "2000", "cdcgan", "--resume", "--g-width=32"])
+    assert ours == ["dcgan", "--budget", "30s", "cdcgan", "--resume"]
+    assert passed_on == ["--threads", "1", "-n", "2000", "--g-width=32"]
+    assert leaderboard.is_conditional_model("cdcgan") and not leaderboard.is_conditional_model("dcgan")
+    assert "stackedmnist" in leaderboard.LABELS_ARE_THE_MODES
