@@ -288,15 +288,16 @@ def memory_budget(requested: int, device: torch.device) -> int:
     return available // 2
 
 
-def make_batches(data: ImageData, batch_size: int, device: torch.device, budget: int, share: tuple[int, int] = (0, 1)
-                 ) -> DeviceBatches | StreamedBatches:
-    """Batches held on the device when the images fit the budget, else streamed from host memory."""
-    images = data.images
+def make_batches(data: ImageData, batch_size: int, device: torch.device, budget: int, share: tuple[int, int] = (0, 1),
+                 labelled: bool = True) -> DeviceBatches | StreamedBatches:
+    """Batches held on the device when the images fit the budget, else streamed from host memory; with their
+    labels when `labelled` (a conditional model's: an unconditional step neither needs nor gathers them)."""
+    images, labels = data.images, data.labels if labelled else None
     if images.nbytes <= budget:
         if data.cache is not None and device.type == "cpu":
             images = images.clone()                             # in memory, not paged in from the cache file
-        return DeviceBatches(images, batch_size, device, labels=data.labels, share=share)
-    return StreamedBatches(images, batch_size, device, labels=data.labels, share=share)
+        return DeviceBatches(images, batch_size, device, labels=labels, share=share)
+    return StreamedBatches(images, batch_size, device, labels=labels, share=share)
 
 
 # -- loading -------------------------------------------------------------------------------------------

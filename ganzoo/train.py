@@ -96,7 +96,8 @@ class Trainer:
         self.last_stats = torch.zeros(len(self.stat_names), device=self.device)  # a phase not run keeps its last
 
         self.batches = make_batches(data, config.batch_size, self.device,
-                                    memory_budget(config.memory_budget, self.device), share=(self.rank, self.world))
+                                    memory_budget(config.memory_budget, self.device), share=(self.rank, self.world),
+                                    labelled=self.conditional)
         self.data_rng = torch.Generator(device=self.device)
         self.data_rng.manual_seed(config.seed)
         self.epoch_rng_state = self.data_rng.get_state()  # state that regenerates this epoch's order
@@ -528,8 +529,8 @@ class Trainer:
                     if batches is None:                               # an epoch starts (or resumes mid-way)
                         self.data_rng.set_state(self.epoch_rng_state)
                         batches = self.batches.labelled(self.data_rng, start=self.step_in_epoch)
-                    real, labels = next(batches)
-                    stats = self.train_step(real, labels) if self.conditional else self.train_step(real)
+                    real, labels = next(batches)                      # labels: None unless conditional
+                    stats = self.train_step(real, labels)
                     self.step += 1
                     self.step_in_epoch += 1
                     window.add(stats)

@@ -46,9 +46,9 @@ def one_second_steps(monkeypatch):
     clock = {"now": 0.0}
     real_step = Trainer.train_step
 
-    def one_second_step(self, real):
+    def one_second_step(self, real, labels=None):
         clock["now"] += 1.0
-        return real_step(self, real)
+        return real_step(self, real, labels)
 
     monkeypatch.setattr(Trainer, "train_step", one_second_step)
     monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])

@@ -139,8 +139,8 @@ def test_budget_run_gets_its_final_evaluation_and_scoring_is_not_charged(tmp_pat
 def test_run_has_metrics_and_threads(tmp_path, capsys, monkeypatch):
     seen = []
     real_step = Trainer.train_step
-    monkeypatch.setattr(Trainer, "train_step", lambda self, real: (seen.append(torch.get_num_threads()),
-                                                                    real_step(self, real))[1])
+    monkeypatch.setattr(Trainer, "train_step", lambda self, real, labels=None: (
+        seen.append(torch.get_num_threads()), real_step(self, real, labels))[1])
     before = torch.get_num_threads()
     try:
         code, _, err = run_cli(capsys, "run", "dcgan", *TINY, "--epochs", "1", "--threads", "1", "--eval-every", "1",

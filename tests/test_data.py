@@ -103,9 +103,9 @@ class Recording(Trainer):
         super().__init__(*args, **kwargs)
         self.seen, self.stop_at = [], stop_at
 
-    def train_step(self, real):
+    def train_step(self, real, labels=None):
         self.seen.append(((real[:, 0, 0, 0] + 1) * 127.5).round().long().tolist())
-        stats = super().train_step(real)
+        stats = super().train_step(real, labels)
         if self.step + 1 == self.stop_at:
             self.request_stop()                                            # what the first Ctrl-C does
         return stats
