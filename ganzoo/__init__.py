@@ -4,7 +4,7 @@
 DISTRIBUTION = "pyganzoo"
 
 from .config import ModelSpec, RunConfig
-from .data import ImageData
+from .images import ImageData
 from .errors import GanzooError
 from .hookspecs import hookimpl
 from .models import build_component

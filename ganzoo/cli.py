@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .config import COMPARABLE, FIELDS, RESUMABLE, UNLIMITED_EPOCHS, parse_duration, read_config_file, template
+from .config import COMPARABLE, FIELDS, UNLIMITED_EPOCHS, parse_duration, read_config_file, template
 from .errors import GanzooError, Interrupted
 
 console = Console(stderr=True)   # progress, tables, errors
@@ -168,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
-    from .run import default_out, fresh_folder, make_config, train
+    from .resolve import make_config, resumed_config
+    from .run import default_out, fresh_folder, resume_config, train
     from .runfiles import RunFiles
-    from .train import resume_config
 
     overrides = {name: getattr(args, name) for name, info in FIELDS.items() if info.flag}   # None: not given
     if args.resume and args.config:
@@ -182,23 +182,7 @@ def cmd_run(args) -> int:
         config = resume_config(run_dir)
         if args.model and args.model != config.model:
             raise GanzooError(f"{run_dir} holds a {config.model!r} run, not {args.model!r}.")
-        fixed = sorted(FIELDS[k].flag for k, v in overrides.items() if v is not None and k not in RESUMABLE
-                       and k != "out")
-        if fixed:
-            allowed = ", ".join(sorted(FIELDS[k].flag for k in RESUMABLE))
-            raise GanzooError(f"A resumed run keeps its config; only {allowed} may change (got {', '.join(fixed)}).")
-        if overrides["epochs"] is not None and overrides["budget"] is None and config.budget:
-            console.print(f"--epochs {overrides['epochs']}: the run's --budget of {config.budget:g}s is lifted "
-                          f"(give --budget as well to keep one)")
-            overrides["budget"] = 0.0
-        for key in RESUMABLE:
-            if overrides[key] is not None:
-                setattr(config, key, overrides[key])
-        if config.epochs >= UNLIMITED_EPOCHS and not config.budget:
-            raise GanzooError(f"{run_dir} was started with --budget alone; without a budget it needs --epochs N "
-                              f"to know when to stop.")
-        config.out = run_dir
-        config.validate()
+        config = resumed_config(config, overrides, run_dir, console)
         train(config, resume=True, download=not args.no_download, console=console)
         return 0
     settings = read_config_file(args.config) if args.config else {}    # the file, then the flags over it
@@ -214,12 +198,13 @@ def cmd_run(args) -> int:
         config.out = fresh_folder(config.out)                  # repeating a run: beside it, never over it
         console.print(f"{settings['out']} holds a run already; this one goes to {config.out}", highlight=False)
     config.out = config.out or default_out(config)
-    train(config, download=not args.no_download, overwrite=args.overwrite, console=console)
+    train(config, download=not args.no_download, overwrite=args.overwrite, console=console,
+          given={**settings, **given})
     return 0
 
 
 def cmd_config(args) -> int:
-    from .run import model_defaults
+    from .resolve import model_defaults
 
     config = model_defaults(args.model)
     out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
@@ -231,7 +216,7 @@ def cmd_compare(args) -> int:
     import shlex
 
     from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
-    from .run import absolute_path
+    from .resolve import absolute_path
 
     contenders = parse_contenders(args.models)
     data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
@@ -294,7 +279,8 @@ def cmd_eval(args) -> int:
     import json
     import time
 
-    from .checkpoint import atomic_write, load_generator
+    from .checkpoint import load_generator
+    from .files import atomic_write
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
     from .runfiles import weights_file
@@ -319,7 +305,7 @@ def cmd_eval(args) -> int:
     split = config.split if data == config.data else "train"     # the images G learned from, where known
     console.print(f"scoring {n} real {data} images ({split}) the same way")
     rows[f"real data ({split})"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
-                                                 split=split, labelled=bool(config.num_classes), **common)
+                                                 split=split, labelled=config.conditional, **common)
     seconds = time.perf_counter() - start
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")

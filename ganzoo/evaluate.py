@@ -41,7 +41,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .checkpoint import atomic_write, load_generator
+from .checkpoint import load_generator
+from .files import atomic_write
 from .config import RunConfig
 from . import data as data_module
 from .data import cache_dir, load_dataset

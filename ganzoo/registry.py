@@ -6,13 +6,14 @@ knows about any particular model, loss or dataset.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .contracts import split_keywords
 from .errors import GanzooError
+from .settings import closest
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,22 @@ class Registry:
                 f"{plugin!r}; uninstall one of them or ask its author to rename it."
             )
 
+    @contextlib.contextmanager
+    def temporary(self, *entries: Entry) -> Iterator["Registry"]:
+        """These entries registered inside the block only (a name taken already is shadowed for the block):
+        how tests add a component for one test without reaching into the registry."""
+        saved = {entry.name: self._entries.get(entry.name) for entry in entries}
+        for entry in entries:
+            self._entries[entry.name] = entry
+        try:
+            yield self
+        finally:
+            for name, entry in saved.items():
+                if entry is None:
+                    self._entries.pop(name, None)
+                else:
+                    self._entries[name] = entry
+
     def get(self, name: str) -> Entry:
         try:
             return self._entries[name]
@@ -156,9 +173,7 @@ class Registry:
 
     def unknown_message(self, name: str) -> str:
         known = sorted(self._entries)
-        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"Unknown {self.kind} {name!r}.{hint} Known: {', '.join(known) or 'none'}."
+        return f"Unknown {self.kind} {name!r}.{closest(name, known)} Known: {', '.join(known) or 'none'}."
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -12,6 +12,7 @@ exponential moving average of G hands `generate` the averaged copy to sample fro
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -21,7 +22,7 @@ from rich.progress import track
 from torch import nn
 from torchvision.utils import save_image
 
-from .checkpoint import atomic_write
+from .files import atomic_write
 from .config import RunConfig
 from .errors import GanzooError
 from .models import sample_latent
@@ -59,7 +60,7 @@ def latents(config: RunConfig, seed: int, indices: Iterable[int]) -> torch.Tenso
 
 def check_class(config: RunConfig, cls: int) -> int:
     """A class a user asked for (--class): one of the model's, else a sentence saying which there are."""
-    if not config.num_classes:
+    if not config.conditional:
         raise GanzooError(f"The model {config.model!r} is not conditioned on a class; --class needs a conditional "
                           f"model (e.g. cdcgan).")
     if type(cls) is not int or not 0 <= cls < config.num_classes:
@@ -72,7 +73,7 @@ def classes(config: RunConfig, indices: Iterable[int], cls: int | None = None) -
     """The class of sample number i for each i in indices: int64 [len(indices)] on the CPU, `cls` for every
     sample when given, else i % num_classes (so n samples cover the classes evenly, the same in every command);
     None for an unconditional model."""
-    if not config.num_classes:
+    if not config.conditional:
         if cls is not None:
             check_class(config, cls)
         return None
@@ -93,7 +94,7 @@ def draw(config: RunConfig, seed: int, indices: Iterable[int], cls: int | None =
 def per_class(config: RunConfig, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(z, y) for a grid with one row per class and n columns: column j is z number j in every row, so a
     row shows its class and a column one z (the style) across the classes. [num_classes * n, ...]."""
-    if not config.num_classes:
+    if not config.conditional:
         raise GanzooError(f"The model {config.model!r} is not conditioned on a class: a grid of one row per class "
                           f"needs a conditional model (e.g. cdcgan).")
     z = latents(config, seed, range(n))
@@ -155,6 +156,12 @@ def sample(G: nn.Module, config: RunConfig, n: int, *, seed: int = 0, cls: int |
     """Samples number 0..n-1 of `seed` (`draw`: sample i is the same z, and class, in every command), all of
     class `cls` if given; options as for `generate`."""
     return generate(G, *draw(config, seed, range(n), cls), **options)
+
+
+def grid_columns(n: int, num_classes: int = 0) -> int:
+    """Images per row of a grid of n samples: a conditional model's classes (sample i is of class
+    i % num_classes, so each column is one class), else the side of the smallest square that holds them."""
+    return num_classes or max(1, math.ceil(math.sqrt(n)))
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:

@@ -14,9 +14,7 @@ import torch
 import torchvision.datasets
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from ganzoo import GanzooError, ImageData, hookimpl
-from ganzoo.checkpoint import atomic_write
-from ganzoo.data import EncodedImages, cache_dir
+from ganzoo.api import EncodedImages, GanzooError, ImageData, atomic_write, cache_dir, hookimpl
 
 from .dataset_files import fingerprint, locate
 

@@ -43,9 +43,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torchvision.models.inception import Inception3, InceptionA, InceptionC, InceptionE
 
-from ganzoo import GanzooError, hookimpl
-from ganzoo.data import cache_dir
-from ganzoo.evaluate import Samples, file_id, frechet_distance_of_features, kernel_distance, progress
+from ganzoo.api import (GanzooError, Samples, cache_dir, file_id, frechet_distance_of_features, hookimpl, kernel_distance,
+                        progress)
 
 ENV = "GANZOO_INCEPTION_WEIGHTS"
 FEATURES = 2048
@@ -256,7 +255,7 @@ def find_archive() -> Path:
 
 def convert(source: str | Path | None = None, out: str | Path | None = None) -> tuple[Path, float]:
     """Convert the StyleGAN3 FID Inception TorchScript archive to safetensors; returns (path, max feature error)."""
-    from ganzoo.checkpoint import atomic_write
+    from ganzoo.api import atomic_write
 
     source = Path(source) if source else find_archive()
     out = Path(out) if out else default_path()

@@ -328,7 +328,7 @@ def cmd_featuremaps(args) -> int:
 def cmd_probe(args) -> int:
     import torch
 
-    from ..checkpoint import atomic_write
+    from ..files import atomic_write
     from ..models import build_discriminator
     from .features import compare_features, hidden_features, per_class_subset, pixel_features
     from .labellers import LabellerContext, labelled_split

@@ -15,7 +15,8 @@ from torch.nn import functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from .. import checkpoint, sampling
-from ..checkpoint import Networks, atomic_write
+from ..checkpoint import Networks
+from ..files import atomic_write
 from ..errors import GanzooError
 from ..runfiles import RunFiles, weights_file
 from ..sampling import to_uint8

@@ -14,14 +14,16 @@ from typing import Any, Iterator
 
 import torch
 
-from ..checkpoint import atomic_write, load_generator
+from ..checkpoint import load_generator
+from ..files import atomic_write
 from ..config import UNLIMITED_EPOCHS, RunConfig
 from ..device import select_device
 from ..errors import GanzooError, Interrupted
 from ..evaluate import evaluate, evaluate_real
 from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
-from ..run import make_config, train
+from ..resolve import make_config
+from ..run import train
 from ..runfiles import RunFiles, weights_file
 from ..terminal import Console
 from .results import ContenderResult, CurvePoint, Results, RunResult, d_collapsed, loss_records, throughput

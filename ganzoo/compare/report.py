@@ -8,7 +8,8 @@ from pathlib import Path
 from rich.table import Table
 from torchvision.utils import make_grid
 
-from ..checkpoint import atomic_write, load_generator
+from ..checkpoint import load_generator
+from ..files import atomic_write
 from ..config import TRAINING_TIME
 from ..errors import GanzooError
 from ..evaluate import better, format_value

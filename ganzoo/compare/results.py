@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..guard import discriminator_won
+from ..training.guard import discriminator_won
 
 RESOURCES = ("images_per_s", "train_time_s", "peak_memory_mb")
 
