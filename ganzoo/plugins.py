@@ -7,12 +7,14 @@ command keeps working. Set GANZOO_STRICT_PLUGINS=1 to make any failure fatal.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import traceback
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Iterator
 
 import pluggy
 import torch
@@ -20,7 +22,7 @@ import torch
 from . import DISTRIBUTION, hookspecs
 from .errors import GanzooError
 from .kinds import BY_HOOK, BY_NAME, KINDS
-from .registry import Registry
+from .registry import Entry, Registry
 from .settings import closest
 
 ENTRY_POINT_GROUP = "ganzoo"
@@ -101,6 +103,15 @@ class Registries:
 
     def all(self) -> list[Registry]:
         return [getattr(self, kind.plural) for kind in KINDS]
+
+    @contextlib.contextmanager
+    def temporary(self, **entries: list[Entry]) -> Iterator["Registries"]:
+        """Entries registered inside the block only, by registry: `temporary(losses=[entry], models=[...])`
+        (what tests use to add a component for one test, without reaching into a registry)."""
+        with contextlib.ExitStack() as stack:
+            for plural, added in entries.items():
+                stack.enter_context(getattr(self, plural).temporary(*added))
+            yield self
 
     @property
     def failed(self) -> list[PluginInfo]:

@@ -58,8 +58,6 @@ class RunFiles:
     def step_grid(self, step: int) -> Path:
         return self.samples / f"step_{step:07d}.png"
 
-    sample_grid = epoch_grid
-
     def grids(self) -> list[Path]:
         """Every sample grid written: after epochs, and where a budget ran out."""
         return sorted([*self.samples.glob("epoch_*.png"), *self.samples.glob("step_*.png")])

@@ -158,9 +158,10 @@ def _load(args):
 
     from ..device import select_device
     from ..sampling import ClassFixed
-    from .common import load_networks
+    from ..checkpoint import load_networks
+    from ..runfiles import weights_file
 
-    nets = load_networks(args.weights, select_device(args.device))
+    nets = load_networks(weights_file(args.weights, prefer_checkpoint=True), select_device(args.device))
     if not nets.config.num_classes:
         if getattr(args, "cls", None) is not None:
             raise GanzooError(f"--class is for conditional models; {nets.config.model!r} draws no class.")
@@ -214,7 +215,8 @@ def _labeller(args, nets):
 
 def cmd_sheet(args) -> int:
     from ..sampling import latents
-    from .common import board, generate, save_png, view_scale
+    from ..sampling import generate
+    from .common import board, save_png, view_scale
 
     _positive(args.n, "-n")
     if args.start < 0:
@@ -380,7 +382,8 @@ def cmd_dropout(args) -> int:
     import torch
 
     from ..sampling import latents
-    from .common import board, generate, parse_indices, save_png, view_scale
+    from ..sampling import generate
+    from .common import board, parse_indices, save_png, view_scale
     from .dropout import check_maps, generate_dropped, map_activations, maps_by_ablation, maps_for_class, pick_layer
     from .labellers import class_counts, class_scores, label, pick_by_class
 

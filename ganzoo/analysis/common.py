@@ -10,12 +10,9 @@ from typing import Sequence
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from .. import checkpoint, sampling
-from ..checkpoint import Networks
 from ..files import atomic_write
 from ..errors import GanzooError
 from ..runfiles import RunFiles, weights_file
@@ -23,21 +20,6 @@ from ..sampling import to_uint8
 
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
-
-
-def resolve_weights(path: str | Path) -> Path:
-    """A weights file, or a run folder (its checkpoint.safetensors, which holds D as well as G)."""
-    return weights_file(path, prefer_checkpoint=True)
-
-
-def load_networks(path: str | Path, device: torch.device | str = "cpu") -> Networks:
-    """Rebuild G (and D, from a checkpoint) from one file or run folder, reading it once."""
-    return checkpoint.load_networks(resolve_weights(path), device)
-
-
-def generate(G: nn.Module, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """G(z) in eval mode, in batches, as float32 on the CPU: [N, C, H, W] in [-1, 1] (ganzoo.sampling)."""
-    return sampling.generate(G, z, batch_size=batch)
 
 
 def parse_indices(text: str, what: str = "indices") -> list[int]:
@@ -55,7 +37,7 @@ def parse_indices(text: str, what: str = "indices") -> list[int]:
 
 def default_output(weights: str | Path, name: str) -> Path:
     """Analyses land beside the weights: <run>/analysis/<name>."""
-    return RunFiles(resolve_weights(weights).parent, model="").analysis / name
+    return RunFiles(weights_file(weights, prefer_checkpoint=True).parent, model="").analysis / name
 
 
 def output_name(*parts: object, suffix: str) -> str:

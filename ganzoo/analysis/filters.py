@@ -15,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from ..errors import GanzooError
-from .common import board, generate, normalise_each, resize_maps
+from ..sampling import generate
+from .common import board, normalise_each, resize_maps
 from .features import LEARNABLE, feature_layers, tap
 
 

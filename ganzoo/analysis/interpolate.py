@@ -16,7 +16,8 @@ from PIL import Image
 from torch import nn
 
 from ..errors import GanzooError
-from .common import BACKGROUND, board, generate
+from ..sampling import generate
+from .common import BACKGROUND, board
 
 MODES = ("slerp", "lerp")
 
@@ -66,7 +67,7 @@ def interpolate(G: nn.Module, keys: torch.Tensor, steps: int, mode: str = "slerp
                 batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Walk every row of keyframes [rows, k, d]; returns (images [rows, cols, C, H, W], z [rows, cols, d])."""
     paths = torch.stack([walk(row, steps, mode) for row in keys])                    # [rows, cols, d]
-    images = generate(G, rearrange(paths, "r t d -> (r t) d"), batch)
+    images = generate(G, rearrange(paths, "r t d -> (r t) d"), batch_size=batch)
     return rearrange(images, "(r t) c h w -> r t c h w", r=len(keys)), paths
 
 

@@ -21,10 +21,10 @@ The package: `comparison` runs it (contenders, settings, segments, scoring), `re
 finds as dataclasses (results.json), `report` shows it (the table, report.md, the plots).
 """
 
-from .comparison import Comparison, Contender, PeakMemory, Settings, finished_weights, parse_contenders
+from .comparison import Comparison, Contender, PeakMemory, Settings, parse_contenders
 from .report import markdown_table, rich_table, table_rows, write_report
 from .results import ContenderResult, CurvePoint, Results, RunResult, Stat, d_collapsed, mean_std
 
 __all__ = ["Comparison", "Contender", "ContenderResult", "CurvePoint", "PeakMemory", "Results", "RunResult",
-           "Settings", "Stat", "d_collapsed", "finished_weights", "markdown_table", "mean_std", "parse_contenders",
+           "Settings", "Stat", "d_collapsed", "markdown_table", "mean_std", "parse_contenders",
            "rich_table", "table_rows", "write_report"]

@@ -18,7 +18,7 @@ from ..checkpoint import load_generator
 from ..files import atomic_write
 from ..config import UNLIMITED_EPOCHS, RunConfig
 from ..device import select_device
-from ..errors import GanzooError, Interrupted
+from ..errors import Diverged, GanzooError, Interrupted
 from ..evaluate import evaluate, evaluate_real
 from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
@@ -83,11 +83,6 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
         if seen[c.label] > 1:
             c.label = f"{c.label}-{seen[c.label]}"
     return contenders
-
-
-def finished_weights(path: Path) -> Path:
-    """The generator weights of a run folder (or the file itself)."""
-    return weights_file(path)
 
 
 class PeakMemory:
@@ -203,8 +198,8 @@ class Comparison:
                                     console=self.console)
                 except Interrupted:
                     raise
-                except GanzooError as exc:                    # NaN/Inf, or anything else that ends a run
-                    run.status, run.message = "diverged" if "diverg" in str(exc).lower() else "failed", str(exc)
+                except GanzooError as exc:                    # NaN/Inf (Diverged), or anything else that ends a run
+                    run.status, run.message = "diverged" if isinstance(exc, Diverged) else "failed", str(exc)
                     self.console.print(f"[red]{contender.label} (seed {seed}) stopped[/red]: {exc}")
                     break
                 started = True
@@ -233,14 +228,14 @@ class Comparison:
     def score_finished(self, contender: Contender) -> RunResult:
         run_dir = contender.path if contender.path.is_dir() else None
         run = RunResult(seed=None, run_dir=str(contender.path), train_time_s=None)
-        return self.finish_run(run, RunFiles(run_dir) if run_dir else None, finished_weights(contender.path),
+        return self.finish_run(run, RunFiles(run_dir) if run_dir else None, weights_file(contender.path),
                                batch_size=contender.config.batch_size)
 
     def parameters(self, contender: Contender) -> dict[str, int | None]:
         if contender.trained_here:
             config = self.config_for(contender, self.settings.seed)
             return {"G": count_parameters(build_generator(config)), "D": count_parameters(build_discriminator(config))}
-        generator, _ = load_generator(finished_weights(contender.path))
+        generator, _ = load_generator(weights_file(contender.path))
         return {"G": count_parameters(generator), "D": None}
 
     def run(self) -> Results:

@@ -63,20 +63,20 @@ def test_round_trip_through_config_and_a_runs_config_json(capsys, tmp_path, one_
 
 
 def test_flags_override_the_file_which_overrides_the_model(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(registries().models._entries, "tuned", Entry(
-        "tuned", ModelSpec("dcgan", "dcgan", "nonsaturating", defaults={"lr": 5e-5, "beta2": 0.9, "z_dim": 12}),
-        "test model", "tests", {}))
-    path = tmp_path / "run.yaml"
-    path.write_text("model: tuned\n" + yaml.safe_dump({**TINY, "lr": "1e-3", "z_dim": 8}) + "budget: 1h\n")
-    code, _, err = run_cli(capsys, "run", "--config", path, "--z-dim", "6", "--out", tmp_path / "run")
-    assert code == 0, err
-    saved = saved_config(tmp_path / "run")
-    assert saved["model"] == "tuned"
-    assert saved["z_dim"] == 6                  # flag over file over model
-    assert saved["lr"] == 1e-3                  # file over model; "1e-3" is a string to YAML, read as --lr reads it
-    assert saved["beta2"] == 0.9                # the model's own default, untouched by the file
-    assert saved["beta1"] == 0.5                # RunConfig's default
-    assert saved["budget"] == 3600.0 and saved["epochs"] == 1   # the file names epochs: it stays
+    with registries().models.temporary(Entry(
+            "tuned", ModelSpec("dcgan", "dcgan", "nonsaturating", defaults={"lr": 5e-5, "beta2": 0.9, "z_dim": 12}),
+            "test model", "tests", {})):
+        path = tmp_path / "run.yaml"
+        path.write_text("model: tuned\n" + yaml.safe_dump({**TINY, "lr": "1e-3", "z_dim": 8}) + "budget: 1h\n")
+        code, _, err = run_cli(capsys, "run", "--config", path, "--z-dim", "6", "--out", tmp_path / "run")
+        assert code == 0, err
+        saved = saved_config(tmp_path / "run")
+        assert saved["model"] == "tuned"
+        assert saved["z_dim"] == 6                  # flag over file over model
+        assert saved["lr"] == 1e-3                  # file over model; "1e-3" is a string to YAML, read as --lr reads it
+        assert saved["beta2"] == 0.9                # the model's own default, untouched by the file
+        assert saved["beta1"] == 0.5                # RunConfig's default
+        assert saved["budget"] == 3600.0 and saved["epochs"] == 1   # the file names epochs: it stays
 
 
 def test_a_budget_alone_means_no_epoch_limit_and_is_saved_as_null(capsys, tmp_path):

@@ -10,7 +10,10 @@ from PIL import Image
 
 from ganzoo import GanzooError, RunConfig
 from ganzoo.analysis.arithmetic import combine, parse_expression, vector_arithmetic
-from ganzoo.analysis.common import generate, load_networks, to_pil
+from ganzoo.analysis.common import to_pil
+from ganzoo.checkpoint import load_networks
+from ganzoo.runfiles import weights_file
+from ganzoo.sampling import generate
 from ganzoo.analysis.dropout import (dropped, generate_dropped, hidden_layers, map_activations, maps_by_ablation,
                                      maps_for_class)
 from ganzoo.analysis.features import (feature_layers, fit_linear, hidden_features, one_vs_rest, per_class_subset,
@@ -272,7 +275,7 @@ def test_probe_finds_the_maps_that_carry_a_class():
 def test_ablation_picks_maps_whose_drop_removes_the_class(run_dir):
     """Class 1 = brighter than the median sample: the maps picked on one pool of z's, dropped on another,
     take more samples out of the class than as many random maps do."""
-    nets = load_networks(run_dir)
+    nets = load_networks(weights_file(run_dir, prefer_checkpoint=True))
     G, config = nets.G, nets.config
     layer = hidden_layers(G, config.z_dim)[-2]
     pool, held_out = latents(config, 0, range(256)), latents(config, 1, range(256))
@@ -342,7 +345,7 @@ def test_sheet_shows_the_samples_of_its_seed(run_dir, tmp_path, capsys):
     with torch.no_grad():                           # four steps in, samples are flat grey: make them contrasted
         [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1].weight.mul_(100)
     weights = save_generator(tmp_path / "contrasted.safetensors", G, config)
-    nets = load_networks(weights)
+    nets = load_networks(weights_file(weights, prefer_checkpoint=True))
     sheets = {}
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         code, _, err = run_cli(capsys, "sheet", weights, "-n", "6", "--start", "3", "--seed", seed,
@@ -376,7 +379,7 @@ def test_probe_command_reports_three_feature_sets(run_dir, tmp_path, capsys):
 
 
 def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, monkeypatch):
-    nets = load_networks(run_dir)
+    nets = load_networks(weights_file(run_dir, prefer_checkpoint=True))
     z = latents(nets.config, 0, range(128))
     threshold = generate(nets.G, z).mean(dim=(1, 2, 3)).median()
 

@@ -123,33 +123,30 @@ class FrozenG(NonSaturatingLoss):
 
 
 def test_diverging_and_collapsing_models_are_recorded_not_fatal(tmp_path, capsys, monkeypatch, one_thread):
-    regs = registries()
-    monkeypatch.setitem(regs.losses._entries, "nan-after-5",
-                        Entry("nan-after-5", NaNAfterFewSteps, "test loss", "test", {}))
-    monkeypatch.setitem(regs.losses._entries, "frozen-g", Entry("frozen-g", FrozenG, "test loss", "test", {}))
-    monkeypatch.setitem(regs.models._entries, "divergent",
-                        Entry("divergent", ModelSpec("dcgan", "dcgan", "nan-after-5"), "test model", "test", {}))
-    monkeypatch.setitem(regs.models._entries, "collapsing",  # D separates real from fake within 8 steps
-                        Entry("collapsing", ModelSpec("dcgan", "dcgan", "frozen-g", defaults={"lr": 1e-2}),
-                              "test model", "test", {}))
-    out = tmp_path / "report"
-    code, stdout, err = compare(capsys, "divergent", "collapsing", "basicgan", *TINY, "--epochs", "1",
-                                "--out", str(out))
-    assert code == 0, err
-    results = json.loads((out / "results.json").read_text())
-    run = results["contenders"]["divergent"]["runs"][0]
-    assert run["status"] == "diverged" and "NaN" in run["message"] and run["scores"] == {}
-    collapsed = results["contenders"]["collapsing"]["runs"][0]
-    assert collapsed["status"] == "D collapsed" and "G gets no useful gradient" in collapsed["message"]
-    assert collapsed["scores"]["mnist_fd"] > 0                                # still scored
-    records = [json.loads(line) for line in open(f"{collapsed['run_dir']}/metrics.jsonl")]
-    assert all(r["loss_d"] < 0.05 and r["d_real"] > 0.95 and r["d_fake"] < 0.05 for r in records[-3:])
-    assert results["contenders"]["basicgan"]["runs"][0]["status"] == "ok"
-    assert "diverged" in stdout and "D collapsed" in stdout
-    report = (out / "report.md").read_text()
-    assert "| divergent | diverged |" in report and "| collapsing | D collapsed |" in report
-    assert "**collapsing** (seed 0): D collapsed" in report                  # under "Runs that did not end well"
-    assert (out / "samples.png").is_file()
+    with registries().temporary(
+            losses=[Entry("nan-after-5", NaNAfterFewSteps, "test loss", "test", {}),
+                    Entry("frozen-g", FrozenG, "test loss", "test", {})],
+            models=[Entry("divergent", ModelSpec("dcgan", "dcgan", "nan-after-5"), "test model", "test", {}),
+                    Entry("collapsing", ModelSpec("dcgan", "dcgan", "frozen-g", defaults={"lr": 1e-2}),   # D wins
+                          "test model", "test", {})]):          # within 8 steps
+        out = tmp_path / "report"
+        code, stdout, err = compare(capsys, "divergent", "collapsing", "basicgan", *TINY, "--epochs", "1",
+                                    "--out", str(out))
+        assert code == 0, err
+        results = json.loads((out / "results.json").read_text())
+        run = results["contenders"]["divergent"]["runs"][0]
+        assert run["status"] == "diverged" and "NaN" in run["message"] and run["scores"] == {}
+        collapsed = results["contenders"]["collapsing"]["runs"][0]
+        assert collapsed["status"] == "D collapsed" and "G gets no useful gradient" in collapsed["message"]
+        assert collapsed["scores"]["mnist_fd"] > 0                                # still scored
+        records = [json.loads(line) for line in open(f"{collapsed['run_dir']}/metrics.jsonl")]
+        assert all(r["loss_d"] < 0.05 and r["d_real"] > 0.95 and r["d_fake"] < 0.05 for r in records[-3:])
+        assert results["contenders"]["basicgan"]["runs"][0]["status"] == "ok"
+        assert "diverged" in stdout and "D collapsed" in stdout
+        report = (out / "report.md").read_text()
+        assert "| divergent | diverged |" in report and "| collapsing | D collapsed |" in report
+        assert "**collapsing** (seed 0): D collapsed" in report                  # under "Runs that did not end well"
+        assert (out / "samples.png").is_file()
 
 
 def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
