@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -14,13 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .config import COMPARABLE, FIELDS, UNLIMITED_EPOCHS, parse_duration, read_config_file, template
+from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, UNLIMITED_EPOCHS, read_config_file, template
 from .errors import GanzooError, Interrupted
+from .settings import add_flags, check_values
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
 
-MAX_SAMPLE_N = 10_000
 WEIGHTS_HELP = ("a run folder, or a weights file from `ganzoo run` (<run>/<model>.safetensors or "
                 "<run>/checkpoint.safetensors)")
 
@@ -37,22 +36,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") -> None:
-    """The flags of these RunConfig fields, generated from their declarations (ganzoo.config).
-
-    Each defaults to None, "not given", so that model defaults and config files show through.
-    """
-    for name in names:
-        info = FIELDS[name]
-        if info.flag is None:
-            continue
-        if info.type is bool:  # --flag / --no-flag
-            parser.add_argument(info.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=info.help(extra))
-        else:
-            metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
-                                               {int: "N", float: "X"}.get(info.type))
-            parser.add_argument(info.flag, dest=name, type=info.setting.parse or info.type, default=None,
-                                help=info.help(extra), metavar=metavar)
+    """The flags of these RunConfig fields; each defaults to None, "not given", so that model defaults and
+    config files show through."""
+    add_flags(parser, FIELDS, names, extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,23 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "finished runs given as paths), evaluate all with the same metrics, and write "
                                      "a report folder: report.md, results.json, samples/losses/metrics plots.")
     cmp.add_argument("models", nargs="+", metavar="MODEL", help="registered model names, run folders or weights files")
-    cmp.add_argument("--data", default="mnist", help="dataset name (default mnist)")
-    cmp.add_argument("--data-dir", default=None, help="local copy of the dataset")
-    cmp.add_argument("--epochs", type=int, default=None, help="equal epochs for every model (default 1)")
-    cmp.add_argument("--budget", type=parse_duration, default=None,
-                     help="equal training time for every model instead, e.g. 90s, 5m")
-    cmp.add_argument("--points", type=int, default=4, help="evaluation points along a --budget run (default 4)")
-    cmp.add_argument("--seeds", type=int, default=1, help="seeds per model; scores show mean ± std (default 1)")
-    cmp.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
-    cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
-    cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
+    add_flags(cmp, COMMAND_FIELDS["compare"], defaults=True)
     add_config_flags(cmp, [name for name in FIELDS if name in COMPARABLE], extra=", the same for every model")
-    cmp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
-    cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
-    cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
-    cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
     conf = sub.add_parser("config", help="print a commented config file with every setting and its default",
                           description="Print a YAML file holding every run setting, each with its help and default "
@@ -104,46 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(for a conditional model, of class i modulo its classes unless --class "
                                         "asks for one).")
     sample.add_argument("weights", help=WEIGHTS_HELP)
-    sample.add_argument("-n", type=int, default=None,
-                        help="number of samples (default 64); with --by-class, samples per class (default 10)")
-    sample.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
-                        help="a conditional model's class to draw, e.g. --class 7 (default: every class in turn)")
-    sample.add_argument("--by-class", action="store_true",
-                        help="a conditional model's grid of one row per class, column j the same z in every row")
-    sample.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
-    sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
+    add_flags(sample, COMMAND_FIELDS["sample"], defaults=True)
 
     ev = sub.add_parser("eval", help="score a generator with registered metrics, beside real data",
                         description="Score a weights file with registered metrics (see `ganzoo list`). The table "
                                     "has a row for real training images scored the same way: the floor.")
     ev.add_argument("weights", help=WEIGHTS_HELP)
-    ev.add_argument("--data", default=None, help="dataset whose test split is the reference (default: the run's)")
-    ev.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
-    ev.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
-    ev.add_argument("-n", type=int, default=None,
-                    help="samples to score (default: what the metrics ask for, 10000; 25600 for stacked_modes)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real subset (default 0)")
-    ev.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    ev.add_argument("--json", default=None, help="where to write the results (default: WEIGHTS with .eval.json)")
-    ev.add_argument("--inception-weights", default=None,
-                    help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
-    ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+    add_flags(ev, COMMAND_FIELDS["eval"], defaults=True)
 
     data = sub.add_parser("data", help="look at a dataset before training: count, shape, labels, files, a grid",
                           description="Read a dataset (downloading it when allowed) and show how many images it has, "
                                       "their shape, its labels, where its files are, and a PNG grid of real images "
                                       "prepared as a run sees them.")
     data.add_argument("name", metavar="NAME", help="dataset name (see `ganzoo list`) or a folder of images")
-    data.add_argument("--data-dir", default=None, help="local copy of the dataset (torchvision's layout)")
-    data.add_argument("--split", default="train", help="which split (default train)")
-    data.add_argument("--image-size", type=int, default=None, help="resolution of the grid (default: the dataset's)")
-    data.add_argument("--channels", type=int, default=None, help="1 or 3 (default: the dataset's)")
-    data.add_argument("-n", type=int, default=64, help="images in the grid, picked at random (default 64)")
-    data.add_argument("--seed", type=int, default=0, help="seed of the pick (default 0)")
-    data.add_argument("--out", default=None, help="PNG file to write (default <name>-<split>.png)")
-    data.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+    add_flags(data, COMMAND_FIELDS["data"], defaults=True)
 
     sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric",
                    description="List every name a command accepts: models, generators, discriminators, losses, "
@@ -218,16 +163,14 @@ def cmd_compare(args) -> int:
     from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
     from .resolve import absolute_path
 
+    check_values(COMMAND_FIELDS["compare"], args)
     contenders = parse_contenders(args.models)
     data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
-    settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget,
+    settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget or None,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
                         metrics=args.metrics, device=args.device, download=not args.no_download,
                         overrides={name: getattr(args, name) for name in COMPARABLE
                                    if getattr(args, name) is not None})
-    for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
-        if value is not None and value < 2 - (flag == "--epochs"):
-            raise GanzooError(f"{flag} is too small: {value}.")
     folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
@@ -245,19 +188,14 @@ def cmd_compare(args) -> int:
 def cmd_sample(args) -> int:
     from .checkpoint import load_generator
     from .device import select_device
-    from .sampling import generate, per_class, sample, save_grid
+    from .sampling import generate, grid_columns, per_class, sample, save_grid
 
+    check_values(COMMAND_FIELDS["sample"], args)
     n = args.n if args.n is not None else (10 if args.by_class else 64)
-    if not 0 < n <= MAX_SAMPLE_N:
-        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n}.")
     if args.by_class and args.cls is not None:
         raise GanzooError("--by-class draws every class; leave out --class (or --by-class).")
     if not Path(args.out).name or Path(args.out).is_dir():
         raise GanzooError(f"--out must name a file to write the PNG grid to, got {args.out!r}.")
-    if args.nrow is not None and args.nrow <= 0:
-        raise GanzooError(f"--nrow must be a positive integer, got {args.nrow}.")
-    if not 0 <= args.seed < 2 ** 63 - 1:
-        raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
     if args.by_class:                                   # one row per class: n columns, the same z down each
@@ -267,7 +205,7 @@ def cmd_sample(args) -> int:
                   f"-> {path}")
         return 0
     images = sample(generator, config, n, seed=args.seed, cls=args.cls)
-    nrow = args.nrow or max(1, int(math.ceil(math.sqrt(n))))
+    nrow = args.nrow or grid_columns(n)
     path = save_grid(images, Path(args.out), nrow=nrow)
     of_class = f" of class {args.cls}" if args.cls is not None else ""
     out.print(f"{n} samples{of_class} of {config.model} ({config.image_size}x{config.image_size}, "
@@ -285,6 +223,7 @@ def cmd_eval(args) -> int:
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
     from .runfiles import weights_file
 
+    check_values(COMMAND_FIELDS["eval"], args)
     device = select_device(args.device)
     weights = weights_file(args.weights)                       # a run folder names its generator file
     generator, config = load_generator(weights, device)
@@ -294,8 +233,6 @@ def cmd_eval(args) -> int:
     chosen = resolve_metrics(args.metrics, data, config.channels, options)
     names = [name for name, _ in chosen]
     n = args.n or default_n(chosen)
-    if n < 2:
-        raise GanzooError(f"-n must be at least 2, got {n}.")
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
                   seed=args.seed, options=options, console=console)
     label = weights.name
@@ -321,30 +258,26 @@ def cmd_eval(args) -> int:
 
 def cmd_data(args) -> int:
     from .analysis.common import board, save_png, view_scale
-    from .config import MAX_IMAGE_SIZE
     from .data import EncodedImages, peek, read_dataset, to_model_range
     from .imagecache import status
+    from .sampling import grid_columns
     from .plugins import registries
 
+    check_values(COMMAND_FIELDS["data"], args)
     regs = registries()
     name, root = args.name, args.data_dir
     if name not in regs.datasets and Path(name).is_dir():
         name, root = "folder", name
     entry = regs.datasets.get(name)
-    if not 0 < args.n <= 1024:
-        raise GanzooError(f"-n must lie between 1 and 1024, got {args.n}.")
     size = args.image_size or entry.info.get("image_size", 32)
     channels = args.channels or entry.info.get("channels", 1)
-    if not 0 < size <= MAX_IMAGE_SIZE or channels not in (1, 3):
-        raise GanzooError(f"--image-size must lie between 1 and {MAX_IMAGE_SIZE} and --channels be 1 or 3, got "
-                          f"{size} and {channels}.")
     data = read_dataset(name, root=root, split=args.split, image_size=size, channels=channels,
                         download=not args.no_download)
     picked, images, sizes = peek(data, args.n, size, channels, seed=args.seed)
     label = Path(data.location).name if name == "folder" else name
     path = Path(args.out or f"{label}-{args.split}.png")
     names = [_label_name(data, int(data.labels[i])) for i in picked] if data.labels is not None else [""] * len(picked)
-    ncol = max(1, math.ceil(math.sqrt(len(picked))))
+    ncol = grid_columns(len(picked))
     cells = list(to_model_range(images))
     rows = [cells[r:r + ncol] for r in range(0, len(cells), ncol)]
     labels = [names[r:r + ncol] for r in range(0, len(names), ncol)]

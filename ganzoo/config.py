@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GanzooError
-from .settings import (MAX_SEED, FieldInfo, adam_beta, at_most, beta_pair, byte_size, channel_count, check_values,
+from .settings import (MAX_SEED, FieldInfo, adam_beta, at_least, at_most, between, beta_pair, byte_size, channel_count, check_values,
                        ema_decay, epochs_between, fields_of, finite_duration, one_of, option_values,
                        parse_betas, parse_budget, parse_duration, parse_options, parse_regularizers, parse_size,
                        positive_int, positive_number, read_settings_file, regularizers_check, seed_range, setting,
@@ -29,7 +29,8 @@ from .settings import (MAX_SEED, FieldInfo, adam_beta, at_most, beta_pair, byte_
                        zero_or_positive_int)
 from .settings import format_value as format_setting
 
-__all__ = ["COMPARABLE", "FIELDS", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec", "OPTIMIZERS",
+__all__ = ["COMMAND_FIELDS", "COMPARABLE", "CompareSettings", "DataSettings", "EVAL_N", "EvalSettings", "FIELDS",
+           "MAX_SAMPLE_N", "SampleSettings", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec", "OPTIMIZERS",
            "RESUMABLE", "RunConfig", "SCHEDULES", "TRAINING_TIME", "UNLIMITED_EPOCHS", "format_value",
            "parse_betas", "parse_duration", "parse_regularizers", "read_config_file", "template"]
 
@@ -45,6 +46,8 @@ TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, chec
                  "resume of the run; loading data and building networks before it, and --eval-every scoring "
                  "in it, are not counted")
 
+EVAL_N = 10_000            # samples an evaluation draws unless its metrics ask for more (register(..., n=))
+MAX_SAMPLE_N = 10_000      # images `ganzoo sample` draws into one grid
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "linear")
 
@@ -158,7 +161,7 @@ class RunConfig:
                                  checks=(one_of("stop", "rollback", quoted=True),), resumable=True)
     eval_every: int = setting(0, "evaluate with the dataset's metrics every K epochs (and after the last)",
                               checks=(epochs_between,), resumable=True, shown_default="0, never")
-    eval_n: int = setting(10000, "samples per evaluation during training", checks=(positive_int,), resumable=True)
+    eval_n: int = setting(EVAL_N, "samples per evaluation during training", checks=(positive_int,), resumable=True)
     metrics: str = setting("", "comma-separated metrics for --eval-every (see `ganzoo list`)", resumable=True,
                            shown_default="the dataset's")
     compile: bool = setting(False, "torch.compile G and D; falls back to eager with a warning if compiling fails",
@@ -248,7 +251,88 @@ class RunConfig:
                               f"{max(self.pack, self.batch_size // self.pack * self.pack)}.")
 
 
+# -- the settings of the other commands (their flags, help and checks, as `ganzoo run`'s) -----------------
+
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+NO_DOWNLOAD_HELP = "never download; use --data-dir or the cache"
+
+
+@dataclass
+class CompareSettings:
+    """`ganzoo compare`'s own settings (besides RunConfig's comparable ones, which it takes too)."""
+
+    data: str = setting("mnist", "dataset name")
+    data_dir: str | None = setting(None, "local copy of the dataset", shown_default="none, the download cache")
+    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,), shown_default="1")
+    budget: float | None = setting(None, "equal training time for every model instead, e.g. 90s, 5m (none: epochs)",
+                                   parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
+                                   shown_default="none")
+    points: int = setting(4, "evaluation points along a --budget run", checks=(positive_int,))
+    seeds: int = setting(1, "seeds per model; scores show mean ± std", checks=(positive_int,))
+    seed: int = setting(0, "first seed", checks=(seed_range,))
+    n: int | None = setting(None, "samples for the final scores", flag="-n", checks=(at_least(2),),
+                            shown_default="the metrics' own")
+    curve_n: int = setting(2000, "samples at intermediate points", checks=(at_least(2),))
+    metrics: str | None = setting(None, "comma-separated metric names", shown_default="the dataset's")
+    device: str = setting("auto", DEVICE_HELP)
+    out: str | None = setting(None, "report folder", shown_default="reports/compare-<models>-<data>")
+    resume: bool = setting(False, "continue an interrupted comparison in --out")
+    overwrite: bool = setting(False, "replace a comparison in --out")
+    no_download: bool = setting(False, NO_DOWNLOAD_HELP)
+
+
+@dataclass
+class SampleSettings:
+    """`ganzoo sample WEIGHTS`."""
+
+    n: int | None = setting(None, "number of samples; with --by-class, samples per class", flag="-n",
+                            checks=(between(1, MAX_SAMPLE_N),), shown_default="64; with --by-class 10")
+    cls: int | None = setting(None, "a conditional model's class to draw, e.g. --class 7", flag="--class",
+                              metavar="C", shown_default="every class in turn")
+    by_class: bool = setting(False, "a conditional model's grid of one row per class, column j the same z in every "
+                             "row")
+    out: str = setting("samples.png", "PNG file to write")
+    seed: int = setting(0, "seed of the latent vectors", checks=(seed_range,))
+    device: str = setting("auto", DEVICE_HELP)
+    nrow: int | None = setting(None, "images per row", checks=(positive_int,), shown_default="a square grid")
+
+
+@dataclass
+class EvalSettings:
+    """`ganzoo eval WEIGHTS`."""
+
+    data: str | None = setting(None, "dataset whose test split is the reference", shown_default="the run's")
+    data_dir: str | None = setting(None, "local copy of that dataset", shown_default="the run's")
+    metrics: str | None = setting(None, "comma-separated metric names", shown_default="the dataset's")
+    n: int | None = setting(None, "samples to score", flag="-n", checks=(at_least(2),),
+                            shown_default=f"what the metrics ask for, {EVAL_N:,} unless one asks for more")
+    seed: int = setting(0, "seed of the latents and of the real subset", checks=(seed_range,))
+    device: str = setting("auto", DEVICE_HELP)
+    json: str | None = setting(None, "where to write the results", shown_default="WEIGHTS with .eval.json")
+    inception_weights: str | None = setting(None, "FID Inception weights (safetensors) for fid/kid",
+                                            shown_default="$GANZOO_INCEPTION_WEIGHTS")
+    no_download: bool = setting(False, NO_DOWNLOAD_HELP)
+
+
+@dataclass
+class DataSettings:
+    """`ganzoo data NAME`."""
+
+    data_dir: str | None = setting(None, "local copy of the dataset (torchvision's layout)", shown_default="none")
+    split: str = setting("train", "which split", checks=(some_text,))
+    image_size: int | None = setting(None, "resolution of the grid", checks=(image_size_range, positive_int),
+                                     shown_default="the dataset's")
+    channels: int | None = setting(None, "1 or 3", checks=(channel_count,), shown_default="the dataset's")
+    n: int = setting(64, "images in the grid, picked at random", flag="-n", checks=(between(1, 1024),))
+    seed: int = setting(0, "seed of the pick", checks=(seed_range,))
+    out: str | None = setting(None, "PNG file to write", shown_default="<name>-<split>.png")
+    no_download: bool = setting(False, NO_DOWNLOAD_HELP)
+
+
 FIELDS: dict[str, FieldInfo] = fields_of(RunConfig)
+COMMAND_FIELDS: dict[str, dict[str, FieldInfo]] = {
+    "compare": fields_of(CompareSettings), "sample": fields_of(SampleSettings), "eval": fields_of(EvalSettings),
+    "data": fields_of(DataSettings)}
 RESUMABLE = frozenset(name for name, info in FIELDS.items() if info.setting.resumable)
 COMPARABLE = frozenset(name for name, info in FIELDS.items() if info.setting.comparable)
 

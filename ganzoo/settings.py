@@ -111,6 +111,22 @@ def at_most(limit: int, why: str = "") -> Check:
     return check
 
 
+def at_least(limit: int) -> Check:
+    def check(value, flag):
+        if type(value) is not int or value < limit:
+            return f"{flag} must be at least {limit}, got {value!r}."
+        return None
+    return check
+
+
+def between(low: int, high: int) -> Check:
+    def check(value, flag):
+        if type(value) is not int or not low <= value <= high:
+            return f"{flag} must lie between {low} and {high}, got {value!r}."
+        return None
+    return check
+
+
 def one_of(*choices: str, quoted: bool = False) -> Check:
     shown = [repr(c) if quoted else c for c in choices]
     words = ", ".join(shown[:-1]) + " or " + shown[-1]
