@@ -297,7 +297,7 @@ BREAKS = [
           replace_name("recipe_phases", "n_critic", "1"),
           [f"{RECIPES}::test_n_critic_5_steps_d_exactly_5_times_per_g_step_each_on_a_fresh_batch"]),
     Break("the step: G's update sees its samples detached (no longer the textbook step)", "ganzoo/training/step.py",
-          replace_call("Step._update", "discriminate", lambda call, text: text.replace("batch.fake", "batch.fake.detach()")),
+          replace_call("Step.__call__", "discriminate", lambda call, text: text.replace("(fake)", "(fake.detach())")),
           ["tests/training/test_speed.py::test_step_equals_the_plain_dcgan_step"]),
     Break("distribution: gradients not averaged before each optimiser step", "ganzoo/training/distribution.py",
           returns_at_once("Ranks.average_gradients"),

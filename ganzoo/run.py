@@ -87,19 +87,14 @@ def train(config: RunConfig, *, resume: bool = False, download: bool = True, ove
     file. `given`: the settings the user gave, for the table of those that differ from the model's defaults.
 
     Under torchrun, one process of a data-parallel run: rank 0's config (its --out, say) is every rank's."""
-    console = console or Console(stderr=True)
-    strategy = distribution.start(config)
-    try:
-        if isinstance(strategy, distribution.Ranks):
-            config = RunConfig.from_json(strategy.broadcast_text(config.to_json()))
-        return _train_in(config, strategy, resume=resume, download=download, overwrite=overwrite,
-                         console=strategy.console(console), given=given)
-    finally:
-        strategy.close()
+    with distribution.start(config) as strategy:
+        config = strategy.agreed_config(config)
+        return _train_with(strategy, config, resume=resume, download=download, overwrite=overwrite,
+                           console=strategy.console(console or Console(stderr=True)), given=given)
 
 
-def _train_in(config: RunConfig, strategy: distribution.SingleProcess, *, resume: bool, download: bool,
-              overwrite: bool, console: Console, given: dict[str, Any] | None) -> Path:
+def _train_with(strategy: distribution.SingleProcess, config: RunConfig, *, resume: bool, download: bool,
+                overwrite: bool, console: Console, given: dict[str, Any] | None) -> Path:
     files = RunFiles(config.out, config.model)
     writer = strategy.is_writer                                     # the run folder is the writer's alone
     created = [p for p in (files.root, *files.root.parents) if not p.exists()] if writer else []  # deepest first

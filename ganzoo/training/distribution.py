@@ -112,8 +112,18 @@ class SingleProcess:
         """What the run's description adds about the processes (nothing for one)."""
         return ""
 
+    def agreed_config(self, config: RunConfig) -> RunConfig:
+        """The config every process trains with: the writing process's (its --out, say)."""
+        return config
+
     def close(self) -> None:
         pass
+
+    def __enter__(self) -> "SingleProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 Strategy = SingleProcess    # the interface; Ranks implements it for N processes
@@ -257,6 +267,9 @@ class Ranks(SingleProcess):
         if self.sync_bn:
             sync_batchnorm(G)
             sync_batchnorm(D)
+
+    def agreed_config(self, config: RunConfig) -> RunConfig:
+        return RunConfig.from_json(self.broadcast_text(config.to_json()))
 
     def describe(self, batch_size: int) -> str:
         return (f", {self.world} processes x {batch_size // self.world} images ({self.backend}"

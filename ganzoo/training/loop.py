@@ -67,6 +67,7 @@ class Loop:
         self.signal_wanted = 0          # the signal this process got (0: none)
         self.stop_signal = 0            # the signal every process agreed to stop on (0: none)
         self.out_of_time = False        # config.budget spent: the run ends cleanly, as if its epochs were done
+        self.finished = True            # the observers' finish() has run for the last start()
 
     # -- stop conditions, by name ---------------------------------------------------------------------
 
@@ -106,81 +107,82 @@ class Loop:
         """Train until config.epochs are done (or a stop condition holds); returns the generator file's path.
 
         A divergence stops the run (or, with on_divergence="rollback", reloads the last checkpoint with half
-        the learning rate); a failed write stops it keeping the last good checkpoint.
+        the learning rate and goes on); a failed write stops it keeping the last good checkpoint.
         """
-        self.strategy.broadcast_modules(*self.step.networks())     # every process starts from rank 0's weights
-        try:
-            while True:
-                try:
-                    return self._train()
-                except Diverged as exc:
-                    spent = self.state.clock.seconds()
-                    self._after_divergence(exc)
-                    self.state.clock.set(spent)              # one budget for the whole run, rollbacks included
-                except OSError as exc:
-                    raise GanzooError(f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); "
-                                      f"training stopped at step {self.state.step}. {self._last_good()} Free some "
-                                      f"space (or fix the folder) and continue with: {resume_hint(self.files)}"
-                                      ) from None
-        except GanzooError as exc:                  # agreed on: the same step, the same error on every process
-            raise self.strategy.quiet(exc)
-
-    def _train(self) -> Path:
-        """Epochs of steps, from where the state stands, until a stop condition."""
         state, config = self.state, self.config
-        self._publish("start", RunInfo(config, self.files, state.step, state.epoch, self.steps_per_epoch,
-                                       self.step.total_steps, self.step.stat_names, self.step.loss.labels,
-                                       self.console, self.position))
-        state.clock.start()
-        try:
-            with self._signals_stop_cleanly():
-                window = LogWindow(len(self.step.stat_names), self.step.device)
-                batches = None
-                while not self.epochs_done:
-                    if batches is None:                               # an epoch starts (or resumes mid-way)
-                        self.data_rng.set_state(state.data_epoch_rng)
-                        batches = self.batches.labelled(self.data_rng, start=state.step_in_epoch)
-                    real, labels = next(batches)                      # labels: None unless conditional
-                    stats = self.step(real, labels)
-                    state.step += 1
-                    state.step_in_epoch += 1
-                    window.add(stats)
-                    self.guard.after_step(state.step, stats)
-                    self._agree_on_stopping()
-                    if state.step % config.log_every == 0 or self.epoch_ended or self.out_of_time:
-                        self._log_window(window)                      # the log reaches the last step
-                    if self.progress and self.strategy.is_writer:
-                        self.progress.advance(state.step)
-                    if self.epoch_ended:
-                        batches = None
-                        self._end_epoch()
-                        if self.stop_requested and not self.epochs_done:
+        self.strategy.broadcast_modules(*self.step.networks())     # every process starts from rank 0's weights
+        while True:
+            self._publish("start", RunInfo(config, self.files, state.step, state.epoch, self.steps_per_epoch,
+                                           self.step.total_steps, self.step.stat_names, self.step.loss.labels,
+                                           self.console, self.position))
+            state.clock.start()
+            try:
+                with self._signals_stop_cleanly():
+                    window = LogWindow(len(self.step.stat_names), self.step.device)
+                    batches = None
+                    while not self.epochs_done:
+                        if batches is None:                           # an epoch starts (or resumes mid-way)
+                            self.data_rng.set_state(state.data_epoch_rng)
+                            batches = self.batches.labelled(self.data_rng, start=state.step_in_epoch)
+                        real, labels = next(batches)                  # labels: None unless conditional
+                        stats = self.step(real, labels)
+                        state.step += 1
+                        state.step_in_epoch += 1
+                        window.add(stats)
+                        self.guard.after_step(state.step, stats)
+                        self._agree_on_stopping()
+                        if state.step % config.log_every == 0 or self.epoch_ended or self.out_of_time:
+                            self._log_window(window)                  # the log reaches the last step
+                        if self.progress and self.strategy.is_writer:
+                            self.progress.advance(state.step)
+                        if self.epoch_ended:
+                            batches = None
+                            self._end_epoch()
+                            if self.stop_requested and not self.epochs_done:
+                                raise self._interrupted()
+                            if self.out_of_time:
+                                self.console.print(f"time budget of {config.budget:g}s reached at {self.position()}")
+                                break
+                        elif self.stop_requested:
+                            self.save_checkpoint()
                             raise self._interrupted()
-                        if self.out_of_time:
-                            self.console.print(f"time budget of {config.budget:g}s reached at {self.position()}")
+                        elif self.out_of_time:
+                            self._end_mid_epoch()
                             break
-                    elif self.stop_requested:
-                        self.save_checkpoint()
-                        raise self._interrupted()
-                    elif self.out_of_time:
-                        self._end_mid_epoch()
-                        break
-                    elif state.step % config.checkpoint_every == 0:
-                        self.save_checkpoint()
-        except KeyboardInterrupt:
-            raise Interrupted(f"Interrupted at step {state.step} (second Ctrl-C); the last checkpoint in "
-                              f"{self.files.root} is intact. Continue with: {resume_hint(self.files)}") from None
-        finally:
-            state.clock.stop()
-            self._finish_observers()
-        return self.files.generator
+                        elif state.step % config.checkpoint_every == 0:
+                            self.save_checkpoint()
+                return self.files.generator
+            except KeyboardInterrupt:
+                raise self.strategy.quiet(Interrupted(
+                    f"Interrupted at step {state.step} (second Ctrl-C); the last checkpoint in {self.files.root} is "
+                    f"intact. Continue with: {resume_hint(self.files)}")) from None
+            except Diverged as exc:
+                spent = state.clock.seconds()
+                state.clock.stop()
+                self._finish_observers()
+                self._after_divergence(exc)                 # rolls back, or raises the whole story
+                state.clock.set(spent)                      # one budget for the whole run, rollbacks included
+                continue
+            except OSError as exc:
+                raise self.strategy.quiet(GanzooError(
+                    f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); training stopped at "
+                    f"step {state.step}. {self._last_good()} Free some space (or fix the folder) and continue "
+                    f"with: {resume_hint(self.files)}")) from None
+            except GanzooError as exc:              # agreed on: the same step, the same error on every process
+                raise self.strategy.quiet(exc)
+            finally:
+                state.clock.stop()
+                self._finish_observers()
 
     def _publish(self, event: str, record=None) -> None:
         """A record to the observers, on the writing process; a failure there stops every process."""
+        if event == "start":
+            self.finished = False
         self.strategy.on_writer(lambda: self.observers.publish(event, record))
 
     def _finish_observers(self) -> None:
-        if self.strategy.is_writer:
+        if self.strategy.is_writer and not self.finished:
+            self.finished = True
             self.observers.finish()
 
     def _log_window(self, window: "LogWindow") -> None:
@@ -309,8 +311,8 @@ class Loop:
                       f"{resume_hint(self.files, ' --on-divergence rollback')}")
         else:
             advice = "Start again with a lower --lr (or --on-divergence rollback and more frequent checkpoints)."
-        raise Diverged(exc.what, exc.first, exc.last, f"Training diverged: {exc}; stopped. {self._last_good()} "
-                                                      f"{advice}")
+        raise self.strategy.quiet(Diverged(exc.what, exc.first, exc.last,
+                                           f"Training diverged: {exc}; stopped. {self._last_good()} {advice}"))
 
 
 class LogWindow:

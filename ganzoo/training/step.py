@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -62,19 +62,6 @@ def recipe_phases(regularizers: list[Regularizer], n_critic: int) -> tuple[Phase
             Phase("Gmain", "G", n_critic, n_critic - 1))
 
 
-@dataclass
-class Batch:
-    """What the phases of one step share: the real batch, its classes, G's fakes and D's first outputs."""
-
-    real: torch.Tensor                          # [B, C, H, W] in [-1, 1]
-    y: torch.Tensor | None                      # [B] classes of a conditional model, else None
-    discriminate: object                        # images [B, C, H, W] -> D's outputs, augmented, of class y
-    fake: torch.Tensor | None = None            # [B, C, H, W]: G(z), with G's graph when G steps
-    d_real: torch.Tensor | None = None          # [B] D's outputs in Dmain
-    d_fake: torch.Tensor | None = None
-    stats: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
 class Step:
     """A recipe's training step (see the module's docstring): `step(real, labels)` -> the statistics."""
 
@@ -110,7 +97,6 @@ class Step:
         }
         self.total_steps: int | None = None      # the run's length in steps, for the linear schedule (the loop's)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
-        self.stepped: set[str] = set()          # optimisers stepped since the scaler's last update
         self.ema = EMA(self.G, config.ema) if config.ema else None
         # What a step reports, by name: the losses, the loss's own statistics, each regulariser's penalty
         self.stat_names = ["loss_d", "loss_g", *self.loss.statistic_names(), *(r.name for r in self.regularizers)]
@@ -150,86 +136,68 @@ class Step:
         B = real.shape[0]
         z = self.strategy.share(sample_latent(B * self.strategy.world, self.config, self.device))  # [B, z_dim]
         y = self._labels(labels, B)                                            # [B] classes, or None
-        self.set_learning_rates()
-        with self.strategy.own_random_stream(self.config.seed, self.state.d_steps):
-            stats = self._update(real, z, y)
-        self.state.last_stats = self.strategy.average(stats)   # the global batch's statistics, on every rank
-        return self.state.last_stats
-
-    def _update(self, real: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        due = [phase for phase in self.phases if phase.due(self.state.d_steps)]
-        d_main, g_main = self.phases[0], self.phases[-1]
-        g_steps = g_main in due
         discriminate = self.discriminate if y is None else functools.partial(self.discriminate, labels=y)
-        batch = Batch(real, y, discriminate)
+        due = [phase for phase in self.phases if phase.due(self.state.d_steps)]
+        g_steps = self.phases[-1] in due                                       # Gmain
+        self.set_learning_rates()
+        stats: dict[str, torch.Tensor] = {}
+        with self.strategy.own_random_stream(self.config.seed, self.state.d_steps):
 
-        # (1) Update D: maximise log D(x) + log(1 - D(G(z))), or whatever the loss says, plus its regularisers
-        with self._autocast():
-            with torch.set_grad_enabled(g_steps):                              # G's graph only when G steps
-                batch.fake = self.g_forward(z) if y is None else self.g_forward(z, y)   # [B, C, H, W]
-            loss_d = self._d_main(batch)
-        self._optimise(d_main, loss_d)
+            # (1) Update D (Dmain): maximise log D(x) + log(1 - D(G(z))), or whatever the loss says, plus the
+            #     regularisers of every step
+            with self._autocast():
+                with torch.set_grad_enabled(g_steps):                          # G's graph only when G steps
+                    fake = self.g_forward(z) if y is None else self.g_forward(z, y)   # [B, C, H, W]
+                d_real = discriminate(real)                                    # [B] logits
+                d_fake = discriminate(fake.detach())                           # [B] logits
+                context = StepContext(discriminate, real, fake.detach(), "Dmain")
+                loss_d = self.loss.d_loss(d_real.float(), d_fake.float(), context)
+                for reg in self.regularizers:
+                    if not reg.lazy:
+                        stats[reg.name] = penalty = reg.penalty(context).float()
+                        loss_d = loss_d + reg.weight * penalty
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler.scale(loss_d).backward()
+            self.strategy.average_gradients(self.opt_d)       # every process's gradients, before each step()
+            self.scaler.step(self.opt_d)
 
-        # (1b) D's lazy regularisers, every k steps: an update of their own, weighted by k
-        for phase in due:
-            if phase.name == "Dreg":
-                reg = phase.regularizer
-                with self._autocast():
-                    batch.stats[reg.name] = penalty = reg.penalty(StepContext(discriminate, real, batch.fake.detach(),
-                                                                              "Dreg")).float()
-                self._optimise(phase, penalty * (reg.weight * reg.every))
+            # (1b) D's lazy regularisers (Dreg), each every k steps: an update of its own, weighted by k
+            for phase in due:
+                if phase.name == "Dreg":
+                    reg = phase.regularizer
+                    with self._autocast():
+                        stats[reg.name] = penalty = reg.penalty(StepContext(discriminate, real, fake.detach(),
+                                                                            "Dreg")).float()
+                    self.scaler.update()                      # the scaler steps an optimiser once per update
+                    self.opt_d.zero_grad(set_to_none=True)
+                    self.scaler.scale(penalty * (reg.weight * reg.every)).backward()
+                    self.strategy.average_gradients(self.opt_d)
+                    self.scaler.step(self.opt_d)
 
-        # (2) Update G: maximise log D(G(z)) (non-saturating), or whatever the loss says
-        if g_steps:
-            with _no_grad_for(self.d_trained_params):
-                with self._autocast():
-                    d_fake_for_g = discriminate(batch.fake)                    # [B] logits, D just updated
-                    loss_g = self.loss.g_loss(d_fake_for_g.float(), StepContext(discriminate, real, batch.fake,
-                                                                                "Gmain"))
-                self._backward(g_main, loss_g)
-            self._step_optimiser(g_main)
-            if self.ema:
-                self.ema.update(self.G, updates=self.state.d_steps // self.config.n_critic)
-            batch.stats["loss_g"] = loss_g
-        self.scaler.update()
-        self.stepped.clear()
-        self.state.d_steps += 1
-
-        with torch.no_grad():
-            batch.stats |= {"loss_d": loss_d, **self.loss.statistics(batch.d_real.detach().float(),
-                                                                     batch.d_fake.detach().float())}
-            last = self.state.last_stats
-            return torch.stack([batch.stats[name].detach().float() if name in batch.stats else last[i]
-                                for i, name in enumerate(self.stat_names)])
-
-    def _d_main(self, batch: Batch) -> torch.Tensor:
-        """Dmain's objective: the loss's D objective on real and fake, plus each regulariser of every step."""
-        batch.d_real = batch.discriminate(batch.real)                          # [B] logits
-        batch.d_fake = batch.discriminate(batch.fake.detach())                 # [B] logits
-        context = StepContext(batch.discriminate, batch.real, batch.fake.detach(), "Dmain")
-        loss = self.loss.d_loss(batch.d_real.float(), batch.d_fake.float(), context)
-        for reg in self.regularizers:
-            if not reg.lazy:
-                batch.stats[reg.name] = penalty = reg.penalty(context).float()
-                loss = loss + reg.weight * penalty
-        return loss
-
-    def _optimise(self, phase: Phase, loss: torch.Tensor) -> None:
-        self._backward(phase, loss)
-        self._step_optimiser(phase)
-
-    def _backward(self, phase: Phase, loss: torch.Tensor) -> None:
-        if phase.network in self.stepped:      # the grad scaler takes one step per optimiser between updates
+            # (2) Update G (Gmain, every n_critic-th step): maximise log D(G(z)) (non-saturating), or whatever the
+            #     loss says
+            if g_steps:
+                with _no_grad_for(self.d_trained_params):
+                    with self._autocast():
+                        d_fake_for_g = discriminate(fake)                      # [B] logits, D just updated
+                        loss_g = self.loss.g_loss(d_fake_for_g.float(), StepContext(discriminate, real, fake, "Gmain"))
+                    self.opt_g.zero_grad(set_to_none=True)
+                    self.scaler.scale(loss_g).backward()
+                self.strategy.average_gradients(self.opt_g)
+                self.scaler.step(self.opt_g)
+                if self.ema:
+                    self.ema.update(self.G, updates=self.state.d_steps // self.config.n_critic)
+                stats["loss_g"] = loss_g
             self.scaler.update()
-            self.stepped.clear()
-        self.optimizers[phase.network].zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+            self.state.d_steps += 1
 
-    def _step_optimiser(self, phase: Phase) -> None:
-        optimizer = self.optimizers[phase.network]
-        self.strategy.average_gradients(optimizer)     # before the scaler's inf check: every rank steps alike
-        self.scaler.step(optimizer)
-        self.stepped.add(phase.network)
+            with torch.no_grad():
+                stats |= {"loss_d": loss_d, **self.loss.statistics(d_real.detach().float(), d_fake.detach().float())}
+                last = self.state.last_stats                              # a phase not run keeps its last
+                step_stats = torch.stack([stats[name].detach().float() if name in stats else last[i]
+                                          for i, name in enumerate(self.stat_names)])
+        self.state.last_stats = self.strategy.average(step_stats)   # the global batch's statistics, on every rank
+        return self.state.last_stats
 
     # -- what the phases share --------------------------------------------------------------------------
 
@@ -300,7 +268,6 @@ class Step:
         for network, optimizer in self.optimizers.items():
             optimizer.load_state_dict(saved["optimizers"][network])
             optimizer.zero_grad(set_to_none=True)
-        self.stepped.clear()
         if saved["scaler"]:
             self.scaler.load_state_dict(saved["scaler"])
         torch.set_rng_state(saved["rng"])

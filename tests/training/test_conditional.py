@@ -105,7 +105,7 @@ def test_regularisers_and_augmentation_show_d_the_labels_too(painter, one_thread
         assert all(torch.equal(y, labels) for y in trainer.D.seen)                  # GP and R1 call D(x, y) too
         calls.append(len(trainer.D.seen))
     assert calls == [5, 4]           # real, fake, GP, R1 (lazy: step 0 only), fake for G
-    assert set(trainer.stat_names) >= {"gp", "r1"}
+    assert set(trainer.step.stat_names) >= {"gp", "r1"}
 
 
 def test_samples_are_drawn_as_z_and_a_class_per_number(painter):
