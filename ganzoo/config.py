@@ -29,7 +29,7 @@ from .settings import (MAX_SEED, FieldInfo, adam_beta, at_least, at_most, betwee
                        zero_or_positive_int)
 from .settings import format_value as format_setting
 
-__all__ = ["COMMAND_FIELDS", "COMPARABLE", "CompareSettings", "DataSettings", "EVAL_N", "EvalSettings", "FIELDS",
+__all__ = ["ANALYSIS_FIELDS", "COMMAND_FIELDS", "COMPARABLE", "CompareSettings", "DataSettings", "EVAL_N", "EvalSettings", "FIELDS",
            "MAX_SAMPLE_N", "SampleSettings", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec", "OPTIMIZERS",
            "RESUMABLE", "RunConfig", "SCHEDULES", "TRAINING_TIME", "UNLIMITED_EPOCHS", "format_value",
            "parse_betas", "parse_duration", "parse_regularizers", "read_config_file", "template"]
@@ -329,7 +329,104 @@ class DataSettings:
     no_download: bool = setting(False, NO_DOWNLOAD_HELP)
 
 
+# -- the analyses (ganzoo.analysis.commands): what they share, then each one's own ------------------------------
+
+@dataclass
+class AnalysisSettings:
+    """What every analysis takes besides its weights file (each takes those of these that apply to it)."""
+
+    cls: int | None = setting(None, "a conditional model's class, fixed while z moves", flag="--class", metavar="C",
+                              shown_default="0")
+    seed: int = setting(0, "seed of the sample sheet the sample numbers refer to")
+    device: str = setting("auto", DEVICE_HELP)
+    out: str | None = setting(None, "file to write", shown_default="<run>/analysis/<a name made of the arguments>, "
+                                                                   "so runs with other arguments write beside it")
+
+
+@dataclass
+class LabellerSettings:
+    """The labeller an analysis picks samples by class with (arithmetic's class:N terms, dropout --class)."""
+
+    labeller: str = setting("probe", "how to label samples: probe = a linear probe on D's features trained on "
+                            "labelled real images (needs a checkpoint)")
+    data: str | None = setting(None, "labelled dataset the labeller learns from", shown_default="the run's")
+    data_dir: str | None = setting(None, "local copy of that dataset", shown_default="the run's")
+    per_class: int = setting(100, "labelled images per class it learns from")
+    no_download: bool = setting(False, "never download the dataset")
+
+
+@dataclass
+class SheetSettings:
+    n: int = setting(64, "samples on the sheet", flag="-n")
+    start: int = setting(0, "number of the first sample")
+
+
+@dataclass
+class InterpolateSettings:
+    path: str | None = setting(None, "a row walking through these sheet numbers (repeat for more rows)", repeat=True,
+                               metavar="I,J[,K...]", shown_default="--rows walks 0->1, 2->3, 4->5, ...")
+    rows: int = setting(8, "walks between consecutive sheet samples (0->1, 2->3, ...) when no --path is given")
+    steps: int = setting(10, "images per leg, both ends included")
+    mode: str = setting("slerp", "spherical (slerp) or linear (lerp) interpolation", checks=(one_of("slerp", "lerp"),))
+    gif: str | None = setting(None, "animated GIF to write", shown_default="the PNG's name with .gif")
+    no_gif: bool = setting(False, "write the PNG grid only")
+    fps: float = setting(12.0, "GIF frames per second")
+
+
+@dataclass
+class ArithmeticSettings:
+    exemplars: int = setting(3, "exemplars per class:N term")
+    pool: int = setting(512, "sheet samples the labeller searches")
+    variations: int = setting(8, "noisy variations of the result")
+    noise: float = setting(0.25, "uniform noise scale of the variations")
+
+
+@dataclass
+class FiltersSettings:
+    limit: int = setting(256, "filters to show at most")
+
+
+@dataclass
+class FeaturemapsSettings:
+    index: int = setting(0, "sheet number of the sample")
+    limit: int = setting(128, "maps per layer to show at most; the caption says when a layer has more")
+
+
+@dataclass
+class ProbeSettings:
+    seed: int = setting(0, "seed of the labelled subset, the test subset and the random D")
+    data: str | None = setting(None, "labelled dataset", shown_default="the run's")
+    data_dir: str | None = setting(None, "local copy of that dataset", shown_default="the run's")
+    no_download: bool = setting(False, "never download the dataset")
+    per_class: int = setting(100, "labelled training images per class")
+    test_size: int | None = setting(None, "test images to score on", shown_default="the whole test split")
+    lam: float | None = setting(None, "fixed L2 strength", flag="--lambda",
+                                shown_default="chosen on a held-out fifth of the labelled images")
+    per_layer: bool = setting(False, "also score each D layer alone")
+
+
+@dataclass
+class DropoutSettings:
+    layer: int = setting(-2, "which hidden layer of G, counted from 0 (negative: from the output)")
+    maps: str | None = setting(None, "the maps to drop", metavar="I,J,...", one_of_group="maps")
+    target: int | None = setting(None, "drop the maps that draw this class", flag="--class", one_of_group="maps")
+    top: int = setting(10, "maps --class drops at most; 0: every map the selection finds (for --select probe, every "
+                       "map the probe weighs positively, the paper's rule)")
+    select: str = setting("ablation", "how --class picks maps: ablation drops each map alone and keeps those whose "
+                          "loss most removes the class and least changes other samples; probe is the paper's "
+                          "logistic regression on the maps' activations (see README for why ablation)",
+                          checks=(one_of("ablation", "probe"),))
+    pool: int = setting(1024, "samples the labeller labels; --class picks maps and measures the drop on them")
+    n: int = setting(16, "samples to show", flag="-n")
+
+
 FIELDS: dict[str, FieldInfo] = fields_of(RunConfig)
+ANALYSIS_FIELDS: dict[str, dict[str, FieldInfo]] = {
+    "common": fields_of(AnalysisSettings), "labeller": fields_of(LabellerSettings),
+    "sheet": fields_of(SheetSettings), "interpolate": fields_of(InterpolateSettings),
+    "arithmetic": fields_of(ArithmeticSettings), "filters": fields_of(FiltersSettings),
+    "featuremaps": fields_of(FeaturemapsSettings), "probe": fields_of(ProbeSettings),
+    "dropout": fields_of(DropoutSettings)}
 COMMAND_FIELDS: dict[str, dict[str, FieldInfo]] = {
     "compare": fields_of(CompareSettings), "sample": fields_of(SampleSettings), "eval": fields_of(EvalSettings),
     "data": fields_of(DataSettings)}

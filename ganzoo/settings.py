@@ -275,6 +275,8 @@ class Setting:
     shown: Callable[[Any], str] | None = None   # how a value reads, where format_value's way does not fit
     null: Any = None                       # what null (JSON, YAML) means in a settings file (None: the default)
     short: str | None = None               # a one-letter flag as well, e.g. "-n"
+    repeat: bool = False                   # the flag may be given again, each value kept (a list)
+    one_of_group: str | None = None        # flags of one group name: exactly one of them must be given
 
 
 def setting(default: Any, help: str, **options: Any) -> Any:
@@ -419,12 +421,21 @@ def add_flags(parser: argparse.ArgumentParser, fields: dict[str, FieldInfo], nam
     With `defaults` False each defaults to None, "not given", so that model defaults and config files show
     through (ganzoo run); with `defaults` True to the declared default (a command's own settings).
     """
+    groups: dict[str, Any] = {}
     for name in (fields if names is None else names):
         info = fields[name]
         if info.flag is None:
             continue
         default = info.default if defaults else None
-        if info.type is bool:  # --flag / --no-flag, or a plain switch for a default-off command setting
+        target = parser
+        if info.setting.one_of_group:
+            if info.setting.one_of_group not in groups:
+                groups[info.setting.one_of_group] = parser.add_mutually_exclusive_group(required=True)
+            target = groups[info.setting.one_of_group]
+        if info.setting.repeat:
+            parser.add_argument(*info.flags, dest=name, action="append", default=None, metavar=info.setting.metavar,
+                                help=info.help(extra))
+        elif info.type is bool:  # --flag / --no-flag, or a plain switch for a default-off command setting
             if defaults and not info.default:
                 parser.add_argument(*info.flags, dest=name, action="store_true", help=info.setting.help)
             else:
@@ -433,8 +444,10 @@ def add_flags(parser: argparse.ArgumentParser, fields: dict[str, FieldInfo], nam
         else:
             metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
                                                {int: "N", float: "X"}.get(info.type))
-            parser.add_argument(*info.flags, dest=name, type=info.setting.parse or info.type, default=default,
-                                help=info.help(extra), metavar=metavar)
+            help_ = info.setting.help if info.setting.one_of_group else info.help(extra)
+            choices = {"choices": info.choices, "metavar": None} if defaults and info.choices else {"metavar": metavar}
+            target.add_argument(*info.flags, dest=name, type=info.setting.parse or info.type, default=default,
+                                help=help_, **choices)
 
 
 def check_values(fields: dict[str, FieldInfo], values: Any) -> None:
