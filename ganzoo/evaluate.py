@@ -43,7 +43,7 @@ from torch import nn
 
 from .checkpoint import load_generator
 from .files import atomic_write
-from .config import RunConfig
+from .config import EVAL_N, RunConfig
 from . import data as data_module
 from .data import cache_dir, load_dataset
 from .device import select_device
@@ -51,7 +51,7 @@ from .errors import GanzooError
 from .plugins import Registries, registries
 from .sampling import classes, progress, sample
 
-DEFAULT_N = 10_000
+DEFAULT_N = EVAL_N          # what an evaluation draws unless its metrics ask for more (ganzoo.config)
 
 
 # -- samples ----------------------------------------------------------------------------------------

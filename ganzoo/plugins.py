@@ -83,18 +83,6 @@ class Registries:
         for kind in KINDS:
             setattr(self, kind.plural, registries.get(kind.plural) or Registry(kind.name))
 
-    # attributes per kind (for readers and type checkers; set in __init__)
-    models: Registry
-    generators: Registry
-    discriminators: Registry
-    losses: Registry
-    datasets: Registry
-    metrics: Registry
-    labellers: Registry
-    regularizers: Registry
-    augmentations: Registry
-    loggers: Registry
-
     def by_kind(self, kind: str) -> Registry:
         if kind not in BY_NAME:
             raise GanzooError(f"No registry holds {kind!r}s.{closest(kind, BY_NAME)} "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -170,8 +169,7 @@ def _labeller(args, nets):
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_sheet(args) -> int:
-    from ..sampling import latents
-    from ..sampling import generate
+    from ..sampling import generate, grid_columns, latents
     from .common import board, save_png, view_scale
 
     _positive(args.n, "-n")
@@ -180,7 +178,7 @@ def cmd_sheet(args) -> int:
     nets = _load(args)
     indices = list(range(args.start, args.start + args.n))
     images = generate(nets.G, latents(nets.config, args.seed, indices))
-    per_row = max(1, math.ceil(math.sqrt(args.n)))
+    per_row = grid_columns(args.n)
     rows = [list(images[i:i + per_row]) for i in range(0, len(images), per_row)]
     labels = [[str(i) for i in indices[r:r + per_row]] for r in range(0, len(indices), per_row)]
     path = save_png(board(rows, cell_labels=labels, scale=view_scale(nets.config.image_size)),
@@ -337,8 +335,7 @@ def cmd_probe(args) -> int:
 def cmd_dropout(args) -> int:
     import torch
 
-    from ..sampling import latents
-    from ..sampling import generate
+    from ..sampling import generate, latents
     from .common import board, parse_indices, save_png, view_scale
     from .dropout import check_maps, generate_dropped, map_activations, maps_by_ablation, maps_for_class, pick_layer
     from .labellers import class_counts, class_scores, label, pick_by_class

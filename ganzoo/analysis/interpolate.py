@@ -8,7 +8,6 @@ origin, where a linear path's midpoints (norm ~ 1/sqrt(2) of the ends) rarely co
 
 from __future__ import annotations
 
-import math
 
 import torch
 from einops import rearrange
@@ -16,7 +15,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import GanzooError
-from ..sampling import generate
+from ..sampling import generate, grid_columns
 from .common import BACKGROUND, board
 
 MODES = ("slerp", "lerp")
@@ -76,7 +75,7 @@ def gif_frames(images: torch.Tensor, scale: int = 1, bounce: bool = True, captio
     """Frame t shows every row's t-th image as one grid, each cell labelled with its walk (captions), under
     `title` and the frame's place in the walk; `bounce` plays it back too, so the loop has no jump."""
     rows, cols = images.shape[:2]
-    nrow = max(1, math.ceil(math.sqrt(rows)))
+    nrow = grid_columns(rows)
     labels = [(captions or [""] * rows)[i:i + nrow] for i in range(0, rows, nrow)]
     frames = []
     for t in range(cols):

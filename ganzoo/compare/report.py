@@ -14,7 +14,7 @@ from ..config import TRAINING_TIME
 from ..errors import GanzooError
 from ..evaluate import better, format_value
 from ..runfiles import RunFiles, weights_file
-from ..sampling import sample
+from ..sampling import grid_columns, sample
 from .results import ContenderResult, Results, Stat, loss_records
 
 RESOURCE_COLUMNS = {  # summary key: (header, better, format)
@@ -163,7 +163,7 @@ def side_by_side_samples(results: Results, path: Path, plt, n: int = 64) -> Path
             continue
         generator, config = load_generator(weights)
         images = sample(generator, config, n, seed=0, uint8=True)           # [n, C, H, W] uint8, same z per seed
-        panels.append((label, make_grid(images, nrow=int(math.sqrt(n)), padding=2, pad_value=255)))
+        panels.append((label, make_grid(images, nrow=grid_columns(n), padding=2, pad_value=255)))
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)

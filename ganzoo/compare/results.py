@@ -119,7 +119,7 @@ def loss_records(records: list[dict]) -> list[dict]:
 
 def throughput(losses: list[dict], batch_size: int | None) -> tuple[float | None, float | None]:
     """(training time, images trained ÷ that time), the time as the log's last record has it
-    (config.TRAINING_TIME). None for both when the log does not say (an older ganzoo's run, or no log)."""
+    (config.TRAINING_TIME). None for both without a log."""
     last = losses[-1] if losses else {}
     seconds = last.get("train_time")
     if not seconds or not batch_size:

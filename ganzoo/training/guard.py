@@ -27,10 +27,8 @@ WHAT = ("the losses", "the generator's weights", "the discriminator's weights")
 
 def discriminator_won(record: dict) -> bool:
     """A log record in which D separates real from fake almost perfectly, so G gets almost no gradient, by
-    the rule of the run's loss (its `d_won`); a record of an older ganzoo, without it, by D's probabilities."""
-    if "d_won" in record:
-        return bool(record["d_won"])
-    return probability_won(record)
+    the rule of the run's loss (its `d_won`, which every window record holds)."""
+    return bool(record["d_won"])
 
 
 class Guard:
