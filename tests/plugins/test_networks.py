@@ -69,7 +69,7 @@ def test_training_steps_change_weights_and_stay_finite(tmp_path, model, loss):
         stats = trainer.step(real, labels)                            # (labels: for a conditional model)
     assert torch.isfinite(stats).all()
     assert len(stats) == len(trainer.step.stat_names) and trainer.step.stat_names[:2] == ["loss_d", "loss_g"]
-    if not hasattr(trainer.loss.loss, "statistics"):                        # the default: D's probabilities
+    if not hasattr(trainer.step.loss.loss, "statistics"):                        # the default: D's probabilities
         assert trainer.step.stat_names[2:4] == ["d_real", "d_fake"] and 0 <= stats[2] <= 1 and 0 <= stats[3] <= 1
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.G.parameters()))
 
