@@ -276,7 +276,7 @@ CASES = [
     # looking at data
     ("data of an unknown dataset", ["data", "cifar11"], "Unknown dataset 'cifar11'. Did you mean 'cifar10'?"),
     ("data grid of no images", ["data", "fake", "-n", "0"], "-n must lie between 1 and 1024, got 0"),
-    ("data with two channels", ["data", "fake", "--channels", "2"], "--channels be 1 or 3"),
+    ("data with two channels", ["data", "fake", "--channels", "2"], "--channels must be 1 or 3, got 2."),
     ("data offline without a copy", ["data", "svhn", "--no-download"], "SVHN is not in the cache"),
     ("data of a damaged copy", ["data", "cifar10", "--data-dir", "{cifar_truncated}"], "is not a CIFAR-10 batch"),
     # devices
@@ -357,7 +357,7 @@ def test_model_naming_an_unknown_loss(tmp_path, capsys, monkeypatch, request):
 
 
 def test_sample_into_unwritable_places(tmp_path, capsys):
-    from conftest import tiny_config
+    from helpers import tiny_config
     from ganzoo.checkpoint import save_generator
     from ganzoo.models import build_generator
 
@@ -378,7 +378,7 @@ def test_sample_onto_a_full_disk(tmp_path, capsys):
     """A real ENOSPC: the grid's temporary file is a link to /dev/full, which takes no byte."""
     import os
 
-    from conftest import tiny_config
+    from helpers import tiny_config
     from ganzoo.checkpoint import save_generator
     from ganzoo.models import build_generator
 
@@ -570,6 +570,7 @@ def text_command_lines(draw):
     return [command, "dcgan", "--data", "fake", *tokens, *CHEAP]   # the tokens may change the model and data
 
 
+@pytest.mark.slow
 def test_no_text_on_the_command_line_produces_a_traceback(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)                                          # relative paths land in tmp_path
     codes = set()

@@ -21,6 +21,7 @@ TINY = ["--data", "fake", "--batch-size", "64", "--g-width", "8", "--d-width", "
         "--log-every", "4", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_run_then_sample(tmp_path, capsys):
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "run", "dcgan", *TINY, "--epochs", "2", "--out", str(out))
@@ -40,6 +41,7 @@ def test_run_then_sample(tmp_path, capsys):
     assert Image.open(tmp_path / "grid.png").size == (3 * 32 + 4 * 2, 3 * 32 + 4 * 2)
 
 
+@pytest.mark.slow
 def test_run_refuses_to_overwrite_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(capsys, "run", "basicgan", *TINY, "--epochs", "1", "--out", str(out))[0] == 0

@@ -24,6 +24,7 @@ def test_channels_are_three_labelled_mnist_digits(mnist_dir):
         load_dataset("stackedmnist", root=str(mnist_dir), split="test", image_size=32, channels=1)
 
 
+@pytest.mark.slow
 def test_real_stacked_mnist_covers_about_all_1000_modes(mnist_dir):
     real = evaluate_real(data="stackedmnist", image_size=32, channels=3, n=10000, data_dir=str(mnist_dir),
                          device="cpu")

@@ -40,6 +40,7 @@ def two_seeds(tmp_path_factory):
     return out, json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_every_number_in_results_json_is_what_it_says(two_seeds):
     out, results = two_seeds
     assert list(results["contenders"]) == ["dcgan", "basicgan"]
@@ -149,6 +150,7 @@ def test_diverging_and_collapsing_models_are_recorded_not_fatal(tmp_path, capsys
         assert (out / "samples.png").is_file()
 
 
+@pytest.mark.slow
 def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
     for name, model in (("first", "dcgan"), ("second", "basicgan")):
         config = tiny_config(tmp_path / name, model=model, batch_size=64)
@@ -168,6 +170,7 @@ def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
         ["mnist_fd"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_equal_time_budget(tmp_path, capsys):
     out = tmp_path / "report"
     code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--budget", "4s", "--points", "2", "--out", str(out))

@@ -24,6 +24,7 @@ from rich.console import Console
 from ganzoo.evaluate import metrics_table
 
 
+@pytest.mark.slow
 def test_shipped_evaluator_is_small_and_accurate_at_every_run_resolution(mnist_dir):
     assert WEIGHTS.stat().st_size < 1 << 20                                # ships inside the package
     evaluator = load_evaluator()
@@ -36,6 +37,7 @@ def test_shipped_evaluator_is_small_and_accurate_at_every_run_resolution(mnist_d
     assert accuracy(evaluator, prepare_images(test.images[subset], 64, 3), test.labels[subset]) >= 0.99
 
 
+@pytest.mark.slow
 def test_real_data_sits_at_the_floor_and_a_collapsed_generator_does_not(mnist_dir):
     real = evaluate_real(data="mnist", image_size=32, channels=1, n=10000, data_dir=str(mnist_dir), device="cpu")
     assert set(real) == {"mnist_fd", "mnist_score", "classes_covered", "class_kl"}

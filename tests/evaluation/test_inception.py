@@ -57,6 +57,7 @@ def test_converter_name_map_covers_every_layer():
     assert set(map_state(archive)) == set(FIDInception().state_dict())
 
 
+@pytest.mark.slow
 def test_kid_end_to_end_with_stand_in_weights(random_inception_file, tmp_path):
     # Random weights: the numbers mean nothing, the plumbing (features, cached reference, statistic) is real.
     from PIL import Image

@@ -58,7 +58,7 @@ def trained(tmp_path_factory):
 
     def weights(data: str):
         if data not in runs:
-            from conftest import MNIST_DIR
+            from helpers import MNIST_DIR
             data_dir = MNIST_DIR
             if data == "folder":
                 data_dir = folder / "images"

@@ -18,6 +18,7 @@ def events(folder):
     return accumulator
 
 
+@pytest.mark.slow
 def test_scalars_and_grids_read_back(tmp_path, capsys, mnist_dir, one_thread):
     out = tmp_path / "run"
     code = main(["run", "dcgan", *TINY, "--data", "mnist", "--data-dir", str(mnist_dir), "--batch-size", "2048",

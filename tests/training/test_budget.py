@@ -1,6 +1,7 @@
 """--budget: lifted on resume with epochs numbered alike, a final evaluation whose scoring is not charged,
 and --threads honoured by every step."""
 
+import pytest
 import json
 import re
 
@@ -15,6 +16,7 @@ from helpers import TINY as TINY_FLAGS, run_cli
 TINY = [*TINY_FLAGS, "--log-every", "4"]
 
 
+@pytest.mark.slow
 def test_budget_is_lifted_on_resume_and_epochs_are_numbered_alike(tmp_path, capsys, one_second_steps):
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "run", "dcgan", *TINY, "--budget", "40s", "--out", out)   # 32 steps per epoch
@@ -36,6 +38,7 @@ def test_budget_is_lifted_on_resume_and_epochs_are_numbered_alike(tmp_path, caps
     assert json.loads((out / "config.json").read_text())["budget"] == 0.0
 
 
+@pytest.mark.slow
 def test_budget_run_gets_its_final_evaluation_and_scoring_is_not_charged(tmp_path, capsys, one_second_steps, monkeypatch):
     real_evaluate = ganzoo.evaluate.evaluate
 

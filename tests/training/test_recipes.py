@@ -176,6 +176,7 @@ def test_per_network_optimisers_carry_their_declared_settings(tmp_path):
     assert [o.param_groups[0]["betas"] for o in (reset.step.opt_g, reset.step.opt_d)] == [(0.1, 0.2), (0.3, 0.999)]
 
 
+@pytest.mark.slow
 def test_linear_schedule_decays_to_zero_at_the_last_step(tmp_path):
     trainer = Trainer(tiny_config(tmp_path, lr_schedule="linear", lr_g=1e-3), fake_data())
     total = trainer.total_steps
@@ -223,6 +224,7 @@ def test_ema_equals_the_closed_form_average_after_k_steps(tmp_path):
     assert not torch.equal(trainer.step.ema.G.state_dict()[name], history[-1])
 
 
+@pytest.mark.slow
 def test_the_generator_file_holds_the_averaged_g_and_the_checkpoint_both(tmp_path):
     config = tiny_config(tmp_path, model="dcgan-ttur-ema")
     train(config)
@@ -271,6 +273,7 @@ def test_one_policy_for_real_and_fake_in_both_updates(tmp_path, monkeypatch):
 
 # -- statistics named by the loss ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_each_loss_names_its_statistics_and_its_own_won_rule(tmp_path):
     config = tiny_config(tmp_path, model="lsgan")
     train(config)
@@ -306,6 +309,7 @@ def test_label_smoothing_and_instance_noise_are_options_of_the_standard_loss():
 
 # -- every built-in recipe: one step of it, and resumed bit for bit ----------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [m for m in RECIPES if m not in ("dcgan", "basicgan")])  # those: test_resume
 def test_every_builtin_recipe_resumes_bit_identically(tmp_path, model, monkeypatch):
     whole = tiny_config(tmp_path / "whole", model=model)

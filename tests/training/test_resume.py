@@ -1,5 +1,6 @@
 """A resumed run ends with the same weights, bit for bit, as one that was never stopped (CPU)."""
 
+import pytest
 import torch
 
 from ganzoo.checkpoint import read_tensors
@@ -21,6 +22,7 @@ def assert_same(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.slow
 def test_resume_from_epoch_boundary_is_bit_identical(tmp_path):
     # fake data: 1024 images / 32 = 32 steps per epoch; dropout in basicgan exercises the RNG state too
     for model in ("dcgan", "basicgan"):
@@ -34,6 +36,7 @@ def test_resume_from_epoch_boundary_is_bit_identical(tmp_path):
                     final_weights(f"{part.out}/checkpoint.safetensors"))
 
 
+@pytest.mark.slow
 def test_stop_mid_epoch_then_resume_is_bit_identical(tmp_path, monkeypatch):
     whole = tiny_config(tmp_path / "whole", epochs=2, checkpoint_every=1000)
     train(whole)
@@ -64,6 +67,7 @@ def test_stop_mid_epoch_then_resume_is_bit_identical(tmp_path, monkeypatch):
     assert ours == theirs
 
 
+@pytest.mark.slow
 def test_time_budget_ends_cleanly_and_the_run_continues_exactly(tmp_path, request):
     """--budget stops at a step boundary like a finished run (checkpoint, generator, grid, no error);
     resuming it reaches the same weights as a run never stopped. The clock is simulated: each step

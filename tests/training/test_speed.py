@@ -78,6 +78,7 @@ def test_frozen_discriminator_parameters_stay_frozen(tmp_path, monkeypatch):
     assert all(p.requires_grad and not torch.equal(p, b) for p, b in zip(after[1:], before[1:]))
 
 
+@pytest.mark.slow
 def test_channels_last_trains_and_resumes_bit_for_bit(tmp_path):
     whole = tiny_config(tmp_path / "whole", epochs=2, channels_last=True)
     train(whole)
@@ -111,6 +112,7 @@ def test_compile_failure_falls_back_to_eager_exactly(tmp_path, monkeypatch, caps
     assert "--compile failed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compiled_step_matches_eager(tmp_path):
     eager = Trainer(tiny_config(tmp_path / "eager", precision="fp32"), fake_data())
     eager_stats = torch.stack(run_steps(eager, 4))
