@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--budget", type=parse_duration, default=None,
                      help="equal training time for every model instead, e.g. 90s, 5m")
     cmp.add_argument("--points", type=int, default=4, help="evaluation points along a --budget run (default 4)")
-    cmp.add_argument("--seeds", type=int, default=1, help="seeds per model; scores show mean ± std (default 1)")
+    cmp.add_argument("--seeds", type=int, default=1,
+                     help="seeds per model; scores show the mean and its 95%% interval, differences are paired by "
+                          "seed; one seed gives no interval (default 1)")
+    cmp.add_argument("--baseline", default=None, metavar="MODEL",
+                     help="the model every other is measured against, seed by seed (default: the first named)")
     cmp.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
     cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
@@ -230,7 +234,7 @@ def cmd_config(args) -> int:
 def cmd_compare(args) -> int:
     import shlex
 
-    from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
+    from .compare import Comparison, Settings, parse_contenders, rich_differences, rich_table, write_report
     from .run import absolute_path
 
     contenders = parse_contenders(args.models)
@@ -243,6 +247,9 @@ def cmd_compare(args) -> int:
     for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
         if value is not None and value < 2 - (flag == "--epochs"):
             raise GanzooError(f"{flag} is too small: {value}.")
+    if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
+        raise GanzooError(f"--baseline {args.baseline!r} is not one of the models compared "
+                          f"({', '.join(c.label for c in contenders)}).")
     folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
@@ -251,9 +258,12 @@ def cmd_compare(args) -> int:
     except Interrupted as exc:
         raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
                           f"the same command and --resume.") from None
-    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv))
+    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv), baseline=args.baseline)
     out.print(rich_table(results))
-    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
+    if len(results.contenders) > 1:
+        out.print(rich_differences(results, args.baseline))
+    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png, "
+                  f"pareto.png beside it)")
     return 0
 
 
