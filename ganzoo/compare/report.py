@@ -205,8 +205,8 @@ def rich_differences(results: Results, baseline: str | None = None) -> Table:
     return table
 
 
-def differences_note(results: Results, baseline: str | None = None) -> str:
-    base = baseline_label(results, baseline)
+def differences_note(base: str = "the baseline") -> str:
+    """What a differences table's cells are, for the baseline named `base`."""
     return (f"Each cell: the model's score minus {base}'s, seed by seed (the same seed is the same initialisation "
             f"stream and data order for both), averaged, with the Student t 95% interval of that mean difference. "
             f"It is marked better or worse only when the interval excludes zero; otherwise the two cannot be told "
@@ -245,7 +245,7 @@ def write_report(results: Results, out: Path, command: str, baseline: str | None
     ]
     if len(results.contenders) > 1 and ranked(results):
         lines += [f"## Against the baseline, {baseline_label(results, baseline)}", "",
-                  differences_note(results, baseline), "", markdown_differences(results, baseline), ""]
+                  differences_note(baseline_label(results, baseline)), "", markdown_differences(results, baseline), ""]
     notes = [f"- **{label}** (seed {r.seed}): {r.status} — {r.message}"
              for label, e in results.contenders.items() for r in e.runs if r.status != "ok"]
     if notes:
