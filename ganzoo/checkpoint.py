@@ -265,10 +265,19 @@ class Networks:
         return self.D
 
 
+HALF = (torch.float16, torch.bfloat16)
+
+
+def widened(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights stored in half precision (shipped pretrained generators) as the float32 the networks are built in."""
+    return {k: v.float() if v.dtype in HALF else v for k, v in tensors.items()}
+
+
 def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discriminator: bool = True) -> Networks:
     """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
     tensors, metadata = read_tensors(path)
     config = config_of(metadata, path)
+    tensors = widened(tensors)
     if any(k.startswith(EMA_PREFIX) for k in tensors):    # a checkpoint with an averaged G: sample from that one
         tensors = {PREFIX["generator"] + k[len(EMA_PREFIX):] if k.startswith(EMA_PREFIX) else k: v
                    for k, v in tensors.items() if not k.startswith(PREFIX["generator"])}
