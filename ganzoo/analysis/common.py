@@ -53,7 +53,12 @@ def parse_indices(text: str, what: str = "indices") -> list[int]:
 
 
 def default_output(weights: str | Path, name: str) -> Path:
-    """Analyses land beside the weights: <run>/analysis/<name>."""
+    """Analyses land beside the weights: <run>/analysis/<name>; a pretrained generator's (installed inside a
+    package, or in the cache) in the current folder: analysis/<pretrained name>/<name>."""
+    from ..pretrained import is_pretrained_name
+
+    if is_pretrained_name(weights):
+        return Path(RunFiles.ANALYSIS) / str(weights) / name
     return RunFiles(resolve_weights(weights).parent, model="").analysis / name
 
 

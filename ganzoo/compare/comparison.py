@@ -72,9 +72,13 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
             _, config = load_generator(weights_file(path))
             contenders.append(Contender(label=path.stem if path.is_file() else path.name, model=config.model,
                                         path=path, config=config))
+        elif name in regs.pretrained:                          # scored as it is, like a finished run
+            weights = weights_file(name)
+            _, config = load_generator(weights)
+            contenders.append(Contender(label=name, model=config.model, path=weights, config=config))
         else:
-            raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder or a "
-                              f".safetensors file.)")
+            raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder, a "
+                              f".safetensors file or a pretrained generator: see `ganzoo pretrained`.)")
     if len(contenders) < 2:
         raise GanzooError("Compare needs at least two models or runs, e.g. `ganzoo compare dcgan basicgan`.")
     seen: dict[str, int] = {}
