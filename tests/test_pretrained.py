@@ -321,3 +321,17 @@ def test_ship_pretrained_writes_a_half_precision_file_and_a_card_that_holds(tmp_
     again = evaluate(pretrained.G, config=pretrained.config, metrics=card["evaluation"]["metrics"],
                      n=card["evaluation"]["n"], seed=card["evaluation"]["seed"], device="cpu")
     assert again == pytest.approx({k: v["value"] for k, v in card["scores"].items()}, rel=1e-6)
+
+
+def test_sampling_a_pretrained_generator_loads_neither_torchvision_nor_torchs_compiler(tmp_path):
+    """What keeps `ganzoo sample dcgan-mnist` quick from a cold process (benchmarks/sample_start.py times it):
+    torchvision and torch._dynamo each cost a second or more of CPU to import, and sampling needs neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ganzoo.cli import main; "
+            f"assert main(['sample', 'dcgan-mnist', '--device', 'cpu', '--out', {str(tmp_path / 'g.png')!r}]) == 0; "
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "g.png").is_file()
