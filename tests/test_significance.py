@@ -81,6 +81,10 @@ def test_best_must_beat_every_other_model_the_runner_up_included():
     runs["b"] = [5.3, 5.9, 7.4]                                                        # now a and b overlap
     results = results_with({label: {s: {"mnist_fd": v} for s, v in enumerate(values)} for label, values in runs.items()})
     assert best_labels(results, "mnist_fd", "lower") == set()                          # a still beats c: not enough
+    # a beats the runner-up b on every seed, but not c, whose mean is worse and whose seeds swing around a's
+    runs = {"a": [5.0, 6.0, 7.0], "b": [5.5, 6.5, 7.5], "c": [2.0, 10.0, 8.5]}
+    results = results_with({label: {s: {"mnist_fd": v} for s, v in enumerate(values)} for label, values in runs.items()})
+    assert best_labels(results, "mnist_fd", "lower") == set()
 
 
 def test_one_seed_gives_no_interval_and_the_report_says_so(tmp_path):
