@@ -259,6 +259,13 @@ class Networks:
                               f"model {self.config.model!r} has a D that judges an image together with its class; "
                               f"ask its G for a class instead (--class).")
         if self.D is None:
+            from .pretrained import name_of
+
+            name = name_of(self.path)
+            if name is not None:
+                raise GanzooError(f"{what} needs the discriminator, and the pretrained generator {name!r} ships "
+                                  f"without one; use a run's checkpoint (it holds D), e.g. `ganzoo run "
+                                  f"{self.config.model} --data {self.config.data}`, then pass its run folder.")
             checkpoint = RunFiles(self.path.parent, self.config.model).checkpoint
             raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "
                               f"run's checkpoint instead (e.g. {checkpoint}).")

@@ -131,6 +131,18 @@ def resolve(argument: str | Path) -> Path | None:
     return weights_path(str(argument), console=_stderr())
 
 
+def name_of(path: str | Path) -> str | None:
+    """The pretrained generator whose weights file this is (shipped or downloaded), or None."""
+    from .plugins import registries
+
+    path = Path(path).resolve()
+    for entry in registries().pretrained:
+        source = Path(entry.factory) if entry.factory is not None else cached_path(entry)
+        if source.resolve() == path:
+            return entry.name
+    return None
+
+
 def is_pretrained_name(argument: str | Path) -> bool:
     """Whether a command's weights argument names a pretrained generator (and no file or folder here)."""
     text = str(argument)

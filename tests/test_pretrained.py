@@ -135,6 +135,8 @@ def test_sample_and_the_analyses_take_a_pretrained_name(tmp_path, capsys, monkey
                            "--out", tmp_path / "sum.png", "--device", "cpu")
     assert code == 0 and (tmp_path / "sum.png").is_file(), err
     assert not list((REPO / "plugins" / "pretrained").glob("*.png"))
+    code, _, err = run_cli(capsys, "filters", "dcgan-mnist", "--device", "cpu")         # needs D, which none ships
+    assert code == 1 and "the pretrained generator 'dcgan-mnist' ships without one; use a run's checkpoint" in err
     code, _, err = run_cli(capsys, "sample", "dcgan-mnst", "--device", "cpu")
     assert code == 1 and "no pretrained generator of that name; did you mean 'dcgan-mnist'?" in err
     assert len(err.strip().splitlines()) == 1
