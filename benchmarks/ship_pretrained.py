@@ -111,15 +111,16 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eval", type=Path, default=None,
                         help="its `ganzoo eval` report (default: <generator>.eval.json beside it)")
     parser.add_argument("--leaderboard", type=Path, default=None,
-                        help="the leaderboard's results.json: the recipe's interval over training seeds goes in the card")
+                        help="the leaderboard's results.json: the recipe's interval over seeds goes in the card")
     parser.add_argument("--recipe-model", default=None, help="the recipe's row there (default: the run's model)")
     parser.add_argument("--protocol", default=None, help="the training protocol in words (default: from the config)")
     parser.add_argument("--commit", default=None, help="the code it was trained with (default: this checkout's)")
     parser.add_argument("--date", default=None, help="when it was trained (default: the generator file's time)")
     parser.add_argument("--description", default=None, help="one line (default: '<model> on <data>, SxS')")
     parser.add_argument("--headline", default="mnist_fd,mnist_score,modes_covered,class_agreement",
-                        help="the scores `ganzoo pretrained` shows first, those the generator has (default %(default)s)")
-    parser.add_argument("--precision", default="float16", choices=list(DTYPES), help="how to store it (default float16)")
+                        help="the scores `ganzoo pretrained` shows first, of those it has (default %(default)s)")
+    parser.add_argument("--precision", default="float16", choices=list(DTYPES),
+                        help="how to store it (default float16)")
     parser.add_argument("--draws", type=int, default=5, help="latent seeds the interval rests on (default 5)")
     parser.add_argument("--data-dir", default=None, help="local copy of the dataset, for the real reference")
     parser.add_argument("--device", default="cpu", help="where to score (default cpu)")
@@ -188,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": args.protocol or default_protocol(config),
         "evaluation": {"n": n, "seed": seed, "metrics": metrics,
                        "command": f"ganzoo eval {args.name} -n {n} --seed {seed}",
-                       "interval": f"95% prediction interval (Student t) over latent seeds {seed}..{seed + args.draws - 1}, "
-                                   f"{n} samples each, weights in {args.precision}"},
+                       "interval": f"95% prediction interval (Student t) over latent seeds {seed}.."
+                                   f"{seed + args.draws - 1}, {n} samples each, weights in {args.precision}"},
         "scores": scores,
         "headline": [name for name in args.headline.split(",") if name in scores][:2] or names[:2],
         "real": {name: real[name] for name in names if name in real},

@@ -103,5 +103,6 @@ def headline(card: dict[str, Any], at_most: int = 2, sep: str = ", ") -> str:
     parts = []
     for name in names[:at_most]:
         floor = card["real"].get(name)
-        parts.append(f"{name} {card['scores'][name]['value']:.4g}" + (f" (real {floor:.3g})" if floor is not None else ""))
+        real = f" (real {floor:.3g})" if floor is not None else ""
+        parts.append(f"{name} {card['scores'][name]['value']:.4g}{real}")
     return sep.join(parts)

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
     conf.add_argument("model", help=FIELDS["model"].setting.help)
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid",
+    sample = sub.add_parser("sample", help="draw samples from a weights file or a pretrained generator into a PNG grid",
                             description="Draw N samples of a trained generator into one PNG grid. Sample number i "
                                         "of a seed is the same z as number i on `ganzoo sheet` and in the analyses "
                                         "(for a conditional model, of class i modulo its classes unless --class "
@@ -500,7 +500,7 @@ def pretrained_table(registry) -> Table:
         table.add_column(column, style="dim" if column == "plugin" else None)
     for entry in registry:
         card = entry.card
-        where = f"{card['precision']}, {card['size_bytes'] / 2 ** 20:.1f} MB" if card.get("size_bytes") else card["precision"]
+        where = card["precision"] + (f", {card['size_bytes'] / 2 ** 20:.1f} MB" if card.get("size_bytes") else "")
         if entry.factory is None:
             where += ", downloaded once"
         table.add_row(entry.name, escape(headline(card, sep="\n")), where, escape(entry.description), entry.plugin)
@@ -533,7 +533,8 @@ def card_table(entry) -> Table:
         table.add_row(name, escape(text))
     difference = (card.get("precision_check") or {}).get("difference_to_float32", {}).get(card["precision"])
     if difference:
-        table.add_row(f"{card['precision']} − float32", escape(", ".join(f"{k} {v:+.3g}" for k, v in difference.items())))
+        costs = ", ".join(f"{k} {v:+.3g}" for k, v in difference.items())
+        table.add_row(f"{card['precision']} − float32", escape(costs))
     return table
 
 

@@ -162,7 +162,8 @@ def test_pretrained_lists_the_cards(capsys):
     card = registries().pretrained.get("dcgan-mnist").card
     code, out, _ = run_cli(capsys, "pretrained")
     assert code == 0 and "dcgan-mnist" in out
-    assert f"mnist_fd {card['scores']['mnist_fd']['value']:.4g}" in out and f"(real {card['real']['mnist_fd']:.3g})" in out
+    assert f"mnist_fd {card['scores']['mnist_fd']['value']:.4g}" in out
+    assert f"(real {card['real']['mnist_fd']:.3g})" in out
     code, out, _ = run_cli(capsys, "pretrained", "dcgan-mnist")
     assert code == 0 and card["sha256"] in out.replace("\n", "") and "holds within" in out
     code, out, _ = run_cli(capsys, "pretrained", "dcgan-mnist", "--json")
@@ -277,7 +278,8 @@ def test_a_third_party_plugin_registers_pretrained_generators_through_the_hook(t
         pm.register(plugin, name=type(plugin).__name__)
     regs = collect(pm, [PluginInfo(n, "1.0", "test") for n in ("Good", "NoSha", "Typo")])
     info = {p.name: p for p in regs.plugins}
-    assert regs.pretrained.names() == ["their-gan"] and info["Good"].registered == {"pretrained generator": ["their-gan"]}
+    assert regs.pretrained.names() == ["their-gan"]
+    assert info["Good"].registered == {"pretrained generator": ["their-gan"]}
     assert regs.pretrained.get("their-gan").description == "a test generator"
     assert "card lacks sha256" in info["NoSha"].error
     assert "'crad'" in info["Typo"].error and "Did you mean 'card'?" in info["Typo"].error
@@ -286,7 +288,8 @@ def test_a_third_party_plugin_registers_pretrained_generators_through_the_hook(t
 def test_cards_are_checked_when_registered(tiny_weights):
     registry = Registry("pretrained generator")
     for change, message in ((dict(sha256="abc"), "64 hexadecimal digits"), (dict(precision="float8"), "float16"),
-                            (dict(scores={"mnist_fd": {"value": 5.0, "low": 6.0, "high": 7.0}}), "low <= value <= high"),
+                            (dict(scores={"mnist_fd": {"value": 5.0, "low": 6.0, "high": 7.0}}),
+                             "low <= value <= high"),
                             (dict(evaluation={"n": 1, "seed": 0, "metrics": ["mnist_fd"]}), "2 or more")):
         with pytest.raises(GanzooError, match=message):
             registry.register("x", tiny_weights, card=card_for(tiny_weights, **change))
