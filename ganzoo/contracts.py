@@ -62,6 +62,8 @@ CONTRACTS: dict[str, Contract] = {
     "labeller": Contract("builder(context) -> a labeller", positional=1),
     "regularizer": Contract("factory() -> penalty(context), a scalar tensor", ("weight", "every")),
     "augmentation": Contract("transform(x) -> x augmented, same shape", positional=1),
+    "pretrained generator": Contract("a generator weights file (or None, with a url in its card) and card=a model "
+                                     "card (see ganzoo.cards)", ("card",), callable=False),
 }
 
 

@@ -161,3 +161,18 @@ def register_labellers(register):
     float images ``[N, C, H, W]`` in [-1, 1] to class ids ``[N]`` (int) or scores ``[N, classes]`` (float,
     column c scoring class c; exemplars are then picked by confidence).
     """
+
+
+@hookspec
+def register_pretrained(register):
+    """Register pretrained generators: trained weights a user samples by name (``ganzoo sample dcgan-mnist``,
+    ``ganzoo.load_pretrained("dcgan-mnist")``), each with its model card.
+
+    Call ``register(name, weights, card=..., description=None)``. ``weights`` is the path of a generator file
+    written by ganzoo (``<run>/<model>.safetensors``, whose config rebuilds the network; it may be stored in
+    half precision), shipped inside your package; or None, when the card names a ``url`` to download it from
+    (ganzoo fetches it once into its cache and refuses a file whose sha256 differs from the card's). ``card`` is
+    a dict, or the path of a JSON file holding one, with the fields ``ganzoo.cards`` lists: how it was trained
+    (command, commit, date, protocol), its scores with their interval and the real-data floor, and the sha256
+    of the weights, checked on every load. ``benchmarks/ship_pretrained.py`` writes both from a run.
+    """

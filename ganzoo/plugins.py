@@ -46,6 +46,7 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.ttur_ema",
     "ganzoo_plugins.diffaugment",
     "ganzoo_plugins.pacgan",
+    "ganzoo_plugins.pretrained",
 )
 
 # hook name -> registry kind; one registry per hook.
@@ -59,6 +60,7 @@ HOOKS = {
     "register_labellers": "labeller",
     "register_regularizers": "regularizer",
     "register_augmentations": "augmentation",
+    "register_pretrained": "pretrained generator",
 }
 
 
@@ -92,13 +94,14 @@ class Registries:
     labellers: Registry = field(default_factory=lambda: Registry("labeller"))
     regularizers: Registry = field(default_factory=lambda: Registry("regularizer"))
     augmentations: Registry = field(default_factory=lambda: Registry("augmentation"))
+    pretrained: Registry = field(default_factory=lambda: Registry("pretrained generator"))
 
     def by_kind(self, kind: str) -> Registry:
         return {r.kind: r for r in self.all()}[kind]
 
     def all(self) -> list[Registry]:
         return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics,
-                self.labellers, self.regularizers, self.augmentations]
+                self.labellers, self.regularizers, self.augmentations, self.pretrained]
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -216,6 +219,7 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
         labellers=regs["register_labellers"],
         regularizers=regs["register_regularizers"],
         augmentations=regs["register_augmentations"],
+        pretrained=regs["register_pretrained"],
     )
 
 
