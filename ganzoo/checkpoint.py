@@ -236,16 +236,32 @@ class Networks:
                               f"model {self.config.model!r} has a D that judges an image together with its class; "
                               f"ask its G for a class instead (--class).")
         if self.D is None:
+            from .pretrained import name_of
+
+            name = name_of(self.path)
+            if name is not None:
+                raise GanzooError(f"{what} needs the discriminator, and the pretrained generator {name!r} ships "
+                                  f"without one; use a run's checkpoint (it holds D), e.g. `ganzoo run "
+                                  f"{self.config.model} --data {self.config.data}`, then pass its run folder.")
             checkpoint = RunFiles(self.path.parent, self.config.model).checkpoint
             raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "
                               f"run's checkpoint instead (e.g. {checkpoint}).")
         return self.D
 
 
+HALF = (torch.float16, torch.bfloat16)
+
+
+def widened(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights stored in half precision (shipped pretrained generators) as the float32 the networks are built in."""
+    return {k: v.float() if v.dtype in HALF else v for k, v in tensors.items()}
+
+
 def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discriminator: bool = True) -> Networks:
     """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
     tensors, metadata = read_tensors(path)
     config = config_of(metadata, path)
+    tensors = widened(tensors)
     if any(k.startswith(EMA_PREFIX) for k in tensors):    # a checkpoint with an averaged G: sample from that one
         tensors = {PREFIX["generator"] + k[len(EMA_PREFIX):] if k.startswith(EMA_PREFIX) else k: v
                    for k, v in tensors.items() if not k.startswith(PREFIX["generator"])}

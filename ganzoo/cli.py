@@ -20,8 +20,8 @@ from .settings import add_flags, check_values
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
 
-WEIGHTS_HELP = ("a run folder, or a weights file from `ganzoo run` (<run>/<model>.safetensors or "
-                "<run>/checkpoint.safetensors)")
+WEIGHTS_HELP = ("a run folder, a weights file from `ganzoo run` (<run>/<model>.safetensors or "
+                "<run>/checkpoint.safetensors), or a pretrained generator's name (see `ganzoo pretrained`)")
 
 
 class UsageError(GanzooError):
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
     conf.add_argument("model", help=FIELDS["model"].setting.help)
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid",
+    sample = sub.add_parser("sample", help="draw samples from a weights file or a pretrained generator into a PNG grid",
                             description="Draw N samples of a trained generator into one PNG grid. Sample number i "
                                         "of a seed is the same z as number i on `ganzoo sheet` and in the analyses "
                                         "(for a conditional model, of class i modulo its classes unless --class "
@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load",
                    description="List the built-in and installed plugins: version, where each comes from, what it "
                                "registered, and the error of any that failed to load (the others keep working).")
+
+    pre = sub.add_parser("pretrained", help="the pretrained generators, with their model cards",
+                         description="List the pretrained generators the installed plugins register, each usable by "
+                                     "name wherever a weights file goes (ganzoo sample dcgan-mnist) and from Python "
+                                     "(ganzoo.load_pretrained). Name one to see its whole card.")
+    pre.add_argument("name", nargs="?", default=None, help="show this one's whole model card")
+    pre.add_argument("--json", action="store_true", help="print the card(s) as JSON")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
                            description="Check every generator, discriminator, loss and model a plugin registers "
@@ -160,7 +167,7 @@ def cmd_config(args) -> int:
 def cmd_compare(args) -> int:
     import shlex
 
-    from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
+    from .compare import Comparison, Settings, parse_contenders, rich_differences, rich_table, write_report
     from .resolve import absolute_path
 
     check_values(COMMAND_FIELDS["compare"], args)
@@ -171,6 +178,9 @@ def cmd_compare(args) -> int:
                         metrics=args.metrics, device=args.device, download=not args.no_download,
                         overrides={name: getattr(args, name) for name in COMPARABLE
                                    if getattr(args, name) is not None})
+    if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
+        raise GanzooError(f"--baseline {args.baseline!r} is not one of the models compared "
+                          f"({', '.join(c.label for c in contenders)}).")
     folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
@@ -179,9 +189,12 @@ def cmd_compare(args) -> int:
     except Interrupted as exc:
         raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
                           f"the same command and --resume.") from None
-    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv))
+    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv), baseline=args.baseline)
     out.print(rich_table(results))
-    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
+    if len(results.contenders) > 1:
+        out.print(rich_differences(results, args.baseline))
+    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png, "
+                  f"pareto.png beside it)")
     return 0
 
 
@@ -221,6 +234,7 @@ def cmd_eval(args) -> int:
     from .files import atomic_write
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+    from .pretrained import is_pretrained_name
     from .runfiles import weights_file
 
     check_values(COMMAND_FIELDS["eval"], args)
@@ -235,7 +249,7 @@ def cmd_eval(args) -> int:
     n = args.n or default_n(chosen)
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
                   seed=args.seed, options=options, console=console)
-    label = weights.name
+    label = args.weights if is_pretrained_name(args.weights) else weights.name
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
     rows = {label: evaluate(generator, config=config, data=data, **common)}
@@ -247,7 +261,12 @@ def cmd_eval(args) -> int:
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")
     out.print(metrics_table(rows, title))
-    path = Path(args.json) if args.json else weights.with_suffix(".eval.json")
+    if args.json:
+        path = Path(args.json)
+    elif is_pretrained_name(args.weights):                     # installed in a package: the report goes here
+        path = Path(f"{args.weights}.eval.json")
+    else:
+        path = weights.with_suffix(".eval.json")
     report = {"weights": str(weights), "model": config.model, "data": data, "image_size": config.image_size,
               "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
               "seconds": round(seconds, 1)}
@@ -385,6 +404,78 @@ def _warn_failed(regs) -> None:
         console.print(f"[yellow]warning[/yellow]: plugin {info.name!r} failed to load: {info.error}")
 
 
+def pretrained_table(registry) -> Table:
+    """What `ganzoo pretrained` lists: one row per pretrained generator, its headline scores beside the floor."""
+    from .cards import headline
+
+    table = Table(title="pretrained generators (ganzoo sample NAME; ganzoo pretrained NAME shows the card)",
+                  title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    for column in ("scores (real data)", "stored", "description", "plugin"):
+        table.add_column(column, style="dim" if column == "plugin" else None)
+    for entry in registry:
+        card = entry.card
+        where = card["precision"] + (f", {card['size_bytes'] / 2 ** 20:.1f} MB" if card.get("size_bytes") else "")
+        if entry.factory is None:
+            where += ", downloaded once"
+        table.add_row(entry.name, escape(headline(card, sep="\n")), where, escape(entry.description), entry.plugin)
+    return table
+
+
+def card_table(entry) -> Table:
+    """One pretrained generator's whole card: provenance, then each score with its interval and the floor."""
+    card = entry.card
+    table = Table(title=f"{entry.name}: {escape(entry.description)}", title_justify="left", show_header=False,
+                  box=None)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    source = str(entry.factory) if entry.factory is not None else f"{card['url']} (downloaded once, then cached)"
+    for key, value in (("model", f"{card['model']} on {card['data']}"), ("weights", source),
+                       ("sha256", card["sha256"]), ("stored as", card["precision"]), ("command", card["command"]),
+                       ("commit", card["commit"]), ("date", card["date"]), ("protocol", card["protocol"]),
+                       ("evaluation", card["evaluation"].get("command") or
+                        f"n={card['evaluation']['n']}, seed {card['evaluation']['seed']}"),
+                       ("plugin", entry.plugin)):
+        table.add_row(key, escape(str(value)))
+    recipe = (card.get("recipe") or {}).get("scores", {})
+    for name, score in card["scores"].items():
+        floor = card["real"].get(name)
+        text = (f"{score['value']:.4g}  (this file; holds within [{score['low']:.4g}, {score['high']:.4g}])"
+                + (f"; real data {floor:.4g}" if floor is not None else ""))
+        if name in recipe and recipe[name].get("low") is not None:
+            r = recipe[name]
+            text += f"; the recipe over {r['n']} seeds: {r['mean']:.4g} [{r['low']:.4g}, {r['high']:.4g}]"
+        table.add_row(name, escape(text))
+    difference = (card.get("precision_check") or {}).get("difference_to_float32", {}).get(card["precision"])
+    if difference:
+        costs = ", ".join(f"{k} {v:+.3g}" for k, v in difference.items())
+        table.add_row(f"{card['precision']} − float32", escape(costs))
+    return table
+
+
+def cmd_pretrained(args) -> int:
+    import json
+
+    from .plugins import registries
+
+    regs = registries()
+    if args.name is not None:
+        entry = regs.pretrained.get(args.name)
+        if args.json:
+            out.print_json(json.dumps({"name": entry.name, "plugin": entry.plugin, **entry.card}))
+        else:
+            out.print(card_table(entry))
+        return 0
+    if args.json:
+        out.print_json(json.dumps({e.name: {"plugin": e.plugin, **e.card} for e in regs.pretrained}))
+    elif len(regs.pretrained):
+        out.print(pretrained_table(regs.pretrained))
+    else:
+        out.print("No pretrained generators are registered (a plugin adds them with register_pretrained).")
+    _warn_failed(regs)
+    return 0
+
+
 def cmd_check_plugin(args) -> int:
     from .testing import check_plugins_command
 
@@ -394,7 +485,8 @@ def cmd_check_plugin(args) -> int:
 
 COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,
             "data": cmd_data, "list": cmd_list,
-            "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
+            "plugins": cmd_plugins, "pretrained": cmd_pretrained, "check-plugin": cmd_check_plugin,
+            **analysis.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

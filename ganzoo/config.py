@@ -268,7 +268,10 @@ class CompareSettings:
                                    parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
                                    shown_default="none")
     points: int = setting(4, "evaluation points along a --budget run", checks=(positive_int,))
-    seeds: int = setting(1, "seeds per model; scores show mean ± std", checks=(positive_int,))
+    seeds: int = setting(1, "seeds per model; scores show the mean and its 95% interval, differences are paired by "
+                         "seed; one seed gives no interval", checks=(positive_int,))
+    baseline: str | None = setting(None, "the model every other is measured against, seed by seed", metavar="MODEL",
+                                   shown_default="the first named")
     seed: int = setting(0, "first seed", checks=(seed_range,))
     n: int | None = setting(None, "samples for the final scores", flag="-n", checks=(at_least(2),),
                             shown_default="the metrics' own")

@@ -10,7 +10,6 @@ from typing import Any, Callable, Sequence
 
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as TF
 
 from .errors import GanzooError
 
@@ -43,6 +42,8 @@ class EncodedImages:
 
 def decode_image(item: Any, channels: int, where: Callable[[], str]) -> torch.Tensor:
     """A path or encoded bytes -> uint8 [channels, H, W]; anything unreadable is a sentence naming it."""
+    from torchvision.transforms.v2 import functional as TF     # here, not at import: `ganzoo sample` starts quicker
+
     try:
         with Image.open(io.BytesIO(item) if isinstance(item, (bytes, bytearray, memoryview)) else item) as pil:
             return TF.pil_to_tensor(pil.convert("L" if channels == 1 else "RGB"))
@@ -105,6 +106,8 @@ def prepare_images(images: torch.Tensor, image_size: int, channels: int, crop: i
     Every dataset and every evaluator goes through here, so training, evaluation and real-data
     statistics see pixels prepared the same way.
     """
+    from torchvision.transforms.v2 import functional as TF     # here, not at import: `ganzoo sample` starts quicker
+
     n, c, h, w = images.shape
     if c == 4:
         images, c = images[:, :3], 3

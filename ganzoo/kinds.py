@@ -187,6 +187,19 @@ KINDS: tuple[Kind, ...] = (
     writes to, on the writing process alone. Raise ``GanzooError`` from the factory when something it
     needs is missing (a package, a setting): the run stops before loading data, with that sentence.
     """),
+    Kind("pretrained generator", "pretrained", Contract("a generator weights file (or None, with a url in its card) and card=a model "
+                                                       "card (see ganzoo.cards)", ("card",), callable=False),
+         checked=False, doc="""Register pretrained generators: trained weights a user samples by name (``ganzoo sample dcgan-mnist``,
+    ``ganzoo.load_pretrained("dcgan-mnist")``), each with its model card.
+
+    Call ``register(name, weights, card=..., description=None)``. ``weights`` is the path of a generator file
+    written by ganzoo (``<run>/<model>.safetensors``, whose config rebuilds the network; it may be stored in
+    half precision), shipped inside your package; or None, when the card names a ``url`` to download it from
+    (ganzoo fetches it once into its cache and refuses a file whose sha256 differs from the card's). ``card`` is
+    a dict, or the path of a JSON file holding one, with the fields ``ganzoo.cards`` lists: how it was trained
+    (command, commit, date, protocol), its scores with their interval and the real-data floor, and the sha256
+    of the weights, checked on every load. ``benchmarks/ship_pretrained.py`` writes both from a run.
+    """),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

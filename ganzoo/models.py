@@ -161,6 +161,22 @@ def build_discriminator(config: RunConfig, regs: Registries | None = None) -> nn
     return build_network("discriminator", config, regs)
 
 
+class SkipInitOnMeta(torch.overrides.TorchFunctionMode):
+    """Initialising a meta tensor (nn.init.normal_, Tensor.uniform_, ...) writes nothing, so it is skipped: on the
+    meta device torch would route it through its reference kernels and import its compiler (a second and more
+    of every command's start) to do nothing."""
+
+    INITS = {"normal_", "uniform_", "fill_", "zero_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+             "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "orthogonal_"}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")
+        if getattr(func, "__name__", "") in self.INITS and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
+
+
 def build_on_meta(config: RunConfig, kinds: tuple[str, ...] = NETWORKS,
                   regs: Registries | None = None) -> list[nn.Module] | None:
     """The networks built on the meta device: their shapes and sizes, using no memory.
@@ -170,7 +186,7 @@ def build_on_meta(config: RunConfig, kinds: tuple[str, ...] = NETWORKS,
     """
     regs = regs or registries()                         # loaded outside the meta context
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), SkipInitOnMeta():
             return [build_network(kind, config, regs) for kind in kinds]
     except GanzooError:
         raise

@@ -50,6 +50,7 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.diffaugment",
     "ganzoo_plugins.pacgan",
     "ganzoo_plugins.tensorboard",
+    "ganzoo_plugins.pretrained",
 )
 
 # hook name -> registry kind; one registry per hook, one hook per row of the kinds table.

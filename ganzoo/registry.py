@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from .cards import check_card
 from .contracts import split_keywords
 from .errors import GanzooError
 from .settings import closest
@@ -100,6 +101,11 @@ class Entry:
         return self.image_sizes is None or size in self.image_sizes
 
     @property
+    def card(self) -> dict[str, Any]:
+        """A pretrained generator's model card (see ganzoo.cards); empty for other kinds."""
+        return self.info.get("card") or {}
+
+    @property
     def conditional(self) -> bool:
         """A network declared with ``register(..., conditional=True)``: its factory takes num_classes and its
         forward the class labels beside z or x (G(z, y), D(x, y))."""
@@ -130,7 +136,10 @@ class Registry:
             _check_sizes(info["image_sizes"], what)
         if "channel_counts" in info:
             _check_channels(info["channel_counts"], what)
-        description = description or _first_line(getattr(factory, "__doc__", None))
+        if self.kind == "pretrained generator":
+            info["card"] = check_card(info.get("card"), what, factory)
+            description = description or info["card"]["description"]
+        description = description or _first_line(getattr(factory, "__doc__", None) if callable(factory) else None)
         built = functools.partial(factory, **options) if options else factory
         entry = Entry(name, built, description, plugin, dict(info), dict(options), factory)
         self._entries[name] = entry

@@ -20,7 +20,6 @@ import torch
 from rich.console import Console
 from rich.progress import track
 from torch import nn
-from torchvision.utils import save_image
 
 from .files import atomic_write
 from .config import RunConfig
@@ -164,7 +163,28 @@ def grid_columns(n: int, num_classes: int = 0) -> int:
     return num_classes or max(1, math.ceil(math.sqrt(n)))
 
 
+def grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: int = 0) -> torch.Tensor:
+    """uint8 images [N, C, H, W] -> one uint8 grid [3, H', W'], nrow per row, `padding` pixels of `pad_value`
+    around each (torchvision's make_grid layout: grey images become RGB, and one image is itself, unpadded)."""
+    n, c, h, w = images.shape
+    if c == 1:
+        images = images.expand(-1, 3, -1, -1)
+    if n == 1:
+        return images[0, :3]
+    columns = min(nrow, n)
+    rows = -(-n // columns)
+    out = torch.full((3, rows * (h + padding) + padding, columns * (w + padding) + padding), pad_value,
+                     dtype=torch.uint8)
+    for i, image in enumerate(images[:, :3]):
+        y, x = divmod(i, columns)
+        top, left = y * (h + padding) + padding, x * (w + padding) + padding
+        out[:, top:top + h, left:left + w] = image
+    return out
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
-    """Save [-1, 1] images as one PNG grid, atomically."""
-    return atomic_write(path, lambda tmp: save_image(images.float(), tmp, nrow=nrow, normalize=True,
-                                                     value_range=(-1, 1), format="png"))
+    """Save [-1, 1] images as one PNG grid, atomically (PIL alone: torchvision takes a second to import)."""
+    from PIL import Image
+
+    pixels = grid(to_uint8(images.detach().cpu().clamp(-1, 1)), nrow=nrow).permute(1, 2, 0).contiguous().numpy()
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels, "RGB").save(tmp, format="png"))

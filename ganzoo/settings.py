@@ -414,6 +414,11 @@ def unknown_key_message(key: str, where: str, known: Iterable[str]) -> str:
     return f"{where} sets {key!r}, which is no run setting.{hint} (`ganzoo config MODEL` lists every one.)"
 
 
+def _escaped(text: str | None) -> str | None:
+    """Help text as argparse wants it: a literal % doubled (argparse %-formats help strings)."""
+    return text.replace("%", "%%") if text else text
+
+
 def add_flags(parser: argparse.ArgumentParser, fields: dict[str, FieldInfo], names: Iterable[str] | None = None,
               extra: str = "", defaults: bool = False) -> None:
     """The flags of these fields, generated from their declarations.
@@ -434,20 +439,20 @@ def add_flags(parser: argparse.ArgumentParser, fields: dict[str, FieldInfo], nam
             target = groups[info.setting.one_of_group]
         if info.setting.repeat:
             parser.add_argument(*info.flags, dest=name, action="append", default=None, metavar=info.setting.metavar,
-                                help=info.help(extra))
+                                help=_escaped(info.help(extra)))
         elif info.type is bool:  # --flag / --no-flag, or a plain switch for a default-off command setting
             if defaults and not info.default:
-                parser.add_argument(*info.flags, dest=name, action="store_true", help=info.setting.help)
+                parser.add_argument(*info.flags, dest=name, action="store_true", help=_escaped(info.setting.help))
             else:
                 parser.add_argument(*info.flags, dest=name, action=argparse.BooleanOptionalAction, default=default,
-                                    help=info.help(extra))
+                                    help=_escaped(info.help(extra)))
         else:
             metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
                                                {int: "N", float: "X"}.get(info.type))
             help_ = info.setting.help if info.setting.one_of_group else info.help(extra)
             choices = {"choices": info.choices, "metavar": None} if defaults and info.choices else {"metavar": metavar}
             target.add_argument(*info.flags, dest=name, type=info.setting.parse or info.type, default=default,
-                                help=help_, **choices)
+                                help=_escaped(help_), **choices)
 
 
 def check_values(fields: dict[str, FieldInfo], values: Any) -> None:

@@ -21,7 +21,8 @@ from ..settings import add_flags
 console = Console(stderr=True)   # progress and notes
 out = Console()                  # what a command is asked to print
 
-WEIGHTS_HELP = "a weights file from `ganzoo run` (<run>/<model>.safetensors or <run>/checkpoint.safetensors) or a run folder"
+WEIGHTS_HELP = ("a weights file from `ganzoo run` (<run>/<model>.safetensors or <run>/checkpoint.safetensors), a run "
+                "folder, or a pretrained generator's name (see `ganzoo pretrained`)")
 CHECKPOINT_HELP = "the run's checkpoint.safetensors (it holds D as well as G), or the run folder"
 
 

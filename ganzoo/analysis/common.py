@@ -11,7 +11,6 @@ from typing import Sequence
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch.nn import functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from ..files import atomic_write
 from ..errors import GanzooError
@@ -36,7 +35,12 @@ def parse_indices(text: str, what: str = "indices") -> list[int]:
 
 
 def default_output(weights: str | Path, name: str) -> Path:
-    """Analyses land beside the weights: <run>/analysis/<name>."""
+    """Analyses land beside the weights: <run>/analysis/<name>; a pretrained generator's (installed inside a
+    package, or in the cache) in the current folder: analysis/<pretrained name>/<name>."""
+    from ..pretrained import is_pretrained_name
+
+    if is_pretrained_name(weights):
+        return Path(RunFiles.ANALYSIS) / str(weights) / name
     return RunFiles(weights_file(weights, prefer_checkpoint=True).parent, model="").analysis / name
 
 
@@ -63,7 +67,7 @@ def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:
     image = to_uint8(image.detach())
     if image.shape[0] == 1:
         image = image.expand(3, -1, -1)
-    pil = TF.to_pil_image(image[:3])
+    pil = Image.fromarray(image[:3].permute(1, 2, 0).numpy(), "RGB")
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
     return pil

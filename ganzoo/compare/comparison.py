@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import platform
 import resource
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -72,9 +74,13 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
             _, config = load_generator(weights_file(path))
             contenders.append(Contender(label=path.stem if path.is_file() else path.name, model=config.model,
                                         path=path, config=config))
+        elif name in regs.pretrained:                          # scored as it is, like a finished run
+            weights = weights_file(name)
+            _, config = load_generator(weights)
+            contenders.append(Contender(label=name, model=config.model, path=weights, config=config))
         else:
-            raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder or a "
-                              f".safetensors file.)")
+            raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder, a "
+                              f".safetensors file or a pretrained generator: see `ganzoo pretrained`.)")
     if len(contenders) < 2:
         raise GanzooError("Compare needs at least two models or runs, e.g. `ganzoo compare dcgan basicgan`.")
     seen: dict[str, int] = {}
@@ -83,6 +89,18 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
         if seen[c.label] > 1:
             c.label = f"{c.label}-{seen[c.label]}"
     return contenders
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo, else what platform knows), for reports."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 class PeakMemory:
@@ -187,6 +205,7 @@ class Comparison:
         config = self.config_for(contender, seed)
         files = RunFiles(config.out, config.model)
         run = RunResult(seed=seed, run_dir=config.out)
+        wall_start = time.perf_counter()
         started = False
         with PeakMemory(self.device) as memory:
             for epochs, budget in self.segments():
@@ -207,7 +226,10 @@ class Comparison:
                 run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0),
                                             self.score(weights, self.settings.curve_n)))
         run.peak_memory_mb = memory.peak / 2 ** 20
-        return self.finish_run(run, files, batch_size=config.batch_size)
+        run = self.finish_run(run, files, batch_size=config.batch_size)
+        run.wall_time_s = time.perf_counter() - wall_start
+        run.finished_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        return run
 
     def finish_run(self, run: RunResult, files: RunFiles | None, weights: Path | None = None, *,
                    batch_size: int | None) -> RunResult:
@@ -268,7 +290,7 @@ class Comparison:
                                               n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
                                               console=self.console)
         self.results.environment = {"device": str(self.device), "torch": torch.__version__,
-                                    "platform": platform.platform(), "cpus": os.cpu_count(),
+                                    "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_model(),
                                     "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
                                     else None}
         for entry in self.results.contenders.values():

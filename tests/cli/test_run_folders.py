@@ -104,3 +104,18 @@ def test_analysis_outputs_are_named_by_their_arguments(run, capsys):
     names = sorted(p.name for p in (run / "analysis").iterdir())
     assert len([n for n in names if n.startswith("arithmetic")]) == 2, names
     assert len([n for n in names if n.startswith("dropout")]) == 2, names
+
+
+def test_a_sample_grid_is_what_torchvisions_save_image_writes(tmp_path):
+    """save_grid writes PNGs with PIL alone (torchvision is slow to import): the same layout, padding and pixels
+    as torchvision's save_image(normalize=True, value_range=(-1, 1)), up to a rounding tie."""
+    from torchvision.utils import save_image
+
+    for n, channels, nrow in ((64, 1, 8), (10, 3, 4), (7, 1, 3), (1, 3, 8), (5, 1, 10)):
+        images = torch.rand(n, channels, 12, 12, generator=torch.Generator().manual_seed(n)) * 2.2 - 1.1
+        save_image(images, tmp_path / "theirs.png", nrow=nrow, normalize=True, value_range=(-1, 1))
+        save_grid(images, tmp_path / "ours.png", nrow=nrow)
+        theirs = np.asarray(Image.open(tmp_path / "theirs.png")).astype(int)
+        ours = np.asarray(Image.open(tmp_path / "ours.png")).astype(int)
+        assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 1, (n, channels, nrow)
+        assert (ours != theirs).mean() < 1e-3

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ganzoo.cli import main
 from ganzoo.config import ModelSpec
-from ganzoo.evaluate import evaluate, evaluate_real
+from ganzoo.evaluate import evaluate, evaluate_real, format_value
 from ganzoo.models import build_discriminator, build_generator, count_parameters
 from ganzoo.plugins import registries
 from ganzoo.registry import Entry
@@ -75,14 +75,23 @@ def test_report_folder(two_seeds):
     for name in ("samples.png", "losses.png", "metrics.png"):
         width, height = Image.open(out / name).size
         assert width > 300 and height > 200, name
+    width, height = Image.open(out / "pareto.png").size
+    assert width > 300 and height > 200
     report = (out / "report.md").read_text()
-    fds = {label: e["summary"]["mnist_fd"]["mean"] for label, e in results["contenders"].items()}
-    best = min(fds, key=fds.get)
+    summary = results["contenders"]["dcgan"]["summary"]["mnist_fd"]
     rows = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
     assert set(rows) >= {"dcgan (2 seeds)", "basicgan (2 seeds)", "real data (floor)"}
-    cell = rows[f"{best} (2 seeds)"].split("|")[4].strip()                    # the mnist_fd column
-    assert cell.startswith("**") and " ± " in cell
-    assert "![samples](samples.png)" in report and "`ganzoo compare dcgan basicgan" in report
+    cell = rows["dcgan (2 seeds)"].split("|")[4].strip().strip("*")          # the mnist_fd column: mean [interval]
+    assert cell == f"{format_value(summary['mean'])} [{format_value(summary['low'])}, {format_value(summary['high'])}]"
+    assert summary["n"] == 2 and "±" not in report and "over 2 seeds (Student t)" in report
+    # the default baseline is the first model named; basicgan's difference to it, paired by seed
+    dcgan = {r["seed"]: r["scores"]["mnist_fd"] for r in results["contenders"]["dcgan"]["runs"]}
+    basic = {r["seed"]: r["scores"]["mnist_fd"] for r in results["contenders"]["basicgan"]["runs"]}
+    mean_difference = statistics.fmean(basic[s] - dcgan[s] for s in (0, 1))
+    assert "## Against the baseline, dcgan" in report
+    assert f"{'+' if mean_difference > 0 else '−'}{format_value(abs(mean_difference))} [" in report
+    assert "![samples](samples.png)" in report and "![pareto](pareto.png)" in report
+    assert "`ganzoo compare dcgan basicgan" in report
 
 
 def test_table_resume_and_refusal(two_seeds, capsys):
@@ -99,6 +108,14 @@ def test_table_resume_and_refusal(two_seeds, capsys):
     code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "2", "--seeds", "2",
                            "--out", str(out), "--resume")
     assert code == 1 and "other settings" in err
+    # another baseline is a report option, not a setting: the finished comparison is only read again
+    code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
+                                "--out", str(out), "--resume", "--baseline", "basicgan")
+    assert code == 0 and err.count("done earlier, kept") == 4 and "against basicgan" in stdout
+    assert "## Against the baseline, basicgan" in (out / "report.md").read_text()
+    code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
+                           "--out", str(out), "--resume", "--baseline", "wgangp")
+    assert code == 1 and "--baseline 'wgangp' is not one of the models compared (dcgan, basicgan)" in err
 
 
 class NaNAfterFewSteps:
