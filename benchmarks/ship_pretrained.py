@@ -38,9 +38,8 @@ from rich.table import Table
 from scipy import stats
 
 from ganzoo.cards import check_card
-from ganzoo.checkpoint import load_generator, read_tensors, save_tensors, widened
+from ganzoo.checkpoint import PREFIX, load_generator, read_tensors, save_tensors, widened
 from ganzoo.evaluate import evaluate, format_value
-from ganzoo.models import PREFIX
 from ganzoo.pretrained import sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
