@@ -8,8 +8,6 @@ written after the checkpoint's step are purged when it starts again.
 
 from __future__ import annotations
 
-from torchvision.utils import make_grid
-
 from ganzoo.api import GanzooError, GridRecord, RunConfig, RunFiles, RunInfo, ScoreRecord, WindowRecord, hookimpl
 
 MISSING = "--tensorboard needs TensorBoard, which is not installed: pip install 'pyganzoo[tensorboard]'."
@@ -42,6 +40,8 @@ class TensorBoard:
         self._scalars("eval", record.to_dict(), record.step)
 
     def grid(self, record: GridRecord) -> None:
+        from torchvision.utils import make_grid     # here: importing torchvision costs every command a second
+
         self.writer.add_image("samples/fixed_noise", make_grid(record.images, nrow=record.nrow, normalize=True,
                                                                value_range=(-1, 1)), record.step)
 
