@@ -43,8 +43,8 @@ UNLIMITED_EPOCHS = 10 ** 6
 
 # What --budget counts, and what `ganzoo compare` reports as training time (one definition for both):
 TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, checkpoints), summed over every "
-                 "resume of the run; loading data and building networks before it, and --eval-every scoring "
-                 "in it, are not counted")
+                 "resume of the run; loading data and building networks before it, --eval-every scoring "
+                 "in it, and --compile's first step (the compiling) are not counted")
 
 EVAL_N = 10_000            # samples an evaluation draws unless its metrics ask for more (register(..., n=))
 MAX_SAMPLE_N = 10_000      # images `ganzoo sample` draws into one grid
