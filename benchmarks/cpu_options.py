@@ -6,9 +6,10 @@
 
 Every candidate is a real `ganzoo.train.Trainer` built like the default one and changed in one respect
 (the optimiser's implementation, BatchNorm's dtype, the memory format, the thread count...). The default
-and the candidates are timed in interleaved rounds (default, A, B, ..., default, A, B, ...), so load from
-other processes hits all alike; each round gives each candidate its speed relative to that round's
+and the candidates are timed in interleaved rounds (default, A, B, ...; then A, B, ..., default: each round
+starts one further on, so none always follows the same one), so load from other processes hits all alike; each round gives each candidate its speed relative to that round's
 default, and the table shows the median ratio over rounds (> 1: the candidate is faster) with its range.
+The `control` candidate is the default itself: how far its ratio strays from 1 is the noise of the run.
 """
 
 from __future__ import annotations
@@ -59,18 +60,29 @@ def _fp32_batchnorm(trainer: Trainer) -> None:
                 m.forward = forward.__get__(m)
 
 
+def _contiguous_weights(trainer: Trainer) -> None:
+    """Convolution weights kept contiguous (NCHW) while activations stay channels-last."""
+    for network in (trainer.G, trainer.D):
+        for p in network.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous()
+
+
 class Candidate:
     def __init__(self, name: str, what: str, config: dict | None = None, change=None, threads: int | None = None):
         self.name, self.what, self.config, self.change, self.threads = name, what, config or {}, change, threads
 
 
 CANDIDATES = [
+    Candidate("control", "nothing: the default again (an A/A check: its ratio is the noise)"),
     Candidate("adam-foreach", "Adam foreach=True (instead of fused=True)",
               change=lambda t: _adam(t, foreach=True)),
     Candidate("adam-for-loop", "Adam's for-loop implementation (foreach=False, fused=False)",
               change=lambda t: _adam(t, foreach=False)),
     Candidate("bn-fp32", "BatchNorm in fp32 inside bf16 autocast", change=_fp32_batchnorm),
     Candidate("nchw", "contiguous (NCHW) memory format instead of channels-last", config={"channels_last": False}),
+    Candidate("weights-nchw", "convolution weights contiguous, activations channels-last",
+              change=_contiguous_weights),
     Candidate("fp32", "fp32, no autocast (channels-last kept)", config={"precision": "fp32"}),
     Candidate("threads-1", "torch.set_num_threads(1) during the step", threads=1),
 ]
@@ -159,9 +171,10 @@ def main(argv=None) -> dict:
             runs[c.name] = Steps(trainer, c.threads)
             runs[c.name].seconds(args.warmup)
         seconds: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
         for r in range(args.rounds):
-            for name, run in runs.items():
-                seconds[name].append(run.seconds(args.steps))
+            for name in names[r % len(names):] + names[:r % len(names)]:   # each round starts one further on
+                seconds[name].append(runs[name].seconds(args.steps))
             console.print(f"round {r + 1}/{args.rounds}: " + ", ".join(
                 f"{name} {args.steps * args.batch_size / s[-1]:,.0f} img/s" for name, s in seconds.items()))
     rows = []

@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py --data-dir ../shared/data/mnist            # dcgan 32x32, dcgan 64x64, basicgan
     python benchmarks/train_speed.py --data-dir ../shared/data/mnist --profile  # and where the time goes
+    python benchmarks/train_speed.py --data-dir ../shared/data/mnist --compile  # compiled vs eager, compile time
     python benchmarks/train_speed.py --smoke --data fake                        # a few tiny steps (what CI runs)
 
 ganzoo's side is the real `ganzoo.train.Trainer`: its `step` on its device-resident batches,
@@ -18,6 +19,12 @@ Both are timed in the same process, on the same device, after warm-up steps, in 
 medians. FLOPs per image come from torch.utils.flop_counter over one ganzoo step (convolutions and
 matrix products, forward and backward); utilisation is the achieved FLOP rate over the rate of a
 large matrix product measured here in the dtype ganzoo computes in (bf16 on a GPU).
+
+--profile sorts a few profiled steps' time (torch.profiler, each operator's own time) into categories: G's
+and D's convolutions forward and backward, BatchNorm, the optimiser, elementwise ops, dtype casts (autocast's
+bf16 copies of the weights), memory-format copies, and the Python and dispatch overhead (the wall time no
+operator accounts for; the profiler's own cost lands there too). With --compile, the first step (which
+compiles) is timed on its own, and an eager copy of the step is timed in the same repeats.
 """
 
 from __future__ import annotations

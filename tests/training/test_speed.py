@@ -242,3 +242,11 @@ def test_benchmark_times_the_compiled_step_against_the_eager_one(tmp_path, monke
     assert row["compile"] and row["compile_seconds"] > 0
     assert row["eager_images_per_s"] > 0 and row["compile_speedup"] == pytest.approx(
         row["ganzoo_images_per_s"] / row["eager_images_per_s"])
+
+
+@pytest.mark.slow
+def test_cpu_options_compares_each_candidate_with_the_default():
+    cpu_options = _benchmark("cpu_options")
+    result = cpu_options.main(["--smoke", "--data", "fake", "--candidates", "adam-foreach,bn-fp32,weights-nchw"])
+    assert [r["candidate"] for r in result["rows"]] == ["adam-foreach", "bn-fp32", "weights-nchw"]
+    assert all(r["ratio"] > 0 and len(r["ratios"]) == 1 for r in result["rows"])
