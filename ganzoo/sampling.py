@@ -12,6 +12,7 @@ exponential moving average of G hands `generate` the averaged copy to sample fro
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Iterable
 
@@ -157,7 +158,14 @@ def sample(G: nn.Module, config: RunConfig, n: int, *, seed: int = 0, cls: int |
     return generate(G, *draw(config, seed, range(n), cls), **options)
 
 
+def grid_png(images: torch.Tensor, nrow: int = 8) -> bytes:
+    """[-1, 1] images as the bytes of one PNG grid: what `save_grid` writes (and `ganzoo view` downloads)."""
+    buffer = io.BytesIO()
+    save_image(images.float(), buffer, nrow=nrow, normalize=True, value_range=(-1, 1), format="png")
+    return buffer.getvalue()
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
     """Save [-1, 1] images as one PNG grid, atomically."""
-    return atomic_write(path, lambda tmp: save_image(images.float(), tmp, nrow=nrow, normalize=True,
-                                                     value_range=(-1, 1), format="png"))
+    data = grid_png(images, nrow)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))

@@ -1,0 +1,113 @@
+"""The `ganzoo view` subcommand: its flags, and serving the app until Ctrl-C.
+
+Gradio is imported only when the command runs (it is an optional extra), after its settings are made: no usage
+report, no version check, its temporary folder a private one that is removed on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from ..errors import GanzooError
+
+DEFAULT_PORT = 7860
+LOCAL = ("127.0.0.1", "localhost", "::1")
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("view", help="the zoo in a browser: sample, walk the latent space, watch training, compare",
+                       description="Start a local web app (gradio) over the run folders, weights files and compare "
+                                   "reports under the given paths: sample a generator (seed, count, class, EMA or "
+                                   "raw G, PNG download), walk its latent space and do vector arithmetic, watch a "
+                                   "run train (curves, scores, epoch grids), and compare runs side by side on the "
+                                   "same z. It only reads: nothing is written to disk. Needs the extra: pip install "
+                                   "'pyganzoo[view]'.")
+    p.add_argument("paths", nargs="*", metavar="RUN_OR_FOLDER",
+                   help="run folders, weights files, compare report folders, or folders holding them (default runs)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=None,
+                   help=f"port (default {DEFAULT_PORT}, or the next free one)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads torch draws with (default: torch's)")
+
+
+def _free_port(host: str, first: int) -> int:
+    import socket
+
+    for port in range(first, first + 100):
+        with contextlib.closing(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)) as s:
+            try:
+                s.bind((host, port))
+                return port
+            except OSError:
+                continue
+    raise GanzooError(f"No free port from {first} to {first + 99} on {host}; give one with --port.")
+
+
+def cmd_view(args, out=None, console=None) -> int:
+    paths = args.paths or ["runs"]
+    if args.port is not None and not 0 < args.port < 65536:
+        raise GanzooError(f"--port must lie between 1 and 65535, got {args.port}.")
+    if args.threads is not None and args.threads < 1:
+        raise GanzooError(f"--threads must be at least 1, got {args.threads}.")
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing and len(missing) == len(paths):
+        raise GanzooError(f"Nothing to show: {', '.join(missing)} does not exist (give run folders, weights files or "
+                          f"folders holding them).")
+    temporary = tempfile.mkdtemp(prefix="ganzoo-view-")
+    os.environ["GRADIO_TEMP_DIR"] = temporary              # gradio's cache: private, and removed at the end
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"       # no usage reports, no version check
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        try:
+            import gradio  # noqa: F401
+        except ImportError:
+            raise GanzooError("ganzoo view needs gradio, an optional extra: pip install 'pyganzoo[view]'.") from None
+        if args.threads:
+            import torch
+            torch.set_num_threads(args.threads)
+        return _serve(paths, args.host, args.port, out, console)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _serve(paths, host: str, port: int | None, out, console) -> int:
+    import gradio as gr
+
+    from .app import CSS, Viewer, build
+
+    viewer = Viewer(paths)
+    app = build(viewer)
+    port = port or _free_port(host, DEFAULT_PORT)
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    app.queue(default_concurrency_limit=1)
+    app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, theme=theme, css=CSS,
+               ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, footer_links=[],
+               show_error=False, inbrowser=False)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    entries = viewer.entries()
+    say = out.print if out is not None else print
+    say(f"ganzoo view: {url}  ({len(entries)} entries under {', '.join(map(str, paths))}; Ctrl-C stops it)")
+    if host not in LOCAL:
+        (console.print if console is not None else print)(
+            f"warning: listening on {host}: anyone who can reach this machine on port {port} sees these runs.")
+    sys.stdout.flush()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        app.close()
+    return 0
