@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import gradio as gr
-
 from ..errors import GanzooError
+
+try:
+    import gradio as gr
+except ImportError:                      # the optional extra: its own sentence, not a traceback
+    raise GanzooError("ganzoo view needs gradio, an optional extra: pip install 'pyganzoo[view]'.") from None
 from . import drawing, pictures
 from .catalog import EMA, ROW_HEADER, Entry, discover
 from .drawing import Generators, Point
@@ -163,6 +166,69 @@ def runs_table(viewer: Viewer) -> str:
             f'Click a row to open it.</div>')
 
 
+def download_png(viewer: Viewer, params: str) -> str:
+    """The grid's download, as a data: URI: the PNG `ganzoo sample --seed S -n N [--class C]` writes for the
+    samples the grid shows ("" when they cannot be drawn: the grid already says why)."""
+    import math
+
+    from ..sampling import grid_png
+    try:
+        p = json.loads(params)
+        G, config = viewer.generator(p["key"], p["generator"])
+        images = drawing.grid(G, config, p["n"], p["seed"], p["cls"])
+        return pictures.data_uri(grid_png(images, nrow=max(1, int(math.ceil(math.sqrt(len(images)))))))
+    except (GanzooError, OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def compare_view(viewer: Viewer, report_key: str | None, keys, n, seed) -> str:
+    """Runs side by side on the same z (samples 0..n-1 of `seed` from each), their last scores, and a compare
+    report's own table when one is picked."""
+    entries = viewer.entries()
+    report = next((e for e in entries if e.key == report_key and e.kind == "compare"), None)
+    keys = list(keys or [])
+    if not keys:
+        return pictures.message("Pick two or more runs (or a compare report) to see them side by side.", "note")
+    runs, errors = [], []
+    for key in keys:
+        try:
+            entry = viewer.entry(key)
+            G, config = viewer.generators.get(entry)
+            runs.append((entry, G, config))
+        except GanzooError as exc:
+            errors.append((key, str(exc)))
+    drawn, note = drawing.same_z([(e.key, G, c) for e, G, c in runs], drawing.check_count(n),
+                                 drawing.check_seed(seed))
+    figures = []
+    for (entry, _, config), (label, images) in zip(runs, drawn):
+        size = pictures.cell_size(config.image_size) // 2 or config.image_size
+        figures.append(f'<figure>{pictures.grid_html(images, size=size)}<figcaption><b>{html.escape(label)}'
+                       f'</b><br>{html.escape(entry.model)}, {html.escape(entry.status)}</figcaption></figure>')
+    figures += [f'<figure>{pictures.message(f"{k}: {m}", "error")}</figure>' for k, m in errors]
+    out = f'<div class="ganzoo-side">{"".join(figures)}</div>'
+    if note:
+        out += pictures.message(note, "note")
+    out += pictures.message(f"samples 0..{int(n) - 1} of seed {int(seed)} from each: the same z in every run.",
+                            "note")
+    names = list(dict.fromkeys(k for e, _, _ in runs for k in e.scores))
+    rows = [[e.key, e.model, e.status, e.progress] + [f"{e.scores[k]:.4g}" if k in e.scores else "-"
+                                                       for k in names] for e, _, _ in runs]
+    out += "<h4>last scores</h4>" + (pictures.table(["run", "model", "status", "progress"] + names, rows)
+                                     if rows else "")
+    if report is not None:
+        out += f"<h4>{html.escape(report.key)}: the report's table</h4>" + report_table(report)
+    return out
+
+
+def report_table(report: Entry) -> str:
+    from ..compare.report import table_rows
+    from ..compare.results import Results
+
+    results = Results.from_dict(json.loads((report.path / "results.json").read_text()))
+    header, rows = table_rows(results)
+    return pictures.table(header, [[t + (" ★" if best else "") for t, best in row] for row in rows])
+
+
 def build(viewer: Viewer) -> gr.Blocks:
     """The app over `viewer`'s entries."""
 
@@ -200,17 +266,7 @@ def build(viewer: Viewer) -> gr.Blocks:
         return grid + button, pictures.message(caption, "note")
 
     def grid_png(params: str) -> str:
-        """The download: the PNG grid `ganzoo sample` would write for these samples, as a data: URI."""
-        import math
-
-        from ..sampling import grid_png as encode
-        try:
-            p = json.loads(params)
-            G, config = viewer.generator(p["key"], p["generator"])
-            images = drawing.grid(G, config, p["n"], p["seed"], p["cls"])
-            return pictures.data_uri(encode(images, nrow=max(1, int(math.ceil(math.sqrt(len(images)))))))
-        except (GanzooError, OSError, ValueError, KeyError, TypeError):
-            return ""
+        return download_png(viewer, params)
 
     def pick(target, seed, a_seed, a_index, b_seed, b_index, group_a, group_b, group_c, evt: gr.EventData):
         """A clicked sample becomes a walk's end or joins a group."""
@@ -329,48 +385,7 @@ def build(viewer: Viewer) -> gr.Blocks:
 
     @guarded(1)
     def compare(report_key, keys, n, seed):
-        entries = viewer.entries()
-        report = next((e for e in entries if e.key == report_key and e.kind == "compare"), None)
-        keys = list(keys or [])
-        if not keys:
-            return pictures.message("Pick two or more runs (or a compare report) to see them side by side.", "note")
-        runs, errors = [], []
-        for key in keys:
-            try:
-                entry = viewer.entry(key)
-                G, config = viewer.generators.get(entry)
-                runs.append((entry, G, config))
-            except GanzooError as exc:
-                errors.append((key, str(exc)))
-        drawn, note = drawing.same_z([(e.key, G, c) for e, G, c in runs], drawing.check_count(n),
-                                     drawing.check_seed(seed))
-        figures = []
-        for (entry, _, config), (label, images) in zip(runs, drawn):
-            size = pictures.cell_size(config.image_size) // 2 or config.image_size
-            figures.append(f'<figure>{pictures.grid_html(images, size=size)}<figcaption><b>{html.escape(label)}'
-                           f'</b><br>{html.escape(entry.model)}, {html.escape(entry.status)}</figcaption></figure>')
-        figures += [f'<figure>{pictures.message(f"{k}: {m}", "error")}</figure>' for k, m in errors]
-        out = f'<div class="ganzoo-side">{"".join(figures)}</div>'
-        if note:
-            out += pictures.message(note, "note")
-        out += pictures.message(f"samples 0..{int(n) - 1} of seed {int(seed)} from each: the same z in every run.",
-                                "note")
-        names = list(dict.fromkeys(k for e, _, _ in runs for k in e.scores))
-        rows = [[e.key, e.model, e.status, e.progress] + [f"{e.scores[k]:.4g}" if k in e.scores else "-"
-                                                           for k in names] for e, _, _ in runs]
-        out += "<h4>last scores</h4>" + (pictures.table(["run", "model", "status", "progress"] + names, rows)
-                                         if rows else "")
-        if report is not None:
-            out += f"<h4>{html.escape(report.key)}: the report's table</h4>" + report_table(report)
-        return out
-
-    def report_table(report: Entry) -> str:
-        from ..compare.report import table_rows
-        from ..compare.results import Results
-
-        results = Results.from_dict(json.loads((report.path / "results.json").read_text()))
-        header, rows = table_rows(results)
-        return pictures.table(header, [[t + (" ★" if best else "") for t, best in row] for row in rows])
+        return compare_view(viewer, report_key, keys, n, seed)
 
     def pick_report(report_key):
         entries = viewer.entries()
@@ -409,9 +424,12 @@ def build(viewer: Viewer) -> gr.Blocks:
         entries = viewer.entries(max_age=0)
         drawable = [e for e in entries if e.loaders or e.kind == "run" or e.status == "error"]
         first = _first_drawable(drawable)
+        reports = [e for e in entries if e.kind == "compare"]
+        both = [e.key for e in entries if e.loaders]
+        chosen = reports[0].members[:8] if reports else both[:2]       # something side by side from the start
         return (runs_table(viewer), gr.Dropdown(choices=_choices(drawable), value=first),
-                gr.Dropdown(choices=[(e.key, e.key) for e in entries if e.kind == "compare"]),
-                gr.Dropdown(choices=[(e.key, e.key) for e in entries if e.loaders]),
+                gr.Dropdown(choices=[(e.key, e.key) for e in reports], value=reports[0].key if reports else None),
+                gr.Dropdown(choices=[(k, k) for k in both], value=chosen),
                 json.dumps([e.key for e in entries]))
 
     # -- layout ---------------------------------------------------------------------------------
@@ -425,7 +443,7 @@ def build(viewer: Viewer) -> gr.Blocks:
             cls = gr.Radio(label="class", choices=[EVERY_CLASS], value=EVERY_CLASS, visible=False, scale=2,
                            elem_id="class", info="a conditional model's class to draw")
         known = gr.State(None)
-        with gr.Tabs(elem_id="tabs"):
+        with gr.Tabs(elem_id="tabs", selected="sample"):
             with gr.Tab("Runs", id="runs"):
                 runs_html = gr.HTML(elem_id="runs-table", js_on_load=ROWS_JS)
             with gr.Tab("Sample", id="sample"):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import GanzooError
-from ..runfiles import RunFiles, read_metrics
+from ..runfiles import RunFiles
 
 # A loader rebuilds one generator: () -> (G in eval mode on the CPU, its RunConfig).
 Loader = Callable[[], tuple]
@@ -114,7 +114,7 @@ def discover(paths: Sequence[str | Path]) -> list[Entry]:
 
 def find_runs(paths: Sequence[Path]) -> Iterable[Entry]:
     """Run folders, compare report folders and weights files under each path (run folders are not entered)."""
-    done: set[Path] = set()
+    done: dict[Path, str] = {}                       # every folder and file looked at, with its entry's key
     for root in paths:
         if not root.exists():
             yield error_entry(str(root), root, f"{root} does not exist.")
@@ -125,11 +125,11 @@ def find_runs(paths: Sequence[Path]) -> Iterable[Entry]:
 WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".pkl", ".ckpt", ".bin")
 
 
-def _walk(path: Path, key: str, depth: int, done: set[Path]) -> Iterable[Entry]:
+def _walk(path: Path, key: str, depth: int, done: dict[Path, str]) -> Iterable[Entry]:
     real = path.resolve()
     if real in done:
         return
-    done.add(real)
+    done[real] = key
     if path.is_file():
         if path.suffix in WEIGHTS_SUFFIXES:
             yield weights_entry(path, key)
@@ -321,7 +321,7 @@ def run_entry(path: Path, key: str) -> Entry:
     return entry
 
 
-def compare_entries(path: Path, key: str, done: set[Path]) -> Iterable[Entry]:
+def compare_entries(path: Path, key: str, done: dict[Path, str]) -> Iterable[Entry]:
     """A compare report folder: one entry for the report (its table opens in Compare), then its runs."""
     from ..compare.results import Results
 
@@ -343,14 +343,14 @@ def compare_entries(path: Path, key: str, done: set[Path]) -> Iterable[Entry]:
                 run_dir = path / "runs" / run_dir.name
             if run_dir.is_dir():
                 runs.append(run_dir)
-    children = []
+    children, members = [], []
     for run_dir in runs:
-        with contextlib.suppress(ValueError):
-            child_key = f"{key.rstrip('/')}/{run_dir.resolve().relative_to(path.resolve())}"
-            children.extend(_walk(run_dir, child_key, MAX_DEPTH, done))
-            continue
-        children.extend(_walk(run_dir, str(run_dir), MAX_DEPTH, done))
-    report.members = [c.key for c in children if c.kind == "run"]
+        inside = run_dir.resolve().is_relative_to(path.resolve())
+        child_key = (f"{key.rstrip('/')}/{run_dir.resolve().relative_to(path.resolve())}" if inside
+                     else str(run_dir))
+        children.extend(_walk(run_dir, child_key, MAX_DEPTH, done))
+        members.append(done.get(run_dir.resolve(), child_key))     # listed here, or already under its own key
+    report.members = members
     report.progress = f"{len(results.contenders)} models, {sum(len(c.runs) for c in results.contenders.values())} runs"
     yield report
     yield from children

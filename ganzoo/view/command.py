@@ -1,7 +1,8 @@
 """The `ganzoo view` subcommand: its flags, and serving the app until Ctrl-C.
 
 Gradio is imported only when the command runs (it is an optional extra), after its settings are made: no usage
-report, no version check, its temporary folder a private one that is removed on exit.
+report, no version check, its temporary folder a private one that is removed on exit (matplotlib's font cache,
+for the training curves, goes there too), so the viewer leaves no file behind.
 """
 
 from __future__ import annotations
@@ -62,26 +63,37 @@ def cmd_view(args, out=None, console=None) -> int:
         raise GanzooError(f"Nothing to show: {', '.join(missing)} does not exist (give run folders, weights files or "
                           f"folders holding them).")
     temporary = tempfile.mkdtemp(prefix="ganzoo-view-")
-    os.environ["GRADIO_TEMP_DIR"] = temporary              # gradio's cache: private, and removed at the end
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"       # no usage reports, no version check
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = {"GRADIO_TEMP_DIR": temporary,               # gradio's cache: private, and removed at the end
+                "GRADIO_ANALYTICS_ENABLED": "False",        # no usage reports, no version check
+                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+                "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR", temporary)}   # matplotlib's font cache: not ~/.cache
     try:
-        try:
-            import gradio  # noqa: F401
-        except ImportError:
-            raise GanzooError("ganzoo view needs gradio, an optional extra: pip install 'pyganzoo[view]'.") from None
-        if args.threads:
-            import torch
-            torch.set_num_threads(args.threads)
-        return _serve(paths, args.host, args.port, out, console)
+        with _environment(settings):
+            if args.threads:
+                import torch
+                torch.set_num_threads(args.threads)
+            return _serve(paths, args.host, args.port, out, console)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _serve(paths, host: str, port: int | None, out, console) -> int:
-    import gradio as gr
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """These environment variables while the view runs; the previous ones after (for a caller of main())."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
-    from .app import CSS, Viewer, build
+
+def _serve(paths, host: str, port: int | None, out, console) -> int:
+    from .app import CSS, Viewer, build, gr       # gradio, or the sentence saying how to install it
 
     viewer = Viewer(paths)
     app = build(viewer)
