@@ -65,7 +65,7 @@ def main() -> int:
     have = closure(base)
     added = sorted(closure(extra) - have, key=size, reverse=True)
     sizes = {name: size(name) for name in added}
-    print(f"| distribution | version | size (MB) |\n|---|---|---:|")
+    print("| distribution | version | size (MB) |\n|---|---|---:|")
     for name in added:
         print(f"| {name} | {md.version(name)} | {sizes[name] / 1e6:.1f} |")
     print(f"| **{len(added)} distributions** | | **{sum(sizes.values()) / 1e6:.1f}** |")

@@ -121,3 +121,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def tab(driver, name: str) -> None:
+    """Open one of the app's tabs by its title."""
+    from selenium.webdriver.common.by import By
+
+    buttons = driver.find_elements(By.CSS_SELECTOR, "#tabs button[role=tab]")
+    next(b for b in buttons if b.text == name).click()
+    time.sleep(0.3)

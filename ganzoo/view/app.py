@@ -206,10 +206,8 @@ def compare_view(viewer: Viewer, report_key: str | None, keys, n, seed) -> str:
                        f'</b><br>{html.escape(entry.model)}, {html.escape(entry.status)}</figcaption></figure>')
     figures += [f'<figure>{pictures.message(f"{k}: {m}", "error")}</figure>' for k, m in errors]
     out = f'<div class="ganzoo-side">{"".join(figures)}</div>'
-    if note:
-        out += pictures.message(note, "note")
-    out += pictures.message(f"samples 0..{int(n) - 1} of seed {int(seed)} from each: the same z in every run.",
-                            "note")
+    out += pictures.message(f"samples 0..{int(n) - 1} of seed {int(seed)} from each: "
+                            + (note if note else "the same z in every run."), "note")
     names = list(dict.fromkeys(k for e, _, _ in runs for k in e.scores))
     rows = [[e.key, e.model, e.status, e.progress] + [f"{e.scores[k]:.4g}" if k in e.scores else "-"
                                                        for k in names] for e, _, _ in runs]
@@ -291,7 +289,7 @@ def build(viewer: Viewer) -> gr.Blocks:
                 raise GanzooError(f"{what} is a whole number from 0 up, got {v}.")
         return Point(drawing.check_seed(a_seed), int(a_index)), Point(drawing.check_seed(b_seed), int(b_index))
 
-    @guarded(2)
+    @guarded(3)
     def draw_walk_ends(key, name, cls, a_seed, a_index, b_seed, b_index, mode):
         G, config = viewer.generator(key, name)
         a, b = _points(a_seed, a_index, b_seed, b_index)
@@ -301,14 +299,12 @@ def build(viewer: Viewer) -> gr.Blocks:
         strip = drawing.walk_strip(G, config, a, b, WALK_STEPS, mode, c)
         fixed = drawing.walk_generator(G, config, a, c)
         note = f", class {fixed.cls} fixed" if fixed is not G else ""
-        html_ends = (f'<div class="ganzoo-walk ganzoo-pixels">'
-                     f'<figure>{pictures.img(ends[0], css="walk-a", size=size * 2)}'
-                     f'<figcaption>A: sample {a.index} of seed {a.seed}</figcaption></figure>'
-                     f'<figure>{pictures.img(ends[1], css="walk-b", size=size * 2)}'
-                     f'<figcaption>B: sample {b.index} of seed {b.seed}</figcaption></figure></div>')
-        html_strip = (f'<div class="ganzoo-note">the whole walk, {mode}{note}:</div>'
+        figures = [f'<figure class="ganzoo-pixels" style="margin:0">{pictures.img(image, css=css, size=size * 2)}'
+                   f'<figcaption class="ganzoo-note">{label}: sample {p.index} of seed {p.seed}</figcaption></figure>'
+                   for image, css, label, p in ((ends[0], "walk-a", "A", a), (ends[1], "walk-b", "B", b))]
+        html_strip = (f'<div class="ganzoo-note">the whole walk in {WALK_STEPS} steps, {mode}{note}:</div>'
                       + pictures.grid_html(strip, columns=len(strip), size=size))
-        return html_ends, html_strip
+        return figures[0], figures[1], html_strip
 
     @guarded(1)
     def draw_walk_point(key, name, cls, a_seed, a_index, b_seed, b_index, mode, t):
@@ -358,7 +354,10 @@ def build(viewer: Viewer) -> gr.Blocks:
             scores = pictures.message("No scores logged: train with --eval-every K to score every K epochs "
                                       "(or run ganzoo eval on the weights).", "note")
         grids = files.grids()
-        index = len(grids) - 1 if grid_index is None or shown is None or grid_index >= len(grids) - 2 else grid_index
+        before = json.loads(shown) if shown else None               # what was shown: [key, signature, grids]
+        following = (before is None or before[0] != key or grid_index is None
+                     or int(grid_index) >= before[2] - 1)                 # at the newest grid: stay at the newest
+        index = len(grids) - 1 if following else int(grid_index)
         slider = gr.Slider(minimum=0, maximum=max(1, len(grids) - 1), value=max(0, index), step=1,
                            visible=bool(grids), label=f"epoch grids ({len(grids)}): drag to scrub through training")
         return (curve_html + f'<div class="ganzoo-note">{points} log records, last at step {last.get("step", 0)}; '
@@ -465,12 +464,12 @@ def build(viewer: Viewer) -> gr.Blocks:
                     b_seed = gr.Number(1, label="B: seed", precision=0, elem_id="b-seed")
                     b_index = gr.Number(0, label="B: sample number", precision=0, elem_id="b-index")
                     mode = gr.Radio(["slerp", "lerp"], value="slerp", label="path", elem_id="mode")
-                with gr.Row():
-                    with gr.Column(scale=1):
+                with gr.Row(equal_height=False):
+                    walk_a_html = gr.HTML(elem_id="walk-a", min_width=80)
+                    with gr.Column(scale=3):
                         walk_t = gr.Slider(0, 1, value=0.5, step=0.01, label="from A (0) to B (1)", elem_id="walk-t")
                         walk_point_html = gr.HTML(elem_id="walk-point")
-                    with gr.Column(scale=1):
-                        walk_ends_html = gr.HTML(elem_id="walk-ends")
+                    walk_b_html = gr.HTML(elem_id="walk-b", min_width=80)
                 walk_strip_html = gr.HTML(elem_id="walk-strip")
                 gr.Markdown("### Vector arithmetic: A − B + C\nSample numbers of the Sample tab's seed in each "
                             "group (click samples there with 'group A/B/C' picked, or type 3,7,12). The mean z of "
@@ -510,7 +509,7 @@ def build(viewer: Viewer) -> gr.Blocks:
                 event = event.then(draw_grid, sample_in, [grid_html, grid_note], **quiet)
             if walk:
                 event = event.then(draw_walk_point, walk_in + [walk_t], walk_point_html, **quiet)
-                event = event.then(draw_walk_ends, walk_in, [walk_ends_html, walk_strip_html], **quiet)
+                event = event.then(draw_walk_ends, walk_in, [walk_a_html, walk_b_html, walk_strip_html], **quiet)
             return event
 
         app.load(initial, None, [runs_html, run, report, picked, known], show_progress="hidden")

@@ -117,7 +117,8 @@ def find_runs(paths: Sequence[Path]) -> Iterable[Entry]:
     done: dict[Path, str] = {}                       # every folder and file looked at, with its entry's key
     for root in paths:
         if not root.exists():
-            yield error_entry(str(root), root, f"{root} does not exist.")
+            yield error_entry(str(root), root, f"{root} does not exist (yet): a run trained into it shows here "
+                                               f"within seconds.")
             continue
         yield from _walk(root, str(root), 0, done)
 

@@ -14,7 +14,6 @@ import signal
 import sys
 import tempfile
 import threading
-from pathlib import Path
 
 from ..errors import GanzooError
 
@@ -58,10 +57,6 @@ def cmd_view(args, out=None, console=None) -> int:
         raise GanzooError(f"--port must lie between 1 and 65535, got {args.port}.")
     if args.threads is not None and args.threads < 1:
         raise GanzooError(f"--threads must be at least 1, got {args.threads}.")
-    missing = [p for p in paths if not Path(p).exists()]
-    if missing and len(missing) == len(paths):
-        raise GanzooError(f"Nothing to show: {', '.join(missing)} does not exist (give run folders, weights files or "
-                          f"folders holding them).")
     temporary = tempfile.mkdtemp(prefix="ganzoo-view-")
     settings = {"GRADIO_TEMP_DIR": temporary,               # gradio's cache: private, and removed at the end
                 "GRADIO_ANALYTICS_ENABLED": "False",        # no usage reports, no version check
