@@ -104,9 +104,6 @@ class Viewer:
                 return entry
         raise GanzooError(f"{key} is no longer there (moved or deleted?).")
 
-    def drawable(self) -> list[Entry]:
-        return [e for e in self.entries() if e.loaders or e.kind == "run"]
-
     def generator(self, key: str, name: str | None):
         return self.generators.get(self.entry(key), name)
 
@@ -138,6 +135,12 @@ def guarded(outputs: int = 1):
 
 def _choices(entries: list[Entry]) -> list[tuple[str, str]]:
     return [(f"{e.key} · {e.model or e.kind} · {e.status}", e.key) for e in entries]
+
+
+def _pickable(entries: list[Entry]) -> list[Entry]:
+    """What the run picker offers: whatever can draw, every run (one training may have no weights yet) and every
+    error (opened, it says its sentence)."""
+    return [e for e in entries if e.loaders or e.kind == "run" or e.status == "error"]
 
 
 def _first_drawable(entries: list[Entry]) -> str | None:
@@ -399,8 +402,7 @@ def build(viewer: Viewer) -> gr.Blocks:
         keys = json.dumps([e.key for e in entries])
         if keys == known:
             return gr.skip(), gr.skip(), gr.skip(), known
-        drawable = [e for e in entries if e.loaders or e.kind == "run" or e.status == "error"]
-        return (gr.Dropdown(choices=_choices(drawable)),
+        return (gr.Dropdown(choices=_choices(_pickable(entries))),
                 gr.Dropdown(choices=[(e.key, e.key) for e in entries if e.kind == "compare"]),
                 gr.Dropdown(choices=[(e.key, e.key) for e in entries if e.loaders]), keys)
 
@@ -416,12 +418,16 @@ def build(viewer: Viewer) -> gr.Blocks:
         return (*draw_grid(key, name, cls, seed, n), now)
 
     def open_row(evt: gr.EventData):
-        """A click on a row of the Runs table opens that entry."""
-        return evt._data.get("key") or gr.skip()
+        """A click on a row of the Runs table opens that entry (with the picker's choices as they are now: the
+        row may be of a run that appeared a moment ago)."""
+        key = evt._data.get("key")
+        if not key:
+            return gr.skip()
+        return gr.Dropdown(choices=_choices(_pickable(viewer.entries())), value=key)
 
     def initial():
         entries = viewer.entries(max_age=0)
-        drawable = [e for e in entries if e.loaders or e.kind == "run" or e.status == "error"]
+        drawable = _pickable(entries)
         first = _first_drawable(drawable)
         reports = [e for e in entries if e.kind == "compare"]
         both = [e.key for e in entries if e.loaders]
