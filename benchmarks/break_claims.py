@@ -64,6 +64,8 @@ PICKLE_TESTS = ["tests/test_untrusted.py::test_a_pickle_never_runs",
                 "tests/test_untrusted.py::test_no_pickle_loader_anywhere_in_ganzoo"]
 SHEET = "tests/test_analysis.py::test_sheet_shows_the_samples_of_its_seed"
 SHUFFLE = "tests/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
+VIEW = "tests/test_view.py::"
+BROWSER = "tests/test_view_browser.py::"
 
 BREAKS = [
     Break("shuffle: every epoch in the same order", "ganzoo/train.py",
@@ -146,6 +148,47 @@ BREAKS = [
           "                    grid = self.save_epoch_grid()\n"
           "                    if self.epoch < cfg.epochs:\n                        self.save_checkpoint()\n",
           ["tests/test_bad_input.py::test_no_command_line_produces_a_traceback"]),
+    # ganzoo view
+    Break("view: the walk's ends are not the two samples", "ganzoo/view/drawing.py",
+          "torch.tensor([float(t)], dtype=torch.float64)", "torch.tensor([0.01 + 0.98 * float(t)], dtype=torch.float64)",
+          [VIEW + "test_walk_ends_are_the_two_samples_and_the_path_is_the_analysis",
+           BROWSER + "test_the_walk_ends_are_the_two_clicked_samples"]),
+    Break("view: raw G is the averaged one", "ganzoo/view/catalog.py",
+          "entry.loaders = {EMA: plain, RAW: lambda: raw_generator(files.checkpoint)}",
+          "entry.loaders = {EMA: plain, RAW: plain}", [VIEW + "test_ema_and_raw_g_are_the_two_generators"]),
+    Break("view: a damaged weights file is not refused", "ganzoo/view/catalog.py",
+          "    if error:\n        raise GanzooError(error)\n", "",
+          [VIEW + "test_a_bad_or_foreign_file_is_a_row_with_its_sentence"]),
+    Break("view: loose weights files are not looked at", "ganzoo/view/catalog.py",
+          "if child.is_dir() or child.suffix in WEIGHTS_SUFFIXES:", "if child.is_dir():",
+          [VIEW + "test_a_bad_or_foreign_file_is_a_row_with_its_sentence",
+           BROWSER + "test_a_corrupt_file_is_a_row_with_its_sentence"]),
+    Break("view: the run lock is not read (a training run shows as stopped)", "ganzoo/view/catalog.py",
+          'if "FLOCK" in fields and any(part == wanted for part in fields):', "if False:",
+          [VIEW + "test_status_stopped_diverged_training"]),
+    Break("view: a failing source of generators stops discovery", "ganzoo/view/catalog.py",
+          "except Exception as exc:   # a source of generators", "except GanzooError as exc:   # a source of generators",
+          [VIEW + "test_a_second_source_of_generators_plugs_in"]),
+    Break("view: the download is laid out 8 to a row", "ganzoo/view/app.py",
+          "nrow=max(1, int(math.ceil(math.sqrt(len(images)))))", "nrow=8",
+          [VIEW + "test_the_download_is_the_png_ganzoo_sample_writes"]),
+    Break("view: the class picker is ignored", "ganzoo/view/drawing.py",
+          "seed=check_seed(seed), cls=class_of(config, cls))", "seed=check_seed(seed), cls=None)",
+          [VIEW + "test_the_class_picker_draws_that_class"]),
+    Break("view: the seed is ignored", "ganzoo/view/drawing.py",
+          "return sample(G, config, check_count(n), seed=check_seed(seed)", "return sample(G, config, check_count(n), seed=0",
+          [BROWSER + "test_the_seed_moves_the_grid_and_back_exactly"]),
+    Break("view: generators kept after their weights are rewritten", "ganzoo/view/drawing.py",
+          "key = (entry.key, name, entry.signature)", "key = (entry.key, name)",
+          [VIEW + "test_new_weights_are_drawn_once_they_land"]),
+    Break("view: a training run's curves are not looked at again", "ganzoo/view/app.py",
+          "        timer.tick(training, [run, scrubber, training_shown], training_out, show_progress=\"hidden\")\n", "",
+          [BROWSER + "test_a_training_run_shows_new_points_within_seconds"]),
+    Break("view: matplotlib's font cache goes to the user's home", "ganzoo/view/command.py",
+          '"MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR", temporary)', '"MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR", "")',
+          [BROWSER + "test_nothing_is_written_outside_the_run_folders"]),
+    Break("view: a script error on load", "ganzoo/view/app.py",
+          'ROWS_JS = """\n', 'ROWS_JS = """\nnoSuchFunction();\n', [BROWSER + "test_the_page_loads_clean"]),
 ]
 
 

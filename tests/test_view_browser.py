@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from selenium.webdriver.common.by import By
 
 from browser import ViewServer, chromium, decode, free_port, tab, wait_for
 from conftest import MNIST_DIR
@@ -62,9 +63,7 @@ def zoo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def view(zoo, tmp_path_factory):
     sandbox = tmp_path_factory.mktemp("sandbox")
-    before = {p: p.stat().st_mtime_ns for p in (zoo / "runs").rglob("*")}
     server = ViewServer([zoo / "runs"], sandbox, free_port(), sandbox / "view.log")
-    server.files_before = before
     yield server
     server.stop()
 
@@ -102,7 +101,6 @@ def cell_titles(driver) -> list[str]:
 
 def set_number(driver, elem_id: str, value) -> None:
     """Type a value into a gradio slider's or number's box and press Enter, as a user does."""
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     box = driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input[type=number]")
@@ -111,15 +109,11 @@ def set_number(driver, elem_id: str, value) -> None:
 
 
 def click_radio(driver, elem_id: str, label: str) -> None:
-    from selenium.webdriver.common.by import By
-
     driver.find_element(By.XPATH, f"//*[@id='{elem_id}']//label[normalize-space(.)='{label}']").click()
 
 
 def open_run(driver, key: str) -> None:
     """Click the entry's row in the Runs tab, then go to the Sample tab and wait for its grid."""
-    from selenium.webdriver.common.by import By
-
     tab(driver, "Runs")
     row = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, f"tr[data-key='{key}']"), 30, f"the row of {key}")
     row[0].click()
@@ -134,18 +128,22 @@ def errors_in_console(driver) -> list[dict]:
 
 # -- the tests ----------------------------------------------------------------------------------------
 
-def test_the_page_loads_clean(view, page):
+def test_the_page_loads_clean(view, tmp_path):
+    """A fresh browser: the page, its first grid and every tab, without one error in the console."""
     assert view.url.startswith("http://127.0.0.1:")                        # local only, as printed
-    for name in ("Runs", "Sample", "Latent walk", "Training", "Compare"):
-        tab(page, name)
-        time.sleep(1.5)
-    assert errors_in_console(page) == []
-    tab(page, "Sample")
+    fresh = chromium(tmp_path / "chromium")
+    try:
+        fresh.get(view.url)
+        wait_for(lambda: cells(fresh), 120, "the first grid")
+        for name in ("Runs", "Sample", "Latent walk", "Training", "Compare"):
+            tab(fresh, name)
+            time.sleep(1.5)
+        assert errors_in_console(fresh) == []
+    finally:
+        fresh.quit()
 
 
 def test_the_seed_moves_the_grid_and_back_exactly(view, page, shots):
-    from selenium.webdriver.common.by import By
-
     open_run(page, f"{view.paths[0]}/dcgan")
     set_number(page, "seed", 0)
     wait_for(lambda: "seed 0 " in cell_titles(page)[0] + " ", 30, "seed 0's grid")
@@ -164,8 +162,6 @@ def test_the_seed_moves_the_grid_and_back_exactly(view, page, shots):
 
 
 def test_the_download_is_the_png_ganzoo_sample_writes(view, page, tmp_path):
-    from selenium.webdriver.common.by import By
-
     open_run(page, f"{view.paths[0]}/dcgan")
     set_number(page, "seed", 3)
     wait_for(lambda: "seed 3" in cell_titles(page)[0], 30, "seed 3's grid")
@@ -195,18 +191,16 @@ def test_the_class_picker_draws_sevens(view, page, mnist_cdcgan, shots):
     set_number(page, "count", 64)
 
 
-def test_the_walk_ends_are_the_two_seeds_samples(view, page, shots):
-    from selenium.webdriver.common.by import By
-
+def test_the_walk_ends_are_the_two_clicked_samples(view, page, shots):
     open_run(page, f"{view.paths[0]}/dcgan")
-    first_cell = {}
-    for seed in (2, 9):
+    picked = {}
+    for seed, target, index in ((2, "walk start A", 3), (9, "walk end B", 0)):
         set_number(page, "seed", seed)
         wait_for(lambda: f"seed {seed}" in cell_titles(page)[0], 30, f"seed {seed}'s grid")
-        first_cell[seed] = cells(page)[0]
+        click_radio(page, "target", target)
+        page.find_elements(By.CSS_SELECTOR, "#grid img.cell")[index].click()     # picks sample `index` of `seed`
+        picked[target] = cells(page)[index]
     tab(page, "Latent walk")
-    set_number(page, "a-seed", 2)
-    set_number(page, "b-seed", 9)
 
     def point(t):
         set_number(page, "walk-t", t)
@@ -214,18 +208,29 @@ def test_the_walk_ends_are_the_two_seeds_samples(view, page, shots):
             f"const i = document.querySelector('#walk-point img[data-t=\"{t:g}\"]'); return i && i.src"), 30,
             f"the walk at t={t}")
 
-    wait_for(lambda: "A: sample 0 of seed 2" in page.find_element(By.ID, "walk-a").text
-             and "B: sample 0 of seed 9" in page.find_element(By.ID, "walk-b").text, 30, "the walk's ends")
-    assert np.array_equal(decode(point(0)), decode(first_cell[2]))
-    assert np.array_equal(decode(point(1)), decode(first_cell[9]))
+    wait_for(lambda: "A: sample 3 of seed 2" in page.find_element(By.ID, "walk-a").text
+             and "B: sample 0 of seed 9" in page.find_element(By.ID, "walk-b").text, 30, "the walk's clicked ends")
+    assert np.array_equal(decode(point(0)), decode(picked["walk start A"]))
+    assert np.array_equal(decode(point(1)), decode(picked["walk end B"]))
     middle = decode(point(0.5))
-    assert not np.array_equal(middle, decode(first_cell[2])) and not np.array_equal(middle, decode(first_cell[9]))
+    assert all(not np.array_equal(middle, decode(end)) for end in picked.values())
     page.save_screenshot(str(shots / "latent-walk-ends.png"))
+    tab(page, "Sample")                                             # arithmetic: clicked samples fill the groups
+    for target, indices in (("group A", (1, 4)), ("group B", (2,)), ("group C", (5, 6))):
+        click_radio(page, "target", target)
+        for i in indices:
+            page.find_elements(By.CSS_SELECTOR, "#grid img.cell")[i].click()
+            time.sleep(0.5)
+    click_radio(page, "target", "walk start A")
+    tab(page, "Latent walk")
+    groups = [page.find_element(By.CSS_SELECTOR, f"#group-{g} textarea, #group-{g} input").get_attribute("value")
+              for g in "abc"]
+    assert groups == ["1,4", "2", "5,6"]
+    page.find_element(By.ID, "arithmetic-go").click()
+    wait_for(lambda: page.find_elements(By.CSS_SELECTOR, "#arithmetic img.arithmetic"), 30, "the arithmetic")
 
 
 def test_a_training_run_shows_new_points_within_seconds(view, page, shots, zoo):
-    from selenium.webdriver.common.by import By
-
     live = zoo / "runs" / "live"
     run = subprocess.Popen([sys.executable, "-m", "ganzoo", "run", "dcgan", *TINY, "--epochs", "400",
                             "--log-every", "2", "--out", str(live)], stdout=subprocess.DEVNULL,
@@ -254,8 +259,6 @@ def test_a_training_run_shows_new_points_within_seconds(view, page, shots, zoo):
 
 
 def test_a_corrupt_file_is_a_row_with_its_sentence(view, page):
-    from selenium.webdriver.common.by import By
-
     corrupt = view.paths[0] / "corrupt.safetensors"
     with pytest.raises(GanzooError) as caught:
         read_tensors(corrupt)
@@ -279,9 +282,21 @@ def test_screenshots_of_every_tab(view, page, shots):
         page.save_screenshot(str(shots / f"{name.lower().replace(' ', '-')}.png"))
 
 
-def test_nothing_is_written_outside_the_run_folders(view, page, zoo):
-    assert view.stop() == 0                                         # Ctrl-C: a clean stop
+def test_nothing_is_written_outside_the_run_folders(zoo, tmp_path):
+    """A view of its own (the module's serves the other tests), every tab opened, then stopped with Ctrl-C."""
+    before = {p: p.stat().st_mtime_ns for p in (zoo / "runs").rglob("*")}
+    view = ViewServer([zoo / "runs"], tmp_path / "sandbox", free_port(), tmp_path / "view.log")
+    browser = chromium(tmp_path / "chromium")
+    try:
+        browser.get(view.url)
+        wait_for(lambda: cells(browser), 120, "the first grid")
+        for name in ("Runs", "Latent walk", "Training", "Compare", "Sample"):      # every picture drawn once
+            tab(browser, name)
+            time.sleep(2)
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#curves img.curves"), 30, "the training curves")
+    finally:
+        browser.quit()
+        code = view.stop()
+    assert code == 0                                                # Ctrl-C: a clean stop
     assert view.written() == []                                     # home, temporary and working folder: empty
-    added = ("live", "cdcgan-mnist")                                # what the tests put there while it ran
-    after = {p: p.stat().st_mtime_ns for p in (zoo / "runs").rglob("*") if not set(added) & set(p.parts)}
-    assert after == view.files_before                               # and the runs themselves untouched
+    assert {p: p.stat().st_mtime_ns for p in (zoo / "runs").rglob("*")} == before   # the runs untouched
