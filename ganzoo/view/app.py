@@ -255,7 +255,9 @@ def build(viewer: Viewer) -> gr.Blocks:
         seed, n, c = drawing.check_seed(seed), drawing.check_count(n), _cls(cls)
         images = drawing.grid(G, config, n, seed, c)
         params = {"key": key, "generator": name, "cls": c, "seed": seed, "n": n}
-        grid = pictures.grid_html(images, titles=drawing.sample_titles(config, n, seed, c), params=params)
+        by_class = config.num_classes if config.num_classes and c is None and n >= config.num_classes else None
+        grid = pictures.grid_html(images, titles=drawing.sample_titles(config, n, seed, c), params=params,
+                                  columns=by_class)                  # every class in turn: one column per class
         label = Path(key).name or "samples"
         stem = f"{label}-seed{seed}-n{n}" + (f"-class{c}" if c is not None else "")
         button = (f'<button class="ganzoo-download" data-name="{html.escape(stem)}.png">Download PNG '

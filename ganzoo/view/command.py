@@ -18,6 +18,7 @@ import threading
 from ..errors import GanzooError
 
 DEFAULT_PORT = 7860
+CLOSE_S = 10                 # seconds a stop may take: the server's shutdown, then the process's exit
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
@@ -116,5 +117,12 @@ def _serve(paths, host: str, port: int | None, out, console) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        app.close()
+        closing = threading.Thread(target=app.close, kwargs={"verbose": False}, daemon=True)
+        closing.start()
+        closing.join(CLOSE_S)                      # the server's own shutdown waits for open connections
+    # Stopped: the process ends even if a library thread of the server lingers at the interpreter's exit (seen on
+    # a loaded machine). Only the command reaches here: it serves until Ctrl-C or SIGTERM.
+    watchdog = threading.Timer(CLOSE_S, os._exit, args=(0,))
+    watchdog.daemon = True
+    watchdog.start()
     return 0
