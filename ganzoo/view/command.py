@@ -93,12 +93,17 @@ def _serve(paths, host: str, port: int | None, out, console) -> int:
 
     viewer = Viewer(paths)
     app = build(viewer)
-    port = port or _free_port(host, DEFAULT_PORT)
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     app.queue(default_concurrency_limit=1)
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, theme=theme, css=CSS,
-               ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, footer_links=[],
-               show_error=False, inbrowser=False)
+    stop = threading.Event()                        # Ctrl-C and SIGTERM stop it from here on, never mid-print
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        chosen = _launch(app, host, port, theme, CSS)
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    port = chosen
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
     entries = viewer.entries()
@@ -108,15 +113,12 @@ def _serve(paths, host: str, port: int | None, out, console) -> int:
         (console.print if console is not None else print)(
             f"warning: listening on {host}: anyone who can reach this machine on port {port} sees these runs.")
     sys.stdout.flush()
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         closing = threading.Thread(target=app.close, kwargs={"verbose": False}, daemon=True)
         closing.start()
         closing.join(CLOSE_S)                      # the server's own shutdown waits for open connections
@@ -126,3 +128,19 @@ def _serve(paths, host: str, port: int | None, out, console) -> int:
     watchdog.daemon = True
     watchdog.start()
     return 0
+
+
+def _launch(app, host: str, port: int | None, theme, css: str) -> int:
+    """Start serving on `port`, or on the first free one from DEFAULT_PORT (another process may take a free port
+    between the look and the launch: then the next one). The port it listens on."""
+    for attempt in range(20):
+        chosen = port or _free_port(host, DEFAULT_PORT + attempt)
+        try:
+            app.launch(server_name=host, server_port=chosen, prevent_thread_lock=True, quiet=True, theme=theme,
+                       css=css, ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
+                       footer_links=[], show_error=False, inbrowser=False)
+            return chosen
+        except OSError as exc:
+            if port:                                # the port the user asked for: say so
+                raise GanzooError(f"Could not listen on {host}:{port}: {exc}") from None
+    raise GanzooError(f"No free port from {DEFAULT_PORT} on {host}; give one with --port.")
