@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "view"))
 from browser import chromium, free_port, tab, wait_for  # noqa: E402  (the tests' own Chromium set-up)
 
 # Each key press on the slider: the time of the keydown, then of the walk image carrying the new position, decoded.

@@ -41,8 +41,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .checkpoint import atomic_write, load_generator
-from .config import RunConfig
+from .checkpoint import load_generator
+from .files import atomic_write
+from .config import EVAL_N, RunConfig
 from . import data as data_module
 from .data import cache_dir, load_dataset
 from .device import select_device
@@ -50,7 +51,7 @@ from .errors import GanzooError
 from .plugins import Registries, registries
 from .sampling import classes, progress, sample
 
-DEFAULT_N = 10_000
+DEFAULT_N = EVAL_N          # what an evaluation draws unless its metrics ask for more (ganzoo.config)
 
 
 # -- samples ----------------------------------------------------------------------------------------

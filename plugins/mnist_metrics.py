@@ -20,8 +20,7 @@ import math
 
 import torch
 
-from ganzoo import hookimpl
-from ganzoo.evaluate import Samples, class_histogram_kl, file_id, frechet_distance, gaussian_statistics
+from ganzoo.api import Samples, class_histogram_kl, file_id, frechet_distance, gaussian_statistics, hookimpl
 
 from .mnist_evaluator import WEIGHTS, load_evaluator
 

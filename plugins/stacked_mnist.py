@@ -13,9 +13,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from ganzoo import GanzooError, ImageData, hookimpl
-from ganzoo.data import load_dataset
-from ganzoo.evaluate import Samples, class_histogram_kl
+from ganzoo.api import GanzooError, ImageData, Samples, class_histogram_kl, hookimpl, load_dataset
 
 from .mnist_metrics import evaluator_for
 

@@ -172,14 +172,12 @@ def runs_table(viewer: Viewer) -> str:
 def download_png(viewer: Viewer, params: str) -> str:
     """The grid's download, as a data: URI: the PNG `ganzoo sample --seed S -n N [--class C]` writes for the
     samples the grid shows ("" when they cannot be drawn: the grid already says why)."""
-    import math
-
-    from ..sampling import grid_png
+    from ..sampling import grid_columns, grid_png
     try:
         p = json.loads(params)
         G, config = viewer.generator(p["key"], p["generator"])
         images = drawing.grid(G, config, p["n"], p["seed"], p["cls"])
-        return pictures.data_uri(grid_png(images, nrow=max(1, int(math.ceil(math.sqrt(len(images)))))))
+        return pictures.data_uri(grid_png(images, nrow=grid_columns(len(images))))
     except (GanzooError, OSError, ValueError, KeyError, TypeError):
         return ""
 

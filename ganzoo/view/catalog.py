@@ -1,9 +1,10 @@
 """What the viewer shows: an Entry per generator it can draw from, found by the sources.
 
 `sources()` lists the functions that find entries; `discover(paths)` asks each of them. The built-in
-source, `find_runs`, walks the paths the user named for run folders, lone weights files and compare
-report folders. Another source of generators (a registry of pretrained ones, say) is one more
-function in `sources()`: it takes the paths and yields Entries whose `loaders` rebuild G.
+source `find_runs` walks the paths the user named for run folders, lone weights files and compare
+report folders; `find_pretrained` lists the pretrained generators the plugins register (`ganzoo
+pretrained`), so a user with no runs yet still has something to draw. Another source of generators is
+one more function in `sources()`: it takes the paths and yields Entries whose `loaders` rebuild G.
 
 Everything here only reads. A file that cannot be read becomes an Entry with status "error" and the
 file's one-sentence message; no exception leaves `discover`.
@@ -42,7 +43,7 @@ class Entry:
     """
 
     key: str                                       # unique, what the viewer's pickers show
-    kind: str                                      # run | weights | compare | error (another source: its own)
+    kind: str                                      # run | weights | compare | pretrained | error (or a source's own)
     path: Path | None = None
     model: str = ""
     data: str = ""
@@ -64,7 +65,8 @@ class Entry:
     def row(self) -> list[str]:
         """The Runs table's row."""
         scores = ", ".join(f"{k} {_short(v)}" for k, v in self.scores.items())
-        note = self.message if self.status in ("error", "diverged", "stopped") or not scores else scores
+        said = self.status in ("error", "diverged", "stopped", "not downloaded")
+        note = self.message if said or not scores else scores
         return [self.key, self.kind, self.model, self.data, self.resolution, self.progress, self.status, note]
 
 
@@ -89,7 +91,7 @@ def sources() -> list[Source]:
     Each takes the paths the user named and yields Entries. To show generators from elsewhere, add a
     function here that yields Entries with `loaders`, e.g. one per pretrained generator of a registry.
     """
-    return [find_runs]
+    return [find_runs, find_pretrained]
 
 
 def discover(paths: Sequence[str | Path]) -> list[Entry]:
@@ -100,8 +102,8 @@ def discover(paths: Sequence[str | Path]) -> list[Entry]:
         try:
             entries.extend(source(paths))
         except Exception as exc:   # a source of generators is code we do not own: its failure is a row
-            entries.append(error_entry(getattr(source, "__name__", "source"), None,
-                                       f"{type(exc).__name__}: {exc}" if not isinstance(exc, GanzooError) else str(exc)))
+            said = str(exc) if isinstance(exc, GanzooError) else f"{type(exc).__name__}: {exc}"
+            entries.append(error_entry(getattr(source, "__name__", "source"), None, said))
     seen: dict[str, int] = {}
     for entry in entries:                          # keys must be unique in the pickers
         if entry.key in seen:
@@ -124,6 +126,43 @@ def find_runs(paths: Sequence[Path]) -> Iterable[Entry]:
 
 
 WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".pkl", ".ckpt", ".bin")
+
+
+def find_pretrained(paths: Sequence[Path]) -> Iterable[Entry]:
+    """The registered pretrained generators (whatever the paths): model, data and the card's headline scores.
+
+    Only what is on this machine is drawn: a shipped file, or one a command has already downloaded. Listing never
+    downloads (the viewer writes nothing outside the named folders); a file that is not here yet is a row saying
+    which command fetches it, and a file whose sha256 is not its card's is an error row with that sentence.
+    """
+    from ..checkpoint import load_networks
+    from ..plugins import registries
+    from ..pretrained import cached_path, weights_path
+
+    for registered in registries().pretrained:
+        name, card = registered.name, registered.card
+        entry = Entry(key=f"pretrained/{name}", kind="pretrained", model=str(card.get("model", "")),
+                      data=str(card.get("data", "")), progress=str(card.get("description", "")))
+        headline = card.get("headline") or list(card.get("scores", {}))[:2]
+        entry.scores = {k: card["scores"][k]["value"] for k in headline if k in card.get("scores", {})}
+        source = Path(registered.factory) if registered.factory is not None else cached_path(registered)
+        if registered.factory is None and not source.is_file():
+            entry.status = "not downloaded"
+            entry.message = f"its weights are downloaded from {card.get('url')} by: ganzoo sample {name}"
+            yield entry
+            continue
+        try:
+            path = _memo.get(("pretrained", name), stat_signature(source),     # its sha256, once per version
+                             lambda: weights_path(name, download=False))
+            config, _ = check_weights(path)
+        except GanzooError as exc:
+            entry.status, entry.message = "error", str(exc)
+            yield entry
+            continue
+        _describe(entry, config)
+        entry.path, entry.status, entry.signature = path, "pretrained", stat_signature(path)
+        entry.loaders = {PLAIN: lambda path=path: _networks(load_networks(path, discriminator=False))}
+        yield entry
 
 
 def _walk(path: Path, key: str, depth: int, done: dict[Path, str]) -> Iterable[Entry]:

@@ -15,7 +15,9 @@ import sys
 import tempfile
 import threading
 
+from ..config import COMMAND_FIELDS
 from ..errors import GanzooError
+from ..settings import add_flags, check_values
 
 DEFAULT_PORT = 7860
 CLOSE_S = 10                 # seconds a stop may take: the server's shutdown, then the process's exit
@@ -32,11 +34,7 @@ def add_command(sub) -> None:
                                    "'pyganzoo[view]'.")
     p.add_argument("paths", nargs="*", metavar="RUN_OR_FOLDER",
                    help="run folders, weights files, compare report folders, or folders holding them (default runs)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=int, default=None,
-                   help=f"port (default {DEFAULT_PORT}, or the next free one)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads torch draws with (default: torch's)")
+    add_flags(p, COMMAND_FIELDS["view"], defaults=True)
 
 
 def _free_port(host: str, first: int) -> int:
@@ -54,10 +52,7 @@ def _free_port(host: str, first: int) -> int:
 
 def cmd_view(args, out=None, console=None) -> int:
     paths = args.paths or ["runs"]
-    if args.port is not None and not 0 < args.port < 65536:
-        raise GanzooError(f"--port must lie between 1 and 65535, got {args.port}.")
-    if args.threads is not None and args.threads < 1:
-        raise GanzooError(f"--threads must be at least 1, got {args.threads}.")
+    check_values(COMMAND_FIELDS["view"], args)
     temporary = tempfile.mkdtemp(prefix="ganzoo-view-")
     settings = {"GRADIO_TEMP_DIR": temporary,               # gradio's cache: private, and removed at the end
                 "GRADIO_ANALYTICS_ENABLED": "False",        # no usage reports, no version check

@@ -11,13 +11,12 @@ import base64
 import html
 import io
 import json
-import math
 
 import torch
 from PIL import Image
 
 from ..analysis.common import view_scale
-from ..sampling import to_uint8
+from ..sampling import grid_columns, to_uint8
 
 TRAIN_KEYS = ("step", "epoch", "d_won", "images_per_s", "train_time", "time")   # a loss record's bookkeeping
 EVAL_KEYS = ("step", "epoch", "eval_n", "time")                                # an evaluation record's
@@ -53,7 +52,7 @@ def grid_html(images: torch.Tensor, *, first: int = 0, titles: list[str] | None 
               size: int | None = None, columns: int | None = None) -> str:
     """Samples as a grid of <img class="cell" data-index=i>; `params` (what drew them) ride on the grid as JSON."""
     n = len(images)
-    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    columns = columns or grid_columns(n)
     size = size or cell_size(images.shape[-1])
     cells = [img(x, css="cell", size=size, attrs={"data-index": first + i, "title": (titles or [""] * n)[i],
                                                     "alt": f"sample {first + i}"})
