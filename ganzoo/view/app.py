@@ -78,6 +78,10 @@ element.addEventListener('click', (event) => {
 """
 
 
+KIND_WORDS = {"weights": "a weights file", "compare": "a compare report", "pretrained": "a pretrained generator",
+              "error": "a file that could not be read"}
+
+
 class Viewer:
     """The server's side: the paths, the entries found under them (looked at again at most every second) and
     the generators already rebuilt."""
@@ -334,7 +338,10 @@ def build(viewer: Viewer) -> gr.Blocks:
         entry = viewer.entry(key)
         files = entry.folder
         if files is None:
-            note = pictures.message(f"{key} is a {entry.kind}, not a run folder: it has no training log.", "note")
+            what = KIND_WORDS.get(entry.kind, f"a {entry.kind}")
+            note = pictures.message(f"{key} is {what}, not a run folder: it has no training log."
+                                    + (f" It was trained by: {entry.message}" if entry.kind == "pretrained" else ""),
+                                    "note")
             return note, "", gr.Slider(visible=False), "", None
         signature = json.dumps([key, entry.signature, len(files.grids())], default=str)
         if shown == signature:

@@ -161,6 +161,7 @@ def find_pretrained(paths: Sequence[Path]) -> Iterable[Entry]:
             continue
         _describe(entry, config)
         entry.path, entry.status, entry.signature = path, "pretrained", stat_signature(path)
+        entry.message = str(card.get("command", ""))                 # how it was trained (the Training tab says)
         entry.loaders = {PLAIN: lambda path=path: _networks(load_networks(path, discriminator=False))}
         yield entry
 

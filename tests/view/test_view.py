@@ -157,6 +157,7 @@ def test_the_pretrained_generators_are_listed_with_no_runs(tmp_path):
         assert (entry.kind, entry.status, entry.model, entry.data) == ("pretrained", "pretrained", card["model"],
                                                                        card["data"])
         assert entry.scores == {k: card["scores"][k]["value"] for k in card["headline"]}
+        assert entry.message == card["command"] and entry.path == Path(registered.factory)   # how it was made
         G, config = generators.get(entry)
         reference = load_pretrained(registered.name)
         assert torch.equal(drawing.grid(G, config, 8, 5), reference.sample(8, seed=5))
