@@ -212,6 +212,7 @@ PICKLE_TESTS = ["tests/cli/test_untrusted.py::test_a_pickle_never_runs",
 SHEET = "tests/evaluation/test_analysis.py::test_sheet_shows_the_samples_of_its_seed"
 SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
 RECIPES = "tests/training/test_recipes.py"
+CHEATS = "tests/plugins/test_kit_cheats.py"
 
 
 def for_role(role: str) -> str:
@@ -253,6 +254,19 @@ BREAKS = [
           returns_at_once("network_checks.round_trip", when=for_role("GENERATOR")), [KIT, BROKEN_KIT]),
     Break("kit: discriminator gradients check does nothing", NETWORKS,
           returns_at_once("network_checks.gradients", when=for_role("DISCRIMINATOR")), [KIT, BROKEN_KIT]),
+    Break("kit: a generator that ignores z passes (no response check)", NETWORKS,
+          returns_at_once("network_checks.responds", when=for_role("GENERATOR")),
+          [f"{CHEATS}::test_a_generator_that_ignores_z_fails"]),
+    Break("kit: a discriminator scaled by 1e-6 passes (no response check)", NETWORKS,
+          returns_at_once("network_checks.responds", when=for_role("DISCRIMINATOR")),
+          [f"{CHEATS}::test_a_discriminator_scaled_to_nothing_fails"]),
+    Break("kit: a generator's 1-channel output broadcast against a 3-channel target", NETWORKS,
+          lambda source: drop_statement("GeneratorRole.training_loss.loss", 'fail(f"{what}: forward(z) returned')(
+              drop_statement("network_checks.gradients", "role.check_output(out")(source)),
+          [f"{CHEATS}::test_a_one_channel_output_is_never_broadcast_against_three_channels"]),
+    Break("kit: losses probed only at the constant +-1 logits", "ganzoo/testing/losses.py",
+          replace_name("loss_checks.direction", "RANDOM_PROBES", "()"),
+          [f"{CHEATS}::test_a_g_loss_right_only_at_constant_logits_fails"]),
     Break("kit: loss gradients check does nothing", "ganzoo/testing/losses.py",
           returns_at_once("loss_checks.gradients"), [KIT]),
     Break("kit: loss bf16 check does nothing", "ganzoo/testing/losses.py", returns_at_once("loss_checks.amp"), [KIT]),
