@@ -213,6 +213,7 @@ SHEET = "tests/evaluation/test_analysis.py::test_sheet_shows_the_samples_of_its_
 SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
 RECIPES = "tests/training/test_recipes.py"
 CHEATS = "tests/plugins/test_kit_cheats.py"
+NPZ = "tests/data/test_npz_dataset.py"
 
 
 def for_role(role: str) -> str:
@@ -267,6 +268,26 @@ BREAKS = [
     Break("kit: losses probed only at the constant +-1 logits", "ganzoo/testing/losses.py",
           replace_name("loss_checks.direction", "RANDOM_PROBES", "()"),
           [f"{CHEATS}::test_a_g_loss_right_only_at_constant_logits_fails"]),
+    Break("datasets: eval and --resume refuse a run's file --data-dir (a folder demanded)", "ganzoo/config.py",
+          insert_before("RunConfig.stored_data_dir", "path = self.data_dir",
+                        "if self.data_dir and not os.path.isdir(self.data_dir):\n"
+                        "    raise GanzooError(f'The run data folder {self.data_dir} is not a folder.')"),
+          [f"{NPZ}::test_run_eval_and_resume_read_the_one_file_and_the_dataset_names_its_metric"]),
+    Break("datasets: a dataset's declared metrics ignored", "ganzoo/evaluate.py",
+          replace_name("default_metrics", "declared", "None"),
+          [f"{NPZ}::test_run_eval_and_resume_read_the_one_file_and_the_dataset_names_its_metric"]),
+    Break("datasets: a file --data-dir for a folder dataset (or a folder for a file one) not refused", "ganzoo/data.py",
+          returns_at_once("check_root", when="not stored"),
+          [f"{NPZ}::test_a_file_where_a_folder_belongs_and_the_other_way_round_is_one_sentence"]),
+    Break("kit: a dataset that loads offline not validated (only example_files are)", "ganzoo/testing/data.py",
+          drop_statement("dataset_checks.offline", 'validate(root, "what it gives without files")'),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: a dataset's malformed data taken for a sentence about missing files", "ganzoo/testing/data.py",
+          replace_name("dataset_checks.offline", "MalformedData", "KeyError"),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: an unknown split refused only when splits are declared", "ganzoo/testing/data.py",
+          drop_statement("dataset_checks.validate", 'fail(f"{what}: the split {UNKNOWN_SPLIT!r} loaded'),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
     Break("kit: loss gradients check does nothing", "ganzoo/testing/losses.py",
           returns_at_once("loss_checks.gradients"), [KIT]),
     Break("kit: loss bf16 check does nothing", "ganzoo/testing/losses.py", returns_at_once("loss_checks.amp"), [KIT]),
