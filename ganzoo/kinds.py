@@ -150,7 +150,7 @@ KINDS: tuple[Kind, ...] = (
     returned name to "lower" or "higher".
     """),
     Kind("labeller", "labellers", Contract("builder(context) -> a labeller", positional=1),
-         checked=False, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick
+         checked=True, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick
     samples by class (``ganzoo arithmetic 'class:7 - ...'``, ``ganzoo dropout --class 7``, ``--labeller NAME``).
 
     Call ``register(name, builder, description=None)``. ``builder(context)`` receives a
@@ -160,7 +160,7 @@ KINDS: tuple[Kind, ...] = (
     column c scoring class c; exemplars are then picked by confidence).
     """),
     Kind("regularizer", "regularizers", Contract("factory() -> penalty(context), a scalar tensor", ("weight", "every")),
-         checked=False, doc="""Register regularisers of the discriminator (gradient penalty, R1, ...).
+         checked=True, doc="""Register regularisers of the discriminator (gradient penalty, R1, ...).
 
     Call ``register(name, factory, description=None, weight=1.0, every=1)``; ``weight`` and ``every``
     are the defaults a run's ``--regularizers NAME[:WEIGHT][@EVERY]`` overrides. ``factory()`` returns
@@ -170,7 +170,7 @@ KINDS: tuple[Kind, ...] = (
     its own D update every ``every`` steps weighted by ``every``, D's lr and betas rescaled by k/(k+1).
     """),
     Kind("augmentation", "augmentations", Contract("transform(x) -> x augmented, same shape", positional=1),
-         checked=False, doc="""Register differentiable augmentations (DiffAugment-style transforms) for ``--augment``.
+         checked=True, doc="""Register differentiable augmentations (DiffAugment-style transforms) for ``--augment``.
 
     Call ``register(name, transform, description=None)``. ``transform(x)`` maps images
     ``[B, C, H, W]`` to images of the same shape, differentiably, on x's device, drawing its random

@@ -46,9 +46,11 @@ from .kit import CHECKED_KINDS, Check, CheckFailed, Result, sizes_to_check
 from .losses import loss_checks
 from .models import model_checks
 from .networks import discriminator_checks, generator_checks, network_checks
+from .pieces import augmentation_checks, labeller_checks, regularizer_checks
 from .suite import (check_plugin, check_plugins_command, component_checks, find_plugin, plugin_checks,
                     registered_checks, run_checks)
 
-__all__ = ["CHECKED_KINDS", "Check", "CheckFailed", "Result", "check_plugin", "check_plugins_command",
+__all__ = ["CHECKED_KINDS", "Check", "CheckFailed", "Result", "augmentation_checks", "check_plugin",
+           "check_plugins_command", "labeller_checks", "regularizer_checks",
            "component_checks", "dataset_checks", "discriminator_checks", "find_plugin", "generator_checks", "loss_checks",
            "metric_checks", "model_checks", "network_checks", "plugin_checks", "registered_checks", "run_checks", "sizes_to_check"]

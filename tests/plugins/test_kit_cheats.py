@@ -156,3 +156,82 @@ def test_the_plugin_of_a_model_built_from_the_cheats_fails_check_plugin(cheats):
     for name in ("'trace-of-z', responds to z", "'dcgan-times-1e-6', responds to x",
                  "'constant-probe-cheat', direction"):
         assert name in message, message
+
+
+# -- regularisers, augmentations and labellers are checked too ----------------------------------------------
+
+def gradient_penalty():
+    """WGAN-GP's penalty, from the step context alone."""
+    def penalty(context):
+        t = torch.rand(len(context.real), 1, 1, 1, device=context.real.device)
+        x = (t * context.real + (1 - t) * context.fake).requires_grad_(True)
+        grad = context.input_gradient(context.discriminate(x), x)
+        return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return penalty
+
+
+def detached_penalty():
+    """A penalty computed on D's detached outputs: adding it to D's loss trains nothing."""
+    def penalty(context):
+        return context.discriminate(context.real).detach().pow(2).mean()
+    return penalty
+
+
+def flip(x):
+    return torch.where(torch.rand(len(x), 1, 1, 1, device=x.device) < 0.5, x, x.flip(3))
+
+
+def crop(x):
+    return x[..., 1:-1, 1:-1]                                   # a smaller image: D would see another size
+
+
+def numpy_noise(x):
+    import numpy as np
+    return x + torch.from_numpy(np.random.normal(0, 0.1, x.shape)).to(x)
+
+
+def quantise(x):
+    return (x * 8).round() / 8                                  # no gradient: G learns nothing through D
+
+
+@pytest.fixture
+def pieces(monkeypatch, request):
+    install_plugin(monkeypatch, request, "ganzoo_kit_pieces",
+                   register_regularizers=lambda register: (register("my-gp", gradient_penalty),
+                                                           register("detached", detached_penalty)),
+                   register_augmentations=lambda register: (register("my-flip", flip), register("crop", crop),
+                                                            register("numpy-noise", numpy_noise),
+                                                            register("quantise", quantise)),
+                   register_labellers=lambda register: (register("needs-two", lambda context, extra: None)))
+
+
+def test_regularisers_are_checked(pieces):
+    assert all(v is None for v in run_all("regularizer", "my-gp").values()), run_all("regularizer", "my-gp")
+    detached = run_all("regularizer", "detached")
+    assert detached["penalty trains D"] and "no gradient" in detached["penalty trains D"], detached
+
+
+def test_augmentations_are_checked(pieces):
+    assert all(v is None for v in run_all("augmentation", "my-flip").values()), run_all("augmentation", "my-flip")
+    assert "keep the shape" in run_all("augmentation", "crop")["shape and gradient"]
+    assert "torch's global RNG" in run_all("augmentation", "numpy-noise")["deterministic under a seed"]
+    assert "no finite, non-zero gradient reaches x" in run_all("augmentation", "quantise")["shape and gradient"]
+
+
+def test_labellers_are_checked_for_their_contract(pieces):
+    assert "breaks the labeller contract" in run_all("labeller", "needs-two")["contract"]
+
+
+def test_check_plugin_names_every_checked_kind_and_suggests_a_plugin_name(capsys):
+    from ganzoo.cli import main
+    from ganzoo.kinds import KINDS
+    with pytest.raises(SystemExit):
+        main(["check-plugin", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for kind in KINDS:
+        if kind.checked:
+            assert kind.plural in text, kind.plural
+    assert {"datasets", "metrics", "regularizers", "augmentations", "labellers"} <= {k.plural for k in KINDS
+                                                                                     if k.checked}
+    assert main(["check-plugin", "dcgn"]) == 1
+    assert "Did you mean 'dcgan'?" in capsys.readouterr().err
