@@ -239,3 +239,9 @@ def test_every_snippet_passes_the_conformance_kit(heading, code, monkeypatch, re
     results = run_checks(plugin_checks(name))
     failed = [f"{r.check}: {r.error}" for r in results if not r.passed]
     assert not failed, "\n".join(failed)
+
+
+def test_plugins_doc_names_the_distribution_and_says_it_is_not_on_the_index_yet():
+    assert "Depend on `ganzoo`" not in DOC and "Depend on **`pyganzoo`**" in DOC
+    assert "not on the package index yet" in DOC and "the distribution's name on the package index" not in DOC
+    assert "pip install -e path/to/ganzoo" in DOC
