@@ -432,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             original = path.read_text()
             try:
                 broken = b.edit(original)
-                compile(broken, str(path), "exec")
+                if path.suffix == ".py":                  # a break may also edit docs or a pyproject.toml
+                    compile(broken, str(path), "exec")
             except (Missing, SyntaxError) as exc:
                 rows.append((b, "does not apply", [], 0.0))
                 print(f"{b.name}: {exc}; update this break", flush=True)
