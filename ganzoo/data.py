@@ -200,8 +200,9 @@ def check_root(name: str, root: str, *, stored: bool = False, regs: Registries |
     if not os.path.exists(root):
         if not stored:
             return                                 # the dataset's own sentence says which files go where
-        raise GanzooError(f"{whose} does not exist{' from here' if stored else ''}; pass --data-dir with the "
-                          f"dataset's {'file' if file_root else 'files'}.")
+        raise GanzooError(f"The run's data {'file' if file_root else 'folder'} {root} is not a "
+                          f"{'file' if file_root else 'folder'} from here; pass --data-dir with the dataset's "
+                          f"{'file' if file_root else 'files'}.")
     if file_root and os.path.isdir(root):
         raise GanzooError(f"{whose} is a folder, but the dataset {name!r} reads one file; pass that file.")
     if not file_root and not os.path.isdir(root):

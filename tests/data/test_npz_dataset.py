@@ -187,4 +187,4 @@ def test_eval_of_a_run_whose_file_is_gone_says_so(npz_plugin, tmp_path, capsys):
     data.unlink()
     capsys.readouterr()
     code, _, err = run_cli(capsys, "eval", run, "-n", "64", "--device", "cpu")
-    assert "does not exist from here" in assert_one_line_error(code, err)
+    assert "The run's data file" in (line := assert_one_line_error(code, err)) and "is not a file from here" in line
