@@ -78,7 +78,7 @@ def test_listed_and_shown_with_what_it_registered(site):
 def test_passes_the_conformance_kit(site):
     result = ganzoo(site, "check-plugin", "ganzoo-sndcgan")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "sndcgan: all 17 checks passed" in result.stdout
+    assert "sndcgan: all 18 checks passed" in result.stdout
     for kind, name in (("discriminator", "sndcgan"), ("loss", "hinge"), ("model", "sndcgan")):
         assert any(kind in line and name in line and "pass" in line for line in result.stdout.splitlines())
 
