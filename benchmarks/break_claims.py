@@ -243,6 +243,8 @@ PICKLE_TESTS = ["tests/cli/test_untrusted.py::test_a_pickle_never_runs",
 SHEET = "tests/evaluation/test_analysis.py::test_sheet_shows_the_samples_of_its_seed"
 SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
 RECIPES = "tests/training/test_recipes.py"
+CHEATS = "tests/plugins/test_kit_cheats.py"
+NPZ = "tests/data/test_npz_dataset.py"
 VIEW = "tests/view/test_view.py::"
 BROWSER = "tests/view/test_view_browser.py::"
 
@@ -286,6 +288,55 @@ BREAKS = [
           returns_at_once("network_checks.round_trip", when=for_role("GENERATOR")), [KIT, BROKEN_KIT]),
     Break("kit: discriminator gradients check does nothing", NETWORKS,
           returns_at_once("network_checks.gradients", when=for_role("DISCRIMINATOR")), [KIT, BROKEN_KIT]),
+    Break("kit: a generator that ignores z passes (no response check)", NETWORKS,
+          returns_at_once("network_checks.responds", when=for_role("GENERATOR")),
+          [f"{CHEATS}::test_a_generator_that_ignores_z_fails"]),
+    Break("kit: a discriminator scaled by 1e-6 passes (no response check)", NETWORKS,
+          returns_at_once("network_checks.responds", when=for_role("DISCRIMINATOR")),
+          [f"{CHEATS}::test_a_discriminator_scaled_to_nothing_fails"]),
+    Break("kit: a generator's 1-channel output broadcast against a 3-channel target", NETWORKS,
+          lambda source: drop_statement("GeneratorRole.training_loss.loss", 'fail(f"{what}: forward(z) returned')(
+              drop_statement("network_checks.gradients", "role.check_output(out")(source)),
+          [f"{CHEATS}::test_a_one_channel_output_is_never_broadcast_against_three_channels"]),
+    Break("kit: losses probed only at the constant +-1 logits", "ganzoo/testing/losses.py",
+          replace_name("loss_checks.direction", "RANDOM_PROBES", "()"),
+          [f"{CHEATS}::test_a_g_loss_right_only_at_constant_logits_fails"]),
+    Break("datasets: eval and --resume refuse a run's file --data-dir (a folder demanded)", "ganzoo/config.py",
+          insert_before("RunConfig.stored_data_dir", "path = self.data_dir",
+                        "if self.data_dir and not os.path.isdir(self.data_dir):\n"
+                        "    raise GanzooError(f'The run data folder {self.data_dir} is not a folder.')"),
+          [f"{NPZ}::test_run_eval_and_resume_read_the_one_file_and_the_dataset_names_its_metric"]),
+    Break("datasets: a dataset's declared metrics ignored", "ganzoo/evaluate.py",
+          replace_name("default_metrics", "declared", "None"),
+          [f"{NPZ}::test_run_eval_and_resume_read_the_one_file_and_the_dataset_names_its_metric"]),
+    Break("datasets: a file --data-dir for a folder dataset (or a folder for a file one) not refused", "ganzoo/data.py",
+          returns_at_once("check_root", when="not stored"),
+          [f"{NPZ}::test_a_file_where_a_folder_belongs_and_the_other_way_round_is_one_sentence"]),
+    Break("kit: a dataset that loads offline not validated (only example_files are)", "ganzoo/testing/data.py",
+          drop_statement("dataset_checks.offline", 'validate(root, "what it gives without files")'),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: a dataset's malformed data taken for a sentence about missing files", "ganzoo/testing/data.py",
+          replace_name("dataset_checks.offline", "MalformedData", "KeyError"),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: an unknown split refused only when splits are declared", "ganzoo/testing/data.py",
+          drop_statement("dataset_checks.validate", 'fail(f"{what}: the split {UNKNOWN_SPLIT!r} loaded'),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: a regulariser's penalty not checked to train D", "ganzoo/testing/pieces.py",
+          returns_at_once("regularizer_checks.trains_d"), [f"{CHEATS}::test_regularisers_are_checked"]),
+    Break("kit: an augmentation's shape and gradient not checked", "ganzoo/testing/pieces.py",
+          returns_at_once("augmentation_checks.shape_and_gradient"), [f"{CHEATS}::test_augmentations_are_checked"]),
+    Break("check-plugin: a misspelled plugin name gets no suggestion", "ganzoo/testing/suite.py",
+          replace_call("find_plugin", "closest", lambda call, _: '""'),
+          [f"{CHEATS}::test_check_plugin_names_every_checked_kind_and_suggests_a_plugin_name"]),
+    Break("compare: a name that is a model and a folder here silently scores the folder", "ganzoo/compare/comparison.py",
+          drop_statement("parse_contenders", 'raise GanzooError(f"{name!r} is both a registered model'),
+          ["tests/evaluation/test_compare.py::test_a_name_that_is_both_a_model_and_a_folder_here_is_refused_asking_which"]),
+    Break("docs: the example plugin depends on `ganzoo` (an unrelated package) instead of pyganzoo",
+          "examples/sndcgan/pyproject.toml", lambda source: source.replace('"pyganzoo>=', '"ganzoo>='),
+          ["tests/plugins/test_example_plugin.py::test_its_dependencies_resolve_offline_from_the_installed_checkout"]),
+    Break("docs: the calm-dcgan snippet no longer declares its sizes (fails the kit at 28x28)", "docs/plugins.md",
+          lambda source: source.replace(", image_sizes=PowersOfTwo(8))   # the sizes DCGAN's D is built at", ")"),
+          ["tests/plugins/test_docs.py::test_every_snippet_passes_the_conformance_kit"]),
     Break("kit: loss gradients check does nothing", "ganzoo/testing/losses.py",
           returns_at_once("loss_checks.gradients"), [KIT]),
     Break("kit: loss bf16 check does nothing", "ganzoo/testing/losses.py", returns_at_once("loss_checks.amp"), [KIT]),
@@ -466,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
             original = path.read_text()
             try:
                 broken = b.edit(original)
-                compile(broken, str(path), "exec")
+                if path.suffix == ".py":                  # a break may also edit docs or a pyproject.toml
+                    compile(broken, str(path), "exec")
             except (Missing, SyntaxError) as exc:
                 rows.append((b, "does not apply", [], 0.0))
                 print(f"{b.name}: {exc}; update this break", flush=True)

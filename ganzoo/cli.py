@@ -16,6 +16,7 @@ from .analysis import commands as analysis
 from .view import command as view
 from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, UNLIMITED_EPOCHS, read_config_file, template
 from .errors import GanzooError, Interrupted
+from .kinds import KINDS
 from .settings import add_flags, check_values
 
 console = Console(stderr=True)   # progress, tables, errors
@@ -106,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--json", action="store_true", help="print the card(s) as JSON")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
-                           description="Check every generator, discriminator, loss and model a plugin registers "
-                                       "against ganzoo's contracts (see ganzoo.testing); exit status 1 on a failure.")
+                           description="Check everything a plugin registers of the kinds the conformance kit "
+                                       "knows (" + ", ".join(k.plural for k in KINDS if k.checked) + ") against "
+                                       "ganzoo's contracts (docs/plugins.md, \"The conformance kit\", says what is "
+                                       "checked per kind); exit status 1 on a failure.")
     check.add_argument("names", nargs="*", metavar="NAME", help="plugin name as `ganzoo plugins` shows it, or its "
                                                                   "distribution's name")
     check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,12 +189,12 @@ class RunConfig:
         return self.num_classes > 0
 
     def stored_data_dir(self) -> str | None:
-        """data_dir as the run stored it (absolute: ganzoo.resolve), for reading the run's data again: a folder,
-        or a sentence saying why not."""
+        """data_dir as the run stored it (absolute: ganzoo.resolve), for reading the run's data again: a folder
+        (or a file, for a dataset registered with file_root=True), or a sentence saying why not."""
         path = self.data_dir
-        if path and not os.path.isdir(path):
-            raise GanzooError(f"The run's data folder {path} is not a folder from here; pass --data-dir with the "
-                              f"dataset's files.")
+        if path:
+            from .data import check_root              # the dataset says whether its root is a file or a folder
+            check_root(self.data, path, stored=True)
         return path
 
     def to_dict(self) -> dict[str, Any]:

@@ -68,7 +68,11 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
     contenders = []
     for name in names:
         path = Path(name)
-        if name in regs.models and not path.exists():
+        if name in regs.models and path.exists():             # `compare acgan` beside a run folder named acgan
+            what = "folder" if path.is_dir() else "file"
+            raise GanzooError(f"{name!r} is both a registered model and a {what} here; say which you mean: "
+                              f"./{name} for the {what}, or the model from another folder (or rename the {what}).")
+        if name in regs.models:
             contenders.append(Contender(label=name, model=name))
         elif path.exists():
             _, config = load_generator(weights_file(path))
