@@ -139,14 +139,21 @@ def register_models(register):
 def register_metrics(register):
     """Register evaluation metrics.
 
-    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None)``.
+    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None, version="1",
+    default=True)``.
     ``metric(samples)`` takes a ``ganzoo.evaluate.Samples`` (uint8 images ``[N, C, H, W]``
     and the dataset they are compared with) and returns a dict of named numbers, e.g.
     ``{"fid": 12.3}``. It may define ``check(options)``, raising ``GanzooError`` when it
     cannot run (weights missing), so a command fails before drawing any sample.
     ``datasets`` names the datasets it scores by default (None: any colour dataset no
     metric names), ``n`` the sample count it wants by default, ``better`` maps each
-    returned name to "lower" or "higher".
+    returned name to "lower" or "higher". ``version`` goes into every score's protocol (see
+    ``ganzoo.protocol``): bump it whenever a change moves the numbers, so old and new scores
+    are never ranked in one column. ``default=False`` keeps a metric out of the dataset's
+    defaults (one that is slow or a diagnostic: it runs when named with --metrics).
+    A metric notes its settings in the protocol with ``samples.note(k=5)``;
+    ``samples.features(space)`` and ``samples.reference(space)`` (a ``ganzoo.evaluate.FeatureSpace``)
+    note the feature network, its weights, the resize and the real images themselves.
     """
 
 

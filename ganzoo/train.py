@@ -609,7 +609,8 @@ class Trainer:
             if running:
                 self._start_clock()
         epoch = self.epoch + self.step_in_epoch / self.batches.steps_per_epoch
-        self.log({"step": self.step, "epoch": epoch, "eval_n": self.config.eval_n, **scores, "time": time.time()})
+        self.log({"step": self.step, "epoch": epoch, "eval_n": self.config.eval_n, **scores, "time": time.time(),
+                  "protocol": scores.protocol})            # how each score was made (ganzoo.protocol)
         console.print(f"{self.position()} eval: {format_scores(scores)}")
         return scores
 
