@@ -28,7 +28,9 @@ import sys
 from pathlib import Path
 
 from ganzoo.compare import Results
+from ganzoo.compare.protocols import check_protocols
 from ganzoo.compare.report import best_labels, format_mean_std
+from ganzoo.errors import GanzooError
 from ganzoo.evaluate import better, format_value
 from ganzoo.plugins import BUILTIN_PLUGINS, registries
 
@@ -60,6 +62,8 @@ def leaderboard_table(by_data: dict[str, Results]) -> str:
     """One markdown table: a row per model (in the order first met), per dataset its key scores as mean ± std,
     a column's one best value in bold (compare's rule: none on a tie, diverged runs do not compete), a notes
     column naming runs that diverged, failed or saw D collapse; the last row: real data, scored the same way."""
+    for results in by_data.values():
+        check_protocols(results)        # a column's numbers were all made under one protocol, or none is shown
     models = list(dict.fromkeys(label for results in by_data.values() for label in results.contenders))
     columns = [(data, m) for data, results in by_data.items() for m in key_metrics(results)]
     header = ["model"] + [f"{data} {m} {ARROWS[better(m)]}" for data, m in columns] + ["notes"]
@@ -207,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             return returncode
         by_data[data] = Results.from_dict(json.loads((out / data / "results.json").read_text()))
     command = [a for a in argv if a not in ("--resume", "--overwrite")]      # what the table is the result of
-    text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command))
+    try:
+        text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command))
+    except GanzooError as exc:                                               # scores of different protocols
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(text)
     print(f"-> {out / 'leaderboard.md'}, {out / 'results.json'}")
     return 0

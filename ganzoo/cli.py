@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
     cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
     cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
+    cmp.add_argument("--resize", default=None, choices=("tf", "clean", "torch"),
+                     help="how images reach Inception's 299x299 for fid, kid, prdc, memorisation (default tf; see "
+                          "`ganzoo eval --help`)")
     add_config_flags(cmp, [name for name in FIELDS if name in COMPARABLE], extra=", the same for every model")
     cmp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
@@ -98,19 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
     conf.add_argument("model", help=FIELDS["model"].setting.help)
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid",
-                            description="Draw N samples of a trained generator into one PNG grid. Sample number i "
+    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid (or for other tools)",
+                            description="Draw N samples of a trained generator into one PNG grid, or, with --format, "
+                                        "into a folder of PNGs or an .npz that other evaluators read (torch-fidelity, "
+                                        "clean-fid, StudioGAN, the ADM suite). Sample number i "
                                         "of a seed is the same z as number i on `ganzoo sheet` and in the analyses "
                                         "(for a conditional model, of class i modulo its classes unless --class "
                                         "asks for one).")
     sample.add_argument("weights", help=WEIGHTS_HELP)
     sample.add_argument("-n", type=int, default=None,
-                        help="number of samples (default 64); with --by-class, samples per class (default 10)")
+                        help="number of samples (default 64; 50000 with --format); with --by-class, samples per "
+                             "class (default 10)")
+    sample.add_argument("--format", dest="fmt", choices=("grid", "npz", "png-folder"), default="grid",
+                        help="grid: one PNG grid (default); png-folder: PATH/000000.png ... (torch-fidelity, "
+                             "clean-fid; StudioGAN reads its parent folder); npz: arr_0 uint8 [N, H, W, 3] "
+                             "(the ADM evaluator's layout)")
     sample.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
                         help="a conditional model's class to draw, e.g. --class 7 (default: every class in turn)")
     sample.add_argument("--by-class", action="store_true",
                         help="a conditional model's grid of one row per class, column j the same z in every row")
-    sample.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
+    sample.add_argument("--out", default=None, help="PNG file to write (default samples.png); the folder or .npz "
+                                                     "file with --format")
     sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
@@ -129,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None, help="where to write the results (default: WEIGHTS with .eval.json)")
     ev.add_argument("--inception-weights", default=None,
                     help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
+    ev.add_argument("--resize", default=None, choices=("tf", "clean", "torch"),
+                    help="how images reach Inception's 299x299 (fid, kid, prdc, memorisation): tf, TensorFlow 1.x "
+                         "bilinear as the original FID and torch-fidelity (default); clean, clean-fid's PIL bicubic; "
+                         "torch, pytorch-fid's bilinear")
     ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
     data = sub.add_parser("data", help="look at a dataset before training: count, shape, labels, files, a grid",
@@ -237,7 +252,7 @@ def cmd_compare(args) -> int:
     data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
     settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
-                        metrics=args.metrics, device=args.device, download=not args.no_download,
+                        metrics=args.metrics, device=args.device, download=not args.no_download, resize=args.resize,
                         overrides={name: getattr(args, name) for name in COMPARABLE
                                    if getattr(args, name) is not None})
     for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
@@ -262,6 +277,9 @@ def cmd_sample(args) -> int:
     from .device import select_device
     from .sampling import generate, per_class, sample, save_grid
 
+    if args.fmt != "grid":
+        return export_command(args)
+    args.out = args.out or "samples.png"
     n = args.n if args.n is not None else (10 if args.by_class else 64)
     if not 0 < n <= MAX_SAMPLE_N:
         raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n}.")
@@ -290,6 +308,30 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def export_command(args) -> int:
+    """`ganzoo sample RUN --format npz|png-folder --out PATH`: samples for other evaluators (ganzoo.export)."""
+    from .checkpoint import load_generator
+    from .device import select_device
+    from .export import export_samples
+    from .runfiles import weights_file
+
+    if args.by_class or args.cls is not None or args.nrow is not None:
+        raise GanzooError("--by-class, --class and --nrow shape a PNG grid; --format npz|png-folder writes samples "
+                          "0..N-1 as `ganzoo eval` draws them.")
+    if not args.out:
+        raise GanzooError(f"--format {args.fmt} needs --out: the " + ("folder" if args.fmt == "png-folder" else
+                                                                       ".npz file") + " to write.")
+    if not 0 <= args.seed < 2 ** 63 - 1:
+        raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
+    n = args.n if args.n is not None else 50_000
+    weights = weights_file(args.weights)
+    generator, config = load_generator(weights, select_device(args.device))
+    path = export_samples(generator, config, weights, n, args.fmt, args.out, seed=args.seed, console=console)
+    out.print(f"{n} samples of {config.model} ({config.image_size}x{config.image_size}, {config.channels} channel(s), "
+              f"seed {args.seed}) -> {path} ({args.fmt})")
+    return 0
+
+
 def cmd_eval(args) -> int:
     import json
     import time
@@ -297,6 +339,8 @@ def cmd_eval(args) -> int:
     from .checkpoint import atomic_write, load_generator
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+    from .neighbours import draw_closest
+    from .protocol import protocol_table
     from .runfiles import weights_file
 
     device = select_device(args.device)
@@ -304,7 +348,8 @@ def cmd_eval(args) -> int:
     generator, config = load_generator(weights, device)
     data = args.data or config.data
     data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
-    options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
+    options = {key: value for key, value in (("inception_weights", args.inception_weights),
+                                              ("resize", args.resize)) if value}
     chosen = resolve_metrics(args.metrics, data, config.channels, options)
     names = [name for name, _ in chosen]
     n = args.n or default_n(chosen)
@@ -315,7 +360,7 @@ def cmd_eval(args) -> int:
     label = weights.name
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
-    rows = {label: evaluate(generator, config=config, data=data, **common)}
+    rows = {label: evaluate(generator, config=config, data=data, weights=weights, **common)}
     split = config.split if data == config.data else "train"     # the images G learned from, where known
     console.print(f"scoring {n} real {data} images ({split}) the same way")
     rows[f"real data ({split})"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
@@ -324,10 +369,19 @@ def cmd_eval(args) -> int:
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")
     out.print(metrics_table(rows, title))
+    real_label = list(rows)[1]
+    out.print(protocol_table(rows[label].protocol, title=f"protocol of {label}'s scores"))
+    out.print(f"The {real_label} row: the same protocol, on {n} real {data} {split} images (a subset drawn with seed "
+              f"{args.seed}) in place of generated ones.", highlight=False)
     path = Path(args.json) if args.json else weights.with_suffix(".eval.json")
     report = {"weights": str(weights), "model": config.model, "data": data, "image_size": config.image_size,
               "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
-              "seconds": round(seconds, 1)}
+              "protocol": {row: scores.protocol for row, scores in rows.items()}, "seconds": round(seconds, 1)}
+    if "memorisation" in rows[label].exhibits:
+        picture = draw_closest(rows[label].exhibits["memorisation"], path.with_name(
+            path.name.removesuffix(".json").removesuffix(".eval") + ".memorisation.png"))
+        report["memorisation_pairs"] = str(picture)
+        console.print(f"memorisation: the 8 samples closest to a training image -> {picture}")
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
     console.print(f"results -> {path} ({seconds:.0f} s)")
     return 0
