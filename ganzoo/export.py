@@ -60,13 +60,17 @@ def write_png_folder(G: nn.Module, config: RunConfig, n: int, seed: int, out: Pa
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)            # what an interrupted export left
     partial.mkdir(parents=True)
-    steps = progress(batches(G, config, n, seed), f"writing {n} PNGs", -(-n // BATCH), console)
-    for start, images, _ in steps:
-        for i, image in enumerate(images):
-            pixels = image.permute(1, 2, 0).numpy()
-            Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(
-                partial / f"{start + i:0{width}d}.png", compress_level=1)
-    (partial / "ganzoo.json").write_text(json.dumps(about, indent=2) + "\n")
+    try:
+        steps = progress(batches(G, config, n, seed), f"writing {n} PNGs", -(-n // BATCH), console)
+        for start, images, _ in steps:
+            for i, image in enumerate(images):
+                pixels = image.permute(1, 2, 0).numpy()
+                Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(
+                    partial / f"{start + i:0{width}d}.png", compress_level=1)
+        (partial / "ganzoo.json").write_text(json.dumps(about, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)         # nothing half-written is left behind
+        raise
     if out.exists():
         out.rmdir()                                       # an empty folder (a full one was refused before)
     partial.rename(out)

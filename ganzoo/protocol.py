@@ -29,7 +29,7 @@ FIELDS = {
     "metric": "metric",
     "version": "metric version",
     "features": "feature network",
-    "features_sha256": "its weights (sha256)",
+    "features_sha256": "feature network weights (sha256)",
     "resize": "resize",
     "input_range": "input range",
     "samples": "scored images",
