@@ -80,7 +80,11 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore: Iterable[str] = NO
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in ignore]
     order = list(FIELDS)
     keys.sort(key=lambda k: order.index(k) if k in order else len(order))
-    return [f"{describe(k)} {show(a.get(k))} vs {show(b.get(k))}" for k in keys if a.get(k) != b.get(k)]
+    def brief(key: str, value: Any) -> str:            # a digest: its first 12 hex digits tell two apart
+        text = show(value)
+        return text[:12] + "…" if key.endswith("sha256") and len(text) > 12 else text
+
+    return [f"{describe(k)} {brief(k, a.get(k))} vs {brief(k, b.get(k))}" for k in keys if a.get(k) != b.get(k)]
 
 
 def record_for(number: str, protocols: dict[str, dict[str, Any]] | None) -> dict[str, Any] | None:
