@@ -64,6 +64,7 @@ PICKLE_TESTS = ["tests/test_untrusted.py::test_a_pickle_never_runs",
                 "tests/test_untrusted.py::test_no_pickle_loader_anywhere_in_ganzoo"]
 SHEET = "tests/test_analysis.py::test_sheet_shows_the_samples_of_its_seed"
 SHUFFLE = "tests/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
+FIDELITY, MEMORISATION, PROTOCOL = "tests/test_fidelity.py", "tests/test_memorisation.py", "tests/test_protocol.py"
 
 BREAKS = [
     Break("shuffle: every epoch in the same order", "ganzoo/train.py",
@@ -146,6 +147,49 @@ BREAKS = [
           "                    grid = self.save_epoch_grid()\n"
           "                    if self.epoch < cfg.epochs:\n                        self.save_checkpoint()\n",
           ["tests/test_bad_input.py::test_no_command_line_produces_a_traceback"]),
+    # evaluation you can compare across tools (the protocol, the resizes, the cross-checked statistics)
+    Break("eval: the tf resize samples at half-pixel centres (TF2's, not TF1's)", "plugins/inception.py",
+          "    position = torch.arange(size, dtype=torch.float32) * torch.tensor(length / size, dtype=torch.float32)\n",
+          "    position = ((torch.arange(size, dtype=torch.float32) + 0.5) * (length / size) - 0.5).clamp_min(0)\n",
+          [FIDELITY + "::test_tf_resize_is_torch_fidelitys_bit_for_bit"]),
+    Break("eval: the clean resize rounds to uint8 after resizing", "plugins/inception.py",
+          "            out[i, c] = torch.from_numpy(np.asarray(channel).clip(0, 255))\n",
+          "            out[i, c] = torch.from_numpy(np.asarray(channel).clip(0, 255).round())\n",
+          [FIDELITY + "::test_clean_and_torch_resizes_are_clean_fids"]),
+    Break("eval: KID subsets drawn by another generator than torch-fidelity's", "ganzoo/evaluate.py",
+          "    rng = np.random.RandomState(seed)\n", "    rng = np.random.default_rng(seed)\n",
+          [FIDELITY + "::test_kid_draws_torch_fidelitys_subsets"]),
+    Break("eval: Fréchet distance of few features drops the cross term's normalisation", "ganzoo/evaluate.py",
+          "    cross = np.linalg.svd(a @ b.T, compute_uv=False).sum() / math.sqrt((len(x) - 1) * (len(y) - 1))\n",
+          "    cross = np.linalg.svd(a @ b.T, compute_uv=False).sum() / math.sqrt(len(x) * len(y))\n",
+          [FIDELITY + "::test_frechet_distance_agrees_with_torch_fidelitys_statistics"]),
+    Break("eval: k-NN radii count the point itself as its first neighbour", "ganzoo/neighbours.py",
+          "        radii[rows] = np.partition(d, k, axis=1)[:, k]", "        radii[rows] = np.partition(d, k - 1, axis=1)[:, k - 1]",
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features"]),
+    Break("eval: precision counts a sample on a ball's edge as inside", "ganzoo/neighbours.py",
+          "        inside = d < real_radii[rows, None]\n", "        inside = d <= real_radii[rows, None]\n",
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features",
+           MEMORISATION + "::test_nearest_and_prdc_on_hand_made_points"]),
+    Break("eval: memorisation flags samples below the held-out median, not the minimum", "ganzoo/neighbours.py",
+          "        return float(self.heldout_distances.min())\n",
+          "        return float(np.median(self.heldout_distances))\n",
+          [MEMORISATION + "::test_held_out_images_outside_the_reference_pool_are_not_flagged",
+           MEMORISATION + "::test_training_images_are_flagged_and_held_out_images_are_not"]),
+    Break("eval: compare ranks scores of different real images in one column", "ganzoo/protocol.py",
+          'NOT_COMPARED = frozenset({"numbers", "samples", "generator_sha256", "seed", "ganzoo"})',
+          'NOT_COMPARED = frozenset({"numbers", "samples", "generator_sha256", "seed", "ganzoo", "real", "real_sha256"})',
+          ["tests/test_compare.py::test_scores_of_different_protocols_are_refused_in_one_column"]),
+    Break("eval: the protocol forgets the real images' pixel digest", "ganzoo/evaluate.py",
+          "                      real_split=split, n_real=len(reference.features), real_sha256=reference.images_sha256)",
+          "                      real_split=split, n_real=len(reference.features))",
+          [PROTOCOL + "::test_evaluate_records_every_setting_that_decides_a_number"]),
+    Break("eval: --eval-every logs scores without their protocol", "ganzoo/train.py",
+          '                  "protocol": scores.protocol})', "                  })",
+          [PROTOCOL + "::test_eval_every_logs_the_protocol_with_each_score"]),
+    Break("eval: sample --format npz writes channels first", "ganzoo/export.py",
+          "member.write(images.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous().numpy().tobytes())",
+          "member.write(images.expand(-1, 3, -1, -1).contiguous().numpy().tobytes())",
+          ["tests/test_export.py::test_npz_is_arr_0_uint8_channels_last_rgb_with_the_classes"]),
 ]
 
 

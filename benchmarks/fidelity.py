@@ -141,17 +141,15 @@ def clean_fid_score(samples_dir: Path, real_dir: Path, weights: Path, mode: str)
 def prdc_reference(held, weights_space) -> dict[str, float]:
     """The prdc package on exactly the features ganzoo's prdc metric used (the samples', and the same seeded
     subset of the real images')."""
-    from prdc import compute_prdc
-    from ganzoo_plugins.neighbour_metrics import REAL_SUBSET_SEED
-
-    fake = held.features(weights_space).numpy()
-    real = held.reference(weights_space).features
-    if len(real) > len(fake):
-        pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(REAL_SUBSET_SEED))[:len(fake)]
-        real = real[pick.sort().values]
     import contextlib
     import io
 
+    from prdc import compute_prdc
+
+    from ganzoo_plugins.neighbour_metrics import matched_real
+
+    fake = held.features(weights_space).numpy()
+    real = matched_real(held.reference(weights_space).features, len(fake))
     with contextlib.redirect_stdout(io.StringIO()):                # it prints the set sizes
         return {k: float(v) for k, v in compute_prdc(real.double().numpy(), fake, nearest_k=5).items()}
 

@@ -44,16 +44,24 @@ class NeighbourMetric:
             self.check = check
 
 
+def matched_real(real: torch.Tensor, n: int) -> torch.Tensor:
+    """As many real feature vectors as there are samples: a subset seeded with REAL_SUBSET_SEED, in the
+    reference's order (all of them when there are not more than n)."""
+    if len(real) <= n:
+        return real
+    pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(REAL_SUBSET_SEED))[:n]
+    return real[pick.sort().values]
+
+
 class PrecisionRecall(NeighbourMetric):
     """Improved precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020), k=5."""
 
     def __call__(self, samples: Samples) -> dict[str, float]:
         space = self.space(samples)
         fake = self.features(samples)
-        real = samples.reference(space).features
-        if len(real) > len(fake):
-            pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(REAL_SUBSET_SEED))[:len(fake)]
-            real = real[pick.sort().values]
+        reference = samples.reference(space).features
+        real = matched_real(reference, len(fake))
+        if len(real) < len(reference):
             samples.note(real_subset_seed=REAL_SUBSET_SEED)
         samples.note(n_real=len(real), k=NEAREST_K)
         return prdc(real, fake, NEAREST_K)

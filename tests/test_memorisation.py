@@ -1,16 +1,22 @@
 """Memorisation on real MNIST, with nothing trained: training images fed as "samples" are flagged, held-out ones
 are not; and the nearest-neighbour machinery it shares with precision/recall."""
 
+import contextlib
+import importlib.util
+import io
 import json
 
 import numpy as np
 import pytest
 import torch
+from prdc import compute_prdc
 
 from ganzoo.cli import main
 from ganzoo.evaluate import Samples, real_images, resolve_metrics, score
 from ganzoo.neighbours import memorisation, nearest, prdc
 from ganzoo_plugins.mnist_metrics import evaluator_space
+
+from conftest import REPO
 
 N = 300
 
@@ -69,12 +75,26 @@ def test_eval_draws_the_closest_pairs_and_reports_the_fraction(tmp_path, mnist_d
     assert "mnist_memorisation" in captured.out and "training images used" in captured.out
 
 
+def test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features(mnist_dir):
+    spec = importlib.util.spec_from_file_location("fidelity_benchmark", REPO / "benchmarks" / "fidelity.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    images = real_images("mnist", split="train", image_size=32, channels=1, data_dir=str(mnist_dir), n=400, seed=2)
+    ours, samples = _scored(images, mnist_dir, metrics="mnist_prdc")
+    theirs = bench.prdc_reference(samples, evaluator_space(samples))     # prdc.compute_prdc on the same features
+    assert set(ours) == set(theirs) and all(abs(ours[k] - theirs[k]) <= 1e-6 for k in ours), (ours, theirs)
+    assert 0.5 < ours["precision"] < 1 and 0.5 < ours["recall"] < 1   # train digits against test digits
+
+
 def test_nearest_and_prdc_on_hand_made_points():
     real = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
     d, i = nearest(np.array([[0.9, 0.1], [4.0, 4.0]]), real)
     assert i.tolist() == [1, 3] and d[1] == pytest.approx(np.sqrt(2))
     # k=1: each real point's ball reaches its nearest other real point (radius 1, 1, 1, ~6.4)
-    fake = np.array([[0.1, 0.1], [0.2, 0.0], [10.0, 10.0]])
+    fake = np.array([[0.1, 0.1], [0.2, 0.0], [10.0, 10.0], [0.0, -1.0]])
     found = prdc(real, fake, k=1)
-    assert found["precision"] == pytest.approx(2 / 3)                 # (10, 10) lies outside every real ball
+    # (10, 10) lies outside every ball; (0, -1) on the edge of (0, 0)'s, which is outside: "inside" is strict
+    assert found["precision"] == pytest.approx(2 / 4)
     assert found["coverage"] == pytest.approx(3 / 4)                  # (5, 5)'s ball holds no sample; the others do
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert found == pytest.approx(compute_prdc(real, fake, nearest_k=1), abs=1e-12)
