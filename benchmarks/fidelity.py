@@ -146,7 +146,7 @@ def prdc_reference(held, weights_space) -> dict[str, float]:
 
     from prdc import compute_prdc
 
-    from ganzoo_plugins.neighbour_metrics import matched_real
+    from ganzoo_plugins.manifold import matched_real
 
     fake = held.features(weights_space).numpy()
     real = matched_real(held.reference(weights_space).features, len(fake))
