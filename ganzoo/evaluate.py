@@ -9,8 +9,13 @@ The engine here knows no metric by name. It gives metrics what they share:
 - `generate_images`: a generator's samples as uint8 images, in batches under inference mode;
 - `Samples.reference`: features of the real reference images (the dataset's test split, brought
   to the samples' resolution by ganzoo.data.prepare_images as training data is), cached on disk;
+- `FeatureSpace`, `Samples.features`, `Samples.note`: a feature network named with its weights' sha256,
+  the samples' features in it computed once, and what each metric records in its protocol;
 - `frechet_distance` (from statistics), `frechet_distance_of_features` and `kernel_distance`: the
   two-sample statistics behind FID and KID.
+
+Every score comes with its protocol (ganzoo.protocol): `score` returns `Scores`, the numbers with each
+metric's protocol in `.protocol`.
 
 Two calls score anything; `ganzoo eval` and `ganzoo compare` are built on them:
 
