@@ -86,6 +86,11 @@ def leaderboard_table(by_data: dict[str, Results]) -> str:
     return "\n".join(lines)
 
 
+def column_protocol(results: Results) -> dict:
+    """The protocol of each metric behind a dataset's columns (one per column: check_protocols made sure)."""
+    return next((run.protocol for e in results.contenders.values() for run in e.runs if run.protocol), {})
+
+
 def budget_words(settings: dict) -> str:
     if settings.get("budget"):
         return f"{settings['budget']:g} s of training per model and seed"
@@ -112,13 +117,13 @@ def write(by_data: dict[str, Results], out: Path, command: str) -> str:
         f"{s['n'] or 'the metrics’ default number of'} samples); a column's one best value in bold; the last row "
         f"scores real training images the same way. Machine: {machine(env)}. Date: {date}.", "",
         leaderboard_table(by_data), "",
-        "Each dataset's report (plots, per-seed numbers, the runs): "
+        "Each dataset's report (plots, per-seed numbers, the runs, the protocol every score was made under): "
         + ", ".join(f"[{data}]({data}/report.md)" for data in by_data) + ".", ""])
     (out / "leaderboard.md").write_text(text)
     summary = {
         "command": command, "date": date, "machine": env,
         "datasets": {data: {"settings": r.settings, "metrics": {m: better(m) for m in key_metrics(r)},
-                            "real": r.real, "report": str(out / data / "report.md")}
+                            "protocol": column_protocol(r), "real": r.real, "report": str(out / data / "report.md")}
                      for data, r in by_data.items()},
         "models": {label: {data: {"status": r.contenders[label].status,
                                   **{m: {"mean": r.contenders[label].summary[m].mean,

@@ -165,9 +165,12 @@ def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
         train(config)
     out = tmp_path / "report"
     code, stdout, err = compare(capsys, str(tmp_path / "first" / "run"), str(tmp_path / "second" / "run"),
-                                "--data", "fake", "--metrics", "mnist_fd", "-n", "200", "--device", "cpu",
-                                "--out", str(out))
+                                "--data", "fake", "--metrics", "mnist_fd,mnist_memorisation", "-n", "200",
+                                "--device", "cpu", "--out", str(out))
     assert code == 0, err
+    # memorisation's closest pairs, one picture per model, shown in the report
+    assert all((out / f"memorisation-{label}.png").is_file() for label in ("run", "run-2"))
+    assert "![run-2: closest to training images](memorisation-run-2.png)" in (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     assert list(results["contenders"]) == ["run", "run-2"]                      # labels made unique
     assert not (out / "runs").exists()                                            # nothing was trained
