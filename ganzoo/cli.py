@@ -279,7 +279,7 @@ def cmd_sample(args) -> int:
 
     if args.fmt != "grid":
         return export_command(args)
-    args.out = args.out or "samples.png"
+    args.out = "samples.png" if args.out is None else args.out
     n = args.n if args.n is not None else (10 if args.by_class else 64)
     if not 0 < n <= MAX_SAMPLE_N:
         raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n}.")
