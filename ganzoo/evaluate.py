@@ -53,6 +53,7 @@ from .data import cache_dir, load_dataset
 from .device import select_device
 from .errors import GanzooError
 from .plugins import Registries, registries
+from .runfiles import weights_file
 from .sampling import classes, progress, sample
 
 DEFAULT_N = 10_000
@@ -510,11 +511,12 @@ def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = No
     """
     device = device if isinstance(device, torch.device) else select_device(device)
     if isinstance(generator, (str, Path)):
-        weights = generator
-        generator, config = load_generator(generator, device)
+        weights = weights_file(generator)                 # a run folder names its generator file
+        generator, config = load_generator(weights, device)
     source, digest = "a generator module", None
     if weights is not None:
-        source, digest = Path(weights).name, file_sha256(Path(weights).resolve())
+        weights = weights_file(weights)
+        source, digest = weights.name, file_sha256(weights.resolve())
     if config is None:
         raise GanzooError("evaluate() needs the RunConfig of a generator module: evaluate(G, config=config).")
     data = data or config.data

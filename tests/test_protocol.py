@@ -84,6 +84,16 @@ def test_evaluate_records_every_setting_that_decides_a_number(tmp_path, mnist_di
     assert json.loads(json.dumps(scores)) == dict(scores)                     # the numbers alone as JSON
 
 
+def test_a_run_folder_is_scored_as_its_generator_file(tmp_path, mnist_dir):
+    config = tiny_config(tmp_path, data="mnist", data_dir=str(mnist_dir))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "dcgan"}))
+    weights = save_generator(run / "dcgan.safetensors", build_generator(config), config)
+    scores = evaluate(run, metrics="mnist_score", n=50, device="cpu")
+    assert scores.protocol["mnist_score"]["generator_sha256"] == file_sha256(weights)
+
+
 def test_eval_prints_and_writes_the_protocol(tmp_path, mnist_dir, capsys):
     config = tiny_config(tmp_path, data="mnist", data_dir=str(mnist_dir))
     weights = save_generator(tmp_path / "dcgan.safetensors", build_generator(config), config)
