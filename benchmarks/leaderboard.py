@@ -10,8 +10,15 @@ Models: the names given, else every model ganzoo's own plugins register (not thi
 subprocess) into OUT/<dataset>/ (its report.md, plots, runs); any further flag (e.g. `--g-width 32`, `-n
 2000`, `--threads 1`) goes to every compare as it is. OUT/leaderboard.md holds the table — rows: models;
 columns: each dataset's scores, mean ± std over the seeds, a column's one best value in bold — with the
-command, the machine and the date; OUT/results.json every number. `--resume` continues each compare with its
-own --resume, so a stopped leaderboard keeps every finished run (and a finished compare is only read).
+command, the machine, the date and the commit; OUT/results.json every number. `--resume` continues each compare
+with its own --resume, so a stopped leaderboard keeps every finished run (and a finished compare is only read:
+`--resume` on finished compare folders rebuilds leaderboard.md and results.json without training anything).
+
+Each cell is the mean over seeds with its Student t 95% interval; a column's best is in bold only when it beats
+every other model beyond seed noise (paired by seed: the same seed is the same initialisation stream and data
+order for every model), and below the table every model is measured against a baseline (`--baseline`, default
+the first model named), seed by seed, marked only where the 95% interval of the difference excludes zero.
+results.json keeps every seed's raw numbers beside the summaries.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from pathlib import Path
 
 from ganzoo.compare import Results
 from ganzoo.compare.protocols import check_protocols
-from ganzoo.compare.report import best_labels, format_mean_std
+from ganzoo.compare.report import (baseline_label, best_labels, differences_note, format_interval, markdown_differences,
+                                   seeds_note)
+from ganzoo.compare.statistics import paired_difference, verdict
 from ganzoo.errors import GanzooError
 from ganzoo.evaluate import better, format_value
 from ganzoo.plugins import BUILTIN_PLUGINS, registries
@@ -39,6 +48,7 @@ DATASETS = ("mnist", "stackedmnist")
 # so its coverage there measures nothing; it is left out of them (a dash in the table, and a note).
 LABELS_ARE_THE_MODES = {"stackedmnist"}
 ARROWS = {"lower": "↓", "higher": "↑"}
+REPO = Path(__file__).resolve().parents[1]
 
 
 def builtin_models() -> list[str]:
@@ -59,29 +69,37 @@ def key_metrics(results: Results) -> list[str]:
 
 
 def leaderboard_table(by_data: dict[str, Results]) -> str:
-    """One markdown table: a row per model (in the order first met), per dataset its key scores as mean ± std,
-    a column's one best value in bold (compare's rule: none on a tie, diverged runs do not compete), a notes
-    column naming runs that diverged, failed or saw D collapse; the last row: real data, scored the same way."""
+    """One markdown table: a row per model (in the order first met), per dataset its key scores as the mean over
+    seeds with its 95% interval and the training wall-clock per run; a column's best in bold only when it beats
+    every other model beyond seed noise (compare's rule; diverged runs do not compete), a notes column naming
+    runs that diverged, failed or saw D collapse; the last row: real data, scored the same way."""
     for results in by_data.values():
         check_protocols(results)        # a column's numbers were all made under one protocol, or none is shown
     models = list(dict.fromkeys(label for results in by_data.values() for label in results.contenders))
-    columns = [(data, m) for data, results in by_data.items() for m in key_metrics(results)]
-    header = ["model"] + [f"{data} {m} {ARROWS[better(m)]}" for data, m in columns] + ["notes"]
-    best = {(data, m): best_labels(by_data[data], m, better(m)) for data, m in columns}
+    columns = [(data, m) for data, results in by_data.items() for m in key_metrics(results)] + \
+              [(data, "train_time_s") for data in by_data]
+    columns.sort(key=lambda c: list(by_data).index(c[0]))                     # each dataset's columns together
+    header = ["model"] + [f"{data} {m} {ARROWS[better(m)]}" if m != "train_time_s" else f"{data} train s/run"
+                          for data, m in columns] + ["notes"]
+    best = {(data, m): best_labels(by_data[data], m, better(m)) for data, m in columns if m != "train_time_s"}
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns) + "---|"]
     for label in models:
         cells, notes = [label], []
         for data, m in columns:
             entry = by_data[data].contenders.get(label)
-            text = format_mean_std(entry.summary.get(m)) if entry else "-"
-            cells.append(f"**{text}**" if label in best[(data, m)] else text)
+            fmt = "{:,.0f}" if m == "train_time_s" else None
+            text = format_interval(entry.summary.get(m), fmt) if entry else "-"
+            cells.append(f"**{text}**" if label in best.get((data, m), ()) else text)
         for data, results in by_data.items():
             entry = results.contenders.get(label)
-            if entry and entry.status not in ("", "ok"):
-                notes.append(f"{data}: {entry.status}")
+            bad: dict[str, list[str]] = {}                   # status -> the seeds that ended so
+            for run in entry.runs if entry else []:
+                if run.status != "ok":
+                    bad.setdefault(run.status, []).append(str(run.seed))
+            notes += [f"{data}: {status} (seed {', '.join(seeds)})" for status, seeds in bad.items()]
         lines.append("| " + " | ".join(cells + ["; ".join(notes)]) + " |")
-    real = ["real data (floor)"] + [format_value(by_data[data].real[m]) if m in (by_data[data].real or {}) else "-"
-                                    for data, m in columns]
+    real = ["real data (floor)"] + [format_value(by_data[data].real[m]) if m in (by_data[data].real or {}) else
+                                    "" if m == "train_time_s" else "-" for data, m in columns]
     lines.append("| " + " | ".join(real + [""]) + " |")
     return "\n".join(lines)
 
@@ -99,37 +117,98 @@ def budget_words(settings: dict) -> str:
 
 def machine(environment: dict) -> str:
     device = environment.get("gpu") or environment.get("device", "?")
-    return f"{device}, {environment.get('cpus', os.cpu_count())} CPUs, {environment.get('platform', platform.platform())}, " \
-           f"torch {environment.get('torch', '?')}"
+    cpu = f" ({environment['cpu']})" if environment.get("cpu") else ""
+    return f"{device}, {environment.get('cpus', os.cpu_count())} CPUs{cpu}, " \
+           f"{environment.get('platform', platform.platform())}, torch {environment.get('torch', '?')}"
 
 
-def write(by_data: dict[str, Results], out: Path, command: str) -> str:
+def commit(repo: Path = REPO) -> dict[str, str] | None:
+    """The checkout the table was made with: `git describe --always --dirty` and the full commit id; None
+    without git or outside a repository."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        return {"describe": git("describe", "--always", "--dirty", "--tags"), "commit": git("rev-parse", "HEAD")}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_dates(by_data: dict[str, Results]) -> tuple[str, str] | None:
+    """When the first and the last run ended (UTC), where the results record it."""
+    dates = sorted(r.finished_at for results in by_data.values() for e in results.contenders.values()
+                   for r in e.runs if r.finished_at)
+    return (dates[0], dates[-1]) if dates else None
+
+
+def baselines(by_data: dict[str, Results], baseline: str | None) -> dict[str, str]:
+    """Each dataset's baseline: the one asked for where it ran there, else that dataset's first model."""
+    return {data: baseline if baseline in results.contenders else baseline_label(results)
+            for data, results in by_data.items() if results.contenders}
+
+
+def raw_runs(entry) -> list[dict]:
+    """Every seed's numbers, as compare recorded them (the bad seeds too)."""
+    keys = ("seed", "status", "message", "scores", "train_time_s", "wall_time_s", "images_per_s", "peak_memory_mb",
+            "steps", "epochs_done", "finished_at", "run_dir")
+    return [{k: getattr(r, k) for k in keys} for r in entry.runs]
+
+
+def model_record(results: Results, label: str, base: str) -> dict:
+    """A model on one dataset in results.json: status, every seed, the summaries, and its difference to the
+    baseline per key score (paired by seed)."""
+    entry = results.contenders[label]
+    record = {"status": entry.status, "seeds": len(entry.runs), "runs": raw_runs(entry)}
+    for m in key_metrics(results) + ["train_time_s"]:
+        if m in entry.summary:
+            stat = entry.summary[m]
+            record[m] = {"mean": stat.mean, "std": stat.std, "low": stat.low, "high": stat.high, "n": stat.n}
+    if label != base:
+        record["against_baseline"] = {}
+        for m in key_metrics(results):
+            difference = paired_difference(entry, results.contenders[base], m)
+            record["against_baseline"][m] = {**difference.to_dict(), "verdict": verdict(difference, better(m))}
+    return record
+
+
+def write(by_data: dict[str, Results], out: Path, command: str, baseline: str | None = None) -> str:
     """OUT/leaderboard.md and OUT/results.json; returns the markdown."""
     first = next(iter(by_data.values()))
     s, env = first.settings, first.environment
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    dates = run_dates(by_data)
+    when = f"Date: {date}" + (f" (runs ended {dates[0][:10]} to {dates[1][:10]})" if dates else "")
+    made_with = commit()
+    at = f"commit `{made_with['describe']}` ({made_with['commit']})" if made_with else "commit unknown (no git)"
     overrides = ", ".join(f"{k} {v}" for k, v in sorted(s.get("overrides", {}).items())) or "none"
+    bases = baselines(by_data, baseline)
+    against = []
+    for data, results in by_data.items():
+        if len(results.contenders) > 1 and key_metrics(results):
+            against += [f"### {data}: against {bases[data]}", "", markdown_differences(results, bases[data]), ""]
     text = "\n".join([
         "# ganzoo leaderboard", "",
         f"`{command}`", "",
         f"{budget_words(s)}; seeds {s['seed']}..{s['seed'] + s['seeds'] - 1}; settings shared by every model: "
-        f"{overrides}. Scores: mean ± std over seeds (`ganzoo compare`'s final scores, from "
-        f"{s['n'] or 'the metrics’ default number of'} samples); a column's one best value in bold; the last row "
-        f"scores real training images the same way. Machine: {machine(env)}. Date: {date}.", "",
+        f"{overrides}. Scores: `ganzoo compare`'s final scores, from {s['n'] or 'the metrics’ default number of'} "
+        f"samples; the last row scores real training images the same way. Train s/run: the training wall-clock of "
+        f"one run (the clock --budget counts). Machine: {machine(env)}. {when}. Made at {at}.", "",
+        seeds_note(first), "",
         leaderboard_table(by_data), "",
-        "Each dataset's report (plots, per-seed numbers, the runs, the protocol every score was made under): "
-        + ", ".join(f"[{data}]({data}/report.md)" for data in by_data) + ".", ""])
+        *(["## Against the baseline", "", differences_note(), "", *against] if against else []),
+        "Each dataset's report (plots, the Pareto plot, every seed's numbers, the runs, the protocol every score was "
+        "made under): " + ", ".join(f"[{data}]({data}/report.md)" for data in by_data) + ". Every seed's raw numbers "
+        "are in results.json.", ""])
     (out / "leaderboard.md").write_text(text)
     summary = {
-        "command": command, "date": date, "machine": env,
+        "command": command, "date": date, "commit": made_with, "machine": env, "baseline": bases,
+        "intervals": "Student t 95% intervals over seeds; differences paired by seed",
         "datasets": {data: {"settings": r.settings, "metrics": {m: better(m) for m in key_metrics(r)},
-                            "protocol": column_protocol(r), "real": r.real, "report": str(out / data / "report.md")}
+                            "protocol": column_protocol(r), "real": r.real, "environment": r.environment,
+                            "report": str(out / data / "report.md")}
                      for data, r in by_data.items()},
-        "models": {label: {data: {"status": r.contenders[label].status,
-                                  **{m: {"mean": r.contenders[label].summary[m].mean,
-                                         "std": r.contenders[label].summary[m].std}
-                                     for m in key_metrics(r) if m in r.contenders[label].summary}}
-                           for data, r in by_data.items() if label in r.contenders}
+        "models": {label: {data: model_record(r, label, bases[data]) for data, r in by_data.items()
+                           if label in r.contenders}
                    for label in dict.fromkeys(l for r in by_data.values() for l in r.contenders)},
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
@@ -177,7 +256,10 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="local copy of the datasets (MNIST's for both defaults)")
     parser.add_argument("--epochs", type=int, default=None, help="equal epochs for every model (compare's default 1)")
     parser.add_argument("--budget", default=None, help="equal training time for every model instead, e.g. 5m")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per model (default 1)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="seeds per model; 3 or more give intervals that can rank (default 1)")
+    parser.add_argument("--baseline", default=None, metavar="MODEL",
+                        help="the model every other is measured against, seed by seed (default: the first named)")
     parser.add_argument("--out", default="reports/leaderboard", help="folder (default %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue a stopped leaderboard in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace a leaderboard in --out")
@@ -190,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     ours, passed_on = split_arguments(parser, argv)
     args = parser.parse_args(ours)
     models = args.models or builtin_models()
+    if args.baseline is not None and args.baseline not in models:
+        parser.error(f"--baseline {args.baseline!r} is not one of the models ranked ({', '.join(models)})")
     datasets = [d.strip() for d in args.data.split(",") if d.strip()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         command = [sys.executable, "-m", "ganzoo", "compare", *entrants, "--data", data, "--seeds", str(args.seeds),
                    "--out", str(out / data), *passed_on]
+        if args.baseline in entrants:
+            command += ["--baseline", args.baseline]
         for flag, value in (("--data-dir", args.data_dir), ("--epochs", args.epochs), ("--budget", args.budget)):
             if value is not None:
                 command += [flag, str(value)]
@@ -217,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         by_data[data] = Results.from_dict(json.loads((out / data / "results.json").read_text()))
     command = [a for a in argv if a not in ("--resume", "--overwrite")]      # what the table is the result of
     try:
-        text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command))
+        text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command), baseline=args.baseline)
     except GanzooError as exc:                                               # scores of different protocols
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -18,7 +18,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from ganzoo.analysis.common import load_networks
+from ganzoo.checkpoint import load_networks
+from ganzoo.runfiles import weights_file
 from ganzoo.analysis.features import hidden_features, per_class_subset, pixel_features, train_probe
 from ganzoo.analysis.labellers import LabellerContext, labelled_split
 from ganzoo.models import build_discriminator
@@ -36,7 +37,7 @@ def main() -> None:
     console = Console(stderr=True)
     counts = sorted(int(c) for c in args.counts.split(","))
 
-    nets = load_networks(args.weights)
+    nets = load_networks(weights_file(args.weights, prefer_checkpoint=True))
     D = nets.need_discriminator("The probe benchmark")
     torch.manual_seed(args.seed)                       # the random D of `ganzoo probe --seed S`
     D_random = build_discriminator(nets.config).eval()

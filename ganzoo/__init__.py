@@ -4,12 +4,13 @@
 DISTRIBUTION = "pyganzoo"
 
 from .config import ModelSpec, RunConfig
-from .data import ImageData
+from .images import ImageData
 from .errors import GanzooError
 from .hookspecs import hookimpl
 from .models import build_component
+from .pretrained import load_pretrained
 from .registry import PowersOfTwo
 
 __all__ = ["DISTRIBUTION", "GanzooError", "ImageData", "ModelSpec", "PowersOfTwo", "RunConfig", "build_component",
-           "hookimpl"]
+           "hookimpl", "load_pretrained"]
 __version__ = "0.1.0"

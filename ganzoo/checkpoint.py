@@ -1,27 +1,29 @@
-"""Weights files: safetensors only (never pickle), written atomically, carrying their config.
+"""Weights files and training checkpoints: safetensors only (never pickle), written atomically, carrying
+their config. Every key of the format is spelled in this file, and nowhere else.
 
 Two kinds of file share one format:
 - a generator file (`<model>.safetensors`): G's weights + the run config, enough
   for `ganzoo sample` to rebuild the model from the file alone;
-- both record which plugin, from which package and version, made each component
-  ("ganzoo.plugins"), so a file whose plugin is missing names the package to install;
-- a checkpoint (`checkpoint.safetensors`): G, D, both optimizers, RNG states and
-  counters (and the averaged G, under G_ema., with --ema), enough for `--resume` to
-  continue bit for bit. With --ema the generator file holds the averaged G.
+- a checkpoint (`checkpoint.safetensors`): G, D, both optimizers, the averaged G with --ema, and the
+  `TrainState` (counters, RNG states, the training clock, the learning-rate scale, the last step's
+  statistics), enough for `--resume` to continue bit for bit. With --ema the generator file holds the
+  averaged G.
+Both record which plugin, from which package and version, made each component ("ganzoo.plugins"), so a
+file whose plugin is missing names the package to install.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib.metadata
 import io
 import json
-import os
+import math
 import pickletools
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -29,52 +31,27 @@ from safetensors.torch import save
 from torch import nn
 
 from .config import RunConfig
-from .errors import GanzooError
-from .models import PREFIX, ROLES, build_network, build_on_meta
+from .errors import CheckpointError, GanzooError
+from .files import atomic_write
+from .models import ROLES, build_network, build_on_meta
 from .plugins import registries
 from .runfiles import RunFiles, weights_file
 
+# -- the format: every key a weights file holds ------------------------------------------------------
+
 FORMAT_VERSION = "1"
-EMA_PREFIX = "G_ema."  # a checkpoint's averaged generator (--ema); its generator file holds only that one
-TMP_MARK = ".tmp"  # atomic_write's temporaries: .<name>.tmp<pid>
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Write through a temporary file in the same folder, fsync, then rename over `path`.
-
-    A crash at any moment leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # name the file the user asked for, not the temporary one
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete what atomic writes of a killed process left behind (call with the run folder locked)."""
-    removed = []
-    for path in Path(folder).glob(f".*{TMP_MARK}*"):
-        if path.is_file():
-            path.unlink()
-            removed.append(path)
-    return removed
+# metadata (text)
+FORMAT, KIND, CONFIG, PLUGINS, STATE = "ganzoo.format", "ganzoo.kind", "ganzoo.config", "ganzoo.plugins", "ganzoo.state"
+GENERATOR_FILE, CHECKPOINT_FILE = "generator", "checkpoint"          # the values of KIND
+# tensors
+PREFIX = {"generator": "G.", "discriminator": "D."}     # the networks' tensors, by role
+EMA_PREFIX = "G_ema."           # a checkpoint's averaged generator (--ema); its generator file holds only that one
+OPTIMIZER_PREFIX = {"G": "opt_g", "D": "opt_d"}       # each network's optimiser state: <prefix>.<param>.<name>
+LAST_STATS = "stats.last"       # the last step's statistics (a phase not run keeps its last)
+RNG_TORCH, RNG_CUDA, RNG_DATA_EPOCH = "rng.torch", "rng.cuda", "rng.data_epoch"
+# STATE's JSON: the counters, the clock, the lr scale, the grad scaler, the optimisers' non-tensor state
+STEP, EPOCH, STEP_IN_EPOCH, D_STEPS = "step", "epoch", "step_in_epoch", "d_steps"
+TRAIN_SECONDS, LR_SCALE, SCALER = "train_seconds", "lr_scale", "scaler"
 
 
 def _cpu(t: torch.Tensor) -> torch.Tensor:
@@ -91,7 +68,7 @@ def provenance(config: RunConfig) -> dict[str, dict[str, str]]:
 def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Path) -> None:
     """Every component a weights file names is registered here; else name the package that made it."""
     try:
-        made_by = json.loads(metadata.get("ganzoo.plugins", "{}"))
+        made_by = json.loads(metadata.get(PLUGINS, "{}"))
     except ValueError:
         made_by = {}
     regs = registries()
@@ -117,10 +94,10 @@ def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Pat
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: RunConfig,
                  extra: dict[str, Any] | None = None) -> Path:
-    metadata = {"ganzoo.format": FORMAT_VERSION, "ganzoo.kind": kind, "ganzoo.config": config.to_json(),
-                "ganzoo.plugins": json.dumps(provenance(config), sort_keys=True)}
+    metadata = {FORMAT: FORMAT_VERSION, KIND: kind, CONFIG: config.to_json(),
+                PLUGINS: json.dumps(provenance(config), sort_keys=True)}
     if extra:
-        metadata["ganzoo.state"] = json.dumps(extra)
+        metadata[STATE] = json.dumps(extra)
     tensors = {k: _cpu(v) for k, v in tensors.items()}
     # Serialised in memory, written by Python: a full disk raises OSError (ENOSPC), not a library error.
     return atomic_write(path, lambda tmp: tmp.write_bytes(save(tensors, metadata=metadata)))
@@ -178,7 +155,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
                               f"from safetensors files, which cannot run code.") from None
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise GanzooError(f"{path} is not a readable safetensors file (truncated or corrupted?): {reason}") from None
-    if metadata.get("ganzoo.format") != FORMAT_VERSION or "ganzoo.config" not in metadata:
+    if metadata.get(FORMAT) != FORMAT_VERSION or CONFIG not in metadata:
         raise GanzooError(f"{path} is a safetensors file but not a ganzoo weights file (no ganzoo config inside).")
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
@@ -189,7 +166,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
 def config_of(metadata: dict[str, str], path: str | Path = "the weights file") -> RunConfig:
     """The config embedded in a weights file, checked as strictly as one typed on the command line."""
     try:
-        config = RunConfig.from_json(metadata["ganzoo.config"])
+        config = RunConfig.from_json(metadata[CONFIG])
         config.validate()
     except GanzooError as exc:
         raise GanzooError(f"{path} holds an invalid config: {exc}") from None
@@ -225,7 +202,7 @@ def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str,
 
 def save_generator(path: str | Path, generator: nn.Module, config: RunConfig) -> Path:
     return save_tensors(path, {f"{PREFIX['generator']}{k}": v for k, v in generator.state_dict().items()},
-                        "generator", config)
+                        GENERATOR_FILE, config)
 
 
 def rebuild(kind: str, config: RunConfig, tensors: dict[str, torch.Tensor]) -> nn.Module:
@@ -254,21 +231,37 @@ class Networks:
     def need_discriminator(self, what: str, features: bool = False) -> nn.Module:
         """D, or a sentence saying why `what` cannot have it; `features`: `what` runs D on images alone, which a
         conditional model's D (judging an image with its class) cannot do."""
-        if features and self.config.num_classes:
+        if features and self.config.conditional:
             raise GanzooError(f"{what} reads the discriminator's features of an image alone, and the conditional "
                               f"model {self.config.model!r} has a D that judges an image together with its class; "
                               f"ask its G for a class instead (--class).")
         if self.D is None:
+            from .pretrained import name_of
+
+            name = name_of(self.path)
+            if name is not None:
+                raise GanzooError(f"{what} needs the discriminator, and the pretrained generator {name!r} ships "
+                                  f"without one; use a run's checkpoint (it holds D), e.g. `ganzoo run "
+                                  f"{self.config.model} --data {self.config.data}`, then pass its run folder.")
             checkpoint = RunFiles(self.path.parent, self.config.model).checkpoint
             raise GanzooError(f"{what} needs the discriminator, but {self.path} holds only the generator; pass the "
                               f"run's checkpoint instead (e.g. {checkpoint}).")
         return self.D
 
 
+HALF = (torch.float16, torch.bfloat16)
+
+
+def widened(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights stored in half precision (shipped pretrained generators) as the float32 the networks are built in."""
+    return {k: v.float() if v.dtype in HALF else v for k, v in tensors.items()}
+
+
 def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discriminator: bool = True) -> Networks:
     """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
     tensors, metadata = read_tensors(path)
     config = config_of(metadata, path)
+    tensors = widened(tensors)
     if any(k.startswith(EMA_PREFIX) for k in tensors):    # a checkpoint with an averaged G: sample from that one
         tensors = {PREFIX["generator"] + k[len(EMA_PREFIX):] if k.startswith(EMA_PREFIX) else k: v
                    for k, v in tensors.items() if not k.startswith(PREFIX["generator"])}
@@ -325,3 +318,157 @@ def unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
             for key, value in opt.state.get(param, {}).items():
                 if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
                     opt.state[param][key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+# -- a training checkpoint: the networks, their optimisers and the TrainState --------------------------
+
+class Clock:
+    """Training time (config.TRAINING_TIME): the seconds earlier segments banked, plus the running one's."""
+
+    def __init__(self, banked: float = 0.0):
+        self.banked = banked             # seconds before the clock last started (earlier resumes included)
+        self.started: float | None = None   # perf_counter() when it started; None: stopped
+
+    @property
+    def running(self) -> bool:
+        return self.started is not None
+
+    def seconds(self) -> float:
+        return self.banked + (time.perf_counter() - self.started if self.started is not None else 0.0)
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def stop(self) -> None:
+        if self.started is not None:
+            self.banked, self.started = self.seconds(), None
+
+    def set(self, banked: float) -> None:
+        """Start over from `banked` seconds (a resume, a rollback), still running if it was."""
+        self.banked = banked
+        if self.started is not None:
+            self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Time in the block is not training time (scoring during a run)."""
+        running = self.running
+        self.stop()
+        try:
+            yield
+        finally:
+            if running:
+                self.start()
+
+
+@dataclass
+class TrainState:
+    """Where a run stands, besides its networks and optimisers: what a checkpoint restores of the loop and
+    the step."""
+
+    last_stats: torch.Tensor         # [n_stats] the last step's statistics; a phase not run keeps its last
+    data_epoch_rng: torch.Tensor     # the data RNG's state that regenerates this epoch's order
+    step: int = 0                    # optimiser steps done (the loop's count)
+    epoch: int = 0                   # epochs completed
+    step_in_epoch: int = 0
+    d_steps: int = 0                 # the step's own count of D updates (= step in a run; a caller may step alone)
+    lr_scale: float = 1.0            # halved at each --on-divergence rollback
+    clock: Clock = field(default_factory=Clock)
+
+    def position(self, steps_per_epoch: int) -> str:
+        """Where training stands, numbered as the progress line numbers it: 'step 704 (epoch 2, 236/468 steps)'."""
+        if self.step_in_epoch:
+            return f"step {self.step} (epoch {self.epoch + 1}, {self.step_in_epoch}/{steps_per_epoch} steps)"
+        return f"step {self.step} (end of epoch {self.epoch})" if self.epoch else f"step {self.step} (start)"
+
+    def epochs_float(self, steps_per_epoch: int) -> float:
+        """Epochs trained, with the current one's fraction: what the log's "epoch" says."""
+        return self.epoch + self.step_in_epoch / steps_per_epoch
+
+
+class Trainable(Protocol):
+    """What a checkpoint holds besides the TrainState (a training step: ganzoo.training.step.Step)."""
+
+    G: nn.Module
+    D: nn.Module
+    ema: Any                                  # with a .G module, or None
+    optimizers: dict[str, torch.optim.Optimizer]   # "G", "D"
+    scaler: torch.amp.GradScaler
+    device: torch.device
+
+
+def save_checkpoint(path: str | Path, config: RunConfig, state: TrainState, trained: Trainable) -> Path:
+    """The networks, their optimisers and the state, as one checkpoint."""
+    tensors = {f"{PREFIX['generator']}{k}": v for k, v in trained.G.state_dict().items()}
+    tensors |= {f"{PREFIX['discriminator']}{k}": v for k, v in trained.D.state_dict().items()}
+    if trained.ema:
+        tensors |= {f"{EMA_PREFIX}{k}": v for k, v in trained.ema.G.state_dict().items()}
+    tensors[LAST_STATS] = state.last_stats
+    extra: dict[str, Any] = {STEP: state.step, EPOCH: state.epoch, STEP_IN_EPOCH: state.step_in_epoch,
+                             TRAIN_SECONDS: state.clock.seconds()}
+    for network in ("G", "D"):
+        flat, info = flatten_optimizer(trained.optimizers[network], OPTIMIZER_PREFIX[network])
+        tensors |= flat
+        extra[OPTIMIZER_PREFIX[network]] = info
+    tensors[RNG_TORCH] = torch.get_rng_state()
+    tensors[RNG_DATA_EPOCH] = state.data_epoch_rng
+    if trained.device.type == "cuda":
+        tensors[RNG_CUDA] = torch.cuda.get_rng_state(trained.device)
+    extra |= {SCALER: trained.scaler.state_dict(), LR_SCALE: state.lr_scale, D_STEPS: state.d_steps}
+    return save_tensors(path, tensors, CHECKPOINT_FILE, config, extra)
+
+
+def load_checkpoint(path: str | Path, state: TrainState, trained: Trainable, steps_per_epoch: int) -> None:
+    """Restore a checkpoint into the networks, optimisers and state (and torch's RNG); anything damaged or
+    written for other data is a CheckpointError naming the file, and then nothing has changed but weights."""
+    tensors, metadata = read_tensors(path)
+    if metadata.get(KIND) != CHECKPOINT_FILE:
+        raise CheckpointError(f"{path} is a generator-only file; resuming needs checkpoint.safetensors.")
+    try:
+        load_state(trained.G, tensors, PREFIX["generator"], "generator")
+        load_state(trained.D, tensors, PREFIX["discriminator"], "discriminator")
+        if trained.ema:
+            load_state(trained.ema.G, tensors, EMA_PREFIX, "averaged generator")
+    except GanzooError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    try:  # a hand-edited or damaged state: one sentence, whatever is wrong with it
+        extra = json.loads(metadata[STATE])
+        step, epoch, step_in_epoch = (extra[k] for k in (STEP, EPOCH, STEP_IN_EPOCH))
+        if not all(type(v) is int and v >= 0 for v in (step, epoch, step_in_epoch)):
+            raise ValueError(f"bad step counters {step!r}, {epoch!r}, {step_in_epoch!r}")
+        train_seconds = extra[TRAIN_SECONDS]
+        if type(train_seconds) not in (int, float) or not 0 <= train_seconds < math.inf:
+            raise ValueError(f"bad training time {train_seconds!r}")
+        lr_scale, d_steps = extra[LR_SCALE], extra[D_STEPS]
+        if type(d_steps) is not int or d_steps < 0:
+            raise ValueError(f"bad D step count {d_steps!r}")
+        if type(lr_scale) not in (int, float) or not 0 < lr_scale <= 1:
+            raise ValueError(f"bad learning-rate scale {lr_scale!r}")
+        last_stats = tensors[LAST_STATS]
+        if last_stats.shape != state.last_stats.shape:
+            raise ValueError(f"{len(last_stats)} step statistics, this recipe reports {len(state.last_stats)}")
+        for network in ("G", "D"):
+            prefix = OPTIMIZER_PREFIX[network]
+            unflatten_optimizer(trained.optimizers[network], tensors, prefix, extra[prefix])
+        if extra[SCALER]:
+            trained.scaler.load_state_dict(extra[SCALER])
+        torch.Generator().set_state(tensors[RNG_DATA_EPOCH])  # validates before anything is changed
+        torch.set_rng_state(tensors[RNG_TORCH])
+        if trained.device.type == "cuda" and RNG_CUDA in tensors:
+            torch.cuda.set_rng_state(tensors[RNG_CUDA], trained.device)
+    except GanzooError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is damaged: its training state is missing or malformed "
+                              f"({type(exc).__name__}: {str(exc)[:120]}).") from None
+    if step_in_epoch > steps_per_epoch or step != epoch * steps_per_epoch + step_in_epoch:
+        raise CheckpointError(f"{path} was written at step {step} (epoch {epoch}, step {step_in_epoch} in it), which "
+                              f"does not fit the data's {steps_per_epoch} steps per epoch: the dataset changed "
+                              f"since; resume with the same data, or start a new run.")
+    state.data_epoch_rng = tensors[RNG_DATA_EPOCH]
+    state.step, state.epoch, state.step_in_epoch = step, epoch, step_in_epoch
+    state.clock.set(float(train_seconds))
+    state.lr_scale = float(lr_scale)
+    state.d_steps = d_steps
+    state.last_stats = last_stats.to(trained.device)

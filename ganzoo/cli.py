@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -14,15 +13,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
-from .config import COMPARABLE, FIELDS, RESUMABLE, UNLIMITED_EPOCHS, parse_duration, read_config_file, template
+from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, MAX_SAMPLE_N, UNLIMITED_EPOCHS, read_config_file, template
 from .errors import GanzooError, Interrupted
+from .settings import add_flags, check_values
 
 console = Console(stderr=True)   # progress, tables, errors
 out = Console()                  # what a command is asked to print
 
-MAX_SAMPLE_N = 10_000
-WEIGHTS_HELP = ("a run folder, or a weights file from `ganzoo run` (<run>/<model>.safetensors or "
-                "<run>/checkpoint.safetensors)")
+WEIGHTS_HELP = ("a run folder, a weights file from `ganzoo run` (<run>/<model>.safetensors or "
+                "<run>/checkpoint.safetensors), or a pretrained generator's name (see `ganzoo pretrained`)")
 
 
 class UsageError(GanzooError):
@@ -37,22 +36,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") -> None:
-    """The flags of these RunConfig fields, generated from their declarations (ganzoo.config).
-
-    Each defaults to None, "not given", so that model defaults and config files show through.
-    """
-    for name in names:
-        info = FIELDS[name]
-        if info.flag is None:
-            continue
-        if info.type is bool:  # --flag / --no-flag
-            parser.add_argument(info.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=info.help(extra))
-        else:
-            metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
-                                               {int: "N", float: "X"}.get(info.type))
-            parser.add_argument(info.flag, dest=name, type=info.setting.parse or info.type, default=None,
-                                help=info.help(extra), metavar=metavar)
+    """The flags of these RunConfig fields; each defaults to None, "not given", so that model defaults and
+    config files show through."""
+    add_flags(parser, FIELDS, names, extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,33 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "finished runs given as paths), evaluate all with the same metrics, and write "
                                      "a report folder: report.md, results.json, samples/losses/metrics plots.")
     cmp.add_argument("models", nargs="+", metavar="MODEL", help="registered model names, run folders or weights files")
-    cmp.add_argument("--data", default="mnist", help="dataset name (default mnist)")
-    cmp.add_argument("--data-dir", default=None, help="local copy of the dataset")
-    cmp.add_argument("--epochs", type=int, default=None, help="equal epochs for every model (default 1)")
-    cmp.add_argument("--budget", type=parse_duration, default=None,
-                     help="equal training time for every model instead, e.g. 90s, 5m")
-    cmp.add_argument("--points", type=int, default=4, help="evaluation points along a --budget run (default 4)")
-    cmp.add_argument("--seeds", type=int, default=1, help="seeds per model; scores show mean ± std (default 1)")
-    cmp.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    cmp.add_argument("-n", type=int, default=None, help="samples for the final scores (default: the metrics' own)")
-    cmp.add_argument("--curve-n", type=int, default=2000, help="samples at intermediate points (default 2000)")
-    cmp.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
-    cmp.add_argument("--resize", default=None, choices=("tf", "clean", "torch"),
-                     help="how images reach Inception's 299x299 for fid, kid, prdc, memorisation (default tf; see "
-                          "`ganzoo eval --help`)")
+    add_flags(cmp, COMMAND_FIELDS["compare"], defaults=True)
     add_config_flags(cmp, [name for name in FIELDS if name in COMPARABLE], extra=", the same for every model")
-    cmp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    cmp.add_argument("--out", default=None, help="report folder (default reports/compare-<models>-<data>)")
-    cmp.add_argument("--resume", action="store_true", help="continue an interrupted comparison in --out")
-    cmp.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
-    cmp.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
 
     conf = sub.add_parser("config", help="print a commented config file with every setting and its default",
                           description="Print a YAML file holding every run setting, each with its help and default "
                                       "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
     conf.add_argument("model", help=FIELDS["model"].setting.help)
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file into a PNG grid (or for other tools)",
+    sample = sub.add_parser("sample", help="draw samples from a weights file or a pretrained generator into a PNG grid "
+                                           "(or for other tools)",
                             description="Draw N samples of a trained generator into one PNG grid, or, with --format, "
                                         "into a folder of PNGs or an .npz that other evaluators read (torch-fidelity, "
                                         "clean-fid, StudioGAN, the ADM suite). Sample number i "
@@ -109,56 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(for a conditional model, of class i modulo its classes unless --class "
                                         "asks for one).")
     sample.add_argument("weights", help=WEIGHTS_HELP)
-    sample.add_argument("-n", type=int, default=None,
-                        help="number of samples (default 64; 50000 with --format); with --by-class, samples per "
-                             "class (default 10)")
-    sample.add_argument("--format", dest="fmt", choices=("grid", "npz", "png-folder"), default="grid",
-                        help="grid: one PNG grid (default); png-folder: PATH/000000.png ... (torch-fidelity, "
-                             "clean-fid; StudioGAN reads its parent folder); npz: arr_0 uint8 [N, H, W, 3] "
-                             "(the ADM evaluator's layout)")
-    sample.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
-                        help="a conditional model's class to draw, e.g. --class 7 (default: every class in turn)")
-    sample.add_argument("--by-class", action="store_true",
-                        help="a conditional model's grid of one row per class, column j the same z in every row")
-    sample.add_argument("--out", default=None, help="PNG file to write (default samples.png); the folder or .npz "
-                                                     "file with --format")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
-    sample.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    sample.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
+    add_flags(sample, COMMAND_FIELDS["sample"], defaults=True)
 
     ev = sub.add_parser("eval", help="score a generator with registered metrics, beside real data",
                         description="Score a weights file with registered metrics (see `ganzoo list`). The table "
                                     "has a row for real training images scored the same way: the floor.")
     ev.add_argument("weights", help=WEIGHTS_HELP)
-    ev.add_argument("--data", default=None, help="dataset whose test split is the reference (default: the run's)")
-    ev.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
-    ev.add_argument("--metrics", default=None, help="comma-separated metric names (default: the dataset's)")
-    ev.add_argument("-n", type=int, default=None,
-                    help="samples to score (default: what the metrics ask for, 10000; 25600 for stacked_modes)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the latents and of the real subset (default 0)")
-    ev.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    ev.add_argument("--json", default=None, help="where to write the results (default: WEIGHTS with .eval.json)")
-    ev.add_argument("--inception-weights", default=None,
-                    help="FID Inception weights (safetensors) for fid/kid (default: $GANZOO_INCEPTION_WEIGHTS)")
-    ev.add_argument("--resize", default=None, choices=("tf", "clean", "torch"),
-                    help="how images reach Inception's 299x299 (fid, kid, prdc, memorisation): tf, TensorFlow 1.x "
-                         "bilinear as the original FID and torch-fidelity (default); clean, clean-fid's PIL bicubic; "
-                         "torch, pytorch-fid's bilinear")
-    ev.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+    add_flags(ev, COMMAND_FIELDS["eval"], defaults=True)
 
     data = sub.add_parser("data", help="look at a dataset before training: count, shape, labels, files, a grid",
                           description="Read a dataset (downloading it when allowed) and show how many images it has, "
                                       "their shape, its labels, where its files are, and a PNG grid of real images "
                                       "prepared as a run sees them.")
     data.add_argument("name", metavar="NAME", help="dataset name (see `ganzoo list`) or a folder of images")
-    data.add_argument("--data-dir", default=None, help="local copy of the dataset (torchvision's layout)")
-    data.add_argument("--split", default="train", help="which split (default train)")
-    data.add_argument("--image-size", type=int, default=None, help="resolution of the grid (default: the dataset's)")
-    data.add_argument("--channels", type=int, default=None, help="1 or 3 (default: the dataset's)")
-    data.add_argument("-n", type=int, default=64, help="images in the grid, picked at random (default 64)")
-    data.add_argument("--seed", type=int, default=0, help="seed of the pick (default 0)")
-    data.add_argument("--out", default=None, help="PNG file to write (default <name>-<split>.png)")
-    data.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
+    add_flags(data, COMMAND_FIELDS["data"], defaults=True)
 
     sub.add_parser("list", help="every registered model, generator, discriminator, loss, dataset and metric",
                    description="List every name a command accepts: models, generators, discriminators, losses, "
@@ -166,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("plugins", help="installed plugins, what each registered, and any that failed to load",
                    description="List the built-in and installed plugins: version, where each comes from, what it "
                                "registered, and the error of any that failed to load (the others keep working).")
+
+    pre = sub.add_parser("pretrained", help="the pretrained generators, with their model cards",
+                         description="List the pretrained generators the installed plugins register, each usable by "
+                                     "name wherever a weights file goes (ganzoo sample dcgan-mnist) and from Python "
+                                     "(ganzoo.load_pretrained). Name one to see its whole card.")
+    pre.add_argument("name", nargs="?", default=None, help="show this one's whole model card")
+    pre.add_argument("--json", action="store_true", help="print the card(s) as JSON")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
                            description="Check every generator, discriminator, loss and model a plugin registers "
@@ -183,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
-    from .run import default_out, fresh_folder, make_config, train
+    from .resolve import make_config, resumed_config
+    from .run import default_out, fresh_folder, resume_config, train
     from .runfiles import RunFiles
-    from .train import resume_config
 
     overrides = {name: getattr(args, name) for name, info in FIELDS.items() if info.flag}   # None: not given
     if args.resume and args.config:
@@ -197,23 +137,7 @@ def cmd_run(args) -> int:
         config = resume_config(run_dir)
         if args.model and args.model != config.model:
             raise GanzooError(f"{run_dir} holds a {config.model!r} run, not {args.model!r}.")
-        fixed = sorted(FIELDS[k].flag for k, v in overrides.items() if v is not None and k not in RESUMABLE
-                       and k != "out")
-        if fixed:
-            allowed = ", ".join(sorted(FIELDS[k].flag for k in RESUMABLE))
-            raise GanzooError(f"A resumed run keeps its config; only {allowed} may change (got {', '.join(fixed)}).")
-        if overrides["epochs"] is not None and overrides["budget"] is None and config.budget:
-            console.print(f"--epochs {overrides['epochs']}: the run's --budget of {config.budget:g}s is lifted "
-                          f"(give --budget as well to keep one)")
-            overrides["budget"] = 0.0
-        for key in RESUMABLE:
-            if overrides[key] is not None:
-                setattr(config, key, overrides[key])
-        if config.epochs >= UNLIMITED_EPOCHS and not config.budget:
-            raise GanzooError(f"{run_dir} was started with --budget alone; without a budget it needs --epochs N "
-                              f"to know when to stop.")
-        config.out = run_dir
-        config.validate()
+        config = resumed_config(config, overrides, run_dir, console)
         train(config, resume=True, download=not args.no_download, console=console)
         return 0
     settings = read_config_file(args.config) if args.config else {}    # the file, then the flags over it
@@ -229,12 +153,13 @@ def cmd_run(args) -> int:
         config.out = fresh_folder(config.out)                  # repeating a run: beside it, never over it
         console.print(f"{settings['out']} holds a run already; this one goes to {config.out}", highlight=False)
     config.out = config.out or default_out(config)
-    train(config, download=not args.no_download, overwrite=args.overwrite, console=console)
+    train(config, download=not args.no_download, overwrite=args.overwrite, console=console,
+          given={**settings, **given})
     return 0
 
 
 def cmd_config(args) -> int:
-    from .run import model_defaults
+    from .resolve import model_defaults
 
     config = model_defaults(args.model)
     out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
@@ -245,19 +170,20 @@ def cmd_config(args) -> int:
 def cmd_compare(args) -> int:
     import shlex
 
-    from .compare import Comparison, Settings, parse_contenders, rich_table, write_report
-    from .run import absolute_path
+    from .compare import Comparison, Settings, parse_contenders, rich_differences, rich_table, write_report
+    from .resolve import absolute_path
 
+    check_values(COMMAND_FIELDS["compare"], args)
     contenders = parse_contenders(args.models)
     data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
-    settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget,
+    settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget or None,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
                         metrics=args.metrics, device=args.device, download=not args.no_download, resize=args.resize,
                         overrides={name: getattr(args, name) for name in COMPARABLE
                                    if getattr(args, name) is not None})
-    for flag, value in (("-n", args.n), ("--curve-n", args.curve_n), ("--epochs", args.epochs)):
-        if value is not None and value < 2 - (flag == "--epochs"):
-            raise GanzooError(f"{flag} is too small: {value}.")
+    if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
+        raise GanzooError(f"--baseline {args.baseline!r} is not one of the models compared "
+                          f"({', '.join(c.label for c in contenders)}).")
     folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
@@ -266,31 +192,32 @@ def cmd_compare(args) -> int:
     except Interrupted as exc:
         raise Interrupted(f"{exc} The comparison so far is in {folder}/results.json; continue it with "
                           f"the same command and --resume.") from None
-    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv))
+    report = write_report(results, folder, "ganzoo " + shlex.join(args.argv), baseline=args.baseline)
     out.print(rich_table(results))
-    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png beside it)")
+    if len(results.contenders) > 1:
+        out.print(rich_differences(results, args.baseline))
+    console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png, "
+                  f"pareto.png beside it)")
     return 0
 
 
 def cmd_sample(args) -> int:
     from .checkpoint import load_generator
     from .device import select_device
-    from .sampling import generate, per_class, sample, save_grid
+    from .sampling import generate, grid_columns, per_class, sample, save_grid
 
+    check_values(COMMAND_FIELDS["sample"], args)
     if args.fmt != "grid":
         return export_command(args)
     args.out = "samples.png" if args.out is None else args.out
     n = args.n if args.n is not None else (10 if args.by_class else 64)
-    if not 0 < n <= MAX_SAMPLE_N:
-        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n}.")
+    if n > MAX_SAMPLE_N:
+        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N} for a grid, got {n} (--format png-folder or npz "
+                          f"writes more).")
     if args.by_class and args.cls is not None:
         raise GanzooError("--by-class draws every class; leave out --class (or --by-class).")
     if not Path(args.out).name or Path(args.out).is_dir():
         raise GanzooError(f"--out must name a file to write the PNG grid to, got {args.out!r}.")
-    if args.nrow is not None and args.nrow <= 0:
-        raise GanzooError(f"--nrow must be a positive integer, got {args.nrow}.")
-    if not 0 <= args.seed < 2 ** 63 - 1:
-        raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     device = select_device(args.device)
     generator, config = load_generator(args.weights, device)
     if args.by_class:                                   # one row per class: n columns, the same z down each
@@ -300,7 +227,7 @@ def cmd_sample(args) -> int:
                   f"-> {path}")
         return 0
     images = sample(generator, config, n, seed=args.seed, cls=args.cls)
-    nrow = args.nrow or max(1, int(math.ceil(math.sqrt(n))))
+    nrow = args.nrow or grid_columns(n)
     path = save_grid(images, Path(args.out), nrow=nrow)
     of_class = f" of class {args.cls}" if args.cls is not None else ""
     out.print(f"{n} samples{of_class} of {config.model} ({config.image_size}x{config.image_size}, "
@@ -321,8 +248,6 @@ def export_command(args) -> int:
     if not args.out:
         raise GanzooError(f"--format {args.fmt} needs --out: the " + ("folder" if args.fmt == "png-folder" else
                                                                        ".npz file") + " to write.")
-    if not 0 <= args.seed < 2 ** 63 - 1:
-        raise GanzooError(f"--seed must lie in [0, 2**63 - 1), got {args.seed}.")
     n = args.n if args.n is not None else 50_000
     weights = weights_file(args.weights)
     generator, config = load_generator(weights, select_device(args.device))
@@ -336,13 +261,16 @@ def cmd_eval(args) -> int:
     import json
     import time
 
-    from .checkpoint import atomic_write, load_generator
+    from .checkpoint import load_generator
+    from .files import atomic_write
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
     from .neighbours import draw_closest
     from .protocol import protocol_table
+    from .pretrained import is_pretrained_name
     from .runfiles import weights_file
 
+    check_values(COMMAND_FIELDS["eval"], args)
     device = select_device(args.device)
     weights = weights_file(args.weights)                       # a run folder names its generator file
     generator, config = load_generator(weights, device)
@@ -353,27 +281,30 @@ def cmd_eval(args) -> int:
     chosen = resolve_metrics(args.metrics, data, config.channels, options)
     names = [name for name, _ in chosen]
     n = args.n or default_n(chosen)
-    if n < 2:
-        raise GanzooError(f"-n must be at least 2, got {n}.")
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
                   seed=args.seed, options=options, console=console)
-    label = weights.name
+    label = args.weights if is_pretrained_name(args.weights) else weights.name
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
     rows = {label: evaluate(generator, config=config, data=data, weights=weights, **common)}
     split = config.split if data == config.data else "train"     # the images G learned from, where known
     console.print(f"scoring {n} real {data} images ({split}) the same way")
     rows[f"real data ({split})"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
-                                                 split=split, labelled=bool(config.num_classes), **common)
+                                                 split=split, labelled=config.conditional, **common)
     seconds = time.perf_counter() - start
     title = (f"{config.model} on {data}, {config.image_size}x{config.image_size}x{config.channels}, "
              f"n={n}, seed {args.seed}")
     out.print(metrics_table(rows, title))
+    if args.json:
+        path = Path(args.json)
+    elif is_pretrained_name(args.weights):                     # installed in a package: the report goes here
+        path = Path(f"{args.weights}.eval.json")
+    else:
+        path = weights.with_suffix(".eval.json")
     real_label = list(rows)[1]
     out.print(protocol_table(rows[label].protocol, title=f"protocol of {label}'s scores"))
     out.print(f"The {real_label} row: the same protocol, on {n} real {data} {split} images (a subset drawn with seed "
               f"{args.seed}) in place of generated ones.", highlight=False)
-    path = Path(args.json) if args.json else weights.with_suffix(".eval.json")
     report = {"weights": str(weights), "model": config.model, "data": data, "image_size": config.image_size,
               "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
               "protocol": {row: scores.protocol for row, scores in rows.items()}, "seconds": round(seconds, 1)}
@@ -389,30 +320,26 @@ def cmd_eval(args) -> int:
 
 def cmd_data(args) -> int:
     from .analysis.common import board, save_png, view_scale
-    from .config import MAX_IMAGE_SIZE
     from .data import EncodedImages, peek, read_dataset, to_model_range
     from .imagecache import status
+    from .sampling import grid_columns
     from .plugins import registries
 
+    check_values(COMMAND_FIELDS["data"], args)
     regs = registries()
     name, root = args.name, args.data_dir
     if name not in regs.datasets and Path(name).is_dir():
         name, root = "folder", name
     entry = regs.datasets.get(name)
-    if not 0 < args.n <= 1024:
-        raise GanzooError(f"-n must lie between 1 and 1024, got {args.n}.")
     size = args.image_size or entry.info.get("image_size", 32)
     channels = args.channels or entry.info.get("channels", 1)
-    if not 0 < size <= MAX_IMAGE_SIZE or channels not in (1, 3):
-        raise GanzooError(f"--image-size must lie between 1 and {MAX_IMAGE_SIZE} and --channels be 1 or 3, got "
-                          f"{size} and {channels}.")
     data = read_dataset(name, root=root, split=args.split, image_size=size, channels=channels,
                         download=not args.no_download)
     picked, images, sizes = peek(data, args.n, size, channels, seed=args.seed)
     label = Path(data.location).name if name == "folder" else name
     path = Path(args.out or f"{label}-{args.split}.png")
     names = [_label_name(data, int(data.labels[i])) for i in picked] if data.labels is not None else [""] * len(picked)
-    ncol = max(1, math.ceil(math.sqrt(len(picked))))
+    ncol = grid_columns(len(picked))
     cells = list(to_model_range(images))
     rows = [cells[r:r + ncol] for r in range(0, len(cells), ncol)]
     labels = [names[r:r + ncol] for r in range(0, len(names), ncol)]
@@ -520,6 +447,78 @@ def _warn_failed(regs) -> None:
         console.print(f"[yellow]warning[/yellow]: plugin {info.name!r} failed to load: {info.error}")
 
 
+def pretrained_table(registry) -> Table:
+    """What `ganzoo pretrained` lists: one row per pretrained generator, its headline scores beside the floor."""
+    from .cards import headline
+
+    table = Table(title="pretrained generators (ganzoo sample NAME; ganzoo pretrained NAME shows the card)",
+                  title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    for column in ("scores (real data)", "stored", "description", "plugin"):
+        table.add_column(column, style="dim" if column == "plugin" else None)
+    for entry in registry:
+        card = entry.card
+        where = card["precision"] + (f", {card['size_bytes'] / 2 ** 20:.1f} MB" if card.get("size_bytes") else "")
+        if entry.factory is None:
+            where += ", downloaded once"
+        table.add_row(entry.name, escape(headline(card, sep="\n")), where, escape(entry.description), entry.plugin)
+    return table
+
+
+def card_table(entry) -> Table:
+    """One pretrained generator's whole card: provenance, then each score with its interval and the floor."""
+    card = entry.card
+    table = Table(title=f"{entry.name}: {escape(entry.description)}", title_justify="left", show_header=False,
+                  box=None)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    source = str(entry.factory) if entry.factory is not None else f"{card['url']} (downloaded once, then cached)"
+    for key, value in (("model", f"{card['model']} on {card['data']}"), ("weights", source),
+                       ("sha256", card["sha256"]), ("stored as", card["precision"]), ("command", card["command"]),
+                       ("commit", card["commit"]), ("date", card["date"]), ("protocol", card["protocol"]),
+                       ("evaluation", card["evaluation"].get("command") or
+                        f"n={card['evaluation']['n']}, seed {card['evaluation']['seed']}"),
+                       ("plugin", entry.plugin)):
+        table.add_row(key, escape(str(value)))
+    recipe = (card.get("recipe") or {}).get("scores", {})
+    for name, score in card["scores"].items():
+        floor = card["real"].get(name)
+        text = (f"{score['value']:.4g}  (this file; holds within [{score['low']:.4g}, {score['high']:.4g}])"
+                + (f"; real data {floor:.4g}" if floor is not None else ""))
+        if name in recipe and recipe[name].get("low") is not None:
+            r = recipe[name]
+            text += f"; the recipe over {r['n']} seeds: {r['mean']:.4g} [{r['low']:.4g}, {r['high']:.4g}]"
+        table.add_row(name, escape(text))
+    difference = (card.get("precision_check") or {}).get("difference_to_float32", {}).get(card["precision"])
+    if difference:
+        costs = ", ".join(f"{k} {v:+.3g}" for k, v in difference.items())
+        table.add_row(f"{card['precision']} − float32", escape(costs))
+    return table
+
+
+def cmd_pretrained(args) -> int:
+    import json
+
+    from .plugins import registries
+
+    regs = registries()
+    if args.name is not None:
+        entry = regs.pretrained.get(args.name)
+        if args.json:
+            out.print_json(json.dumps({"name": entry.name, "plugin": entry.plugin, **entry.card}))
+        else:
+            out.print(card_table(entry))
+        return 0
+    if args.json:
+        out.print_json(json.dumps({e.name: {"plugin": e.plugin, **e.card} for e in regs.pretrained}))
+    elif len(regs.pretrained):
+        out.print(pretrained_table(regs.pretrained))
+    else:
+        out.print("No pretrained generators are registered (a plugin adds them with register_pretrained).")
+    _warn_failed(regs)
+    return 0
+
+
 def cmd_check_plugin(args) -> int:
     from .testing import check_plugins_command
 
@@ -529,7 +528,8 @@ def cmd_check_plugin(args) -> int:
 
 COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,
             "data": cmd_data, "list": cmd_list,
-            "plugins": cmd_plugins, "check-plugin": cmd_check_plugin, **analysis.COMMANDS}
+            "plugins": cmd_plugins, "pretrained": cmd_pretrained, "check-plugin": cmd_check_plugin,
+            **analysis.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

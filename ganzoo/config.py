@@ -1,46 +1,41 @@
-"""A run's whole configuration as one dataclass: printed, saved as JSON, read from config files and
-embedded in weights files.
+"""The schema: every setting of a run (`RunConfig`), of a model (`ModelSpec`) and of each command, declared
+once in the settings language (ganzoo.settings), which derives their flags, help, checks and files.
 
-Every field of `RunConfig` is declared once, with `setting(default, help, ...)`. That one declaration
-generates everything else about it:
-
-- its command-line flag on `ganzoo run` (``--batch-size`` for ``batch_size``), parsed with `parse`
-  (the field's type by default), and on `ganzoo compare` too when ``comparable=True``;
-- the flag's help, ending in the real default: ``(default 128)``, or ``shown_default`` where the
-  value alone says too little (``(default: the dataset's)``);
-- its validation: the type, then each function in ``checks`` (`positive_int`, `one_of(...)`, ...),
-  whose sentence names the flag;
-- whether `ganzoo run --resume` may change it (``resumable=True``);
-- its line, with the help as a comment, in the template `ganzoo config MODEL` prints, and the key
-  a config file (`ganzoo run --config run.yaml`) sets it with.
-
-Adding a field is one edit: a line in `RunConfig`, e.g.
+Adding a run setting is one edit: a line in `RunConfig`, e.g.
 
     n_critic: int = setting(1, "discriminator steps per generator step", checks=(positive_int,))
 
-and the code that reads ``config.n_critic``. Nothing else lists the fields: `FIELDS` (and
-`RESUMABLE`, `COMPARABLE`) are read off the dataclass. A field with ``flag=None`` has no flag (only
-`model`, which `ganzoo run` takes as its positional argument).
+and the code that reads ``config.n_critic``. Nothing else lists the fields: `FIELDS` (and `RESUMABLE`,
+`COMPARABLE`) are read off the dataclass. A field with ``flag=None`` has no flag (only `model`, which
+`ganzoo run` takes as its positional argument). A run's settings are resolved (defaults, model, file,
+flags, the machine, the data) by ganzoo.resolve.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import math
 import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .errors import GanzooError
-from .recipe import OPTIMIZERS, SCHEDULES, regularizers_check
+from .settings import (MAX_SEED, FieldInfo, adam_beta, at_least, at_most, between, beta_pair, byte_size, channel_count, check_values,
+                       ema_decay, epochs_between, fields_of, finite_duration, one_of, option_values,
+                       parse_betas, parse_budget, parse_duration, parse_options, parse_regularizers, parse_size,
+                       positive_int, positive_number, read_settings_file, regularizers_check, seed_range, setting,
+                       some_text, template as settings_template, thread_count, zero_or_positive,
+                       zero_or_positive_int)
+from .settings import format_value as format_setting
+
+__all__ = ["ANALYSIS_FIELDS", "COMMAND_FIELDS", "COMPARABLE", "CompareSettings", "DataSettings", "EVAL_N", "EvalSettings", "FIELDS",
+           "MAX_SAMPLE_N", "SampleSettings", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec", "OPTIMIZERS",
+           "RESUMABLE", "RunConfig", "SCHEDULES", "TRAINING_TIME", "UNLIMITED_EPOCHS", "format_value",
+           "parse_betas", "parse_duration", "parse_regularizers", "read_config_file", "template"]
 
 MAX_IMAGE_SIZE = 1024      # beyond this, neither the data nor DCGAN's widths fit any one machine
 MAX_SAMPLES = 1024         # fixed-noise images per epoch grid (all drawn through G at once)
-MAX_SEED = 2 ** 63 - 1
 
 # --budget without --epochs: epochs enough to never end before the budget does. Saved as null and
 # shown as "until the budget ends", never as the number.
@@ -51,137 +46,10 @@ TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, chec
                  "resume of the run; loading data and building networks before it, and --eval-every scoring "
                  "in it, are not counted")
 
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '5m', '1.5h' or plain seconds ('300') -> seconds."""
-    text = str(text).strip().lower()
-    unit = DURATION_UNITS.get(text[-1:], None)
-    number = text[:-1] if unit else text
-    try:
-        seconds = float(number) * (unit or 1)
-    except ValueError:
-        raise GanzooError(f"A duration looks like 90s, 5m or 1.5h; got {text!r}.") from None
-    if not 0 < seconds:
-        raise GanzooError(f"A duration must be positive, got {text!r}.")
-    if seconds == float("inf"):
-        raise GanzooError(f"A duration must be finite, got {text!r}.")
-    return seconds
-
-
-def parse_budget(text: str) -> float:
-    """A run's --budget: a duration, or 'none' (0.0) to train without one (e.g. lifting it on resume)."""
-    if str(text).strip().lower() == "none":
-        return 0.0
-    try:
-        return parse_duration(text)
-    except GanzooError as exc:
-        raise GanzooError(f"{exc} (--budget none: no budget)") from None
-
-
-SIZE_UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
-
-
-def parse_size(text: str) -> int:
-    """'512M', '8G', '1.5GiB' or plain bytes ('1000000') -> bytes (binary units); '0' means automatic."""
-    given = str(text).strip()
-    spelled = given.lower().removesuffix("b").removesuffix("i")          # 8GiB, 8GB, 8G are one size
-    unit = spelled[-1:] if spelled[-1:].isalpha() else ""
-    try:
-        size = float(spelled[:len(spelled) - len(unit)]) * SIZE_UNITS[unit]
-    except (ValueError, KeyError):
-        raise GanzooError(f"A size looks like 512M, 8G or 1.5G; got {given!r}.") from None
-    if not 0 <= size < float("inf"):
-        raise GanzooError(f"A size must be zero (automatic) or positive and finite, got {given!r}.")
-    return int(size)
-
-
-# -- checks: each returns the sentence saying what is wrong, or None ---------------------------------
-
-Check = Callable[[Any, str], "str | None"]
-
-
-def positive_int(value: Any, flag: str) -> str | None:
-    if type(value) is not int or value <= 0:
-        return f"{flag} must be a positive integer, got {value!r}."
-    return None
-
-
-def positive_number(value: Any, flag: str) -> str | None:
-    if not (value > 0 and math.isfinite(value)):
-        return f"{flag} must be a positive number, got {value!r}."
-    return None
-
-
-def zero_or_positive_int(value: Any, flag: str) -> str | None:
-    if type(value) is not int or value < 0:
-        return f"{flag} must be a whole number, 0 or more, got {value!r:.40}."
-    return None
-
-
-def at_most(limit: int, why: str = "") -> Check:
-    def check(value, flag):
-        if value > limit:
-            return f"{flag} must be at most {limit}{why}, got {value}."
-        return None
-    return check
-
-
-def one_of(*choices: str, quoted: bool = False) -> Check:
-    shown = [repr(c) if quoted else c for c in choices]
-    words = ", ".join(shown[:-1]) + " or " + shown[-1]
-
-    def check(value, flag):
-        if value not in choices:
-            return f"{flag} must be {words}, got {value!r}."
-        return None
-    check.choices = choices  # type: ignore[attr-defined]
-    return check
-
-
-def adam_beta(value: Any, flag: str) -> str | None:
-    if not 0 <= value < 1:
-        return f"Adam betas must lie in [0, 1), got {flag} {value}."
-    return None
-
-
-def parse_betas(text: str) -> tuple[float, float] | None:
-    """"B1,B2" as a pair of floats; "" (unset) as None."""
-    if not text.strip():
-        return None
-    parts = text.split(",")
-    if len(parts) != 2:
-        raise ValueError(text)
-    return float(parts[0]), float(parts[1])
-
-
-def beta_pair(value: Any, flag: str) -> str | None:
-    try:
-        betas = parse_betas(value)
-    except ValueError:
-        return f"{flag} takes two numbers B1,B2 (e.g. {flag} 0,0.9), got {value!r}."
-    if betas is not None and not all(0 <= b < 1 for b in betas):
-        return f"Adam betas must lie in [0, 1), got {flag} {value}."
-    return None
-
-
-def zero_or_positive(value: Any, flag: str) -> str | None:
-    if not (value >= 0 and math.isfinite(value)):
-        return f"{flag} must be 0 (unset) or a positive number, got {value!r}."
-    return None
-
-
-def ema_decay(value: Any, flag: str) -> str | None:
-    if not 0 <= value < 1:
-        return f"{flag} must lie in [0, 1) (0: no average; 0.999 is usual), got {value}."
-    return None
-
-
-def seed_range(value: Any, flag: str) -> str | None:
-    if not 0 <= value < MAX_SEED:
-        return f"{flag} must lie in [0, 2**63 - 1), got {value}."
-    return None
+EVAL_N = 10_000            # samples an evaluation draws unless its metrics ask for more (register(..., n=))
+MAX_SAMPLE_N = 10_000      # images `ganzoo sample` draws into one grid
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+SCHEDULES = ("constant", "linear")
 
 
 def image_size_range(value: Any, flag: str) -> str | None:
@@ -191,200 +59,6 @@ def image_size_range(value: Any, flag: str) -> str | None:
         return f"{flag} {value} is larger than ganzoo trains (at most {MAX_IMAGE_SIZE})."
     return None
 
-
-def channel_count(value: Any, flag: str) -> str | None:
-    return None if value in (0, 1, 3) else f"{flag} must be 1 or 3, got {value}."
-
-
-def thread_count(value: Any, flag: str) -> str | None:
-    if type(value) is not int or value < 0:
-        return f"{flag} must be 0 (torch's default) or a positive integer, got {value!r}."
-    return None
-
-
-def epochs_between(value: Any, flag: str) -> str | None:
-    if type(value) is not int or value < 0:
-        return f"{flag} must be 0 (off) or a positive number of epochs, got {value!r}."
-    return None
-
-
-def byte_size(value: Any, flag: str) -> str | None:
-    if value < 0:
-        return f"{flag} must be a size such as 512M or 8G, got {value!r}."
-    return None
-
-
-def some_text(value: Any, flag: str) -> str | None:
-    if not value.strip():
-        return f"{flag} must name a split of the dataset, got {value!r}."
-    return None
-
-
-def finite_duration(value: Any, flag: str) -> str | None:
-    if not 0 <= value < float("inf"):
-        return f"{flag} must be a duration such as 90s, 5m or 1h, got {value!r}."
-    return None
-
-
-def parse_options(text: str) -> dict[str, dict[str, Any]]:
-    """'loss.a=-1,discriminator.slope=0.1' -> {"loss": {"a": -1}, "discriminator": {"slope": 0.1}}.
-
-    A value is read as JSON where it is one (numbers, true/false, null, "quoted"), else kept as text.
-    """
-    options: dict[str, dict[str, Any]] = {}
-    for item in filter(None, (part.strip() for part in str(text).split(","))):
-        key, equals, raw = item.partition("=")
-        role, dot, name = key.strip().partition(".")
-        if not (equals and dot and role and name):
-            raise GanzooError(f"An option looks like ROLE.NAME=VALUE, e.g. loss.a=-1; got {item!r}.")
-        try:
-            value = json.loads(raw.strip())
-        except ValueError:
-            value = raw.strip()
-        options.setdefault(role, {})[name.strip()] = value
-    return options
-
-
-def format_options(options: dict[str, dict[str, Any]]) -> str:
-    """The options as --options reads them, or 'none'."""
-    items = [f"{role}.{name}={json.dumps(value)}" for role, named in options.items() for name, value in named.items()]
-    return ",".join(items) or "none"
-
-
-def option_values(value: Any, flag: str) -> str | None:
-    """{role: {name: JSON value}}: what a weights file's JSON can hold and a factory can take as keywords."""
-    for role, named in value.items():
-        if not isinstance(role, str) or not isinstance(named, dict):
-            return f"{flag} maps each component (e.g. loss) to its options, got {role!r}: {named!r:.40}."
-        for name, option in named.items():
-            if not isinstance(name, str) or not name.isidentifier():
-                return f"{flag}: the {role}'s option name {name!r} is not a Python keyword name."
-            try:
-                json.dumps(option, allow_nan=False)
-            except (TypeError, ValueError):
-                return f"{flag}: the {role}'s option {name!r} must be a number, true/false, text or a list of them, " \
-                       f"got {option!r:.40}."
-    return None
-
-
-# -- the declaration of a field ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Setting:
-    """What RunConfig says about one field besides its default (see the module docstring)."""
-
-    help: str
-    flag: str | None = ""                  # "" -> from the name (batch_size -> --batch-size); None -> none
-    parse: Callable[[str], Any] | None = None   # text -> value, for flags and config-file strings
-    checks: tuple[Check, ...] = ()
-    resumable: bool = False                # `ganzoo run --resume` may change it
-    comparable: bool = False               # `ganzoo compare` sets it alike for every model
-    shown_default: str | None = None       # the default in words, where the value says too little
-    metavar: str | None = None
-
-
-def setting(default: Any, help: str, **options: Any) -> Any:
-    """A RunConfig field: its default and its Setting (flag, help, checks, ...)."""
-    if isinstance(default, dict):                          # each config gets its own copy
-        return field(default_factory=lambda: json.loads(json.dumps(default)),
-                     metadata={"ganzoo": Setting(help, **options)})
-    return field(default=default, metadata={"ganzoo": Setting(help, **options)})
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """One RunConfig field with everything derived from its declaration."""
-
-    name: str
-    default: Any
-    type: type                             # str, int, float, bool or dict (options)
-    optional: bool                         # None is a value (data_dir)
-    setting: Setting
-
-    @property
-    def flag(self) -> str | None:
-        if self.setting.flag is None:
-            return None
-        return self.setting.flag or "--" + self.name.replace("_", "-")
-
-    @property
-    def label(self) -> str:
-        """How messages name the field: its flag, else its name."""
-        return self.flag or self.name
-
-    @property
-    def choices(self) -> tuple[str, ...] | None:
-        for check in self.setting.checks:
-            if hasattr(check, "choices"):
-                return check.choices
-        return None
-
-    def shown(self, value: Any = dataclasses.MISSING) -> str:
-        """A value (by default, the default) as help and tables show it."""
-        if value is dataclasses.MISSING:
-            if self.setting.shown_default is not None:
-                return self.setting.shown_default
-            value = self.default
-        return format_value(value, self.name)
-
-    def help(self, extra: str = "") -> str:
-        """The flag's help (and `extra`), ending in its real default."""
-        colon = ":" if self.setting.shown_default else ""
-        return f"{self.setting.help}{extra} (default{colon} {self.shown()})"
-
-    def parse(self, text: str) -> Any:
-        """A value from text (a flag, or a string in a config file)."""
-        if self.setting.parse:
-            return self.setting.parse(text)
-        if self.type is bool:
-            lowered = str(text).strip().lower()
-            if lowered in ("true", "yes", "on", "1"):
-                return True
-            if lowered in ("false", "no", "off", "0"):
-                return False
-            raise GanzooError(f"{self.label} must be true or false, got {text!r}.")
-        try:
-            return self.type(text)
-        except ValueError:
-            kind = {int: "an integer", float: "a number"}.get(self.type, self.type.__name__)
-            raise GanzooError(f"{self.label} must be {kind}, got {text!r}.") from None
-
-    def problem(self, value: Any) -> str | None:
-        """The sentence saying why `value` cannot be this field's, or None."""
-        if value is None and self.optional:
-            return None
-        expected = (int, float) if self.type is float else self.type
-        if type(value) is bool and self.type is not bool or not isinstance(value, expected):
-            kind = {bool: "true or false", int: "an integer", float: "a number", str: "text",
-                    dict: "a mapping"}[self.type]
-            return f"{self.label} must be {kind}, got {value!r:.40}."
-        if isinstance(value, str) and "\0" in value:                   # no path or name holds one
-            return f"{self.label} holds a NUL character: {value!r:.40}."
-        for check in self.setting.checks:
-            problem = check(value, self.label)
-            if problem:
-                return problem
-        return None
-
-
-def format_value(value: Any, name: str = "") -> str:
-    """A config value as people read it: 0.0002, on/off, none, 'until the budget ends'."""
-    if name == "epochs" and (value is None or value == UNLIMITED_EPOCHS):
-        return "until the budget ends"
-    if value is None:
-        return "none"
-    if isinstance(value, dict):
-        return format_options(value)
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if name == "budget" and not value:
-        return "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-# -- the config ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -433,7 +107,8 @@ class RunConfig:
     g_width: int = setting(64, "generator's narrowest feature width", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)
     epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,
-                          shown_default="5; with --budget alone, until the budget ends")
+                          shown_default="5; with --budget alone, until the budget ends", null=UNLIMITED_EPOCHS,
+                          shown=lambda v: "until the budget ends" if v in (None, UNLIMITED_EPOCHS) else str(v))
     batch_size: int = setting(128, "images per step", checks=(positive_int,), comparable=True)
     lr: float = setting(2e-4, "learning rate of both networks (--lr-g, --lr-d set one)", checks=(positive_number,))
     lr_g: float = setting(0.0, "the generator's learning rate (two time-scale update rule, Heusel et al. 2017)",
@@ -486,7 +161,7 @@ class RunConfig:
                                  checks=(one_of("stop", "rollback", quoted=True),), resumable=True)
     eval_every: int = setting(0, "evaluate with the dataset's metrics every K epochs (and after the last)",
                               checks=(epochs_between,), resumable=True, shown_default="0, never")
-    eval_n: int = setting(10000, "samples per evaluation during training", checks=(positive_int,), resumable=True)
+    eval_n: int = setting(EVAL_N, "samples per evaluation during training", checks=(positive_int,), resumable=True)
     metrics: str = setting("", "comma-separated metrics for --eval-every (see `ganzoo list`)", resumable=True,
                            shown_default="the dataset's")
     compile: bool = setting(False, "torch.compile G and D; falls back to eager with a warning if compiling fails",
@@ -495,34 +170,40 @@ class RunConfig:
                                   shown_default="off; on where --precision auto picks bf16 on a CPU")
     budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the "
                             "training loop, loading and --eval-every scoring not counted, summed over resumes; "
-                            "none: no budget", parse=parse_budget, checks=(finite_duration,), resumable=True, metavar="DURATION")
+                            "none: no budget", parse=parse_budget, checks=(finite_duration,), resumable=True, metavar="DURATION",
+                            shown=lambda v: f"{v:g}" if v else "none")
     memory_budget: int = setting(0, "images larger than this stream from host memory instead of being held on the "
                                  "device, e.g. 512M, 8G", parse=parse_size, checks=(byte_size,), resumable=True,
                                  shown_default="0, half the free memory", metavar="SIZE")
     tensorboard: bool = setting(False, "also log losses, D outputs, images/s, scores and the fixed-noise grids for "
-                                "TensorBoard, in RUN/tensorboard (needs pip install 'pyganzoo[tensorboard]')",
-                                resumable=True)
+                                "TensorBoard, in RUN/tensorboard (needs pip install 'pyganzoo[tensorboard]'); the "
+                                "same as --loggers tensorboard", resumable=True)
+    loggers: str = setting("", "where else the run logs its records and grids, comma-separated registered loggers "
+                           "(see `ganzoo list`), e.g. tensorboard or mlflow", resumable=True, shown_default="none")
     out: str = setting("", "run folder", shown_default="runs/<model>-<data>, numbered")
 
-    def stored_data_dir(self) -> str | None:
-        """data_dir as the run stored it, for reading the run's data again: a folder, or a sentence saying why not.
+    @property
+    def conditional(self) -> bool:
+        """Whether G and D are conditioned on class labels (G(z, y), D(x, y)). Decided once, from the registry's
+        conditional=True, when the settings are resolved (ganzoo.resolve), which records it as num_classes:
+        a resolved config has classes exactly when its networks are conditional."""
+        return self.num_classes > 0
 
-        ganzoo stores the absolute path (ganzoo.run.make_config); a run from before that stored it as
-        typed, relative to the folder it trained in, which may lead nowhere from here.
-        """
+    def stored_data_dir(self) -> str | None:
+        """data_dir as the run stored it (absolute: ganzoo.resolve), for reading the run's data again: a folder,
+        or a sentence saying why not."""
         path = self.data_dir
         if path and not os.path.isdir(path):
-            where = ("" if os.path.isabs(path) else
-                     " (stored as typed, relative to the folder the run trained in, by an older ganzoo)")
-            raise GanzooError(f"The run's data folder {path}{where} is not a folder from here; pass --data-dir "
-                              f"with the dataset's files.")
+            raise GanzooError(f"The run's data folder {path} is not a folder from here; pass --data-dir with the "
+                              f"dataset's files.")
         return path
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, as config.json and weights files hold it (the epochs sentinel as null)."""
         data = dataclasses.asdict(self)
-        if data["epochs"] == UNLIMITED_EPOCHS:
-            data["epochs"] = None
+        for name, info in FIELDS.items():
+            if info.setting.null is not None and data[name] == info.setting.null:
+                data[name] = None
         return data
 
     def to_json(self) -> str:
@@ -537,8 +218,8 @@ class RunConfig:
         values = {}
         for key, value in data.items():
             info = FIELDS[key]
-            if key == "epochs" and value is None:
-                value = UNLIMITED_EPOCHS
+            if value is None and info.setting.null is not None:
+                value = info.setting.null
             elif value is None and info.optional:
                 pass
             elif info.type is float and type(value) is int:
@@ -563,104 +244,222 @@ class RunConfig:
 
     def validate(self) -> None:
         """Reject values no run can use, with a sentence naming the flag."""
-        for info in FIELDS.values():
-            problem = info.problem(getattr(self, info.name))
-            if problem:
-                raise GanzooError(problem)
+        check_values(FIELDS, self)
         if self.batch_size % self.pack:
             raise GanzooError(f"--batch-size {self.batch_size} is not a multiple of --pack {self.pack}: the packed "
                               f"discriminator judges whole packs of {self.pack} samples; use e.g. --batch-size "
                               f"{max(self.pack, self.batch_size // self.pack * self.pack)}.")
 
 
-def _fields() -> dict[str, FieldInfo]:
-    hints = typing.get_type_hints(RunConfig)
-    found = {}
-    for f in dataclasses.fields(RunConfig):
-        hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = type(None) in typing.get_args(hint)
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        found[f.name] = FieldInfo(f.name, default, args[0] if optional else hint, optional, f.metadata["ganzoo"])
-    return found
+# -- the settings of the other commands (their flags, help and checks, as `ganzoo run`'s) -----------------
+
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+NO_DOWNLOAD_HELP = "never download; use --data-dir or the cache"
 
 
-FIELDS: dict[str, FieldInfo] = _fields()
+RESIZE_HELP = ("how images reach Inception's 299x299 (fid, kid, prdc, memorisation): tf, TensorFlow 1.x bilinear as "
+               "the original FID and torch-fidelity; clean, clean-fid's PIL bicubic; torch, pytorch-fid's bilinear")
+RESIZES = ("tf", "clean", "torch")
+SAMPLE_FORMATS = ("grid", "npz", "png-folder")
+
+
+@dataclass
+class CompareSettings:
+    """`ganzoo compare`'s own settings (besides RunConfig's comparable ones, which it takes too)."""
+
+    data: str = setting("mnist", "dataset name")
+    data_dir: str | None = setting(None, "local copy of the dataset", shown_default="none, the download cache")
+    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,), shown_default="1")
+    budget: float | None = setting(None, "equal training time for every model instead, e.g. 90s, 5m (none: epochs)",
+                                   parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
+                                   shown_default="none")
+    points: int = setting(4, "evaluation points along a --budget run", checks=(positive_int,))
+    seeds: int = setting(1, "seeds per model; scores show the mean and its 95% interval, differences are paired by "
+                         "seed; one seed gives no interval", checks=(positive_int,))
+    baseline: str | None = setting(None, "the model every other is measured against, seed by seed", metavar="MODEL",
+                                   shown_default="the first named")
+    seed: int = setting(0, "first seed", checks=(seed_range,))
+    n: int | None = setting(None, "samples for the final scores", flag="-n", checks=(at_least(2),),
+                            shown_default="the metrics' own")
+    curve_n: int = setting(2000, "samples at intermediate points", checks=(at_least(2),))
+    metrics: str | None = setting(None, "comma-separated metric names", shown_default="the dataset's")
+    resize: str | None = setting(None, RESIZE_HELP, checks=(one_of(*RESIZES),), shown_default="tf")
+    device: str = setting("auto", DEVICE_HELP)
+    out: str | None = setting(None, "report folder", shown_default="reports/compare-<models>-<data>")
+    resume: bool = setting(False, "continue an interrupted comparison in --out")
+    overwrite: bool = setting(False, "replace a comparison in --out")
+    no_download: bool = setting(False, NO_DOWNLOAD_HELP)
+
+
+@dataclass
+class SampleSettings:
+    """`ganzoo sample WEIGHTS`."""
+
+    n: int | None = setting(None, "number of samples; with --by-class, samples per class", flag="-n",
+                            checks=(positive_int,),
+                            shown_default=f"64, at most {MAX_SAMPLE_N:,} in a grid; with --by-class 10; 50000 with --format")
+    fmt: str = setting("grid", "grid: one PNG grid; png-folder: PATH/000000.png ... (torch-fidelity, clean-fid; "
+                       "StudioGAN reads its parent folder); npz: arr_0 uint8 [N, H, W, 3] (the ADM evaluator's layout)",
+                       flag="--format", checks=(one_of(*SAMPLE_FORMATS),))
+    cls: int | None = setting(None, "a conditional model's class to draw, e.g. --class 7", flag="--class",
+                              metavar="C", shown_default="every class in turn")
+    by_class: bool = setting(False, "a conditional model's grid of one row per class, column j the same z in every "
+                             "row")
+    out: str | None = setting(None, "PNG file to write; the folder or .npz file with --format",
+                              shown_default="samples.png")
+    seed: int = setting(0, "seed of the latent vectors", checks=(seed_range,))
+    device: str = setting("auto", DEVICE_HELP)
+    nrow: int | None = setting(None, "images per row", checks=(positive_int,), shown_default="a square grid")
+
+
+@dataclass
+class EvalSettings:
+    """`ganzoo eval WEIGHTS`."""
+
+    data: str | None = setting(None, "dataset whose test split is the reference", shown_default="the run's")
+    data_dir: str | None = setting(None, "local copy of that dataset", shown_default="the run's")
+    metrics: str | None = setting(None, "comma-separated metric names", shown_default="the dataset's")
+    n: int | None = setting(None, "samples to score", flag="-n", checks=(at_least(2),),
+                            shown_default=f"what the metrics ask for, {EVAL_N:,} unless one asks for more")
+    seed: int = setting(0, "seed of the latents and of the real subset", checks=(seed_range,))
+    device: str = setting("auto", DEVICE_HELP)
+    json: str | None = setting(None, "where to write the results", shown_default="WEIGHTS with .eval.json")
+    inception_weights: str | None = setting(None, "FID Inception weights (safetensors) for fid/kid",
+                                            shown_default="$GANZOO_INCEPTION_WEIGHTS")
+    resize: str | None = setting(None, RESIZE_HELP, checks=(one_of(*RESIZES),), shown_default="tf")
+    no_download: bool = setting(False, NO_DOWNLOAD_HELP)
+
+
+@dataclass
+class DataSettings:
+    """`ganzoo data NAME`."""
+
+    data_dir: str | None = setting(None, "local copy of the dataset (torchvision's layout)", shown_default="none")
+    split: str = setting("train", "which split", checks=(some_text,))
+    image_size: int | None = setting(None, "resolution of the grid", checks=(image_size_range, positive_int),
+                                     shown_default="the dataset's")
+    channels: int | None = setting(None, "1 or 3", checks=(channel_count,), shown_default="the dataset's")
+    n: int = setting(64, "images in the grid, picked at random", flag="-n", checks=(between(1, 1024),))
+    seed: int = setting(0, "seed of the pick", checks=(seed_range,))
+    out: str | None = setting(None, "PNG file to write", shown_default="<name>-<split>.png")
+    no_download: bool = setting(False, NO_DOWNLOAD_HELP)
+
+
+# -- the analyses (ganzoo.analysis.commands): what they share, then each one's own ------------------------------
+
+@dataclass
+class AnalysisSettings:
+    """What every analysis takes besides its weights file (each takes those of these that apply to it)."""
+
+    cls: int | None = setting(None, "a conditional model's class, fixed while z moves", flag="--class", metavar="C",
+                              shown_default="0")
+    seed: int = setting(0, "seed of the sample sheet the sample numbers refer to")
+    device: str = setting("auto", DEVICE_HELP)
+    out: str | None = setting(None, "file to write", shown_default="<run>/analysis/<a name made of the arguments>, "
+                                                                   "so runs with other arguments write beside it")
+
+
+@dataclass
+class LabellerSettings:
+    """The labeller an analysis picks samples by class with (arithmetic's class:N terms, dropout --class)."""
+
+    labeller: str = setting("probe", "how to label samples: probe = a linear probe on D's features trained on "
+                            "labelled real images (needs a checkpoint)")
+    data: str | None = setting(None, "labelled dataset the labeller learns from", shown_default="the run's")
+    data_dir: str | None = setting(None, "local copy of that dataset", shown_default="the run's")
+    per_class: int = setting(100, "labelled images per class it learns from")
+    no_download: bool = setting(False, "never download the dataset")
+
+
+@dataclass
+class SheetSettings:
+    n: int = setting(64, "samples on the sheet", flag="-n")
+    start: int = setting(0, "number of the first sample")
+
+
+@dataclass
+class InterpolateSettings:
+    path: str | None = setting(None, "a row walking through these sheet numbers (repeat for more rows)", repeat=True,
+                               metavar="I,J[,K...]", shown_default="--rows walks 0->1, 2->3, 4->5, ...")
+    rows: int = setting(8, "walks between consecutive sheet samples (0->1, 2->3, ...) when no --path is given")
+    steps: int = setting(10, "images per leg, both ends included")
+    mode: str = setting("slerp", "spherical (slerp) or linear (lerp) interpolation", checks=(one_of("slerp", "lerp"),))
+    gif: str | None = setting(None, "animated GIF to write", shown_default="the PNG's name with .gif")
+    no_gif: bool = setting(False, "write the PNG grid only")
+    fps: float = setting(12.0, "GIF frames per second")
+
+
+@dataclass
+class ArithmeticSettings:
+    exemplars: int = setting(3, "exemplars per class:N term")
+    pool: int = setting(512, "sheet samples the labeller searches")
+    variations: int = setting(8, "noisy variations of the result")
+    noise: float = setting(0.25, "uniform noise scale of the variations")
+
+
+@dataclass
+class FiltersSettings:
+    limit: int = setting(256, "filters to show at most")
+
+
+@dataclass
+class FeaturemapsSettings:
+    index: int = setting(0, "sheet number of the sample")
+    limit: int = setting(128, "maps per layer to show at most; the caption says when a layer has more")
+
+
+@dataclass
+class ProbeSettings:
+    seed: int = setting(0, "seed of the labelled subset, the test subset and the random D")
+    data: str | None = setting(None, "labelled dataset", shown_default="the run's")
+    data_dir: str | None = setting(None, "local copy of that dataset", shown_default="the run's")
+    no_download: bool = setting(False, "never download the dataset")
+    per_class: int = setting(100, "labelled training images per class")
+    test_size: int | None = setting(None, "test images to score on", shown_default="the whole test split")
+    lam: float | None = setting(None, "fixed L2 strength", flag="--lambda",
+                                shown_default="chosen on a held-out fifth of the labelled images")
+    per_layer: bool = setting(False, "also score each D layer alone")
+
+
+@dataclass
+class DropoutSettings:
+    layer: int = setting(-2, "which hidden layer of G, counted from 0 (negative: from the output)")
+    maps: str | None = setting(None, "the maps to drop", metavar="I,J,...", one_of_group="maps")
+    target: int | None = setting(None, "drop the maps that draw this class", flag="--class", one_of_group="maps")
+    top: int = setting(10, "maps --class drops at most; 0: every map the selection finds (for --select probe, every "
+                       "map the probe weighs positively, the paper's rule)")
+    select: str = setting("ablation", "how --class picks maps: ablation drops each map alone and keeps those whose "
+                          "loss most removes the class and least changes other samples; probe is the paper's "
+                          "logistic regression on the maps' activations (see README for why ablation)",
+                          checks=(one_of("ablation", "probe"),))
+    pool: int = setting(1024, "samples the labeller labels; --class picks maps and measures the drop on them")
+    n: int = setting(16, "samples to show", flag="-n")
+
+
+FIELDS: dict[str, FieldInfo] = fields_of(RunConfig)
+ANALYSIS_FIELDS: dict[str, dict[str, FieldInfo]] = {
+    "common": fields_of(AnalysisSettings), "labeller": fields_of(LabellerSettings),
+    "sheet": fields_of(SheetSettings), "interpolate": fields_of(InterpolateSettings),
+    "arithmetic": fields_of(ArithmeticSettings), "filters": fields_of(FiltersSettings),
+    "featuremaps": fields_of(FeaturemapsSettings), "probe": fields_of(ProbeSettings),
+    "dropout": fields_of(DropoutSettings)}
+COMMAND_FIELDS: dict[str, dict[str, FieldInfo]] = {
+    "compare": fields_of(CompareSettings), "sample": fields_of(SampleSettings), "eval": fields_of(EvalSettings),
+    "data": fields_of(DataSettings)}
 RESUMABLE = frozenset(name for name, info in FIELDS.items() if info.setting.resumable)
 COMPARABLE = frozenset(name for name, info in FIELDS.items() if info.setting.comparable)
 
 
-def unknown_key_message(key: str, where: str, known: Iterable[str] = FIELDS) -> str:
-    """An unknown setting, with the closest known one."""
-    close = difflib.get_close_matches(key.replace("-", "_"), list(known), n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"{where} sets {key!r}, which is no run setting.{hint} (`ganzoo config MODEL` lists every one.)"
+def format_value(value: Any, name: str = "") -> str:
+    """A run setting's value as people read it: 0.0002, on/off, none, 'until the budget ends'."""
+    return format_setting(value, FIELDS.get(name))
 
-
-# -- config files ------------------------------------------------------------------------------------
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The settings of a YAML, TOML or JSON file (a run's config.json too), typed and checked.
-
-    Keys are field names (`batch_size`; `batch-size` works too); strings are read as the matching
-    flag reads them (`lr: 2e-4`, which YAML leaves a string, `budget: 5m`). A null value means
-    "the default" (for epochs: until --budget ends).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise GanzooError(f"No config file at {path}.")
-    text = path.read_text()
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            data = json.loads(text)
-        elif suffix == ".toml":
-            try:
-                import tomllib
-            except ImportError:   # Python 3.10
-                raise GanzooError(f"{path}: TOML config files need Python 3.11 or later; use YAML or JSON.") from None
-            data = tomllib.loads(text)
-        else:
-            import yaml
-            data = yaml.safe_load(text)
-    except GanzooError:
-        raise
-    except Exception as exc:      # the parsers' own error types: JSONDecodeError, YAMLError, TOMLDecodeError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GanzooError(f"{path} is not a readable {suffix.lstrip('.').upper() or 'YAML'} file: {first}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise GanzooError(f"{path} must hold settings as `name: value` lines, not a {type(data).__name__}.")
-    values = {}
-    for key, value in data.items():
-        name = str(key).replace("-", "_")
-        if name not in FIELDS:
-            raise GanzooError(unknown_key_message(str(key), str(path)))
-        info = FIELDS[name]
-        if value is None:
-            value = UNLIMITED_EPOCHS if name == "epochs" else None
-            if value is None and not info.optional:
-                continue                                  # null: the default
-        elif isinstance(value, str) and info.type is not str:
-            value = info.parse(value)
-        elif info.type is float and type(value) is int:
-            value = float(value)
-        problem = info.problem(value)
-        if problem:
-            raise GanzooError(f"{path}: {problem}")
-        values[name] = value
-    return values
+    """A run's settings from a YAML, TOML or JSON file (a run's config.json too), typed and checked."""
+    return read_settings_file(path, FIELDS)
 
 
 def template(config: RunConfig, title: str) -> str:
-    """A commented YAML file with every field: what `ganzoo config MODEL` prints, what --config reads."""
-    import yaml
-
-    lines = [f"# {title}", "# Edit, then: ganzoo run --config FILE (flags on the command line override the file).",
-             ""]
-    for name, value in config.to_dict().items():
-        info = FIELDS[name]
-        lines.append(f"# {info.flag + ': ' if info.flag else ''}{info.help()}")
-        lines.append(yaml.safe_dump({name: value}, default_flow_style=False, sort_keys=False).strip())
-    return "\n".join(lines) + "\n"
+    """A commented YAML file with every run setting: what `ganzoo config MODEL` prints, what --config reads."""
+    return settings_template(config.to_dict(), FIELDS, title)

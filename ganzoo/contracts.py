@@ -1,7 +1,8 @@
 """What ganzoo calls a plugin's factories and components with: the contracts, and their checks.
 
-One table, `CONTRACTS`, says for every registry kind which keywords `register()` takes as declarations
-(``image_sizes=``, ...), which arguments ganzoo passes the factory, and how people read the contract.
+The table of plugin kinds (ganzoo.kinds) says for every kind which keywords `register()` takes as
+declarations (``image_sizes=``, ...), which arguments ganzoo passes the factory, and how people read the
+contract (`CONTRACTS`, by kind).
 Every other keyword of `register()` is an **option**: a keyword parameter of the factory that the
 registration sets (``register("ls-m101", LeastSquaresLoss, a=-1.0)``) and a ModelSpec or the run's
 ``options`` may override. A keyword that is neither is refused with a sentence and the closest name.
@@ -13,57 +14,15 @@ loads (not as a TypeError deep inside a training step).
 
 from __future__ import annotations
 
-import difflib
 import inspect
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import GanzooError
+from .kinds import KINDS, Contract
+from .settings import closest
 
 
-@dataclass(frozen=True)
-class Contract:
-    """How ganzoo calls one kind's factory (and the methods of what it builds)."""
-
-    text: str                                   # the contract as the docs write it
-    declarations: tuple[str, ...] = ()          # keywords of register() that describe the entry
-    arguments: tuple[str, ...] = ()             # keywords ganzoo passes the factory
-    positional: int = 0                         # positional arguments ganzoo passes the factory
-    methods: tuple[tuple[str, tuple[int, ...], str], ...] = ()   # (method, positional counts it may take, text)
-    callable: bool = True                       # False: the registered thing is a value (a ModelSpec)
-    conditional: tuple[str, ...] = ()           # what a factory registered with conditional=True is passed besides
-    conditional_methods: tuple[tuple[str, tuple[int, ...], str], ...] = ()   # ... and the methods it then has
-
-
-NETWORK_DECLARATIONS = ("image_sizes", "channel_counts", "conditional")
-
-CONTRACTS: dict[str, Contract] = {
-    "generator": Contract("factory(*, image_size, channels, z_dim, width) -> nn.Module with forward(z)",
-                          NETWORK_DECLARATIONS, ("image_size", "channels", "z_dim", "width"),
-                          methods=(("forward", (1,), "forward(z) takes one [B, z_dim] latent batch"),),
-                          conditional=("num_classes",),
-                          conditional_methods=(("forward", (2,), "forward(z, y) takes a [B, z_dim] latent batch and "
-                                                                 "[B] int64 class labels"),)),
-    "discriminator": Contract("factory(*, image_size, channels, width) -> nn.Module with forward(x)",
-                              NETWORK_DECLARATIONS, ("image_size", "channels", "width"),
-                              methods=(("forward", (1,), "forward(x) takes one [B, C, S, S] image batch"),),
-                              conditional=("num_classes",),
-                              conditional_methods=(("forward", (2,), "forward(x, y) takes a [B, C, S, S] image batch "
-                                                                     "and [B] int64 class labels"),)),
-    "loss": Contract("factory() -> an object with d_loss(real_logits, fake_logits) and g_loss(fake_logits)",
-                     methods=(("d_loss", (2, 3), "d_loss(real_logits, fake_logits[, context])"),
-                              ("g_loss", (1, 2), "g_loss(fake_logits[, context])"))),
-    "dataset": Contract("factory(*, root, download, split, image_size, channels) -> ganzoo.ImageData",
-                        ("image_size", "channels", "splits", "example_files", "classes"),
-                        ("root", "download", "split", "image_size", "channels")),
-    "model": Contract("a ganzoo.ModelSpec(generator=..., discriminator=..., loss=..., defaults=..., options=...)",
-                      callable=False),
-    "metric": Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better", "version", "default"),
-                       positional=1),
-    "labeller": Contract("builder(context) -> a labeller", positional=1),
-    "regularizer": Contract("factory() -> penalty(context), a scalar tensor", ("weight", "every")),
-    "augmentation": Contract("transform(x) -> x augmented, same shape", positional=1),
-}
+CONTRACTS: dict[str, Contract] = {kind.name: kind.contract for kind in KINDS}
 
 
 def contract(kind: str) -> Contract:
@@ -105,12 +64,6 @@ def describe_options(kind: str, factory: Any) -> str:
         default = signature.parameters[name].default
         shown.append(name if default is inspect.Parameter.empty else f"{name}={default!r}")
     return ", ".join(shown)
-
-
-def closest(name: str, known) -> str:
-    """' Did you mean X?' for the known name closest to `name`, or ''."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def split_keywords(kind: str, what: str, factory: Any, keywords: dict[str, Any]) -> tuple[dict, dict]:

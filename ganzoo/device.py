@@ -3,6 +3,8 @@ compute in bf16 natively (AVX512-BF16, AMX), fp32 elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -70,3 +72,24 @@ def select_precision(spec: str, device: torch.device) -> Precision:
             raise GanzooError("--precision fp16 needs a CUDA device; on the CPU use fp32 or bf16.")
         return Precision("fp16", torch.float16, True)
     raise GanzooError(f"--precision must be auto, fp32, bf16 or fp16, got {spec!r}.")
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free for tensors on the device: CUDA's own count; on the CPU, MemAvailable capped by a container's
+    cgroup limit (the one reading of free memory: preflight's check and the data's memory budget)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    free = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free = int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            free = min(free or 2 ** 63, int(limit) - used)
+    if free is None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return free

@@ -11,3 +11,18 @@ class Interrupted(GanzooError):
     """The user stopped a run (Ctrl-C); its checkpoint is safe."""
 
     exit_code = 130
+
+
+class CheckpointError(GanzooError):
+    """A checkpoint that cannot be resumed from (damaged, or written for other data); the message names it."""
+
+
+class Diverged(GanzooError):
+    """Losses or weights became NaN/Inf: `what` names which, `first`..`last` the steps it happened between.
+
+    The guard raises it; the training loop either rolls back or raises it again with the whole story
+    (where the last good weights are, what to do), and `ganzoo compare` records the run as diverged."""
+
+    def __init__(self, what: str, first: int, last: int, message: str | None = None):
+        self.what, self.first, self.last = what, first, last
+        super().__init__(message or f"{what} became NaN/Inf between steps {first} and {last}")

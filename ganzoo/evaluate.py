@@ -46,8 +46,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .checkpoint import atomic_write, load_generator
-from .config import RunConfig
+from .checkpoint import load_generator
+from .files import atomic_write
+from .config import EVAL_N, RunConfig
 from . import data as data_module
 from .data import cache_dir, load_dataset
 from .device import select_device
@@ -56,7 +57,7 @@ from .plugins import Registries, registries
 from .runfiles import weights_file
 from .sampling import classes, progress, sample
 
-DEFAULT_N = 10_000
+DEFAULT_N = EVAL_N          # what an evaluation draws unless its metrics ask for more (ganzoo.config)
 
 
 # -- samples ----------------------------------------------------------------------------------------
@@ -104,6 +105,15 @@ class FeatureSpace:
     def protocol(self) -> dict[str, str]:
         return {"features": self.name, "features_sha256": self.weights_sha256, "resize": self.resize,
                 "input_range": self.input_range}
+
+
+def feature_space(name: str, samples: "Samples", regs: Registries | None = None) -> FeatureSpace:
+    """The registered feature space `name` ("mnist_evaluator", "inception", ...) built for these samples: what a
+    metric plugin passes to `samples.features(space)` and `samples.reference(space)`."""
+    space = (regs or registries()).feature_spaces.get(name).factory(samples)
+    if not isinstance(space, FeatureSpace):
+        raise GanzooError(f"Feature space {name!r} built a {type(space).__name__}, not a ganzoo.api.FeatureSpace.")
+    return space
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The decoded-image cache: images still in their files, decoded once into a memory-mapped uint8 array.
 
-One folder per source and resolution under <cache>/images/ (see ganzoo.data.cache_dir):
+One folder per source and resolution under <cache>/images/ (see ganzoo.files.cache_dir):
 
     images.u8    the images, uint8 [N, C, S, S] in C order, exactly as prepare_images made them
     labels.i64   their labels, int64 [N] (when the dataset has labels)
@@ -31,8 +31,9 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .checkpoint import atomic_write
-from .data import EncodedImages, ImageData, cache_dir, decode_image, prepare_images
+from .files import atomic_write
+from .files import cache_dir
+from .images import EncodedImages, ImageData, decode_image, prepare_images
 from .errors import GanzooError
 
 FORMAT = 1

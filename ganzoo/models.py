@@ -15,14 +15,14 @@ from einops import rearrange
 from torch import nn
 
 from .config import RunConfig
-from .contracts import check_factory, check_methods, check_option_names, closest, contract
+from .contracts import check_factory, check_methods, check_option_names, contract
+from .settings import closest
 from .errors import GanzooError
 from .plugins import Registries, registries
 
 NETWORKS = ("generator", "discriminator")
 # The components a run is made of: role (a RunConfig field naming it, a key of config.options) -> registry kind.
 ROLES = {"generator": "generator", "discriminator": "discriminator", "loss": "loss"}
-PREFIX = {"generator": "G.", "discriminator": "D."}      # their tensors' names in weights files
 
 
 def network_arguments(kind: str, config: RunConfig, regs: Registries | None = None,
@@ -40,11 +40,6 @@ def network_arguments(kind: str, config: RunConfig, regs: Registries | None = No
     if conditional:
         arguments["num_classes"] = config.num_classes
     return arguments
-
-
-def is_conditional(config: RunConfig, regs: Registries | None = None) -> bool:
-    """Whether the config's networks are conditioned on a class label: G(z, y), D(x, y) (see check_components)."""
-    return (regs or registries()).generators.get(config.generator).conditional
 
 
 def construct(what: str, factory: Callable[..., Any], **kwargs: Any) -> nn.Module:
@@ -146,10 +141,7 @@ def build_component(kind: str, name: str, /, **arguments: Any) -> Any:
     after every plugin has loaded, never from a register_* hook itself (that raises a GanzooError).
     """
     regs = registries()
-    if kind not in {r.kind for r in regs.all()}:
-        raise GanzooError(f"No registry holds {kind!r}s.{closest(kind, [r.kind for r in regs.all()])} "
-                          f"(Kinds: {', '.join(r.kind for r in regs.all())}.)")
-    entry = regs.by_kind(kind).get(name)
+    entry = regs.by_kind(kind).get(name)            # an unknown kind: a sentence with the closest
     what = f"The {kind} {name!r}"
     spec = contract(kind)
     options = {k: v for k, v in arguments.items() if k not in (*spec.arguments, *spec.conditional)}
@@ -169,6 +161,22 @@ def build_discriminator(config: RunConfig, regs: Registries | None = None) -> nn
     return build_network("discriminator", config, regs)
 
 
+class SkipInitOnMeta(torch.overrides.TorchFunctionMode):
+    """Initialising a meta tensor (nn.init.normal_, Tensor.uniform_, ...) writes nothing, so it is skipped: on the
+    meta device torch would route it through its reference kernels and import its compiler (a second and more
+    of every command's start) to do nothing."""
+
+    INITS = {"normal_", "uniform_", "fill_", "zero_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+             "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "orthogonal_"}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")
+        if getattr(func, "__name__", "") in self.INITS and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
+
+
 def build_on_meta(config: RunConfig, kinds: tuple[str, ...] = NETWORKS,
                   regs: Registries | None = None) -> list[nn.Module] | None:
     """The networks built on the meta device: their shapes and sizes, using no memory.
@@ -178,7 +186,7 @@ def build_on_meta(config: RunConfig, kinds: tuple[str, ...] = NETWORKS,
     """
     regs = regs or registries()                         # loaded outside the meta context
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), SkipInitOnMeta():
             return [build_network(kind, config, regs) for kind in kinds]
     except GanzooError:
         raise

@@ -7,20 +7,23 @@ command keeps working. Set GANZOO_STRICT_PLUGINS=1 to make any failure fatal.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import traceback
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Iterator
 
 import pluggy
 import torch
 
 from . import DISTRIBUTION, hookspecs
 from .errors import GanzooError
-from .registry import Registry
+from .kinds import BY_HOOK, BY_NAME, KINDS
+from .registry import Entry, Registry
+from .settings import closest
 
 ENTRY_POINT_GROUP = "ganzoo"
 STRICT_ENV = "GANZOO_STRICT_PLUGINS"
@@ -47,20 +50,12 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.ttur_ema",
     "ganzoo_plugins.diffaugment",
     "ganzoo_plugins.pacgan",
+    "ganzoo_plugins.tensorboard",
+    "ganzoo_plugins.pretrained",
 )
 
-# hook name -> registry kind; one registry per hook.
-HOOKS = {
-    "register_generators": "generator",
-    "register_discriminators": "discriminator",
-    "register_losses": "loss",
-    "register_datasets": "dataset",
-    "register_models": "model",
-    "register_metrics": "metric",
-    "register_labellers": "labeller",
-    "register_regularizers": "regularizer",
-    "register_augmentations": "augmentation",
-}
+# hook name -> registry kind; one registry per hook, one hook per row of the kinds table.
+HOOKS = {kind.hook: kind.name for kind in KINDS}
 
 
 @dataclass
@@ -81,25 +76,32 @@ class PluginInfo:
         return None if self.source == "registered at run time" or ":" in self.source else self.source
 
 
-@dataclass
 class Registries:
-    generators: Registry
-    discriminators: Registry
-    losses: Registry
-    datasets: Registry
-    models: Registry
-    plugins: list[PluginInfo]
-    metrics: Registry = field(default_factory=lambda: Registry("metric"))
-    labellers: Registry = field(default_factory=lambda: Registry("labeller"))
-    regularizers: Registry = field(default_factory=lambda: Registry("regularizer"))
-    augmentations: Registry = field(default_factory=lambda: Registry("augmentation"))
+    """One registry per plugin kind (ganzoo.kinds), as attributes named by the kind's plural
+    (`regs.generators`, `regs.losses`, ...), and the plugins that filled them."""
+
+    def __init__(self, plugins: list[PluginInfo] | None = None, **registries: Registry):
+        self.plugins = plugins if plugins is not None else []
+        for kind in KINDS:
+            setattr(self, kind.plural, registries.get(kind.plural) or Registry(kind.name))
 
     def by_kind(self, kind: str) -> Registry:
-        return {r.kind: r for r in self.all()}[kind]
+        if kind not in BY_NAME:
+            raise GanzooError(f"No registry holds {kind!r}s.{closest(kind, BY_NAME)} "
+                              f"(Kinds: {', '.join(BY_NAME)}.)")
+        return getattr(self, BY_NAME[kind].plural)
 
     def all(self) -> list[Registry]:
-        return [self.models, self.generators, self.discriminators, self.losses, self.datasets, self.metrics,
-                self.labellers, self.regularizers, self.augmentations]
+        return [getattr(self, kind.plural) for kind in KINDS]
+
+    @contextlib.contextmanager
+    def temporary(self, **entries: list[Entry]) -> Iterator["Registries"]:
+        """Entries registered inside the block only, by registry: `temporary(losses=[entry], models=[...])`
+        (what tests use to add a component for one test, without reaching into a registry)."""
+        with contextlib.ExitStack() as stack:
+            for plural, added in entries.items():
+                stack.enter_context(getattr(self, plural).temporary(*added))
+            yield self
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -165,8 +167,8 @@ def load_plugins(pm: pluggy.PluginManager, *, entry_points: bool = True) -> list
                 raise GanzooError(f"Plugin {bad!r} is invalid: {exc}") from exc
             unknown = [n for n in pm.hook.__dict__ if not n.startswith("_")
                        and not getattr(pm.hook, n).has_spec() and getattr(pm.hook, n).get_hookimpls()]
-            hint = difflib.get_close_matches(unknown[0], list(HOOKS), n=1) if unknown else []
-            message = f"unknown hook {unknown[0] if unknown else '?'!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            hint = closest(unknown[0], HOOKS) if unknown else ""
+            message = f"unknown hook {unknown[0] if unknown else '?'!r}" + (f" ({hint.strip()})" if hint else "")
             for info in infos:
                 if info.name == bad:
                     info.error = message
@@ -176,7 +178,7 @@ def load_plugins(pm: pluggy.PluginManager, *, entry_points: bool = True) -> list
 
 def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
     """Call every plugin's register_* hooks, remembering which plugin registered what."""
-    regs = {hook: Registry(kind) for hook, kind in HOOKS.items()}
+    regs = {kind.hook: Registry(kind.name) for kind in KINDS}
     by_name = {i.name: i for i in infos}
     for hook_name, registry in regs.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -206,18 +208,7 @@ def collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registries:
             for entry in scratch:
                 registry.add(entry)
                 info.registered.setdefault(registry.kind, []).append(entry.name)
-    return Registries(
-        generators=regs["register_generators"],
-        discriminators=regs["register_discriminators"],
-        losses=regs["register_losses"],
-        datasets=regs["register_datasets"],
-        models=regs["register_models"],
-        plugins=list(by_name.values()),
-        metrics=regs["register_metrics"],
-        labellers=regs["register_labellers"],
-        regularizers=regs["register_regularizers"],
-        augmentations=regs["register_augmentations"],
-    )
+    return Registries(list(by_name.values()), **{BY_HOOK[hook].plural: registry for hook, registry in regs.items()})
 
 
 REENTRY = ("ganzoo's registries were asked for while plugins are still loading, from inside a register_* hook, "

@@ -14,9 +14,9 @@ from typing import Iterator
 
 import torch
 
-from .checkpoint import TMP_MARK
+from .files import TMP_MARK
 from .config import RunConfig
-from .device import select_device, select_precision
+from .device import free_memory
 from .errors import GanzooError
 from .models import build_on_meta
 from .runfiles import RunFiles
@@ -53,27 +53,10 @@ def model_bytes(config: RunConfig) -> tuple[int, int, int] | None:
     return g, d, trainable
 
 
-def available_memory(device: torch.device) -> int | None:
-    """Bytes free for tensors on the device (CPU: MemAvailable, capped by a container's cgroup limit)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    free = None
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                free = int(line.split()[1]) * 1024
-    with contextlib.suppress(OSError, ValueError):
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            free = min(free or 2 ** 63, int(limit) - used)
-    return free
-
-
 def check_memory(config: RunConfig, device: torch.device, sizes: tuple[int, int, int]) -> None:
     """Refuse networks whose weights, gradients and Adam moments alone exceed the free memory."""
     needed = 4 * sizes[2] + (sizes[0] + sizes[1] - sizes[2])
-    free = available_memory(device)
+    free = free_memory(device)
     if free is not None and needed > free:
         raise GanzooError(f"G and D need at least {needed / 2 ** 30:,.1f} GiB for weights, gradients and Adam state, "
                           f"more than the {free / 2 ** 30:,.1f} GiB free on {device}; lower --g-width, --d-width, "
@@ -113,8 +96,7 @@ def check_room(root: Path, sizes: tuple[int, int, int]) -> int:
 
 def check_run(config: RunConfig) -> None:
     """Everything that can be checked before the data is loaded."""
-    device = select_device(config.device)                  # e.g. --device cuda without CUDA
-    select_precision(config.precision, device)             # e.g. fp16 on the CPU
+    device = torch.device(config.device)                   # decided, and checked, by ganzoo.resolve
     sizes = model_bytes(config)                            # e.g. an image size the network cannot take
     if sizes is not None:
         check_memory(config, device, sizes)

@@ -1,8 +1,8 @@
 """The pieces of a training recipe the loop puts together: what a loss sees, regularisers with a weight
 and an interval, differentiable augmentation, per-network optimisers and schedules, and the averaged G.
 
-The loop (ganzoo.train.Trainer) owns the optimisers, AMP and the order of updates, in phases as in
-NVlabs/stylegan2-ada-pytorch's training/loss.py:
+The step (ganzoo.training.step) owns the optimisers, AMP and the order of updates, in phases as in
+NVlabs/stylegan2-ada-pytorch's training loop:
 
 - D main: the loss's D objective on real and fake, plus every regulariser due at every step;
 - D reg: a regulariser with interval k > 1 (lazy regularisation), its own optimiser step every k
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import copy
 import inspect
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from .config import OPTIMIZERS
 from .errors import GanzooError
-
-PHASES = ("Dmain", "Dreg", "Gmain")
-
+from .settings import parse_regularizers
 
 class StepContext:
     """What a loss or regulariser may use besides D's outputs: D itself (behind the run's augmentation),
@@ -120,35 +118,6 @@ class Regularizer:
         return self.every > 1
 
 
-SPEC = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?::\s*([0-9.eE+-]+))?\s*(?:@\s*(\d+))?\s*$")
-
-
-def parse_regularizers(text: str) -> list[tuple[str, float | None, int | None]]:
-    """'gp:10, r1:0.1@16' -> [("gp", 10.0, None), ("r1", 0.1, 16)]: NAME[:WEIGHT][@EVERY], comma-separated."""
-    specs = []
-    for part in filter(str.strip, text.split(",")):
-        match = SPEC.match(part)
-        weight = None
-        if match and match[2] is not None:
-            try:
-                weight = float(match[2])
-            except ValueError:
-                match = None
-        if not match or (weight is not None and not weight >= 0) or (match[3] is not None and int(match[3]) < 1):
-            raise GanzooError(f"--regularizers takes NAME[:WEIGHT][@EVERY], comma-separated (e.g. gp:10 or "
-                              f"r1:0.1@16), got {part.strip()!r}.")
-        specs.append((match[1], weight, int(match[3]) if match[3] else None))
-    return specs
-
-
-def regularizers_check(value: Any, flag: str) -> str | None:
-    try:
-        parse_regularizers(value)
-    except GanzooError as exc:
-        return str(exc).replace("--regularizers", flag)
-    return None
-
-
 def build_regularizers(text: str, registry) -> list[Regularizer]:
     """The run's regularisers from its --regularizers text and the registered ones (their default weight
     and interval are the keywords they were registered with: weight=, every=)."""
@@ -186,14 +155,8 @@ def build_augment(policy: str, registry) -> Callable[[torch.Tensor], torch.Tenso
 
 # -- optimisers and learning-rate schedules ---------------------------------------------------------
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-SCHEDULES = ("constant", "linear")
-
-
-def make_optimizer(kind: str, params, lr: float, betas: tuple[float, float], ratio: float = 1.0):
-    """Adam (fused), RMSprop (alpha = beta2) or SGD (momentum = beta1); with lazy regularisation the lr and
-    betas are rescaled by `ratio` = k/(k+1), as stylegan2-ada does."""
-    lr, betas = lr * ratio, (betas[0] ** ratio, betas[1] ** ratio)
+def make_optimizer(kind: str, params, lr: float, betas: tuple[float, float]):
+    """Adam (fused), RMSprop (alpha = beta2) or SGD (momentum = beta1)."""
     params = list(params)
     if kind == "adam":
         # fused: one kernel per optimizer step instead of a dozen elementwise passes (CUDA and CPU)

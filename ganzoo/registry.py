@@ -6,13 +6,15 @@ knows about any particular model, loss or dataset.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from .cards import check_card
 from .contracts import split_keywords
 from .errors import GanzooError
+from .settings import closest
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ class Entry:
         return self.image_sizes is None or size in self.image_sizes
 
     @property
+    def card(self) -> dict[str, Any]:
+        """A pretrained generator's model card (see ganzoo.cards); empty for other kinds."""
+        return self.info.get("card") or {}
+
+    @property
     def conditional(self) -> bool:
         """A network declared with ``register(..., conditional=True)``: its factory takes num_classes and its
         forward the class labels beside z or x (G(z, y), D(x, y))."""
@@ -129,7 +136,10 @@ class Registry:
             _check_sizes(info["image_sizes"], what)
         if "channel_counts" in info:
             _check_channels(info["channel_counts"], what)
-        description = description or _first_line(getattr(factory, "__doc__", None))
+        if self.kind == "pretrained generator":
+            info["card"] = check_card(info.get("card"), what, factory)
+            description = description or info["card"]["description"]
+        description = description or _first_line(getattr(factory, "__doc__", None) if callable(factory) else None)
         built = functools.partial(factory, **options) if options else factory
         entry = Entry(name, built, description, plugin, dict(info), dict(options), factory)
         self._entries[name] = entry
@@ -148,6 +158,22 @@ class Registry:
                 f"{plugin!r}; uninstall one of them or ask its author to rename it."
             )
 
+    @contextlib.contextmanager
+    def temporary(self, *entries: Entry) -> Iterator["Registry"]:
+        """These entries registered inside the block only (a name taken already is shadowed for the block):
+        how tests add a component for one test without reaching into the registry."""
+        saved = {entry.name: self._entries.get(entry.name) for entry in entries}
+        for entry in entries:
+            self._entries[entry.name] = entry
+        try:
+            yield self
+        finally:
+            for name, entry in saved.items():
+                if entry is None:
+                    self._entries.pop(name, None)
+                else:
+                    self._entries[name] = entry
+
     def get(self, name: str) -> Entry:
         try:
             return self._entries[name]
@@ -156,9 +182,7 @@ class Registry:
 
     def unknown_message(self, name: str) -> str:
         known = sorted(self._entries)
-        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"Unknown {self.kind} {name!r}.{hint} Known: {', '.join(known) or 'none'}."
+        return f"Unknown {self.kind} {name!r}.{closest(name, known)} Known: {', '.join(known) or 'none'}."
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

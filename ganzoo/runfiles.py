@@ -58,8 +58,6 @@ class RunFiles:
     def step_grid(self, step: int) -> Path:
         return self.samples / f"step_{step:07d}.png"
 
-    sample_grid = epoch_grid
-
     def grids(self) -> list[Path]:
         """Every sample grid written: after epochs, and where a budget ran out."""
         return sorted([*self.samples.glob("epoch_*.png"), *self.samples.glob("step_*.png")])
@@ -105,8 +103,18 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 def weights_file(path: str | Path, *, prefer_checkpoint: bool = False) -> Path:
     """A weights file as given, or a run folder's: its generator file (else its checkpoint), or with
-    prefer_checkpoint its checkpoint, which holds D as well as G."""
+    prefer_checkpoint its checkpoint, which holds D as well as G; or, for the name of a pretrained generator
+    where no such file or folder exists, its verified weights file (see ganzoo.pretrained)."""
     path = Path(path)
+    if not path.exists():
+        from .pretrained import resolve, unknown_weights_message
+
+        found = resolve(path)
+        if found is not None:
+            return found
+        message = unknown_weights_message(path)
+        if message:
+            raise GanzooError(message)
     if not path.is_dir():
         return path
     files = RunFiles(path)

@@ -12,6 +12,7 @@ exponential moving average of G hands `generate` the averaged copy to sample fro
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -19,9 +20,8 @@ import torch
 from rich.console import Console
 from rich.progress import track
 from torch import nn
-from torchvision.utils import save_image
 
-from .checkpoint import atomic_write
+from .files import atomic_write
 from .config import RunConfig
 from .errors import GanzooError
 from .models import sample_latent
@@ -59,7 +59,7 @@ def latents(config: RunConfig, seed: int, indices: Iterable[int]) -> torch.Tenso
 
 def check_class(config: RunConfig, cls: int) -> int:
     """A class a user asked for (--class): one of the model's, else a sentence saying which there are."""
-    if not config.num_classes:
+    if not config.conditional:
         raise GanzooError(f"The model {config.model!r} is not conditioned on a class; --class needs a conditional "
                           f"model (e.g. cdcgan).")
     if type(cls) is not int or not 0 <= cls < config.num_classes:
@@ -72,7 +72,7 @@ def classes(config: RunConfig, indices: Iterable[int], cls: int | None = None) -
     """The class of sample number i for each i in indices: int64 [len(indices)] on the CPU, `cls` for every
     sample when given, else i % num_classes (so n samples cover the classes evenly, the same in every command);
     None for an unconditional model."""
-    if not config.num_classes:
+    if not config.conditional:
         if cls is not None:
             check_class(config, cls)
         return None
@@ -93,7 +93,7 @@ def draw(config: RunConfig, seed: int, indices: Iterable[int], cls: int | None =
 def per_class(config: RunConfig, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(z, y) for a grid with one row per class and n columns: column j is z number j in every row, so a
     row shows its class and a column one z (the style) across the classes. [num_classes * n, ...]."""
-    if not config.num_classes:
+    if not config.conditional:
         raise GanzooError(f"The model {config.model!r} is not conditioned on a class: a grid of one row per class "
                           f"needs a conditional model (e.g. cdcgan).")
     z = latents(config, seed, range(n))
@@ -157,7 +157,34 @@ def sample(G: nn.Module, config: RunConfig, n: int, *, seed: int = 0, cls: int |
     return generate(G, *draw(config, seed, range(n), cls), **options)
 
 
+def grid_columns(n: int, num_classes: int = 0) -> int:
+    """Images per row of a grid of n samples: a conditional model's classes (sample i is of class
+    i % num_classes, so each column is one class), else the side of the smallest square that holds them."""
+    return num_classes or max(1, math.ceil(math.sqrt(n)))
+
+
+def grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: int = 0) -> torch.Tensor:
+    """uint8 images [N, C, H, W] -> one uint8 grid [3, H', W'], nrow per row, `padding` pixels of `pad_value`
+    around each (torchvision's make_grid layout: grey images become RGB, and one image is itself, unpadded)."""
+    n, c, h, w = images.shape
+    if c == 1:
+        images = images.expand(-1, 3, -1, -1)
+    if n == 1:
+        return images[0, :3]
+    columns = min(nrow, n)
+    rows = -(-n // columns)
+    out = torch.full((3, rows * (h + padding) + padding, columns * (w + padding) + padding), pad_value,
+                     dtype=torch.uint8)
+    for i, image in enumerate(images[:, :3]):
+        y, x = divmod(i, columns)
+        top, left = y * (h + padding) + padding, x * (w + padding) + padding
+        out[:, top:top + h, left:left + w] = image
+    return out
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
-    """Save [-1, 1] images as one PNG grid, atomically."""
-    return atomic_write(path, lambda tmp: save_image(images.float(), tmp, nrow=nrow, normalize=True,
-                                                     value_range=(-1, 1), format="png"))
+    """Save [-1, 1] images as one PNG grid, atomically (PIL alone: torchvision takes a second to import)."""
+    from PIL import Image
+
+    pixels = grid(to_uint8(images.detach().cpu().clamp(-1, 1)), nrow=nrow).permute(1, 2, 0).contiguous().numpy()
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels, "RGB").save(tmp, format="png"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from einops import rearrange
 from torch import nn
 
-from ganzoo import ModelSpec, hookimpl
+from ganzoo.api import ModelSpec, hookimpl
 
 
 class MLPGenerator(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo import ModelSpec, PowersOfTwo, hookimpl
+from ganzoo.api import ModelSpec, PowersOfTwo, hookimpl
 
 from .dcgan import _doublings, init_dcgan_weights
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from ganzoo import GanzooError, ImageData, hookimpl
+from ganzoo.api import GanzooError, ImageData, hookimpl
 
 from .dataset_files import all_files, locate
 

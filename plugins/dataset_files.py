@@ -16,8 +16,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ganzoo import GanzooError
-from ganzoo.data import cache_dir
+from ganzoo.api import GanzooError, cache_dir
 
 
 def torchvision_root() -> Path:

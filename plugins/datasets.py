@@ -11,12 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision.datasets
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from ganzoo import GanzooError, ImageData, hookimpl
-from ganzoo.checkpoint import atomic_write
-from ganzoo.data import EncodedImages, cache_dir
+from ganzoo.api import EncodedImages, GanzooError, ImageData, atomic_write, cache_dir, hookimpl
 
 from .dataset_files import fingerprint, locate
 
@@ -90,6 +86,8 @@ def _from_folder(folder: Path, split: str, key: str) -> ImageData:
     if missing:
         raise GanzooError(f"{folder} lacks the {idx.title} file(s) {', '.join(missing)} (plain or .gz); "
                           f"it needs the official IDX files under torchvision's names.")
+    from torchvision.datasets.mnist import read_image_file, read_label_file   # torchvision loads only when read
+
     images = _read_idx(read_image_file, files[image_name], "image", idx.title)
     labels = _read_idx(read_label_file, files[label_name], "label", idx.title)
     if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28) or len(images) != expected:
@@ -114,6 +112,8 @@ def _idx_loader(key: str):
             return _from_folder(raw if not _holds_idx(folder, split) and _holds_idx(raw, split) else folder, split, key)
 
         def fetch(tv_root: Path) -> None:
+            import torchvision.datasets
+
             getattr(torchvision.datasets, idx.torchvision_class)(str(tv_root), train=(split == "train"), download=True)
 
         names = ", ".join(f"{n}.gz" for s in ("train", "test") for n in IDX_FILES[s][:2])

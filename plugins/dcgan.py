@@ -17,7 +17,7 @@ import math
 
 from torch import nn
 
-from ganzoo import GanzooError, ModelSpec, PowersOfTwo, hookimpl
+from ganzoo.api import GanzooError, ModelSpec, PowersOfTwo, hookimpl
 
 
 def _doublings(image_size: int) -> int:

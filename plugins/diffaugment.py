@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganzoo import ModelSpec, hookimpl
+from ganzoo.api import ModelSpec, hookimpl
 
 
 def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:

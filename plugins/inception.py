@@ -33,7 +33,7 @@ repeated to three channels:
          never quantised (Parmar et al. 2022).
   torch  torch's bilinear interpolate (align_corners=False, no antialiasing), as pytorch-fid resizes.
 
-The same network with tf gives torch-fidelity's numbers (tests/test_fidelity.py measures by how much).
+The same network with tf gives torch-fidelity's numbers (tests/evaluation/test_fidelity.py measures by how much).
 """
 
 from __future__ import annotations
@@ -51,12 +51,9 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import nn
-from torchvision.models.inception import Inception3, InceptionA, InceptionC, InceptionE
 
-from ganzoo import GanzooError, hookimpl
-from ganzoo.data import cache_dir
-from ganzoo.evaluate import FeatureSpace, Samples, file_sha256, frechet_distance_of_features, kernel_distance
+from ganzoo.api import (FeatureSpace, GanzooError, Samples, cache_dir, file_sha256, frechet_distance_of_features,
+                        hookimpl, kernel_distance)
 
 ENV = "GANZOO_INCEPTION_WEIGHTS"
 FEATURES = 2048
@@ -68,6 +65,7 @@ DEFAULT_RESIZE = "tf"
 NAME = "FID Inception v3 (TF inception-2015-12-05), pool3 2048-d"
 INPUT_RANGE = "uint8 RGB (grey repeated), resized in [0, 255], then (x - 128) / 128"
 KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 0
+
 
 
 def default_path() -> Path:
@@ -138,76 +136,18 @@ def inception_input(images: torch.Tensor, resize: str = DEFAULT_RESIZE) -> torch
     return F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
 
 
-# -- the network --------------------------------------------------------------------------------------
+# -- the network (plugins/inception_network.py: it loads torchvision, so it is imported on first use) --------
 
-def _avg_pool_no_pad(x):
-    return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
-
-
-class FIDInceptionA(InceptionA):
-    """InceptionA whose average pool excludes the padding (as TF's FID Inception does)."""
-
-    def _forward(self, x):
-        branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
-        branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return [self.branch1x1(x), branch5x5, branch3x3dbl, self.branch_pool(_avg_pool_no_pad(x))]
+NETWORK = ("FIDInception", "FIDInceptionA", "FIDInceptionC", "FIDInceptionE", "TRUNK")
 
 
-class FIDInceptionC(InceptionC):
-    """InceptionC whose average pool excludes the padding."""
+def __getattr__(name: str):
+    """`from ganzoo_plugins.inception import FIDInception` still works: the network module loads when asked for."""
+    if name in NETWORK:
+        from . import inception_network
 
-    def _forward(self, x):
-        branch7x7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        branch7x7dbl = x
-        for i in range(1, 6):
-            branch7x7dbl = getattr(self, f"branch7x7dbl_{i}")(branch7x7dbl)
-        return [self.branch1x1(x), branch7x7, branch7x7dbl, self.branch_pool(_avg_pool_no_pad(x))]
-
-
-class FIDInceptionE(InceptionE):
-    """InceptionE with TF's pooling: padding-excluding average pool (Mixed_7b) or a max pool (Mixed_7c)."""
-
-    def __init__(self, in_channels: int, pool: str):
-        super().__init__(in_channels)
-        self.pool = pool
-
-    def _forward(self, x):
-        branch3x3 = self.branch3x3_1(x)
-        branch3x3 = torch.cat([self.branch3x3_2a(branch3x3), self.branch3x3_2b(branch3x3)], 1)
-        branch3x3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        branch3x3dbl = torch.cat([self.branch3x3dbl_3a(branch3x3dbl), self.branch3x3dbl_3b(branch3x3dbl)], 1)
-        pooled = F.max_pool2d(x, 3, 1, 1) if self.pool == "max" else _avg_pool_no_pad(x)
-        return [self.branch1x1(x), branch3x3, branch3x3dbl, self.branch_pool(pooled)]
-
-
-TRUNK = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2",
-         "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-         "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool"]
-
-
-class FIDInception(Inception3):
-    """The FID Inception v3 up to its 2048-d pool features (no classifier)."""
-
-    def __init__(self):
-        from torchvision.models.inception import BasicConv2d, InceptionAux, InceptionB, InceptionD
-
-        super().__init__(num_classes=1008, aux_logits=False, transform_input=False, init_weights=False,
-                         inception_blocks=[BasicConv2d, FIDInceptionA, InceptionB, FIDInceptionC, InceptionD,
-                                           InceptionE, InceptionAux])
-        self.Mixed_7b = FIDInceptionE(1280, pool="avg")
-        self.Mixed_7c = FIDInceptionE(2048, pool="max")
-        self.fc = nn.Identity()   # the features are what FID compares; no 1008-way classifier weights needed
-
-    def forward(self, images: torch.Tensor, resize: str = DEFAULT_RESIZE) -> torch.Tensor:
-        """uint8 images [B, 1 or 3, H, W] of any size -> pool features [B, 2048] (see RESIZES for `resize`)."""
-        return self.features(inception_input(images, resize))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Float images [B, 3, 299, 299] in [0, 255] -> pool features [B, 2048]."""
-        x = (x - 128) / 128                                               # TF Inception's input range [-1, 1)
-        for name in TRUNK:
-            x = getattr(self, name)(x)
-        return x.flatten(1)                                               # [B, 2048, 1, 1] -> [B, 2048]
+        return getattr(inception_network, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def weights_path(options: dict | None = None) -> Path:
@@ -221,11 +161,13 @@ def weights_path(options: dict | None = None) -> Path:
 
 
 @cache
-def load_inception(path: str, device: str = "cpu") -> FIDInception:
+def load_inception(path: str, device: str = "cpu") -> torch.nn.Module:
     try:
         state = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise GanzooError(f"{path} is not a readable safetensors file ({exc}). {how_to_get()}") from None
+    from .inception_network import FIDInception
+
     model = FIDInception()
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
@@ -277,6 +219,12 @@ class InceptionMetric:
         samples.note(kid_subsets=KID_SUBSETS, kid_subset_size=size, kid_seed=KID_SEED)
         mean, std = kernel_distance(ours, reference.features, subsets=KID_SUBSETS, subset_size=size, seed=KID_SEED)
         return {"kid": mean, "kid_std": std}
+
+
+@hookimpl
+def register_feature_spaces(register):
+    register("inception", inception_space,
+             description="the FID Inception's 2048-d pool features (standard FID weights, --resize)")
 
 
 @hookimpl
@@ -345,7 +293,7 @@ def find_archive() -> Path:
 
 def convert(source: str | Path | None = None, out: str | Path | None = None) -> tuple[Path, float]:
     """Convert the StyleGAN3 FID Inception TorchScript archive to safetensors; returns (path, max feature error)."""
-    from ganzoo.checkpoint import atomic_write
+    from ganzoo.api import atomic_write
 
     source = Path(source) if source else find_archive()
     out = Path(out) if out else default_path()
@@ -360,6 +308,8 @@ def convert(source: str | Path | None = None, out: str | Path | None = None) -> 
     except (KeyError, ValueError) as exc:
         raise GanzooError(f"{source} is not the FID Inception archive this converter knows (unexpected tensor "
                           f"{exc}).") from None
+    from .inception_network import FIDInception
+
     model = FIDInception().eval()
     model.load_state_dict(state)
     # Check: the same features as the archive's own network, on the same 299x299 input.

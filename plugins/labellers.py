@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ganzoo import hookimpl
-from ganzoo.analysis.labellers import build_probe_labeller
+from ganzoo.api import build_probe_labeller, hookimpl
 
 
 @hookimpl

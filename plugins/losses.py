@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ganzoo import hookimpl
+from ganzoo.api import hookimpl
 
 
 class NonSaturatingLoss:

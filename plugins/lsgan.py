@@ -6,7 +6,7 @@ a = 0, b = c = 1 (its "a=-1, b=1, c=0" variant is the loss option a=-1, b=1, c=0
 
 from __future__ import annotations
 
-from ganzoo import ModelSpec, hookimpl
+from ganzoo.api import ModelSpec, hookimpl
 
 
 class LeastSquaresLoss:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganzoo import GanzooError, ImageData, hookimpl
-from ganzoo.data import EncodedImages
+from ganzoo.api import EncodedImages, GanzooError, ImageData, hookimpl
 
 from .dataset_files import locate
 

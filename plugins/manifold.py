@@ -19,9 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ganzoo import GanzooError, hookimpl
-from ganzoo.evaluate import FeatureSpace, Samples, real_images
-from ganzoo.neighbours import NEAREST_K, memorisation, prdc
+from ganzoo.api import NEAREST_K, FeatureSpace, GanzooError, Samples, hookimpl, memorisation, prdc, real_images
 
 from .inception import check_options, inception_space
 from .mnist_metrics import evaluator_features, evaluator_space

@@ -34,9 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ganzoo import GanzooError
-from ganzoo.data import prepare_images, to_model_range
-from ganzoo.evaluate import progress
+from ganzoo.api import GanzooError, prepare_images, progress, to_model_range
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "mnist_evaluator.safetensors"
 
@@ -156,8 +154,7 @@ def train(data_dir: str | None, *, seed: int = 0, epochs: int = 3, batch_size: i
     """
     from rich.progress import Progress
 
-    from ganzoo.checkpoint import atomic_write
-    from ganzoo.data import load_dataset
+    from ganzoo.api import atomic_write, load_dataset
 
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)

@@ -20,8 +20,8 @@ import math
 
 import torch
 
-from ganzoo import hookimpl
-from ganzoo.evaluate import FeatureSpace, Samples, class_histogram_kl, file_sha256, frechet_distance, gaussian_statistics
+from ganzoo.api import (FeatureSpace, Samples, class_histogram_kl, file_sha256, frechet_distance,
+                        gaussian_statistics, hookimpl)
 
 from .mnist_evaluator import WEIGHTS, load_evaluator
 
@@ -84,6 +84,12 @@ def mnist_agreement(samples: Samples) -> dict[str, float]:
         return {}                                   # an unconditional generator's samples ask for no class
     _, probs = evaluator_outputs(samples)
     return {"class_agreement": (probs.argmax(1).cpu() == samples.labels.cpu()).double().mean().item()}
+
+
+@hookimpl
+def register_feature_spaces(register):
+    register("mnist_evaluator", evaluator_space,
+             description="the MNIST evaluator's 128-d penultimate features (grey images at 28x28)")
 
 
 @hookimpl

@@ -9,7 +9,7 @@ modes, KL 0.06, against DCGAN's 78.9, KL 4.50; Table 2).
 
 from __future__ import annotations
 
-from ganzoo import ModelSpec, hookimpl
+from ganzoo.api import ModelSpec, hookimpl
 
 
 @hookimpl

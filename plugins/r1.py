@@ -7,7 +7,7 @@ used 10 on larger images: 0.1 sits between, small enough not to slow a DCGAN dis
 
 from __future__ import annotations
 
-from ganzoo import ModelSpec, hookimpl
+from ganzoo.api import ModelSpec, hookimpl
 
 
 class R1:

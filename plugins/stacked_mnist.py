@@ -13,9 +13,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from ganzoo import GanzooError, ImageData, hookimpl
-from ganzoo.data import load_dataset
-from ganzoo.evaluate import Samples, class_histogram_kl, file_sha256
+from ganzoo.api import GanzooError, ImageData, Samples, class_histogram_kl, file_sha256, hookimpl, load_dataset
 
 from .mnist_evaluator import WEIGHTS
 from .mnist_metrics import INPUT_RANGE, NAME, RESIZE, evaluator_for

@@ -14,7 +14,7 @@ import scipy.io
 import torch
 from einops import rearrange
 
-from ganzoo import GanzooError, ImageData, hookimpl
+from ganzoo.api import GanzooError, ImageData, hookimpl
 
 from .dataset_files import locate
 

@@ -5,7 +5,7 @@ arXiv:1806.04498), which the grids, samples, evaluation and the generator file u
 
 from __future__ import annotations
 
-from ganzoo import ModelSpec, hookimpl
+from ganzoo.api import ModelSpec, hookimpl
 
 
 @hookimpl

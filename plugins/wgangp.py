@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ganzoo import ModelSpec, PowersOfTwo, hookimpl
+from ganzoo.api import ModelSpec, PowersOfTwo, hookimpl
 from ganzoo_plugins.dcgan import DCGANDiscriminator
 
 

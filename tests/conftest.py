@@ -1,14 +1,9 @@
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from ganzoo import RunConfig
-
-REPO = Path(__file__).resolve().parents[1]
-# Real MNIST sits beside the checkout (../shared/data/mnist); GANZOO_MNIST_DIR points elsewhere.
-MNIST_DIR = Path(os.environ.get("GANZOO_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+from helpers import MNIST_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -41,31 +36,18 @@ def one_second_steps(monkeypatch):
     takes any time: a --budget then ends on a known step whatever the machine's speed."""
     import time
 
-    from ganzoo.train import Trainer
+    from ganzoo.training.step import Step
 
     clock = {"now": 0.0}
-    real_step = Trainer.train_step
+    real_step = Step.__call__
 
     def one_second_step(self, real, labels=None):
         clock["now"] += 1.0
         return real_step(self, real, labels)
 
-    monkeypatch.setattr(Trainer, "train_step", one_second_step)
+    monkeypatch.setattr(Step, "__call__", one_second_step)
     monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     return clock
-
-
-def tiny_config(tmp_path, **overrides) -> RunConfig:
-    """A run small enough for a CPU test: fake data, narrow networks, a few steps per epoch."""
-    from ganzoo.run import make_config
-
-    values = dict(data="fake", epochs=1, batch_size=32, g_width=8, d_width=8, z_dim=16, log_every=4,
-                  checkpoint_every=1000, samples=16, device="cpu")
-    values.update(overrides)
-    model = values.pop("model", "dcgan")
-    config = make_config(model, values)
-    config.out = str(tmp_path / "run")
-    return config
 
 
 # -- GPU tests: `python -m pytest -m gpu` on a machine with CUDA; elsewhere counted and said, not hidden -----

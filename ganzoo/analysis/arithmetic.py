@@ -20,8 +20,8 @@ from torch import nn
 
 from ..config import RunConfig
 from ..errors import GanzooError
-from ..sampling import latents
-from .common import board, generate, parse_indices
+from ..sampling import generate, latents
+from .common import board, parse_indices
 from .labellers import Labeller, class_counts, label, pick_by_class
 
 _CLASS = re.compile(r"^class:(\d+)$")

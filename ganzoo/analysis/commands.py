@@ -8,47 +8,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 from ..terminal import Console
 from rich.table import Table
 
+from ..config import ANALYSIS_FIELDS
 from ..errors import GanzooError
+from ..settings import add_flags
 
 console = Console(stderr=True)   # progress and notes
 out = Console()                  # what a command is asked to print
 
-WEIGHTS_HELP = "a weights file from `ganzoo run` (<run>/<model>.safetensors or <run>/checkpoint.safetensors) or a run folder"
+WEIGHTS_HELP = ("a weights file from `ganzoo run` (<run>/<model>.safetensors or <run>/checkpoint.safetensors), a run "
+                "folder, or a pretrained generator's name (see `ganzoo pretrained`)")
 CHECKPOINT_HELP = "the run's checkpoint.safetensors (it holds D as well as G), or the run folder"
 
 
-SHEET_SEED_HELP = "seed of the sample sheet the sample numbers refer to (default 0)"
-
-
-def _common(parser: argparse.ArgumentParser, weights_help: str = WEIGHTS_HELP,
-            seed_help: str | None = SHEET_SEED_HELP, class_flag: bool = True) -> None:
+def _common(parser: argparse.ArgumentParser, weights_help: str = WEIGHTS_HELP, seed: bool = True,
+            class_flag: bool = True) -> None:
+    """The weights file, then what every analysis shares (ganzoo.config.AnalysisSettings) that this one takes."""
     parser.add_argument("weights", help=weights_help)
-    if class_flag:                                  # dropout's --class is the class whose maps it drops
-        parser.add_argument("--class", dest="cls", type=int, default=None, metavar="C",
-                            help="a conditional model's class, fixed while z moves (default 0)")
-    if seed_help:                                   # filters draws no sample: no seed to choose
-        parser.add_argument("--seed", type=int, default=0, help=seed_help)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--out", default=None, help="file to write (default: <run>/analysis/<a name made of the "
-                                                    "arguments>, so runs with other arguments write beside it)")
+    names = [n for n in ANALYSIS_FIELDS["common"] if (n != "cls" or class_flag) and (n != "seed" or seed)]
+    add_flags(parser, ANALYSIS_FIELDS["common"], names, defaults=True)
+
+
+def _own(parser: argparse.ArgumentParser, command: str) -> None:
+    """The analysis's own flags (ganzoo.config: <Command>Settings)."""
+    add_flags(parser, ANALYSIS_FIELDS[command], defaults=True)
 
 
 def _labeller_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("labeller (picks samples by class)")
-    group.add_argument("--labeller", default="probe",
-                       help="how to label samples: probe = a linear probe on D's features trained on labelled real "
-                            "images (needs a checkpoint) (default probe)")
-    group.add_argument("--data", default=None, help="labelled dataset the labeller learns from (default: the run's)")
-    group.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
-    group.add_argument("--per-class", type=int, default=100, help="labelled images per class it learns from (default 100)")
-    group.add_argument("--no-download", action="store_true", help="never download the dataset")
+    add_flags(parser.add_argument_group("labeller (picks samples by class)"), ANALYSIS_FIELDS["labeller"],
+              defaults=True)
 
 
 def add_commands(sub) -> None:
@@ -56,23 +49,12 @@ def add_commands(sub) -> None:
                        description="Draw samples with their numbers on them. Number i of a seed is the same z in "
                                    "every command (interpolate --path, arithmetic, featuremaps --index).")
     _common(p)
-    p.add_argument("-n", type=int, default=64, help="samples on the sheet (default 64)")
-    p.add_argument("--start", type=int, default=0, help="number of the first sample (default 0)")
+    _own(p, "sheet")
 
     p = sub.add_parser("interpolate", help="latent walks (linear or spherical) as a PNG grid and an animated GIF",
                        description="Walk the latent space between sheet samples, one walk per row.")
     _common(p)
-    p.add_argument("--path", action="append", default=None, metavar="I,J[,K...]",
-                   help="a row walking through these sheet numbers (repeat for more rows; default: --rows walks "
-                        "0->1, 2->3, 4->5, ...)")
-    p.add_argument("--rows", type=int, default=8,
-                   help="walks between consecutive sheet samples (0->1, 2->3, ...) when no --path is given (default 8)")
-    p.add_argument("--steps", type=int, default=10, help="images per leg, both ends included (default 10)")
-    p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"],
-                   help="spherical (default) or linear interpolation")
-    p.add_argument("--gif", default=None, help="animated GIF to write (default: the PNG's name with .gif)")
-    p.add_argument("--no-gif", action="store_true", help="write the PNG grid only")
-    p.add_argument("--fps", type=float, default=12, help="GIF frames per second (default 12)")
+    _own(p, "interpolate")
 
     p = sub.add_parser("arithmetic", help="z-vector arithmetic on averaged exemplars, shown with its inputs",
                        description="Average the z's of each concept's exemplars and combine them. A term is "
@@ -80,41 +62,29 @@ def add_commands(sub) -> None:
                                    "Example: ganzoo arithmetic runs/x/checkpoint.safetensors '3,7,12 - 5,9,20 + 1,2,4'")
     _common(p)
     p.add_argument("expression", help="e.g. '3,7,12 - 5,9,20 + 1,2,4' or 'class:7 - class:1 + 11,23,40'")
-    p.add_argument("--exemplars", type=int, default=3, help="exemplars per class:N term (default 3)")
-    p.add_argument("--pool", type=int, default=512, help="sheet samples the labeller searches (default 512)")
-    p.add_argument("--variations", type=int, default=8, help="noisy variations of the result (default 8)")
-    p.add_argument("--noise", type=float, default=0.25, help="uniform noise scale of the variations (default 0.25)")
+    _own(p, "arithmetic")
     _labeller_flags(p)
 
     p = sub.add_parser("filters", help="the discriminator's first-layer filters as an image",
                        description="Draw the weights of D's first learnable layer as small images, one per filter, "
                                    "each scaled to its own range (DCGAN section 6.2): a trained D shows strokes and "
                                    "edges where an untrained one shows noise. Needs the checkpoint (it holds D).")
-    _common(p, CHECKPOINT_HELP, seed_help=None)
-    p.add_argument("--limit", type=int, default=256, help="filters to show at most (default 256)")
+    _common(p, CHECKPOINT_HELP, seed=False)
+    _own(p, "filters")
 
     p = sub.add_parser("featuremaps", help="the generator's feature maps for one sample, layer by layer",
                        description="Draw the sample with its sheet number, then what every hidden layer of G "
                                    "computes for it: one row block per layer (numbered as `dropout --layer` numbers "
                                    "them), one cell per feature map, each scaled to its own range.")
     _common(p)
-    p.add_argument("--index", type=int, default=0, help="sheet number of the sample (default 0)")
-    p.add_argument("--limit", type=int, default=128,
-                   help="maps per layer to show at most; the caption says when a layer has more (default 128)")
+    _own(p, "featuremaps")
 
     p = sub.add_parser("probe", help="classify with D's features (DCGAN section 5.1) beside two baselines",
                        description="Train an L2-SVM on every D layer's features (max-pooled to 4x4) from a few "
                                    "labelled images per class; report test accuracy beside the same D with random "
                                    "weights and raw pixels, on the same labels.")
-    _common(p, CHECKPOINT_HELP, "seed of the labelled subset, the test subset and the random D (default 0)")
-    p.add_argument("--data", default=None, help="labelled dataset (default: the run's)")
-    p.add_argument("--data-dir", default=None, help="local copy of that dataset (default: the run's)")
-    p.add_argument("--no-download", action="store_true", help="never download the dataset")
-    p.add_argument("--per-class", type=int, default=100, help="labelled training images per class (default 100)")
-    p.add_argument("--test-size", type=int, default=None, help="test images to score on (default: the whole test split)")
-    p.add_argument("--lambda", dest="lam", type=float, default=None,
-                   help="fixed L2 strength (default: chosen on a held-out fifth of the labelled images)")
-    p.add_argument("--per-layer", action="store_true", help="also score each D layer alone")
+    _common(p, CHECKPOINT_HELP, seed=False)
+    _own(p, "probe")
 
     p = sub.add_parser("dropout", help="drop generator feature maps (DCGAN section 6.1) and compare the samples",
                        description="Zero chosen feature maps of one G layer and draw the samples with all maps, "
@@ -122,21 +92,7 @@ def add_commands(sub) -> None:
                                    "control. Name the maps with --maps, or let --class N pick the maps that draw "
                                    "class N (--select says how), measured with a labeller on --pool samples.")
     _common(p, class_flag=False)
-    p.add_argument("--layer", type=int, default=-2,
-                   help="which hidden layer of G, counted from 0 (negative: from the output) (default -2)")
-    choice = p.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--maps", default=None, metavar="I,J,...", help="the maps to drop")
-    choice.add_argument("--class", dest="target", type=int, default=None, help="drop the maps that draw this class")
-    p.add_argument("--top", type=int, default=10,
-                   help="maps --class drops at most; 0: every map the selection finds (for --select probe, every "
-                        "map the probe weighs positively, the paper's rule) (default 10)")
-    p.add_argument("--select", default="ablation", choices=["ablation", "probe"],
-                   help="how --class picks maps: ablation drops each map alone and keeps those whose loss most "
-                        "removes the class and least changes other samples; probe is the paper's logistic "
-                        "regression on the maps' activations (default ablation: see README for why)")
-    p.add_argument("--pool", type=int, default=1024,
-                   help="samples the labeller labels; --class picks maps and measures the drop on them (default 1024)")
-    p.add_argument("-n", type=int, default=16, help="samples to show (default 16)")
+    _own(p, "dropout")
     _labeller_flags(p)
     for name in COMMANDS:                                     # what _options compares the arguments with
         DEFAULTS[name] = {a.dest: a.default for a in sub.choices[name]._actions}
@@ -158,9 +114,10 @@ def _load(args):
 
     from ..device import select_device
     from ..sampling import ClassFixed
-    from .common import load_networks
+    from ..checkpoint import load_networks
+    from ..runfiles import weights_file
 
-    nets = load_networks(args.weights, select_device(args.device))
+    nets = load_networks(weights_file(args.weights, prefer_checkpoint=True), select_device(args.device))
     if not nets.config.num_classes:
         if getattr(args, "cls", None) is not None:
             raise GanzooError(f"--class is for conditional models; {nets.config.model!r} draws no class.")
@@ -213,8 +170,8 @@ def _labeller(args, nets):
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_sheet(args) -> int:
-    from ..sampling import latents
-    from .common import board, generate, save_png, view_scale
+    from ..sampling import generate, grid_columns, latents
+    from .common import board, save_png, view_scale
 
     _positive(args.n, "-n")
     if args.start < 0:
@@ -222,7 +179,7 @@ def cmd_sheet(args) -> int:
     nets = _load(args)
     indices = list(range(args.start, args.start + args.n))
     images = generate(nets.G, latents(nets.config, args.seed, indices))
-    per_row = max(1, math.ceil(math.sqrt(args.n)))
+    per_row = grid_columns(args.n)
     rows = [list(images[i:i + per_row]) for i in range(0, len(images), per_row)]
     labels = [[str(i) for i in indices[r:r + per_row]] for r in range(0, len(indices), per_row)]
     path = save_png(board(rows, cell_labels=labels, scale=view_scale(nets.config.image_size)),
@@ -328,7 +285,7 @@ def cmd_featuremaps(args) -> int:
 def cmd_probe(args) -> int:
     import torch
 
-    from ..checkpoint import atomic_write
+    from ..files import atomic_write
     from ..models import build_discriminator
     from .features import compare_features, hidden_features, per_class_subset, pixel_features
     from .labellers import LabellerContext, labelled_split
@@ -379,8 +336,8 @@ def cmd_probe(args) -> int:
 def cmd_dropout(args) -> int:
     import torch
 
-    from ..sampling import latents
-    from .common import board, generate, parse_indices, save_png, view_scale
+    from ..sampling import generate, latents
+    from .common import board, parse_indices, save_png, view_scale
     from .dropout import check_maps, generate_dropped, map_activations, maps_by_ablation, maps_for_class, pick_layer
     from .labellers import class_counts, class_scores, label, pick_by_class
 

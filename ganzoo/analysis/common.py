@@ -10,33 +10,15 @@ from typing import Sequence
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torch import nn
 from torch.nn import functional as F
-from torchvision.transforms.v2 import functional as TF
 
-from .. import checkpoint, sampling
-from ..checkpoint import Networks, atomic_write
+from ..files import atomic_write
 from ..errors import GanzooError
 from ..runfiles import RunFiles, weights_file
 from ..sampling import to_uint8
 
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
-
-
-def resolve_weights(path: str | Path) -> Path:
-    """A weights file, or a run folder (its checkpoint.safetensors, which holds D as well as G)."""
-    return weights_file(path, prefer_checkpoint=True)
-
-
-def load_networks(path: str | Path, device: torch.device | str = "cpu") -> Networks:
-    """Rebuild G (and D, from a checkpoint) from one file or run folder, reading it once."""
-    return checkpoint.load_networks(resolve_weights(path), device)
-
-
-def generate(G: nn.Module, z: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """G(z) in eval mode, in batches, as float32 on the CPU: [N, C, H, W] in [-1, 1] (ganzoo.sampling)."""
-    return sampling.generate(G, z, batch_size=batch)
 
 
 def parse_indices(text: str, what: str = "indices") -> list[int]:
@@ -53,8 +35,13 @@ def parse_indices(text: str, what: str = "indices") -> list[int]:
 
 
 def default_output(weights: str | Path, name: str) -> Path:
-    """Analyses land beside the weights: <run>/analysis/<name>."""
-    return RunFiles(resolve_weights(weights).parent, model="").analysis / name
+    """Analyses land beside the weights: <run>/analysis/<name>; a pretrained generator's (installed inside a
+    package, or in the cache) in the current folder: analysis/<pretrained name>/<name>."""
+    from ..pretrained import is_pretrained_name
+
+    if is_pretrained_name(weights):
+        return Path(RunFiles.ANALYSIS) / str(weights) / name
+    return RunFiles(weights_file(weights, prefer_checkpoint=True).parent, model="").analysis / name
 
 
 def output_name(*parts: object, suffix: str) -> str:
@@ -80,7 +67,7 @@ def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:
     image = to_uint8(image.detach())
     if image.shape[0] == 1:
         image = image.expand(3, -1, -1)
-    pil = TF.to_pil_image(image[:3])
+    pil = Image.fromarray(image[:3].permute(1, 2, 0).numpy(), "RGB")
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
     return pil

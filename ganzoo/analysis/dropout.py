@@ -16,8 +16,9 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from ..sampling import generate
 from ..errors import GanzooError
-from .common import generate
+
 from .features import feature_layers, fit_linear, tap
 
 

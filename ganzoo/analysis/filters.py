@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 from einops import rearrange
@@ -15,7 +14,8 @@ from PIL import Image
 from torch import nn
 
 from ..errors import GanzooError
-from .common import board, generate, normalise_each, resize_maps
+from ..sampling import generate, grid_columns
+from .common import board, normalise_each, resize_maps
 from .features import LEARNABLE, feature_layers, tap
 
 
@@ -45,7 +45,7 @@ def filters_board(filters: torch.Tensor, limit: int = 256, cell: int = 32, what:
     saying what they are and how they are scaled."""
     total = len(filters)
     filters = filters[:limit]
-    per_row = max(1, math.ceil(math.sqrt(len(filters))))
+    per_row = grid_columns(len(filters))
     scale = max(1, cell // filters.shape[-1])
     rows = [list(filters[i:i + per_row]) for i in range(0, len(filters), per_row)]
     labels = [[str(i) for i in range(start, min(start + per_row, len(filters)))]

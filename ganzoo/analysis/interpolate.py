@@ -8,7 +8,6 @@ origin, where a linear path's midpoints (norm ~ 1/sqrt(2) of the ends) rarely co
 
 from __future__ import annotations
 
-import math
 
 import torch
 from einops import rearrange
@@ -16,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from ..errors import GanzooError
-from .common import BACKGROUND, board, generate
+from ..sampling import generate, grid_columns
+from .common import BACKGROUND, board
 
 MODES = ("slerp", "lerp")
 
@@ -66,7 +66,7 @@ def interpolate(G: nn.Module, keys: torch.Tensor, steps: int, mode: str = "slerp
                 batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Walk every row of keyframes [rows, k, d]; returns (images [rows, cols, C, H, W], z [rows, cols, d])."""
     paths = torch.stack([walk(row, steps, mode) for row in keys])                    # [rows, cols, d]
-    images = generate(G, rearrange(paths, "r t d -> (r t) d"), batch)
+    images = generate(G, rearrange(paths, "r t d -> (r t) d"), batch_size=batch)
     return rearrange(images, "(r t) c h w -> r t c h w", r=len(keys)), paths
 
 
@@ -75,7 +75,7 @@ def gif_frames(images: torch.Tensor, scale: int = 1, bounce: bool = True, captio
     """Frame t shows every row's t-th image as one grid, each cell labelled with its walk (captions), under
     `title` and the frame's place in the walk; `bounce` plays it back too, so the loop has no jump."""
     rows, cols = images.shape[:2]
-    nrow = max(1, math.ceil(math.sqrt(rows)))
+    nrow = grid_columns(rows)
     labels = [(captions or [""] * rows)[i:i + nrow] for i in range(0, rows, nrow)]
     frames = []
     for t in range(cols):

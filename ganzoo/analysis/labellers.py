@@ -24,7 +24,7 @@ from ..data import load_dataset
 from ..errors import GanzooError
 from ..sampling import to_uint8
 from ..plugins import Registries, registries
-from .common import Networks
+from ..checkpoint import Networks
 from .features import Probe, hidden_features, per_class_subset, train_probe
 
 Labeller = Callable[[torch.Tensor], torch.Tensor]

@@ -10,21 +10,26 @@ slices of the budget), each continuing the last from its checkpoint (bit for bit
 the models can be scored at several moments without the scoring being timed as training.
 
 The report folder holds:
-    report.md        the table, the plots and the settings, ready to attach to a paper or an issue
+    report.md        the table (mean and 95% interval over seeds), every model against the baseline (paired-seed
+                     differences with their intervals), every seed's numbers, the plots and the settings
     results.json     every number (per seed, per evaluation point), the settings, versions
     samples.png      each model's samples from the same fixed noise, side by side
     losses.png       D's and G's losses against steps
     metrics.png      each metric against training time
+    pareto.png       quality against training time, one point per seed, with the Pareto front
     runs/            the training runs themselves (resumable; `ganzoo sample` works on them)
 
 The package: `comparison` runs it (contenders, settings, segments, scoring), `results` holds what it
 finds as dataclasses (results.json), `report` shows it (the table, report.md, the plots).
 """
 
-from .comparison import Comparison, Contender, PeakMemory, Settings, finished_weights, parse_contenders
-from .report import markdown_table, rich_table, table_rows, write_report
+from .comparison import Comparison, Contender, PeakMemory, Settings, parse_contenders
+from .report import (difference_rows, markdown_differences, markdown_table, rich_differences, rich_table, table_rows,
+                     write_report)
 from .results import ContenderResult, CurvePoint, Results, RunResult, Stat, d_collapsed, mean_std
+from .statistics import Interval, beats, paired_difference, t_interval
 
-__all__ = ["Comparison", "Contender", "ContenderResult", "CurvePoint", "PeakMemory", "Results", "RunResult",
-           "Settings", "Stat", "d_collapsed", "finished_weights", "markdown_table", "mean_std", "parse_contenders",
-           "rich_table", "table_rows", "write_report"]
+__all__ = ["Comparison", "Contender", "ContenderResult", "CurvePoint", "Interval", "PeakMemory", "Results",
+           "RunResult", "Settings", "Stat", "beats", "d_collapsed", "difference_rows",
+           "markdown_differences", "markdown_table", "mean_std", "paired_difference", "parse_contenders",
+           "rich_differences", "rich_table", "t_interval", "table_rows", "write_report"]

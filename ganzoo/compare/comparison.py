@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import platform
 import resource
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from ..checkpoint import atomic_write, load_generator
+from ..checkpoint import load_generator
+from ..files import atomic_write
 from ..config import UNLIMITED_EPOCHS, RunConfig
 from ..device import select_device
-from ..errors import GanzooError, Interrupted
+from ..errors import Diverged, GanzooError, Interrupted
 from ..evaluate import Scores, evaluate, evaluate_real
 from ..neighbours import draw_closest
 from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
-from ..run import make_config, train
+from ..resolve import make_config
+from ..run import train
 from ..runfiles import RunFiles, weights_file
 from ..terminal import Console
 from .protocols import check_protocols
@@ -74,9 +78,13 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
             _, config = load_generator(weights_file(path))
             contenders.append(Contender(label=path.stem if path.is_file() else path.name, model=config.model,
                                         path=path, config=config))
+        elif name in regs.pretrained:                          # scored as it is, like a finished run
+            weights = weights_file(name)
+            _, config = load_generator(weights)
+            contenders.append(Contender(label=name, model=config.model, path=weights, config=config))
         else:
-            raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder or a "
-                              f".safetensors file.)")
+            raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder, a "
+                              f".safetensors file or a pretrained generator: see `ganzoo pretrained`.)")
     if len(contenders) < 2:
         raise GanzooError("Compare needs at least two models or runs, e.g. `ganzoo compare dcgan basicgan`.")
     seen: dict[str, int] = {}
@@ -87,9 +95,16 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
     return contenders
 
 
-def finished_weights(path: Path) -> Path:
-    """The generator weights of a run folder (or the file itself)."""
-    return weights_file(path)
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo, else what platform knows), for reports."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 class PeakMemory:
@@ -200,6 +215,7 @@ class Comparison:
         config = self.config_for(contender, seed)
         files = RunFiles(config.out, config.model)
         run = RunResult(seed=seed, run_dir=config.out)
+        wall_start = time.perf_counter()
         started = False
         with PeakMemory(self.device) as memory:
             for epochs, budget in self.segments():
@@ -211,8 +227,8 @@ class Comparison:
                                     console=self.console)
                 except Interrupted:
                     raise
-                except GanzooError as exc:                    # NaN/Inf, or anything else that ends a run
-                    run.status, run.message = "diverged" if "diverg" in str(exc).lower() else "failed", str(exc)
+                except GanzooError as exc:                    # NaN/Inf (Diverged), or anything else that ends a run
+                    run.status, run.message = "diverged" if isinstance(exc, Diverged) else "failed", str(exc)
                     self.console.print(f"[red]{contender.label} (seed {seed}) stopped[/red]: {exc}")
                     break
                 started = True
@@ -221,7 +237,10 @@ class Comparison:
                 run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0), scores,
                                             scores.protocol))
         run.peak_memory_mb = memory.peak / 2 ** 20
-        return self.finish_run(run, files, batch_size=config.batch_size)
+        run = self.finish_run(run, files, batch_size=config.batch_size)
+        run.wall_time_s = time.perf_counter() - wall_start
+        run.finished_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        return run
 
     def finish_run(self, run: RunResult, files: RunFiles | None, weights: Path | None = None, *,
                    batch_size: int | None) -> RunResult:
@@ -243,14 +262,14 @@ class Comparison:
     def score_finished(self, contender: Contender) -> RunResult:
         run_dir = contender.path if contender.path.is_dir() else None
         run = RunResult(seed=None, run_dir=str(contender.path), train_time_s=None)
-        return self.finish_run(run, RunFiles(run_dir) if run_dir else None, finished_weights(contender.path),
+        return self.finish_run(run, RunFiles(run_dir) if run_dir else None, weights_file(contender.path),
                                batch_size=contender.config.batch_size)
 
     def parameters(self, contender: Contender) -> dict[str, int | None]:
         if contender.trained_here:
             config = self.config_for(contender, self.settings.seed)
             return {"G": count_parameters(build_generator(config)), "D": count_parameters(build_discriminator(config))}
-        generator, _ = load_generator(finished_weights(contender.path))
+        generator, _ = load_generator(weights_file(contender.path))
         return {"G": count_parameters(generator), "D": None}
 
     def run(self) -> Results:
@@ -289,7 +308,7 @@ class Comparison:
             self.save()
         self.check_protocols()
         self.results.environment = {"device": str(self.device), "torch": torch.__version__,
-                                    "platform": platform.platform(), "cpus": os.cpu_count(),
+                                    "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_model(),
                                     "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
                                     else None}
         for entry in self.results.contenders.values():

@@ -4,7 +4,8 @@
       settings                      the Settings every model was trained and scored under
       contenders[label]             ContenderResult: one model (or finished run)
         runs[i]                     RunResult: one seed: status, scores, curve of CurvePoints, throughput
-        summary[name]               Stat: mean and std over the seeds of each score and resource number
+        summary[name]               Stat: mean, std and 95% interval over the seeds of each score and resource
+                                    number (derived from the runs; recomputed whenever results.json is read)
       real                          the real-data floor, scored the same way
       real_protocol                 how it was scored (each run keeps its own scores' protocol too)
       environment                   device, torch, platform
@@ -18,7 +19,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..guard import discriminator_won
+from ..training.guard import discriminator_won
+from .statistics import t_interval
 
 RESOURCES = ("images_per_s", "train_time_s", "peak_memory_mb")
 
@@ -49,6 +51,9 @@ class RunResult:
     epochs_done: float | None = None
     scores: dict[str, float] = field(default_factory=dict)
     protocol: dict[str, dict[str, Any]] = field(default_factory=dict)   # how `scores` were made, per metric
+    wall_time_s: float | None = None    # the whole run by the wall clock: training, scoring along the way and at
+                                        # the end (None in results from before it was recorded)
+    finished_at: str | None = None      # when it ended, UTC ISO 8601
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":
@@ -59,8 +64,14 @@ class RunResult:
 
 @dataclass
 class Stat:
+    """A number over seeds: its mean, its std, and the Student t 95% interval of the mean (low, high; None
+    with fewer than two seeds), from n seeds."""
+
     mean: float
     std: float
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
 
 
 @dataclass
@@ -79,14 +90,21 @@ class ContenderResult:
         data = dict(data)
         data["runs"] = [RunResult.from_dict(r) for r in data.get("runs", [])]
         data["summary"] = {k: Stat(**v) for k, v in data.get("summary", {}).items()}
-        return cls(**data)
+        entry = cls(**data)
+        if entry.runs:
+            entry.summarise()            # derived from the runs: a file from an older ganzoo gains its intervals
+        return entry
 
     def summarise(self) -> None:
-        """Mean and spread over seeds of every number in the table."""
+        """Mean, spread and 95% interval over seeds of every number in the table."""
         names = list(dict.fromkeys(k for r in self.runs for k in r.scores))
         values = {name: [r.scores.get(name) for r in self.runs] for name in names}
         values.update({key: [getattr(r, key) for r in self.runs] for key in RESOURCES})
-        self.summary = {name: Stat(*mean_std(v)) for name, v in values.items()}
+        self.summary = {}
+        for name, v in values.items():
+            mean, std = mean_std(v)
+            interval = t_interval(v)
+            self.summary[name] = Stat(mean, std, interval.low, interval.high, interval.n)
         self.status = ", ".join(sorted({r.status for r in self.runs}))
 
 
@@ -124,7 +142,7 @@ def loss_records(records: list[dict]) -> list[dict]:
 
 def throughput(losses: list[dict], batch_size: int | None) -> tuple[float | None, float | None]:
     """(training time, images trained ÷ that time), the time as the log's last record has it
-    (config.TRAINING_TIME). None for both when the log does not say (an older ganzoo's run, or no log)."""
+    (config.TRAINING_TIME). None for both without a log."""
     last = losses[-1] if losses else {}
     seconds = last.get("train_time")
     if not seconds or not batch_size:

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from ..errors import GanzooError
+from ..kinds import KINDS
 from ..registry import Entry, describe_sizes
 
-CHECKED_KINDS = ("generator", "discriminator", "loss", "model", "dataset", "metric")
+CHECKED_KINDS = tuple(kind.name for kind in KINDS if kind.checked)   # the kinds table says which
 PROBE_SIZES = (8, 16, 28, 32, 64, 128)   # tested for networks that accept open-ended sizes
 MAX_TESTED_SIZE = 256
 CHANNELS = (1, 3)

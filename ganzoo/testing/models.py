@@ -14,8 +14,9 @@ from ..config import ModelSpec, RunConfig
 from ..data import ImageData
 from ..plugins import Registries
 from ..registry import Entry, describe_sizes
-from ..run import make_config
+from ..resolve import make_config
 from ..sampling import classes
+from ..sampling import generate
 from ..train import Trainer
 from .kit import BATCH, WIDTH, Z_DIM, CheckFailed, blame, fail, latent, max_diff, reference_size, same, sizes_to_check
 from .networks import Checks
@@ -71,7 +72,7 @@ def model_checks(entry: Entry, device: torch.device, regs: Registries) -> Checks
             with blame(f"{what}: a `ganzoo run` training step ({precision})",
                        "Every component must accept the dtype autocast gives it." if precision == "bf16"
                        else "Check the components' shapes."):
-                stats.append(t.train_step(real, labels))
+                stats.append(t.step(real, labels))
         return stats
 
     def components():
@@ -126,7 +127,7 @@ def model_checks(entry: Entry, device: torch.device, regs: Registries) -> Checks
             z = latent(BATCH, t2.device, seed=10)
             y = classes(cfg, range(BATCH))                   # None for an unconditional model
             with torch.no_grad():
-                a = t2.generate(z, y)
+                a = generate(t2.step.sampler, z, y)
                 b = (G(z) if y is None else G(z, y.to(t2.device))).float()
             if not same(a, b):
                 fail(f"{what}: the generator file rebuilt from its embedded config gives samples differing by "

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import config_of, read_tensors, rebuild, save_tensors
+from ..checkpoint import PREFIX, config_of, read_tensors, rebuild, save_tensors
 from ..config import RunConfig
 from ..contracts import check_factory, check_methods
 from ..errors import GanzooError
-from ..models import PREFIX, construct, network_arguments
+from ..models import construct, network_arguments
 from ..registry import Entry
 from .kit import (BATCH, CHANNELS, CLASSES, SIZE_HINT, WIDTH, Z_DIM, CheckFailed, blame, check_deterministic, check_gradients,
                   fail, images, latent, max_diff, optimizer_step, reference_size, same, sizes_to_check)

@@ -1,0 +1,114 @@
+"""Config files: `ganzoo config MODEL` writes one, `ganzoo run --config FILE` reads it (YAML, TOML, JSON),
+flags override it, unknown keys get a suggestion, and a run's config.json repeats the run."""
+
+import json
+
+import pytest
+import yaml
+
+from ganzoo.checkpoint import read_tensors
+from ganzoo.cli import main
+from ganzoo.config import FIELDS, read_config_file
+from ganzoo.plugins import registries
+from ganzoo.registry import Entry
+from ganzoo import GanzooError, ModelSpec
+
+TINY = {"data": "fake", "batch_size": 256, "g_width": 4, "d_width": 4, "z_dim": 8, "epochs": 1, "device": "cpu",
+        "samples": 4}
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def saved_config(run_dir):
+    return json.loads((run_dir / "config.json").read_text())
+
+
+def test_template_lists_every_field_with_its_help_and_reads_back(capsys, tmp_path):
+    code, text, err = run_cli(capsys, "config", "dcgan")
+    assert code == 0, err
+    data = yaml.safe_load(text)
+    assert list(data) == list(FIELDS)                          # every field, in declaration order
+    assert data["generator"] == "dcgan" and data["loss"] == "nonsaturating" and data["lr"] == 2e-4
+    for name, info in FIELDS.items():
+        if info.flag:
+            assert f"# {info.flag}: {info.help()}" in text, name
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    assert read_config_file(path) == data
+
+
+def test_round_trip_through_config_and_a_runs_config_json(capsys, tmp_path, one_thread):
+    """`ganzoo config` -> edit -> `ganzoo run --config`; then the run's config.json repeats it, bit for bit."""
+    code, text, _ = run_cli(capsys, "config", "dcgan")
+    data = yaml.safe_load(text)
+    data.update(TINY, lr=1e-3, out=str(tmp_path / "first"))
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(data))
+    code, _, err = run_cli(capsys, "run", "--config", tmp_path / "run.yaml")
+    assert code == 0, err
+    first = saved_config(tmp_path / "first")
+    assert first["lr"] == 1e-3 and first["batch_size"] == 256 and first["image_size"] == 32 and first["channels"] == 1
+
+    code, _, err = run_cli(capsys, "run", "--config", tmp_path / "first" / "config.json")
+    assert code == 0, err
+    assert f"{tmp_path / 'first'} holds a run already; this one goes to {tmp_path / 'first-2'}" in " ".join(err.split())
+    again = saved_config(tmp_path / "first-2")
+    assert again == {**first, "out": str(tmp_path / "first-2")}
+    weights = [read_tensors(tmp_path / name / "dcgan.safetensors")[0] for name in ("first", "first-2")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])       # the same run, repeated
+
+
+def test_flags_override_the_file_which_overrides_the_model(capsys, tmp_path, monkeypatch):
+    with registries().models.temporary(Entry(
+            "tuned", ModelSpec("dcgan", "dcgan", "nonsaturating", defaults={"lr": 5e-5, "beta2": 0.9, "z_dim": 12}),
+            "test model", "tests", {})):
+        path = tmp_path / "run.yaml"
+        path.write_text("model: tuned\n" + yaml.safe_dump({**TINY, "lr": "1e-3", "z_dim": 8}) + "budget: 1h\n")
+        code, _, err = run_cli(capsys, "run", "--config", path, "--z-dim", "6", "--out", tmp_path / "run")
+        assert code == 0, err
+        saved = saved_config(tmp_path / "run")
+        assert saved["model"] == "tuned"
+        assert saved["z_dim"] == 6                  # flag over file over model
+        assert saved["lr"] == 1e-3                  # file over model; "1e-3" is a string to YAML, read as --lr reads it
+        assert saved["beta2"] == 0.9                # the model's own default, untouched by the file
+        assert saved["beta1"] == 0.5                # RunConfig's default
+        assert saved["budget"] == 3600.0 and saved["epochs"] == 1   # the file names epochs: it stays
+
+
+def test_a_budget_alone_means_no_epoch_limit_and_is_saved_as_null(capsys, tmp_path):
+    path = tmp_path / "run.toml"
+    settings = {k: v for k, v in TINY.items() if k != "epochs"}
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()) + 'budget = "2s"\n')
+    code, _, err = run_cli(capsys, "run", "dcgan", "--config", path, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert saved_config(tmp_path / "run")["epochs"] is None          # not the internal sentinel
+    assert "until the budget ends" in err and "1000000" not in err
+
+
+@pytest.mark.parametrize("text,message", [
+    ("batchsize: 64\n", "sets 'batchsize', which is no run setting. Did you mean 'batch_size'?"),
+    ("learnin_rate: 0.1\n", "sets 'learnin_rate', which is no run setting."),
+    ("lr: -1\n", "--lr must be a positive number, got -1.0."),
+    ("lr: fast\n", "--lr must be a number, got 'fast'."),
+    ("epochs: [1, 2]\n", "--epochs must be an integer, got [1, 2]."),
+    ("- lr\n", "must hold settings as `name: value` lines"),
+    ("lr: [\n", "is not a readable YAML file"),
+])
+def test_bad_config_files_get_one_sentence(capsys, tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    code, _, err = run_cli(capsys, "run", "dcgan", "--config", path)
+    assert code == 1 and message in " ".join(err.split()), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_hyphenated_keys_and_json(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"batch-size": 64, "channels-last": True, "budget": 90}))
+    assert read_config_file(path) == {"batch_size": 64, "channels_last": True, "budget": 90.0}
+    with pytest.raises(GanzooError, match="No config file at"):
+        read_config_file(tmp_path / "missing.yaml")
