@@ -19,6 +19,7 @@ if one reaches past it. Third-party plugins should too: whatever is named here s
 - labellers: `LabellerContext`, `build_probe_labeller`;
 - loggers: the records a run publishes (`RunInfo`, `WindowRecord`, `ScoreRecord`, `GridRecord`,
   `Milestone`), with the run's `RunConfig` and `RunFiles`;
+- trained generators: `load_pretrained` (a shipped generator, by name, verified against its card);
 - files and progress: `atomic_write`, `write_json`, `progress` (a transient progress bar).
 """
 
@@ -33,16 +34,17 @@ from .hookspecs import hookimpl
 from .images import EncodedImages, ImageData, prepare_images, to_model_range
 from .models import build_component
 from .neighbours import NEAREST_K, memorisation, prdc
+from .pretrained import load_pretrained
 from .recipe import StepContext
 from .registry import PowersOfTwo
 from .runfiles import RunFiles
 from .sampling import progress
 from .training.observers import GridRecord, Milestone, RunInfo, ScoreRecord, WindowRecord
 
-__all__ = ["EncodedImages", "FeatureSpace", "GanzooError", "GridRecord", "ImageData", "LabellerContext", "Milestone", "ModelSpec",
-           "PowersOfTwo", "RunConfig", "RunFiles", "RunInfo", "Samples", "ScoreRecord", "StepContext", "WindowRecord", "atomic_write",
-           "NEAREST_K", "build_component", "build_probe_labeller", "cache_dir", "class_histogram_kl", "feature_space",
-           "file_id", "file_sha256",
-           "frechet_distance", "frechet_distance_of_features", "gaussian_statistics", "hookimpl", "kernel_distance",
-           "load_dataset", "memorisation", "prdc", "prepare_images", "progress", "real_images", "to_model_range",
+__all__ = ["EncodedImages", "FeatureSpace", "GanzooError", "GridRecord", "ImageData", "LabellerContext", "Milestone",
+           "ModelSpec", "NEAREST_K", "PowersOfTwo", "RunConfig", "RunFiles", "RunInfo", "Samples", "ScoreRecord",
+           "StepContext", "WindowRecord", "atomic_write", "build_component", "build_probe_labeller", "cache_dir",
+           "class_histogram_kl", "feature_space", "file_id", "file_sha256", "frechet_distance",
+           "frechet_distance_of_features", "gaussian_statistics", "hookimpl", "kernel_distance", "load_dataset",
+           "load_pretrained", "memorisation", "prdc", "prepare_images", "progress", "real_images", "to_model_range",
            "write_json"]
