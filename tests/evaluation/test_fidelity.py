@@ -72,6 +72,7 @@ def scored(inception, tmp_path_factory):
                            samples_dir=samples_dir, inception=inception)
 
 
+@pytest.mark.slow              # converts the FID Inception and runs it on a few hundred images
 def test_fid_agrees_with_torch_fidelity_in_legacy_mode(scored):
     ours, theirs = scored.ours["fid"], scored.theirs["frechet_inception_distance"]
     assert math.isfinite(ours) and ours > 1
@@ -82,6 +83,7 @@ def test_fid_agrees_with_torch_fidelity_in_legacy_mode(scored):
     assert protocol["n"] == N_SAMPLES and protocol["n_real"] == N_REAL and protocol["real_split"] == "test"
 
 
+@pytest.mark.slow              # converts the FID Inception and runs it on a few hundred images
 def test_kid_agrees_with_torch_fidelity(scored):
     ours, theirs = scored.ours["kid"], scored.theirs["kernel_inception_distance_mean"]
     # torch-fidelity sums its cubic kernels in float32, ganzoo in float64: about 1e-4 of a KID this small
@@ -89,6 +91,7 @@ def test_kid_agrees_with_torch_fidelity(scored):
     assert scored.ours.protocol["kid"]["kid_subset_size"] == N_SAMPLES
 
 
+@pytest.mark.slow              # converts the FID Inception and runs it on a few hundred images
 def test_a_png_folder_holds_the_samples_ganzoo_scores_pixel_for_pixel(scored):
     from ganzoo.checkpoint import load_generator
 
@@ -100,6 +103,7 @@ def test_a_png_folder_holds_the_samples_ganzoo_scores_pixel_for_pixel(scored):
     assert torch.equal(read, scored.samples.images)                        # what ganzoo's metrics saw
 
 
+@pytest.mark.slow              # converts the FID Inception and runs it on a few hundred images
 def test_prdc_agrees_with_the_prdc_package_on_the_same_inception_features(scored):
     from ganzoo_plugins.inception import inception_space
 
