@@ -212,7 +212,7 @@ def cmd_sample(args) -> int:
     args.out = "samples.png" if args.out is None else args.out
     n = args.n if args.n is not None else (10 if args.by_class else 64)
     if n > MAX_SAMPLE_N:
-        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N} for a grid, got {n} (--format png-folder or npz "
+        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n} (a grid; --format png-folder or npz "
                           f"writes more).")
     if args.by_class and args.cls is not None:
         raise GanzooError("--by-class draws every class; leave out --class (or --by-class).")

@@ -291,12 +291,19 @@ class CompareSettings:
     no_download: bool = setting(False, NO_DOWNLOAD_HELP)
 
 
+def sample_count(value, flag):
+    """At least one sample (a grid holds at most MAX_SAMPLE_N: `ganzoo sample` checks that once the format is known)."""
+    if type(value) is not int or value < 1:
+        return f"{flag} must lie between 1 and {MAX_SAMPLE_N}, got {value!r} (with --format, any number from 1)."
+    return None
+
+
 @dataclass
 class SampleSettings:
     """`ganzoo sample WEIGHTS`."""
 
     n: int | None = setting(None, "number of samples; with --by-class, samples per class", flag="-n",
-                            checks=(positive_int,),
+                            checks=(sample_count,),
                             shown_default=f"64, at most {MAX_SAMPLE_N:,} in a grid; with --by-class 10; 50000 with --format")
     fmt: str = setting("grid", "grid: one PNG grid; png-folder: PATH/000000.png ... (torch-fidelity, clean-fid; "
                        "StudioGAN reads its parent folder); npz: arr_0 uint8 [N, H, W, 3] (the ADM evaluator's layout)",
