@@ -48,7 +48,7 @@ def evaluator_outputs(samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
     samples.note(**space.protocol())
     features, probs = samples.memo("mnist_evaluator", lambda: evaluator_for(samples).score(samples.images,
                                                                                          console=samples.console))
-    None        # one pass of the evaluator serves both
+    samples.memo(f"features:{space.key}", lambda: features)        # one pass of the evaluator serves both
     return features, probs
 
 
