@@ -226,6 +226,22 @@ def append_line(text: str) -> Callable[[str], str]:
     return lambda source: source.rstrip("\n") + "\n" + text + "\n"
 
 
+def replace_in(qualname: str | None, old: str, new: str) -> Callable[[str], str]:
+    """Text `old` inside the function (None: the module's own lines, outside any function) replaced by `new`;
+    Missing when the function does not hold it exactly once."""
+    def edit(source: str) -> str:
+        if qualname is None:
+            start, end = 0, len(source)
+        else:
+            fn = function(source, qualname)
+            start, end = _offset(source, fn.lineno, 0), _offset(source, fn.end_lineno + 1, 0)
+        body = source[start:end]
+        if body.count(old) != 1:
+            raise Missing(f"{qualname or 'the module'} holds {old!r} {body.count(old)} times, not once")
+        return source[:start] + body.replace(old, new) + source[end:]
+    return edit
+
+
 @dataclass
 class Break:
     name: str                          # what is broken, as the table says it
@@ -247,6 +263,8 @@ CHEATS = "tests/plugins/test_kit_cheats.py"
 NPZ = "tests/data/test_npz_dataset.py"
 VIEW = "tests/view/test_view.py::"
 BROWSER = "tests/view/test_view_browser.py::"
+FIDELITY, MEMORISATION, PROTOCOL = ("tests/evaluation/test_fidelity.py", "tests/evaluation/test_memorisation.py",
+                                    "tests/evaluation/test_protocol.py")
 
 
 def for_role(role: str) -> str:
@@ -444,6 +462,47 @@ BREAKS = [
           [BROWSER + "test_nothing_is_written_outside_the_run_folders"]),
     Break("view: a script error on load", "ganzoo/view/app.py",
           prepend_to_string("ROWS_JS", "noSuchFunction();\n"), [BROWSER + "test_the_page_loads_clean"]),
+    # evaluation you can compare across tools (the protocol, the resizes, the cross-checked statistics)
+    Break("eval: the tf resize samples at half-pixel centres (TF2's, not TF1's)", "plugins/inception.py",
+          replace_in("_tf1_axis", "torch.arange(size, dtype=torch.float32) * torch.tensor(length / size, dtype=torch.float32)",
+                     "((torch.arange(size, dtype=torch.float32) + 0.5) * (length / size) - 0.5).clamp_min(0)"),
+          [FIDELITY + "::test_tf_resize_is_torch_fidelitys_bit_for_bit"]),
+    Break("eval: the clean resize rounds to uint8 after resizing", "plugins/inception.py",
+          replace_in("resize_clean", "np.asarray(channel).clip(0, 255)", "np.asarray(channel).clip(0, 255).round()"),
+          [FIDELITY + "::test_clean_and_torch_resizes_are_clean_fids"]),
+    Break("eval: KID subsets drawn by another generator than torch-fidelity's", "ganzoo/evaluate.py",
+          replace_in("kernel_distance", "np.random.RandomState(seed)", "np.random.default_rng(seed)"),
+          [FIDELITY + "::test_kid_draws_torch_fidelitys_subsets"]),
+    Break("eval: Fréchet distance of few features drops the cross term's normalisation", "ganzoo/evaluate.py",
+          replace_in("frechet_distance_of_features", "math.sqrt((len(x) - 1) * (len(y) - 1))",
+                     "math.sqrt(len(x) * len(y))"),
+          [FIDELITY + "::test_frechet_distance_agrees_with_torch_fidelitys_statistics"]),
+    Break("eval: k-NN radii count the point itself as its first neighbour", "ganzoo/neighbours.py",
+          replace_in("knn_radii", "np.partition(d, k, axis=1)[:, k]", "np.partition(d, k - 1, axis=1)[:, k - 1]"),
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features"]),
+    Break("eval: precision counts a sample on a ball's edge as inside", "ganzoo/neighbours.py",
+          replace_in("prdc", "inside = d < real_radii[rows, None]", "inside = d <= real_radii[rows, None]"),
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features",
+           MEMORISATION + "::test_nearest_and_prdc_on_hand_made_points"]),
+    Break("eval: memorisation flags samples below the held-out median, not the minimum", "ganzoo/neighbours.py",
+          replace_in("Memorisation.threshold", "self.heldout_distances.min()", "np.median(self.heldout_distances)"),
+          [MEMORISATION + "::test_held_out_images_outside_the_reference_pool_are_not_flagged",
+           MEMORISATION + "::test_training_images_are_flagged_and_held_out_images_are_not"]),
+    Break("eval: compare ranks scores of different real images in one column", "ganzoo/protocol.py",
+          replace_in(None, '"seed", "ganzoo"})', '"seed", "ganzoo", "real", "real_sha256"})'),
+          ["tests/evaluation/test_compare.py::test_scores_of_different_protocols_are_refused_in_one_column"]),
+    Break("eval: the protocol forgets the real images' pixel digest", "ganzoo/evaluate.py",
+          replace_in("Samples.reference", ", real_sha256=reference.images_sha256)", ")"),
+          [PROTOCOL + "::test_evaluate_records_every_setting_that_decides_a_number"]),
+    Break("eval: --eval-every logs scores without their protocol", "ganzoo/training/observers.py",
+          replace_in("EvalEvery.milestone", 'getattr(scores, "protocol", {})', "{}"),
+          [PROTOCOL + "::test_eval_every_logs_the_protocol_with_each_score"]),
+    Break("eval: sample --format npz writes channels first", "ganzoo/export.py",
+          replace_in("write_npz.write", ".permute(0, 2, 3, 1)", ""),
+          ["tests/cli/test_export.py::test_npz_is_arr_0_uint8_channels_last_rgb_with_the_classes"]),
+    Break("plugin API: a metric's features of the MNIST evaluator are computed again, not shared",
+          "plugins/mnist_metrics.py", replace_in("evaluator_outputs", 'samples.memo(f"features:{space.key}", lambda: features)', "None"),
+          ["tests/plugins/test_plugin_api.py::test_a_metric_plugin_reads_the_evaluators_features_through_the_api"]),
 ]
 
 
