@@ -35,13 +35,23 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") -> None:
+def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "", shown=None) -> None:
     """The flags of these RunConfig fields; each defaults to None, "not given", so that model defaults and
-    config files show through."""
-    add_flags(parser, FIELDS, names, extra)
+    config files show through. `shown`: a named model's defaults, for the help to show."""
+    add_flags(parser, FIELDS, names, extra, shown=shown)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def model_named_for_help(argv: list[str]) -> str | None:
+    """The model of `ganzoo run MODEL ... --help`, whose own defaults the help then shows (None: no such model)."""
+    if len(argv) < 2 or argv[0] != "run" or not {"-h", "--help"} & set(argv):
+        return None
+    from .plugins import registries
+
+    models = registries().models
+    return next((a for a in argv[1:] if not a.startswith("-") and a in models), None)
+
+
+def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog="ganzoo", description="A plugin-based GAN zoo.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -54,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the run in RUN_DIR (or in --out) from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
-    add_config_flags(run, FIELDS)
+    shown = None
+    if model:                                           # `ganzoo run wgangp --help`: wgangp's own defaults
+        from .resolve import model_defaults
+
+        shown = model_defaults(model).to_dict()
+    add_config_flags(run, FIELDS, shown=shown)
 
     cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
                          description="Train every named model under the same data, seeds and budget (or score "
@@ -158,8 +173,12 @@ def cmd_run(args) -> int:
 def cmd_config(args) -> int:
     from .resolve import model_defaults
 
+    from .plugins import registries
+
     config = model_defaults(args.model)
-    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
+    fixed = registries().models.get(args.model).factory.defaults
+    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default",
+                       fixed=fixed),
               markup=False, highlight=False, soft_wrap=True, end="")
     return 0
 
@@ -494,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         if any("\0" in str(a) for a in argv):  # a shell cannot pass one; a caller of main() can
             raise GanzooError("An argument holds a NUL character; no name, number or path can.")
-        args = build_parser().parse_args(argv)
+        args = build_parser(model_named_for_help(argv)).parse_args(argv)
         args.argv = argv
         return COMMANDS[args.command](args)
     except GanzooError as exc:

@@ -167,7 +167,8 @@ class RunConfig:
     compile: bool = setting(False, "torch.compile G and D; falls back to eager with a warning if compiling fails",
                             resumable=True, shown_default="off; no gain measured on a CPU")
     channels_last: bool = setting(False, "NHWC memory format for convolutional networks", resumable=True,
-                                  shown_default="off; on where --precision auto picks bf16 on a CPU")
+                                  shown_default="off; on where --precision auto picks bf16 on a CPU",
+                                  decided_by="--precision auto")
     budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the "
                             "training loop, loading and --eval-every scoring not counted, summed over resumes; "
                             "none: no budget", parse=parse_budget, checks=(finite_duration,), resumable=True, metavar="DURATION",
@@ -447,6 +448,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return read_settings_file(path, FIELDS)
 
 
-def template(config: RunConfig, title: str) -> str:
-    """A commented YAML file with every run setting: what `ganzoo config MODEL` prints, what --config reads."""
-    return settings_template(config.to_dict(), FIELDS, title)
+def template(config: RunConfig, title: str, fixed=()) -> str:
+    """A commented YAML file with every run setting: what `ganzoo config MODEL` prints, what --config reads.
+    `fixed`: the settings the model itself sets (kept even where something else would decide them)."""
+    return settings_template(config.to_dict(), FIELDS, title, fixed)

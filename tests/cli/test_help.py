@@ -22,3 +22,25 @@ def test_every_command_has_a_description_and_every_flag_help():
     assert not missing, missing
     assert "--seed" not in commands["filters"].format_help()                # filters draws no samples
     assert "random pairs" not in commands["interpolate"].format_help()
+
+
+def test_run_help_for_a_named_model_shows_that_models_defaults(capsys):
+    """`ganzoo run wgangp --help` shows wgangp's lr 1e-4 and n-critic 5, `ganzoo run --help` RunConfig's."""
+    import re
+
+    import pytest
+
+    from ganzoo.cli import main
+
+    def help_of(*argv):
+        with pytest.raises(SystemExit):
+            main(list(argv))
+        return capsys.readouterr().out
+
+    def default(text, flag):           # the flag's own entry: from its line to the next flag's
+        entry = re.search(r"^  " + re.escape(flag) + r" .*?(?=^  -)", text, re.M | re.S).group(0)
+        return re.search(r"\(default:? ([^)]*)\)", " ".join(entry.split())).group(1)
+
+    wgangp, plain = help_of("run", "wgangp", "--help"), help_of("run", "--help")
+    assert default(wgangp, "--lr") == "0.0001" and default(wgangp, "--n-critic") == "5"
+    assert default(plain, "--lr") == "0.0002" and default(plain, "--n-critic") == "1"
