@@ -1,0 +1,29 @@
+"""README claims checked against what they are computed from (the code, or the README's own figures)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from helpers import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def paragraph(start: str) -> str:
+    at = README.index(start)
+    return " ".join(README[at:README.index("\n\n", at)].split())
+
+
+def test_how_long_is_the_arithmetic_of_the_measured_images_per_second():
+    """'takes **A to B minutes**' is epochs x steps x batch over the slowest and fastest fp32 images/s quoted."""
+    text = paragraph("**How long.**")
+    epochs, steps, batch = map(int, re.search(r"(\d+) epochs of (\d+) steps .*?batch (\d+)", text).groups())
+    low, high = map(int, re.search(r"takes \*\*(\d+) to (\d+) minutes\*\* in fp32", text).groups())
+    fp32 = text[:text.index("On a CPU with native bf16")]
+    rates = [float(r) for r in re.findall(r"(\d+)(?=(?:–\d+)? images/s)|–(\d+) images/s", fp32) for r in r if r]
+    images = epochs * steps * batch
+    assert math.floor(images / max(rates) / 60) == low
+    assert math.ceil(images / min(rates) / 60) == high
+    bf16 = float(re.search(r"(\d+) images/s there", text).group(1))
+    assert round(images / bf16 / 60) == int(re.search(r"about (\d+) minutes", text).group(1))
