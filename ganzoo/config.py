@@ -81,7 +81,9 @@ class ModelSpec:
 class RunConfig:
     """Everything that defines a training run. Defaults follow Radford et al. 2015 (DCGAN)."""
 
-    model: str = setting("dcgan", "registered model name (see `ganzoo list`)", flag=None)
+    model: str = setting("dcgan", "registered model name (see `ganzoo list`)", flag=None,
+                         shown_default="none for `ganzoo run`, which needs one named (or a config file's `model`); "
+                                       "dcgan for RunConfig() in Python")
     generator: str = setting("", "generator network, a registered name", shown_default="the model's")
     discriminator: str = setting("", "discriminator network, a registered name", shown_default="the model's")
     loss: str = setting("", "adversarial loss, a registered name", shown_default="the model's")

@@ -27,3 +27,17 @@ def test_how_long_is_the_arithmetic_of_the_measured_images_per_second():
     assert math.ceil(images / min(rates) / 60) == high
     bf16 = float(re.search(r"(\d+) images/s there", text).group(1))
     assert round(images / bf16 / 60) == int(re.search(r"about (\d+) minutes", text).group(1))
+
+
+def test_the_settings_table_and_ganzoo_run_agree_on_the_models_default(capsys):
+    """docs/plugins.md's settings table names `model`'s default as `ganzoo run` behaves: no model is trained
+    unless one is named, so the table must not claim one for the command."""
+    from ganzoo.cli import main
+    from ganzoo.plugins import registries
+
+    docs = (REPO / "docs" / "plugins.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith("| `model` |"))
+    default = row.split("|")[3].strip()
+    assert main(["run", "--epochs", "1", "--device", "cpu"]) == 1
+    assert "Name a model to train" in capsys.readouterr().err
+    assert default not in registries().models and "`ganzoo run`" in default and "needs one named" in default, row
