@@ -101,12 +101,14 @@ class RunConfig:
     channels: int = setting(0, "1 (grey) or 3 (colour)", checks=(channel_count,), comparable=True,
                             shown_default="the dataset's")
     z_dim: int = setting(100, "latent dimension", checks=(positive_int,), comparable=True)
-    latent: str = setting("normal", "latent prior: normal or uniform (the paper's)",
+    latent: str = setting("normal", "latent prior: normal, N(0, I), as pytorch/examples' DCGAN and every number "
+                          "ganzoo publishes; or uniform in [-1, 1], the DCGAN paper's",
                           checks=(one_of("normal", "uniform", quoted=True),))
     num_classes: int = setting(0, "classes a conditional model's G and D are conditioned on; unconditional models "
                                "take none", checks=(zero_or_positive_int,),
                                shown_default="the dataset's for a conditional model, else 0")
-    g_width: int = setting(64, "generator's narrowest feature width", checks=(positive_int,), comparable=True)
+    g_width: int = setting(64, "generator's narrowest feature width (the DCGAN paper's Fig. 1: 128; 64 as "
+                           "pytorch/examples, a quarter of the compute)", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)
     epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,
                           shown_default="5; with --budget alone, until the budget ends", null=UNLIMITED_EPOCHS,

@@ -41,3 +41,25 @@ def test_the_settings_table_and_ganzoo_run_agree_on_the_models_default(capsys):
     assert main(["run", "--epochs", "1", "--device", "cpu"]) == 1
     assert "Name a model to train" in capsys.readouterr().err
     assert default not in registries().models and "`ganzoo run`" in default and "needs one named" in default, row
+
+
+# The DCGAN paper's choices (Radford et al. 2015: section 3 and 4, Fig. 1 at 64x64), as ganzoo's settings spell them.
+PAPER = {"latent": "uniform", "z_dim": 100, "lr": 2e-4, "beta1": 0.5, "batch_size": 128, "g_width": 128}
+
+
+def test_every_default_that_differs_from_the_paper_is_said_with_both_values():
+    """'Faithful to the paper': each default that is not the paper's is named where the README says so, with
+    its value and the paper's, and a pretrained file keeps its own latent whatever the default."""
+    from ganzoo.checkpoint import load_generator
+    from ganzoo.config import FIELDS
+    from ganzoo.pretrained import weights_path
+
+    text = paragraph("Defaults follow the DCGAN paper")
+    differs = {name: paper for name, paper in PAPER.items() if FIELDS[name].default != paper}
+    assert "latent" in differs and "g_width" in differs              # what ganzoo chose; the rest is the paper's
+    section = text[text.index("Where the defaults differ from the paper"):]
+    for name, paper in differs.items():
+        flag, ours = FIELDS[name].flag, FIELDS[name].default
+        assert f"`{flag} {ours}" in section and f"{flag} {paper}" in section, name
+    _, config = load_generator(weights_path("dcgan-mnist", download=False))
+    assert config.latent == "normal"                                   # measured so, and drawn so, by its file
