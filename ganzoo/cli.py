@@ -159,6 +159,10 @@ def cmd_run(args) -> int:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
     if overrides["budget"] and not overrides["epochs"] or settings.get("budget") and "epochs" not in settings:
         overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
+        if overrides["budget"] and settings.get("epochs") not in (None, UNLIMITED_EPOCHS):
+            console.print(f"--budget {overrides['budget']:g}s replaces the config file's epochs "
+                          f"({settings['epochs']}): the run trains until the budget ends (give --epochs N as well "
+                          f"to stop at whichever comes first)", highlight=False)
     given = {k: v for k, v in overrides.items() if v is not None}
     config = make_config(model, {**settings, **given})
     if "out" in settings and "out" not in given and RunFiles(config.out).holds_run() and not args.overwrite:

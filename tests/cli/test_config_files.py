@@ -143,3 +143,21 @@ def test_hyphenated_keys_and_json(tmp_path):
     assert read_config_file(path) == {"batch_size": 64, "channels_last": True, "budget": 90.0}
     with pytest.raises(GanzooError, match="No config file at"):
         read_config_file(tmp_path / "missing.yaml")
+
+
+def test_a_budget_flag_over_a_files_epochs_says_what_it_does(capsys, tmp_path, monkeypatch):
+    """--budget replaces a config file's epochs (the budget alone says when to stop): said in a line, never
+    silently; --epochs as well keeps both."""
+    import ganzoo.run
+
+    trained = []
+    monkeypatch.setattr(ganzoo.run, "train", lambda config, **kwargs: trained.append(config))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "epochs": 7, "out": str(tmp_path / "run")}))
+    code, _, err = run_cli(capsys, "run", "dcgan", "--config", path, "--budget", "5m")
+    assert code == 0, err
+    err = " ".join(err.split())
+    assert trained[-1].budget == 300 and trained[-1].epochs >= 10 ** 6
+    assert "--budget 300s replaces the config file's epochs (7)" in err and "--epochs N as well" in err
+    code, _, err = run_cli(capsys, "run", "dcgan", "--config", path, "--budget", "5m", "--epochs", "3")
+    assert code == 0 and trained[-1].epochs == 3 and "replaces" not in err
