@@ -191,6 +191,7 @@ def cmd_compare(args) -> int:
     import shlex
 
     from .compare import Comparison, Settings, parse_contenders, rich_differences, rich_table, write_report
+    from .compare.comparison import default_folder
     from .resolve import absolute_path
 
     check_values(COMMAND_FIELDS["compare"], args)
@@ -204,7 +205,7 @@ def cmd_compare(args) -> int:
     if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
         raise GanzooError(f"--baseline {args.baseline!r} is not one of the models compared "
                           f"({', '.join(c.label for c in contenders)}).")
-    folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
+    folder = Path(args.out) if args.out else default_folder(contenders, args.data)
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
     try:

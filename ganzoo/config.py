@@ -268,7 +268,9 @@ class CompareSettings:
 
     data: str = setting("mnist", "dataset name")
     data_dir: str | None = setting(None, "local copy of the dataset", shown_default="none, the download cache")
-    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,), shown_default="1")
+    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,),
+                                 shown_default="1, unlike `ganzoo run`'s 5: a comparison trains every model and seed, "
+                                               "and scores each epoch; --epochs 5 compares default runs")
     budget: float | None = setting(None, "equal training time for every model instead, e.g. 90s, 5m (none: epochs)",
                                    parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
                                    shown_default="none")

@@ -8,6 +8,8 @@
                                     number (derived from the runs; recomputed whenever results.json is read)
       real                          the real-data floor, scored the same way
       environment                   device, torch, platform
+      unfinished["label/seedN"]     the curve of a run stopped part way (Ctrl-C): --resume continues that run from
+                                    its checkpoint, keeping these points
 """
 
 from __future__ import annotations
@@ -111,10 +113,11 @@ class Results:
     contenders: dict[str, ContenderResult] = field(default_factory=dict)
     real: dict[str, float] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    unfinished: dict[str, list[CurvePoint]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for key in ("real", "environment"):
+        for key in ("real", "environment", "unfinished"):
             if not data[key]:
                 del data[key]                        # not there until the comparison has finished
         return data
@@ -123,7 +126,8 @@ class Results:
     def from_dict(cls, data: dict[str, Any]) -> "Results":
         return cls(settings=data["settings"],
                    contenders={k: ContenderResult.from_dict(v) for k, v in data.get("contenders", {}).items()},
-                   real=data.get("real"), environment=data.get("environment", {}))
+                   real=data.get("real"), environment=data.get("environment", {}),
+                   unfinished={k: [CurvePoint(**p) for p in v] for k, v in data.get("unfinished", {}).items()})
 
     def score_names(self) -> list[str]:
         """Every score any run (or the real data) has, in order of first appearance."""

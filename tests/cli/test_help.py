@@ -44,3 +44,16 @@ def test_run_help_for_a_named_model_shows_that_models_defaults(capsys):
     wgangp, plain = help_of("run", "wgangp", "--help"), help_of("run", "--help")
     assert default(wgangp, "--lr") == "0.0001" and default(wgangp, "--n-critic") == "5"
     assert default(plain, "--lr") == "0.0002" and default(plain, "--n-critic") == "1"
+
+
+def test_compare_epochs_help_says_how_its_default_differs_from_runs(capsys):
+    import pytest
+
+    from ganzoo.cli import main
+    from ganzoo.config import FIELDS
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    run_default = FIELDS["epochs"].default
+    assert f"(default: 1, unlike `ganzoo run`'s {run_default}" in text and f"--epochs {run_default} compares" in text
