@@ -91,6 +91,11 @@ def test_progress_lines_are_whole_in_a_log(run, tmp_path, capsys):
     lines = [line for line in err.splitlines() if "img/s" in line]
     assert lines and all("…" not in line and re.search(r"loss_D [\d.]+ +loss_G [\d.]+ +D\(x\) [\d.]+ +D\(G\(z\)\) "
                                                      r"[\d.]+ +[\d,]+ img/s", line) for line in lines), lines
+    # not a terminal: each log window's line as plain text (epoch 2's 32 steps, every 8), not only the last bar
+    windows = [line for line in lines if re.match(r"epoch 2/2 step (40|48|56|64): ", line)]
+    assert len(windows) == 4, lines
+    bar = lines[-1]                                   # the bar's two clocks say which is which
+    assert re.search(r"elapsed \d+:\d\d:\d\d left \d+:\d\d:\d\d", bar), bar
 
 
 @pytest.mark.slow
