@@ -268,7 +268,7 @@ def cmd_eval(args) -> int:
     data = args.data or config.data
     data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
     options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
-    chosen = resolve_metrics(args.metrics, data, config.channels, options)
+    chosen = resolve_metrics(args.metrics, data, config.channels, options, conditional=config.conditional)
     names = [name for name, _ in chosen]
     n = args.n or default_n(chosen)
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,

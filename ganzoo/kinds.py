@@ -133,17 +133,19 @@ KINDS: tuple[Kind, ...] = (
     ``image_size``/``channels`` are the resolution the run asks for, a hint the factory may use to
     decode smaller.
     """),
-    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better"), positional=1),
+    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers",
+                                       ("datasets", "n", "better", "conditional"), positional=1),
          checked=True, doc="""Register evaluation metrics.
 
-    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None)``.
+    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None, conditional=False)``.
     ``metric(samples)`` takes a ``ganzoo.api.Samples`` (uint8 images ``[N, C, H, W]``
     and the dataset they are compared with) and returns a dict of named numbers, e.g.
     ``{"fid": 12.3}``. It may define ``check(options)``, raising ``GanzooError`` when it
     cannot run (weights missing), so a command fails before drawing any sample.
     ``datasets`` names the datasets it scores by default (None: any colour dataset no
     metric names), ``n`` the sample count it wants by default, ``better`` maps each
-    returned name to "lower" or "higher".
+    returned name to "lower" or "higher". ``conditional=True``: it scores only class-conditional
+    generators (their samples' requested classes), so an unconditional one is never scored with it.
     """),
     Kind("labeller", "labellers", Contract("builder(context) -> a labeller", positional=1),
          checked=False, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick

@@ -387,6 +387,7 @@ def test_probe_command_reports_three_feature_sets(run_dir, tmp_path, capsys):
     assert report["test_images"] == 200 and report["classes"] == 4
     assert all(0.5 < r["test_accuracy"] <= 1 for r in report["results"])    # quadrants: chance is 0.25
     assert "trained D" in stdout and "raw pixels" in stdout
+    assert "\n\n" not in err and "\n\n" not in stdout, err      # no empty lines where progress bars were
 
 
 def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, monkeypatch):
@@ -414,6 +415,7 @@ def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, m
     code, stdout, err = run_cli(capsys, "dropout", run_dir / "dcgan.safetensors", "--maps", "0,2", "-n", "4",
                                 "--out", tmp_path / "drop2.png")
     assert code == 0 and "dropped maps 0,2" in stdout, err
+    assert "\n\n" not in err and "\n\n" not in stdout, err
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -207,3 +207,24 @@ def test_eval_table_keeps_every_metric_name_whole_at_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 80
     for name in names:
         assert name in text, name
+
+
+@pytest.mark.slow
+def test_eval_of_an_unconditional_model_neither_announces_nor_takes_a_conditional_metric(capsys, tmp_path,
+                                                                                            mnist_dir):
+    """`ganzoo eval` of dcgan on MNIST announces the metrics it then shows (no mnist_agreement, which only
+    scores class-conditional generators), refuses it by name in one sentence, and prints no empty lines."""
+    from ganzoo.cli import main
+
+    code = main(["eval", "dcgan-mnist", "-n", "100", "--data-dir", str(mnist_dir), "--device", "cpu",
+                 "--json", str(tmp_path / "e.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    announced = captured.err.splitlines()[0]
+    assert announced.startswith("scoring 100 samples") and "mnist_agreement" not in announced, announced
+    assert "mnist_fd" in announced
+    assert "\n\n" not in captured.err, captured.err                   # no empty lines where progress bars were
+    code = main(["eval", "dcgan-mnist", "-n", "100", "--data-dir", str(mnist_dir), "--device", "cpu",
+                 "--metrics", "mnist_fd,mnist_agreement", "--json", str(tmp_path / "e.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "scores class-conditional generators only" in err and len(err.strip().splitlines()) == 1
