@@ -163,7 +163,7 @@ class RunConfig:
     on_divergence: str = setting("stop", "when losses or weights become NaN/Inf: stop, or rollback to the last "
                                  "checkpoint with half the learning rate",
                                  checks=(one_of("stop", "rollback", quoted=True),), resumable=True)
-    eval_every: int = setting(0, "evaluate with the dataset's metrics every K epochs (and after the last)",
+    eval_every: int = setting(0, "evaluate with the dataset's metrics every N epochs (and after the last)",
                               checks=(epochs_between,), resumable=True, shown_default="0, never")
     eval_n: int = setting(EVAL_N, "samples per evaluation during training", checks=(positive_int,), resumable=True)
     metrics: str = setting("", "comma-separated metrics for --eval-every (see `ganzoo list`)", resumable=True,
@@ -176,7 +176,7 @@ class RunConfig:
     budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the "
                             "training loop, loading and --eval-every scoring not counted, summed over resumes; "
                             "none: no budget", parse=parse_budget, checks=(finite_duration,), resumable=True, metavar="DURATION",
-                            shown=lambda v: f"{v:g}" if v else "none")
+                            shown=lambda v: f"{v:g}s" if v else "none")
     memory_budget: int = setting(0, "images larger than this stream from host memory instead of being held on the "
                                  "device, e.g. 512M, 8G", parse=parse_size, checks=(byte_size,), resumable=True,
                                  shown_default="0, half the free memory", metavar="SIZE")

@@ -378,8 +378,8 @@ def format_value(value: Any, info: "FieldInfo | None" = None) -> str:
     ends')."""
     if info is not None and info.setting.shown is not None:
         return info.setting.shown(value)
-    if value is None:
-        return "none"
+    if value is None or value == "":
+        return "none"                                          # never "(default )"
     if isinstance(value, dict):
         return format_options(value)
     if isinstance(value, bool):

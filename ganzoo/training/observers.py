@@ -200,7 +200,7 @@ class ProgressBar:
 
 
 class EvalEvery:
-    """--eval-every K: score G with the run's metrics every K epochs and at the run's end (its last epoch, or
+    """--eval-every N: score G with the run's metrics every N epochs and at the run's end (its last epoch, or
     where the budget stopped it), not counted as training time; the scores go to the other observers."""
 
     def __init__(self, config: RunConfig, score: Callable[[], dict[str, float]], publish: Callable[[str, Any], None],

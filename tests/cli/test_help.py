@@ -57,3 +57,32 @@ def test_compare_epochs_help_says_how_its_default_differs_from_runs(capsys):
     text = " ".join(capsys.readouterr().out.split())
     run_default = FIELDS["epochs"].default
     assert f"(default: 1, unlike `ganzoo run`'s {run_default}" in text and f"--epochs {run_default} compares" in text
+
+
+def test_no_empty_default_and_the_budget_with_its_unit():
+    """No help or settings table shows `(default )`; a budget reads with its unit; --eval-every's help names N."""
+    import io
+
+    from ganzoo.cli import build_parser
+    from ganzoo.config import FIELDS
+    from ganzoo.resolve import make_config
+    from ganzoo.run import show_config
+    from ganzoo.runfiles import RunFiles
+    from ganzoo.terminal import Console
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name, sub in commands.items():
+        text = " ".join(sub.format_help().split())
+        assert "(default )" not in text and "(default: )" not in text, name
+    assert "--eval-every N evaluate with the dataset's metrics every N epochs" in \
+        " ".join(commands["run"].format_help().split())
+
+    config = make_config("dcgan", {"augment": "translation", "budget": 300.0, "device": "cpu"})
+    buffer = io.StringIO()
+    show_config(config, Console(file=buffer, width=200), RunFiles("runs/x"), {"augment": "translation",
+                                                                              "budget": 300.0})
+    table = buffer.getvalue()
+    assert "(default )" not in table and "augment  translation (default none)" in " ".join(table.split()) or \
+        "augment translation (default none)" in " ".join(table.split()), table
+    assert "budget 300s (default none)" in " ".join(table.split()), table
+    assert FIELDS["budget"].shown(90.0) == "90s"
