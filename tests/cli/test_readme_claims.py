@@ -63,3 +63,18 @@ def test_every_default_that_differs_from_the_paper_is_said_with_both_values():
         assert f"`{flag} {ours}" in section and f"{flag} {paper}" in section, name
     _, config = load_generator(weights_path("dcgan-mnist", download=False))
     assert config.latent == "normal"                                   # measured so, and drawn so, by its file
+
+
+def test_the_readme_says_what_line_to_look_for_under_torchruns_traceback(capsys, monkeypatch):
+    """The README names the prefix ganzoo's one-line error really has, from rank 0 and from another rank."""
+    from ganzoo.cli import _error
+
+    text = paragraph("- **Reading an error under torchrun.**")
+    assert "ChildFailedError" in text and "Root Cause" in text
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank, quoted in (("0", "`error:`"), ("1", "`error: rank N: ...`")):
+        monkeypatch.setenv("RANK", rank)
+        _error("the data folder is empty.")
+        line = capsys.readouterr().err.strip()
+        prefix = quoted.strip("`").replace("rank N", f"rank {rank}").removesuffix(" ...")
+        assert line.startswith(prefix) and quoted in text, (line, quoted)
