@@ -37,13 +37,23 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") -> None:
+def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "", shown=None) -> None:
     """The flags of these RunConfig fields; each defaults to None, "not given", so that model defaults and
-    config files show through."""
-    add_flags(parser, FIELDS, names, extra)
+    config files show through. `shown`: a named model's defaults, for the help to show."""
+    add_flags(parser, FIELDS, names, extra, shown=shown)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def model_named_for_help(argv: list[str]) -> str | None:
+    """The model of `ganzoo run MODEL ... --help`, whose own defaults the help then shows (None: no such model)."""
+    if len(argv) < 2 or argv[0] != "run" or not {"-h", "--help"} & set(argv):
+        return None
+    from .plugins import registries
+
+    models = registries().models
+    return next((a for a in argv[1:] if not a.startswith("-") and a in models), None)
+
+
+def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog="ganzoo", description="A plugin-based GAN zoo.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -56,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the run in RUN_DIR (or in --out) from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
-    add_config_flags(run, FIELDS)
+    shown = None
+    if model:                                           # `ganzoo run wgangp --help`: wgangp's own defaults
+        from .resolve import model_defaults
+
+        shown = model_defaults(model).to_dict()
+    add_config_flags(run, FIELDS, shown=shown)
 
     cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
                          description="Train every named model under the same data, seeds and budget (or score "
@@ -152,6 +167,10 @@ def cmd_run(args) -> int:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
     if overrides["budget"] and not overrides["epochs"] or settings.get("budget") and "epochs" not in settings:
         overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
+        if overrides["budget"] and settings.get("epochs") not in (None, UNLIMITED_EPOCHS):
+            console.print(f"--budget {overrides['budget']:g}s replaces the config file's epochs "
+                          f"({settings['epochs']}): the run trains until the budget ends (give --epochs N as well "
+                          f"to stop at whichever comes first)", highlight=False)
     given = {k: v for k, v in overrides.items() if v is not None}
     config = make_config(model, {**settings, **given})
     if "out" in settings and "out" not in given and RunFiles(config.out).holds_run() and not args.overwrite:
@@ -166,8 +185,12 @@ def cmd_run(args) -> int:
 def cmd_config(args) -> int:
     from .resolve import model_defaults
 
+    from .plugins import registries
+
     config = model_defaults(args.model)
-    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
+    fixed = registries().models.get(args.model).factory.defaults
+    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default",
+                       fixed=fixed),
               markup=False, highlight=False, soft_wrap=True, end="")
     return 0
 
@@ -176,6 +199,7 @@ def cmd_compare(args) -> int:
     import shlex
 
     from .compare import Comparison, Settings, parse_contenders, rich_differences, rich_table, write_report
+    from .compare.comparison import default_folder
     from .resolve import absolute_path
 
     check_values(COMMAND_FIELDS["compare"], args)
@@ -189,7 +213,7 @@ def cmd_compare(args) -> int:
     if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
         raise GanzooError(f"--baseline {args.baseline!r} is not one of the models compared "
                           f"({', '.join(c.label for c in contenders)}).")
-    folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
+    folder = Path(args.out) if args.out else default_folder(contenders, args.data)
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
     try:
@@ -283,7 +307,7 @@ def cmd_eval(args) -> int:
     data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
     options = {key: value for key, value in (("inception_weights", args.inception_weights),
                                               ("resize", args.resize)) if value}
-    chosen = resolve_metrics(args.metrics, data, config.channels, options)
+    chosen = resolve_metrics(args.metrics, data, config.channels, options, conditional=config.conditional)
     names = [name for name, _ in chosen]
     n = args.n or default_n(chosen)
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
@@ -542,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         if any("\0" in str(a) for a in argv):  # a shell cannot pass one; a caller of main() can
             raise GanzooError("An argument holds a NUL character; no name, number or path can.")
-        args = build_parser().parse_args(argv)
+        args = build_parser(model_named_for_help(argv)).parse_args(argv)
         args.argv = argv
         return COMMANDS[args.command](args)
     except GanzooError as exc:

@@ -80,7 +80,9 @@ class ModelSpec:
 class RunConfig:
     """Everything that defines a training run. Defaults follow Radford et al. 2015 (DCGAN)."""
 
-    model: str = setting("dcgan", "registered model name (see `ganzoo list`)", flag=None)
+    model: str = setting("dcgan", "registered model name (see `ganzoo list`)", flag=None,
+                         shown_default="none for `ganzoo run`, which needs one named (or a config file's `model`); "
+                                       "dcgan for RunConfig() in Python")
     generator: str = setting("", "generator network, a registered name", shown_default="the model's")
     discriminator: str = setting("", "discriminator network, a registered name", shown_default="the model's")
     loss: str = setting("", "adversarial loss, a registered name", shown_default="the model's")
@@ -98,12 +100,14 @@ class RunConfig:
     channels: int = setting(0, "1 (grey) or 3 (colour)", checks=(channel_count,), comparable=True,
                             shown_default="the dataset's")
     z_dim: int = setting(100, "latent dimension", checks=(positive_int,), comparable=True)
-    latent: str = setting("normal", "latent prior: normal or uniform (the paper's)",
+    latent: str = setting("normal", "latent prior: normal, N(0, I), as pytorch/examples' DCGAN and every number "
+                          "ganzoo publishes; or uniform in [-1, 1], the DCGAN paper's",
                           checks=(one_of("normal", "uniform", quoted=True),))
     num_classes: int = setting(0, "classes a conditional model's G and D are conditioned on; unconditional models "
                                "take none", checks=(zero_or_positive_int,),
                                shown_default="the dataset's for a conditional model, else 0")
-    g_width: int = setting(64, "generator's narrowest feature width", checks=(positive_int,), comparable=True)
+    g_width: int = setting(64, "generator's narrowest feature width (the DCGAN paper's Fig. 1: 128; 64 as "
+                           "pytorch/examples, a quarter of the compute)", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)
     epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,
                           shown_default="5; with --budget alone, until the budget ends", null=UNLIMITED_EPOCHS,
@@ -158,7 +162,7 @@ class RunConfig:
     on_divergence: str = setting("stop", "when losses or weights become NaN/Inf: stop, or rollback to the last "
                                  "checkpoint with half the learning rate",
                                  checks=(one_of("stop", "rollback", quoted=True),), resumable=True)
-    eval_every: int = setting(0, "evaluate with the dataset's metrics every K epochs (and after the last)",
+    eval_every: int = setting(0, "evaluate with the dataset's metrics every N epochs (and after the last)",
                               checks=(epochs_between,), resumable=True, shown_default="0, never")
     eval_n: int = setting(EVAL_N, "samples per evaluation during training", checks=(positive_int,), resumable=True)
     metrics: str = setting("", "comma-separated metrics for --eval-every (see `ganzoo list`)", resumable=True,
@@ -166,11 +170,12 @@ class RunConfig:
     compile: bool = setting(False, "torch.compile G and D; falls back to eager with a warning if compiling fails",
                             resumable=True, shown_default="off; no gain measured on a CPU")
     channels_last: bool = setting(False, "NHWC memory format for convolutional networks", resumable=True,
-                                  shown_default="off; on where --precision auto picks bf16 on a CPU")
+                                  shown_default="off; on where --precision auto picks bf16 on a CPU",
+                                  decided_by="--precision auto")
     budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the "
                             "training loop, loading and --eval-every scoring not counted, summed over resumes; "
                             "none: no budget", parse=parse_budget, checks=(finite_duration,), resumable=True, metavar="DURATION",
-                            shown=lambda v: f"{v:g}" if v else "none")
+                            shown=lambda v: f"{v:g}s" if v else "none")
     memory_budget: int = setting(0, "images larger than this stream from host memory instead of being held on the "
                                  "device, e.g. 512M, 8G", parse=parse_size, checks=(byte_size,), resumable=True,
                                  shown_default="0, half the free memory", metavar="SIZE")
@@ -268,7 +273,9 @@ class CompareSettings:
 
     data: str = setting("mnist", "dataset name")
     data_dir: str | None = setting(None, "local copy of the dataset", shown_default="none, the download cache")
-    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,), shown_default="1")
+    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,),
+                                 shown_default="1, unlike `ganzoo run`'s 5: a comparison trains every model and seed, "
+                                               "and scores each epoch; --epochs 5 compares default runs")
     budget: float | None = setting(None, "equal training time for every model instead, e.g. 90s, 5m (none: epochs)",
                                    parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
                                    shown_default="none")
@@ -477,6 +484,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return read_settings_file(path, FIELDS)
 
 
-def template(config: RunConfig, title: str) -> str:
-    """A commented YAML file with every run setting: what `ganzoo config MODEL` prints, what --config reads."""
-    return settings_template(config.to_dict(), FIELDS, title)
+def template(config: RunConfig, title: str, fixed=()) -> str:
+    """A commented YAML file with every run setting: what `ganzoo config MODEL` prints, what --config reads.
+    `fixed`: the settings the model itself sets (kept even where something else would decide them)."""
+    return settings_template(config.to_dict(), FIELDS, title, fixed)

@@ -429,9 +429,11 @@ def default_metrics(data: str, channels: int, regs: Registries | None = None) ->
 
 
 def resolve_metrics(metrics: Iterable[str] | str | None, data: str, channels: int,
-                    options: dict[str, Any] | None = None, regs: Registries | None = None
-                    ) -> list[tuple[str, Callable]]:
+                    options: dict[str, Any] | None = None, regs: Registries | None = None,
+                    conditional: bool | None = None) -> list[tuple[str, Callable]]:
     """(name, metric) pairs for names (a list, or "a,b"), or the dataset's defaults; each metric's check() runs.
+    `conditional` False (an unconditional generator): the metrics registered conditional=True are left out of
+    the defaults, and refused when named.
 
     A metric may define check(options) to fail fast, before any sample is drawn
     (e.g. Inception weights missing).
@@ -440,6 +442,12 @@ def resolve_metrics(metrics: Iterable[str] | str | None, data: str, channels: in
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     names = list(metrics) if metrics else default_metrics(data, channels, regs)
+    if conditional is False:
+        only = [n for n in names if regs.metrics.get(n).info.get("conditional")]
+        if metrics and only:
+            raise GanzooError(f"The metric {only[0]!r} scores class-conditional generators only, and this one is "
+                              f"unconditional; leave it out of --metrics.")
+        names = [n for n in names if n not in only]
     chosen = []
     for name in dict.fromkeys(names):
         metric = regs.metrics.get(name).factory

@@ -137,12 +137,12 @@ KINDS: tuple[Kind, ...] = (
     ``image_size``/``channels`` are the resolution the run asks for, a hint the factory may use to
     decode smaller.
     """),
-    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better", "version", "default"),
-                                  positional=1),
+    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers",
+                                       ("datasets", "n", "better", "version", "default", "conditional"), positional=1),
          checked=True, doc="""Register evaluation metrics.
 
     Call ``register(name, metric, description=None, datasets=None, n=10000, better=None, version="1",
-    default=True)``.
+    default=True, conditional=False)``.
     ``metric(samples)`` takes a ``ganzoo.api.Samples`` (uint8 images ``[N, C, H, W]``
     and the dataset they are compared with) and returns a dict of named numbers, e.g.
     ``{"fid": 12.3}``. It may define ``check(options)``, raising ``GanzooError`` when it
@@ -152,7 +152,9 @@ KINDS: tuple[Kind, ...] = (
     returned name to "lower" or "higher". ``version`` goes into every score's protocol (see
     ``ganzoo.protocol``): bump it whenever a change moves the numbers, so old and new scores
     are never ranked in one column. ``default=False`` keeps a metric out of the dataset's
-    defaults (one that is slow or a diagnostic: it runs when named with --metrics).
+    defaults (one that is slow or a diagnostic: it runs when named with --metrics). ``conditional=True``:
+    it scores only class-conditional generators (their samples' requested classes), so an unconditional
+    one is never scored with it.
     A metric notes its settings in the protocol with ``samples.note(k=5)``. The evaluators'
     features are shared: ``ganzoo.api.feature_space(name, samples)`` gives a registered
     ``ganzoo.api.FeatureSpace`` (``"mnist_evaluator"``, ``"inception"``), and

@@ -98,4 +98,5 @@ def register_metrics(register):
     register("mnist_score", mnist_score, datasets=("mnist",), better={"mnist_score": "higher"})
     register("mnist_classes", mnist_classes, datasets=("mnist",),
              better={"classes_covered": "higher", "class_kl": "lower"})
-    register("mnist_agreement", mnist_agreement, datasets=("mnist",), better={"class_agreement": "higher"})
+    register("mnist_agreement", mnist_agreement, datasets=("mnist",), better={"class_agreement": "higher"},
+             conditional=True)

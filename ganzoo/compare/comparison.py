@@ -99,6 +99,24 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
     return contenders
 
 
+def inputs(contenders: list[Contender]) -> list[str]:
+    """What each contender is, as a comparison's identity holds it: a model's name, or the absolute path of a
+    finished run or weights file (a run folder named dcgan is not the model dcgan)."""
+    return [f"{c.label}: {os.path.abspath(c.path) if c.path is not None else c.model}" for c in contenders]
+
+
+def default_folder(contenders: list[Contender], data: str) -> Path:
+    """reports/compare-<labels>-<data>, and where a contender is a path, a short digest of the inputs, so
+    comparisons of different inputs (`compare runs/dcgan basicgan` and `compare dcgan basicgan`) never share
+    a folder."""
+    import hashlib
+
+    name = f"compare-{'-'.join(c.label for c in contenders)}-{data}"
+    if any(c.path is not None for c in contenders):
+        name += "-" + hashlib.sha256("\n".join(inputs(contenders)).encode()).hexdigest()[:8]
+    return Path("reports") / name
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """The machine a comparison ran on, as its results record it."""
     return {"device": str(device), "torch": torch.__version__, "platform": platform.platform(),
@@ -166,6 +184,7 @@ class Comparison:
         self.console = console or Console(stderr=True)
         self.device = select_device(settings.device)
         self.results_file = self.out / "results.json"
+        self.resume = resume
         self.exhibits: dict[str, Any] = {}           # what the last scoring left to show (memorisation)
         if settings.epochs is not None and settings.budget is not None:
             raise GanzooError("Give --epochs or --budget, not both: models compare at equal epochs or equal time.")
@@ -175,17 +194,20 @@ class Comparison:
             raise GanzooError(f"--points must be a positive integer, got {settings.points}.")
         if settings.epochs is None and settings.budget is None:
             settings.epochs = 1
-        self.results = Results(settings=dataclasses.asdict(settings))
-        if self.results_file.exists():
-            if resume:
-                previous = json.loads(self.results_file.read_text())
-                if previous.get("settings") != self.results.settings:
-                    raise GanzooError(f"{self.out} holds a comparison with other settings; choose another --out "
-                                      f"or pass --overwrite.")
-                self.results = Results.from_dict(previous)
-            elif not overwrite:
-                raise GanzooError(f"{self.out} already holds a comparison; continue it with --resume, choose another "
-                                  f"--out, or pass --overwrite.")
+        self.results = Results(settings={**dataclasses.asdict(settings), "inputs": inputs(contenders)})
+        if self.results_file.exists() and not overwrite:
+            previous = json.loads(self.results_file.read_text())
+            theirs = dict(previous.get("settings") or {})
+            theirs.setdefault("inputs", self.results.settings["inputs"])   # a file from before inputs were kept
+            if theirs != self.results.settings:
+                raise GanzooError(f"{self.out} holds a comparison of other models, inputs or settings; choose another "
+                                  f"--out, or pass --overwrite to replace it.")
+            if not resume:
+                raise GanzooError(f"{self.out} already holds a comparison of these models and settings; continue it "
+                                  f"with --resume, choose another --out, or pass --overwrite.")
+            ours = self.results.settings
+            self.results = Results.from_dict(previous)
+            self.results.settings = ours
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -227,9 +249,17 @@ class Comparison:
         files = RunFiles(config.out, config.model)
         run = RunResult(seed=seed, run_dir=config.out)
         wall_start = time.perf_counter()
-        started = False
+        key = f"{contender.label}/seed{seed}"
+        # --resume: a run stopped part way continues from its checkpoint, after the segments it had finished
+        started = self.resume and files.checkpoint.is_file()
+        run.curve = list(self.results.unfinished.get(key, [])) if started else []
+        if started:
+            self.console.print(f"{contender.label} seed {seed}: continuing from its checkpoint in {config.out} "
+                               f"({len(run.curve)} of its evaluation points done)", highlight=False)
         with PeakMemory(self.device) as memory:
-            for epochs, budget in self.segments():
+            for segment, (epochs, budget) in enumerate(self.segments()):
+                if segment < len(run.curve):
+                    continue                  # finished before the interruption: its point is kept
                 if budget and run.curve and run.curve[-1].train_time_s >= budget:
                     continue                  # the last step ran past this slice's end too: nothing to train
                 config.epochs, config.budget = epochs, budget
@@ -247,6 +277,8 @@ class Comparison:
                 scores = self.score(weights, self.settings.curve_n)
                 run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0), scores,
                                             scores.protocol))
+                self.results.unfinished[key] = run.curve
+                self.save()                   # an interruption later keeps this point
         run.peak_memory_mb = memory.peak / 2 ** 20
         run = self.finish_run(run, files, batch_size=config.batch_size)
         run.wall_time_s = time.perf_counter() - wall_start
@@ -299,6 +331,7 @@ class Comparison:
                 self.console.rule(f"{contender.label}" + (f" · seed {seed}" if seed is not None else ""))
                 self.exhibits = {}
                 run = self.train_one(contender, seed) if contender.trained_here else self.score_finished(contender)
+                self.results.unfinished.pop(f"{contender.label}/seed{seed}", None)
                 entry.runs.append(run)
                 self.save()                                   # nothing lost if a later model fails
                 self.draw_exhibits(contender.label, seed)

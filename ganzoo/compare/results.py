@@ -9,6 +9,8 @@
       real                          the real-data floor, scored the same way
       real_protocol                 how it was scored (each run keeps its own scores' protocol too)
       environment                   device, torch, platform
+      unfinished["label/seedN"]     the curve of a run stopped part way (Ctrl-C): --resume continues that run from
+                                    its checkpoint, keeping these points
 """
 
 from __future__ import annotations
@@ -115,10 +117,11 @@ class Results:
     real: dict[str, float] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     real_protocol: dict[str, dict[str, Any]] | None = None    # how `real` was scored, per metric
+    unfinished: dict[str, list[CurvePoint]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for key in ("real", "environment", "real_protocol"):
+        for key in ("real", "environment", "real_protocol", "unfinished"):
             if not data[key]:
                 del data[key]                        # not there until the comparison has finished
         return data
@@ -128,7 +131,8 @@ class Results:
         return cls(settings=data["settings"],
                    contenders={k: ContenderResult.from_dict(v) for k, v in data.get("contenders", {}).items()},
                    real=data.get("real"), environment=data.get("environment", {}),
-                   real_protocol=data.get("real_protocol"))
+                   real_protocol=data.get("real_protocol"),
+                   unfinished={k: [CurvePoint(**p) for p in v] for k, v in data.get("unfinished", {}).items()})
 
     def score_names(self) -> list[str]:
         """Every score any run (or the real data) has, in order of first appearance."""

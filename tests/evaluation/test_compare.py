@@ -114,7 +114,7 @@ def test_table_resume_and_refusal(two_seeds, capsys):
         assert label in stdout
     code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "2", "--seeds", "2",
                            "--out", str(out), "--resume")
-    assert code == 1 and "other settings" in err
+    assert code == 1 and "other models, inputs or settings" in err and "--resume" not in err
     # another baseline is a report option, not a setting: the finished comparison is only read again
     code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
                                 "--out", str(out), "--resume", "--baseline", "basicgan")
@@ -248,6 +248,81 @@ def test_equal_time_budget_is_the_same_training_time_for_every_model(tmp_path, c
         assert [p["step"] for p in run["curve"]] == [5, 10], label
         assert [p["train_time_s"] for p in run["curve"]] == [5.0, 10.0], label
         assert run["steps"] == 10 and run["train_time_s"] == 10.0, label
+
+
+@pytest.mark.slow
+def test_an_interrupted_comparison_continues_its_run_from_the_last_checkpoint(tmp_path, capsys, monkeypatch,
+                                                                               one_thread):
+    """Ctrl-C part way through a model's 3 epochs, then the same command with --resume: that run goes on from
+    its checkpoint (its log never starts again at step 1), the evaluation points it had are kept, and it ends
+    where an uninterrupted run would (3 epochs, 48 steps)."""
+    import ganzoo.train
+    from ganzoo.training.step import Step
+
+    trainers = []
+    real_init, real_call = ganzoo.train.Trainer.__init__, Step.__call__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        trainers.append(self)
+
+    def call(self, real, labels=None):                  # Ctrl-C in dcgan's 40th step (mid epoch 3 of 16 steps)
+        stats = real_call(self, real, labels)
+        trainer = trainers[-1]
+        if trainer.config.model == "dcgan" and trainer.state.step + 1 == 40 and not stopped:
+            stopped.append(trainer.state.step)
+            trainer.loop.request_stop()
+        return stats
+
+    stopped = []
+    monkeypatch.setattr(ganzoo.train.Trainer, "__init__", init)
+    monkeypatch.setattr(Step, "__call__", call)
+    out = tmp_path / "report"
+    args = ["dcgan", "basicgan", *TINY, "--metrics", "mnist_fd", "--epochs", "3", "--out", str(out)]
+    code, _, err = compare(capsys, *args)
+    assert code == 130 and stopped and "--resume" in err, err
+    saved = json.loads((out / "results.json").read_text())
+    assert [p["step"] for p in saved["unfinished"]["dcgan/seed0"]] == [16, 32]     # epochs 1 and 2 scored
+
+    code, _, err = compare(capsys, *args, "--resume")
+    assert code == 0, err
+    assert "continuing from its checkpoint" in err and "2 of its evaluation points done" in err
+    results = json.loads((out / "results.json").read_text())
+    run = results["contenders"]["dcgan"]["runs"][0]
+    assert [p["step"] for p in run["curve"]] == [16, 32, 48] and run["steps"] == 48
+    assert run["curve"][:2] == saved["unfinished"]["dcgan/seed0"]                  # kept, not retrained
+    steps = [r["step"] for r in map(json.loads, open(f"{run['run_dir']}/metrics.jsonl")) if "loss_d" in r]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)), steps         # one pass, never restarted
+    assert "unfinished" not in results
+
+
+@pytest.mark.slow
+def test_report_folders_of_different_inputs_do_not_collide(tmp_path, capsys, monkeypatch):
+    """`compare runs/dcgan basicgan` and `compare dcgan basicgan` get different default folders; a folder
+    holding another comparison is refused without suggesting a --resume that would be refused too."""
+    from ganzoo.compare.comparison import Comparison, default_folder, parse_contenders
+
+    config = tiny_config(tmp_path, model="dcgan", batch_size=64)
+    config.out = str(tmp_path / "runs" / "dcgan")
+    train(config)
+    monkeypatch.chdir(tmp_path)
+    named = parse_contenders(["dcgan", "basicgan"])
+    as_run = parse_contenders(["runs/dcgan", "basicgan"])
+    assert [c.label for c in named] == [c.label for c in as_run] == ["dcgan", "basicgan"]
+    assert default_folder(named, "fake") != default_folder(as_run, "fake")
+    assert default_folder(named, "fake") == default_folder(parse_contenders(["dcgan", "basicgan"]), "fake")
+
+    from ganzoo.compare import Settings
+    out = tmp_path / "shared"
+    Comparison(as_run, Settings(data="fake", device="cpu"), out).save()
+    with pytest.raises(Exception, match="other models, inputs or settings") as refused:
+        Comparison(named, Settings(data="fake", device="cpu"), out)
+    assert "--resume" not in str(refused.value)
+    with pytest.raises(Exception, match="other models, inputs or settings"):
+        Comparison(named, Settings(data="fake", device="cpu"), out, resume=True)
+    with pytest.raises(Exception, match="continue it with --resume"):
+        Comparison(as_run, Settings(data="fake", device="cpu"), out)
+    Comparison(as_run, Settings(data="fake", device="cpu"), out, resume=True)    # the advice holds
 
 
 def test_a_name_that_is_both_a_model_and_a_folder_here_is_refused_asking_which(tmp_path, capsys, monkeypatch):

@@ -212,3 +212,45 @@ def test_eval_table_keeps_every_metric_name_whole_at_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 80
     for name in names:
         assert name in text, name
+
+
+@pytest.mark.slow
+def test_eval_of_an_unconditional_model_neither_announces_nor_takes_a_conditional_metric(capsys, tmp_path,
+                                                                                            mnist_dir):
+    """`ganzoo eval` of dcgan on MNIST announces the metrics it then shows (no mnist_agreement, which only
+    scores class-conditional generators), refuses it by name in one sentence, and prints no empty lines."""
+    from ganzoo.cli import main
+
+    code = main(["eval", "dcgan-mnist", "-n", "100", "--data-dir", str(mnist_dir), "--device", "cpu",
+                 "--json", str(tmp_path / "e.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    announced = captured.err.splitlines()[0]
+    assert announced.startswith("scoring 100 samples") and "mnist_agreement" not in announced, announced
+    assert "mnist_fd" in announced
+    assert "\n\n" not in captured.err, captured.err                   # no empty lines where progress bars were
+    code = main(["eval", "dcgan-mnist", "-n", "100", "--data-dir", str(mnist_dir), "--device", "cpu",
+                 "--metrics", "mnist_fd,mnist_agreement", "--json", str(tmp_path / "e.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "scores class-conditional generators only" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_while_retraining_the_evaluator_is_one_sentence(tmp_path, capsys, monkeypatch, mnist_dir):
+    """Ctrl-C in the evaluator's training loop: one sentence (nothing written, how to start again), exit 130."""
+    import ganzoo_plugins.mnist_evaluator as evaluator
+
+    calls = []
+
+    def interrupted(x, generator, **kwargs):       # the user presses Ctrl-C in the second step
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return x
+
+    monkeypatch.setattr(evaluator, "random_affine", interrupted)
+    out = tmp_path / "evaluator.safetensors"
+    code = evaluator.main(["--data-dir", str(mnist_dir), "--out", str(out), "--epochs", "1"])
+    captured = capsys.readouterr()
+    assert code == 130 and not out.exists()
+    assert captured.err.strip().count("\n") == 0 and "Traceback" not in captured.err
+    assert f"{out} was not written" in captured.err and "run the same command again" in captured.err
