@@ -2,6 +2,7 @@
 finished runs given as paths, --resume and --budget."""
 
 import json
+import shutil
 import statistics
 
 import pytest
@@ -96,7 +97,7 @@ def test_report_folder(two_seeds):
     assert "`ganzoo compare dcgan basicgan" in report
 
 
-def test_table_resume_and_refusal(two_seeds, capsys):
+def test_table_resume_and_refusal(two_seeds, capsys, tmp_path):
     out, results = two_seeds
     code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
                                 "--out", str(out))
@@ -110,7 +111,9 @@ def test_table_resume_and_refusal(two_seeds, capsys):
     code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "2", "--seeds", "2",
                            "--out", str(out), "--resume")
     assert code == 1 and "other settings" in err
-    # another baseline is a report option, not a setting: the finished comparison is only read again
+    # another baseline is a report option, not a setting: the finished comparison is only read again (in a
+    # copy: the module's comparison keeps its report for the other tests, whatever order they run in)
+    out = shutil.copytree(out, tmp_path / "copy")
     code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
                                 "--out", str(out), "--resume", "--baseline", "basicgan")
     assert code == 0 and err.count("done earlier, kept") == 4 and "against basicgan" in stdout
