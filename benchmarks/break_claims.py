@@ -9,6 +9,7 @@ and one whose function is gone is reported as not applying (`--list` says so wit
 
     python benchmarks/break_claims.py                    # every break (about 15 minutes on 2 busy cores)
     python benchmarks/break_claims.py --only shuffle     # the breaks whose name contains a word
+    python benchmarks/break_claims.py --only eval,ranks  # ... any of several
     python benchmarks/break_claims.py --list             # the breaks, not run
 
 The copy is imported through a folder of links put first on PYTHONPATH (ganzoo -> copy/ganzoo,
@@ -259,6 +260,10 @@ PICKLE_TESTS = ["tests/cli/test_untrusted.py::test_a_pickle_never_runs",
 SHEET = "tests/evaluation/test_analysis.py::test_sheet_shows_the_samples_of_its_seed"
 SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
 RECIPES = "tests/training/test_recipes.py"
+EVALUATE = "tests/evaluation/test_evaluate.py"
+CONDITIONAL = "tests/training/test_conditional.py"
+CONV_INPUTS = f"{CONDITIONAL}::test_every_conv_input_of_cdcgan_carries_the_class_maps"
+REAL_ROW = "tests/evaluation/test_compare.py::test_the_real_row_scores_the_training_split_with_labels_beside_a_conditional_model"
 CHEATS = "tests/plugins/test_kit_cheats.py"
 NPZ = "tests/data/test_npz_dataset.py"
 VIEW = "tests/view/test_view.py::"
@@ -465,6 +470,75 @@ BREAKS = [
     Break("evaluator training: Ctrl-C is a traceback", "plugins/mnist_evaluator.py",
           drop_statement("main", "return 130"),
           ["tests/evaluation/test_evaluate.py::test_ctrl_c_while_retraining_the_evaluator_is_one_sentence"]),
+    # round two: a recipe, a conditional model, a rank, a dataset, a setting broken where no test looked
+    Break("eval: building a metric draws on the training RNG (--eval-every changes the run)", "ganzoo/evaluate.py",
+          replace_call("score", "own_rng", lambda call, _: "torch.random.fork_rng(enabled=False)"),
+          [f"{EVALUATE}::test_eval_every_logs_metrics_and_leaves_training_unchanged"]),
+    Break("eval: --eval-every scores the raw G, not the averaged one", "ganzoo/train.py",
+          replace_name("Trainer.score", "self.step.sampler", "self.step.G"),
+          [f"{EVALUATE}::test_eval_every_scores_the_averaged_generator_the_file_holds"]),
+    Break("compare: the real row ignores --split", "ganzoo/compare/comparison.py",
+          replace_name("Comparison.run", "split", "'train'"), [REAL_ROW]),
+    Break("compare: the real row's default split is the test split", "ganzoo/compare/comparison.py",
+          replace_name("Comparison.run", "split", "'test'"), [REAL_ROW]),
+    Break("compare: the real row has no labels beside a conditional model", "ganzoo/compare/comparison.py",
+          replace_name("Comparison.run", "conditional", "False"), [REAL_ROW]),
+    Break("compare: the real row scored with evaluate_real's default split moved to test", "ganzoo/evaluate.py",
+          default("evaluate_real", "split", "'test'"), [REAL_ROW]),
+    Break("recipes: the gradient penalty is logged but detached (it never trains D)", "ganzoo/training/step.py",
+          replace_call("Step.__call__", "reg.penalty", lambda call, text: f"{text}.detach()"),
+          [f"{RECIPES}::test_the_gradient_penalty_trains_d_not_only_its_log"]),
+    Break("recipes: a lazy regulariser's update not scaled by its interval", "ganzoo/training/step.py",
+          replace_name("Step.__call__", "reg.every", "1"),
+          [f"{RECIPES}::test_a_lazy_regulariser_moves_d_by_weight_times_interval_times_its_gradient"]),
+    Break("recipes: D's lazy lr ratio dropped after the first step", "ganzoo/training/step.py",
+          replace_name("Step.set_learning_rates", "factor",
+                       "(factor / lazy_ratio(self.regularizers) if network == 'D' and self.state.step else factor)"),
+          [f"{RECIPES}::test_the_lazy_lr_ratio_holds_at_every_step_under_the_linear_schedule_too"]),
+    Break("recipes: D's lazy lr ratio dropped under the linear schedule", "ganzoo/training/step.py",
+          replace_name("Step.set_learning_rates", "factor",
+                       "(factor / lazy_ratio(self.regularizers) if network == 'D' and "
+                       "self.config.lr_schedule == 'linear' else factor)"),
+          [f"{RECIPES}::test_the_lazy_lr_ratio_holds_at_every_step_under_the_linear_schedule_too"]),
+    Break("recipes: the EMA ramp counts D steps, not G updates", "ganzoo/training/step.py",
+          replace_name("Step.__call__", "self.config.n_critic", "1"),
+          [f"{RECIPES}::test_the_ema_ramp_counts_g_updates_not_d_steps"]),
+    Break("recipes: label smoothing ignored by the loss", "plugins/losses.py",
+          replace_name("NonSaturatingLoss.d_loss", "self.real_label", "1.0"),
+          [f"{RECIPES}::test_label_smoothing_reaches_the_logged_d_loss"]),
+    Break("conditional: cdcgan's later G layers fed class 0", "plugins/cdcgan.py",
+          replace_call("ConditionalGenerator.forward", "with_class",
+                       lambda call, text: text if "z[" in text else text.replace("(x, y,", "(x, y * 0,")),
+          [CONV_INPUTS]),
+    Break("conditional: cdcgan D's logit layer fed class 0", "plugins/cdcgan.py",
+          replace_call("ConditionalDiscriminator.forward", "self.logit",
+                       lambda call, text: text.replace("with_class(x, y,", "with_class(x, y * 0,")), [CONV_INPUTS]),
+    Break("conditional: evaluate() gives the metrics labels shifted by one", "ganzoo/evaluate.py",
+          replace_call("evaluate", "classes", lambda call, text: f"(({text}) + 1) % config.num_classes"),
+          [f"{CONDITIONAL}::test_evaluate_gives_the_metrics_the_class_each_sample_was_drawn_as"]),
+    Break("conditional: streamed batches' labels not permuted with their images", "ganzoo/data.py",
+          insert_before("StreamedBatches.labelled", "labels = self.labels",
+                        "permutation = torch.arange(len(self.images))"),
+          [f"{CONDITIONAL}::test_batches_keep_each_image_with_its_label"]),
+    Break("distribution: rank 1 writes the checkpoint too", "ganzoo/training/distribution.py",
+          replace_name("Ranks.on_writer", "self.is_writer", "True"),
+          ["tests/training/test_ranks.py::test_only_rank_0_writes_the_checkpoint_and_the_generator_file"]),
+    Break("distribution: the per-rank random stream ignores the rank", "ganzoo/training/distribution.py",
+          replace_name("Ranks.own_random_stream", "self.rank", "0"),
+          ["tests/training/test_ranks.py::test_each_rank_draws_its_own_random_stream_and_leaves_the_shared_one"]),
+    Break("datasets: the image cache's fingerprint ignores modification times", "plugins/dataset_files.py",
+          replace_name("fingerprint", "stat.st_mtime_ns", "0"),
+          ["tests/data/test_imagecache.py::test_rebuilt_when_an_image_is_rewritten_at_the_same_size"]),
+    Break("datasets: the CIFAR unpickler admits any numpy global", "plugins/cifar.py",
+          returns_at_once("BatchUnpickler.find_class", "getattr(__import__('importlib').import_module(module), name)",
+                          when="module.split('.')[0] == 'numpy'"),
+          ["tests/data/test_datasets.py::test_the_cifar_unpickler_refuses_every_other_global_of_a_module_it_admits_from"]),
+    Break("config: a recipe field (lr) made resumable", "ganzoo/config.py",
+          append_line("RESUMABLE = RESUMABLE | {'lr'}"),
+          ["tests/cli/test_config.py::test_resumable_set_is_pinned_and_is_what_a_resumed_run_accepts"]),
+    Break("plugins: the run's options saved but not given to the loss", "ganzoo/models.py",
+          replace_call("build_loss", "regs.losses.get(config.loss).factory", lambda call, _: "regs.losses.get(config.loss).factory()"),
+          ["tests/plugins/test_external_options_plugin.py::test_the_saved_options_are_the_ones_the_step_uses"]),
     # ganzoo view
     Break("view: the walk's ends are not the two samples", "ganzoo/view/drawing.py",
           replace_call("walk_point", "torch.tensor",
@@ -592,12 +666,14 @@ def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, list[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=None, help="run the breaks whose name contains this text")
+    parser.add_argument("--only", default=None,
+                        help="run the breaks whose name contains this text (several: comma-separated, any of them)")
     parser.add_argument("--list", action="store_true", help="list the breaks and exit")
     parser.add_argument("--no-baseline", action="store_true", help="skip running the tests on the unbroken copy")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per break (default 1200)")
     args = parser.parse_args(argv)
-    chosen = [b for b in BREAKS if not args.only or args.only.lower() in b.name.lower()]
+    words = [w.strip().lower() for w in (args.only or "").split(",") if w.strip()]
+    chosen = [b for b in BREAKS if not words or any(w in b.name.lower() for w in words)]
     if args.list:
         for b in chosen:
             try:

@@ -464,6 +464,17 @@ def default_n(metrics: list[tuple[str, Callable]], regs: Registries | None = Non
     return max([regs.metrics.get(name).info.get("n", DEFAULT_N) for name, _ in metrics] + [DEFAULT_N])
 
 
+def own_rng(device: torch.device | str | None = None):
+    """A block whose draws on torch's global RNG (CPU, and the CUDA device it names) are undone when it ends.
+
+    What a metric builds (an evaluator network initialised before its weights load, a subset drawn) must
+    never move the RNG a training run draws its latents from: --eval-every would change the run it scores.
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    cuda = [device] if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=cuda, enabled=True)
+
+
 class Scores(dict):
     """{score name: number}, as `evaluate` returns them, and with them:
 
@@ -503,11 +514,13 @@ def protocol_of(name: str, numbers: Iterable[str], samples: Samples, notes: dict
 
 
 def score(samples: Samples, metrics: list[tuple[str, Callable]], regs: Registries | None = None) -> Scores:
-    """Run each metric on the samples; their named numbers, in order, each metric's protocol beside them."""
+    """Run each metric on the samples; their named numbers, in order, each metric's protocol beside them.
+    Torch's global RNG is left as it was."""
     scores = Scores()
     for name, metric in metrics:
         samples._notes = {}
-        result = metric(samples)
+        with own_rng(samples.device):                 # a metric never moves the training RNG
+            result = metric(samples)
         if not isinstance(result, dict):
             raise GanzooError(f"Metric {name!r} returned {type(result).__name__}, not a dict of named numbers.")
         scores.update({k: float(v) for k, v in result.items()})

@@ -317,7 +317,7 @@ class Comparison:
 
     def run(self) -> Results:
         self.out.mkdir(parents=True, exist_ok=True)
-        shapes = set()
+        shapes, conditional = set(), False
         for contender in self.contenders:
             entry = self.results.contenders.setdefault(contender.label, ContenderResult(
                 model=contender.model, source=str(contender.path) if contender.path else "trained here"))
@@ -337,17 +337,20 @@ class Comparison:
                 self.draw_exhibits(contender.label, seed)
                 self.check_protocols()
             config = self.config_of(contender)
-            shapes.add((config.data, config.image_size, config.channels))
+            shapes.add((config.data, config.image_size, config.channels, config.split))
+            conditional = conditional or config.conditional
         if len(shapes) > 1:
-            self.console.print(f"[yellow]warning[/yellow]: the contenders were trained on different data or sizes "
-                               f"{sorted(shapes)}; their scores are not comparable.")
-        data, image_size, channels = sorted(shapes)[0]
+            self.console.print(f"[yellow]warning[/yellow]: the contenders were trained on different data, splits or "
+                               f"sizes {sorted(shapes)}; their scores are not comparable.")
+        data, image_size, channels, split = sorted(shapes)[0]
         if self.results.real is None:
-            self.console.rule("real data (the floor)")
+            # the images the models learned from (--split), with their labels beside a conditional model: its
+            # samples carry the classes they were drawn as, so the floor has class_agreement too
+            self.console.rule(f"real data ({split}, the floor)")
             s = self.settings
             real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
-                                 n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
-                                 console=self.console, options=self.options())
+                                 n=s.n, split=split, data_dir=s.data_dir, download=s.download, device=self.device,
+                                 console=self.console, options=self.options(), labelled=conditional)
             self.results.real, self.results.real_protocol = real, real.protocol
             self.save()
         self.check_protocols()

@@ -2,6 +2,7 @@
 finished runs given as paths, --resume and --budget."""
 
 import json
+import shutil
 import statistics
 
 import pytest
@@ -70,6 +71,10 @@ def test_every_number_in_results_json_is_what_it_says(two_seeds):
         fds = [r["scores"]["mnist_fd"] for r in entry["runs"]]
         assert entry["summary"]["mnist_fd"]["mean"] == pytest.approx(statistics.fmean(fds))
         assert entry["summary"]["mnist_fd"]["std"] == pytest.approx(statistics.stdev(fds))
+    # the floor: 200 training images (the seeded subset), scored here with the evaluator itself
+    floor = _floor_by_hand("fake", None, "train", 200)
+    assert {k: results["real"][k] for k in ("mnist_fd", "classes_covered", "class_kl")} == pytest.approx(
+        {k: floor[k] for k in ("mnist_fd", "classes_covered", "class_kl")}, rel=1e-6)
     real = evaluate_real(data="fake", image_size=32, channels=1, metrics="mnist_fd,mnist_classes,mnist_prdc", n=200,
                          device="cpu")
     assert results["real"] == pytest.approx(real) and results["real_protocol"] == real.protocol
@@ -101,7 +106,7 @@ def test_report_folder(two_seeds):
     assert "## Protocol" in report and "| images scored | 200 |" in report
 
 
-def test_table_resume_and_refusal(two_seeds, capsys):
+def test_table_resume_and_refusal(two_seeds, capsys, tmp_path):
     out, results = two_seeds
     code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
                                 "--out", str(out))
@@ -115,7 +120,9 @@ def test_table_resume_and_refusal(two_seeds, capsys):
     code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "2", "--seeds", "2",
                            "--out", str(out), "--resume")
     assert code == 1 and "other models, inputs or settings" in err and "--resume" not in err
-    # another baseline is a report option, not a setting: the finished comparison is only read again
+    # another baseline is a report option, not a setting: the finished comparison is only read again (in a
+    # copy: the module's comparison keeps its report for the other tests, whatever order they run in)
+    out = shutil.copytree(out, tmp_path / "copy")
     code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
                                 "--out", str(out), "--resume", "--baseline", "basicgan")
     assert code == 0 and err.count("done earlier, kept") == 4 and "against basicgan" in stdout
@@ -323,6 +330,61 @@ def test_report_folders_of_different_inputs_do_not_collide(tmp_path, capsys, mon
     with pytest.raises(Exception, match="continue it with --resume"):
         Comparison(as_run, Settings(data="fake", device="cpu"), out)
     Comparison(as_run, Settings(data="fake", device="cpu"), out, resume=True)    # the advice holds
+
+
+def _floor_by_hand(data_name: str, root, split: str, n: int) -> dict[str, float]:
+    """The real row's MNIST-evaluator numbers, computed here from the dataset's images and the evaluator
+    directly: the seeded subset (seed 0) of `split`, its labels the images' own, its Fréchet distance to the
+    whole test split."""
+    from ganzoo.data import load_dataset
+    from ganzoo.evaluate import class_histogram_kl, frechet_distance, gaussian_statistics
+    from ganzoo_plugins.mnist_evaluator import load_evaluator
+
+    def load(which):
+        return load_dataset(data_name, root=root, split=which, image_size=32, channels=1)
+
+    data, evaluator = load(split), load_evaluator()
+    picked = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:n]
+    features, probs = evaluator.score(data.images[picked])
+    reference, _ = evaluator.score(load("test").images)
+    covered, kl = class_histogram_kl(probs.argmax(1), 10)
+    return {"mnist_fd": frechet_distance(*gaussian_statistics(features), *gaussian_statistics(reference)),
+            "classes_covered": covered, "class_kl": kl,
+            "class_agreement": (probs.argmax(1) == data.labels[picked]).double().mean().item()}
+
+
+@pytest.mark.parametrize("model,split", [("dcgan", None), ("cdcgan", "test")])
+def test_the_real_row_scores_the_training_split_with_labels_beside_a_conditional_model(
+        tmp_path, mnist_dir, capsys, model, split):
+    """compare's floor is the split the models learned from (train unless --split says otherwise), and beside a
+    conditional model it carries the images' labels, so class_agreement has a floor too."""
+    from ganzoo.checkpoint import save_generator
+    from ganzoo.data import load_dataset
+    from ganzoo.resolve import settle
+
+    config = tiny_config(tmp_path, model=model, data="mnist", data_dir=str(mnist_dir),
+                         **({"split": split} if split else {}))
+    settle(config, load_dataset("mnist", root=str(mnist_dir), split=config.split, image_size=32, channels=1))
+    weights = [save_generator(tmp_path / f"{model}-{i}.safetensors", build_generator(config), config) for i in (1, 2)]
+    out = tmp_path / "report"
+    code, stdout, err = compare(capsys, *map(str, weights), "--data-dir", str(mnist_dir), "--metrics",
+                                "mnist_classes,mnist_agreement", "-n", "200", "--device", "cpu", "--out", str(out))
+    assert code == 0, err
+    real = json.loads((out / "results.json").read_text())["real"]
+    by_hand = {s: _floor_by_hand("mnist", str(mnist_dir), s, 200) for s in ("train", "test")}
+    for row in by_hand.values():
+        del row["mnist_fd"]                      # not asked for here
+    assert by_hand["train"]["class_kl"] != by_hand["test"]["class_kl"]       # the two splits' floors differ
+    expected = dict(by_hand[split or "train"])
+    if model == "dcgan":
+        del expected["class_agreement"]          # an unconditional model's samples carry no class: no floor
+        # evaluate_real's own default split is the training split too
+        assert evaluate_real(data="mnist", image_size=32, channels=1, metrics="mnist_classes", n=200,
+                             data_dir=str(mnist_dir), device="cpu") == pytest.approx(
+            {k: by_hand["train"][k] for k in ("classes_covered", "class_kl")}, rel=1e-9)
+    assert real == pytest.approx(expected, rel=1e-9)
+    if model == "cdcgan":
+        assert real["class_agreement"] > 0.9     # real digits agree with their own labels
 
 
 def test_a_name_that_is_both_a_model_and_a_folder_here_is_refused_asking_which(tmp_path, capsys, monkeypatch):

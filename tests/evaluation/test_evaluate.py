@@ -254,3 +254,17 @@ def test_ctrl_c_while_retraining_the_evaluator_is_one_sentence(tmp_path, capsys,
     assert code == 130 and not out.exists()
     assert captured.err.strip().count("\n") == 0 and "Traceback" not in captured.err
     assert f"{out} was not written" in captured.err and "run the same command again" in captured.err
+
+
+def test_eval_every_scores_the_averaged_generator_the_file_holds(tmp_path):
+    """With --ema, the score logged at the run's end is evaluate() of the generator file (the averaged G)."""
+    from helpers import fake_data
+
+    config = tiny_config(tmp_path, model="dcgan-ttur-ema", eval_every=1, eval_n=200, metrics="mnist_fd",
+                         precision="fp32")
+    data = fake_data()
+    data.images, data.labels = data.images[:128], data.labels[:128]        # 4 steps
+    Trainer(config, data).fit()
+    logged, = [json.loads(line) for line in open(f"{config.out}/metrics.jsonl") if "mnist_fd" in line]
+    scores = evaluate(f"{config.out}/dcgan-ttur-ema.safetensors", metrics="mnist_fd", n=200, device="cpu")
+    assert logged["mnist_fd"] == pytest.approx(scores["mnist_fd"], rel=1e-12)          # the same weights, the same numbers
