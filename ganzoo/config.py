@@ -143,6 +143,12 @@ class RunConfig:
     sync_bn: bool = setting(False, "under torchrun, BatchNorm statistics over the global batch rather than each "
                             "process's share of it (no effect in one process)", resumable=True,
                             shown_default="off, per process")
+    collective_timeout: float = setting(0.0, "under torchrun: how long a process waits for a peer that has stopped "
+                                        "responding (frozen, killed, unreachable) before the run stops with an "
+                                        "error naming it, e.g. 90s, 5m; auto: 20 times the slowest step so far, "
+                                        "at least 60s", parse=lambda text: 0.0 if str(text).strip().lower() == "auto"
+                                        else parse_duration(text), checks=(finite_duration,), resumable=True,
+                                        metavar="DURATION", shown=lambda v: f"{v:g}" if v else "auto")
     threads: int = setting(0, "CPU threads for torch; fewer run faster on a machine other jobs share",
                            checks=(thread_count,), resumable=True, comparable=True,
                            shown_default="0, torch's choice: one per core")
