@@ -251,10 +251,21 @@ class RunConfig:
     def validate(self) -> None:
         """Reject values no run can use, with a sentence naming the flag."""
         check_values(FIELDS, self)
-        if self.batch_size % self.pack:
-            raise GanzooError(f"--batch-size {self.batch_size} is not a multiple of --pack {self.pack}: the packed "
-                              f"discriminator judges whole packs of {self.pack} samples; use e.g. --batch-size "
-                              f"{max(self.pack, self.batch_size // self.pack * self.pack)}.")
+        self.check_batch(1)
+
+    def check_batch(self, processes: int) -> None:
+        """Every rule on a batch's shape, against what each of `processes` processes gets of --batch-size (the
+        global batch): checked before any file is written, once the number of processes is known."""
+        if self.batch_size % processes:
+            raise GanzooError(f"--batch-size {self.batch_size} is the global batch and does not split evenly over "
+                              f"{processes} processes; give a multiple of {processes}.")
+        share = self.batch_size // processes
+        if share % self.pack:
+            unit = processes * self.pack
+            each = "" if processes == 1 else f" gives each of {processes} processes {share} images, which"
+            raise GanzooError(f"--batch-size {self.batch_size}{each} is not a multiple of --pack {self.pack}: the "
+                              f"packed discriminator judges whole packs of {self.pack} samples; use e.g. --batch-size "
+                              f"{max(unit, self.batch_size // unit * unit)}.")
 
 
 # -- the settings of the other commands (their flags, help and checks, as `ganzoo run`'s) -----------------

@@ -338,10 +338,10 @@ def start(config: RunConfig) -> SingleProcess:
                 f"--device {config.device} picks one GPU; under torchrun each process takes the GPU of its local "
                 f"rank: give --device cuda (or auto)."))
         torch.cuda.set_device(local_rank)
-    if config.batch_size % world:
-        raise quiet_unless_rank0(GanzooError(
-            f"--batch-size {config.batch_size} is the global batch and does not split evenly over {world} "
-            f"processes; give a multiple of {world}."))
+    try:
+        config.check_batch(world)          # every batch-shape rule, on each process's share, before any file
+    except GanzooError as exc:
+        raise quiet_unless_rank0(exc) from None
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT,
