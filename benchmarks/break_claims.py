@@ -213,6 +213,7 @@ SHEET = "tests/evaluation/test_analysis.py::test_sheet_shows_the_samples_of_its_
 SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
 RECIPES = "tests/training/test_recipes.py"
 RANK_FAULTS = "tests/training/test_rank_faults.py"
+ADVICE = "tests/cli/test_advice.py"
 
 
 def for_role(role: str) -> str:
@@ -313,6 +314,11 @@ BREAKS = [
     Break("batch rules checked on the global batch only, not on each process's share", "ganzoo/training/distribution.py",
           replace_call("start", "config.check_batch", lambda call, _: "config.check_batch(1)"),
           ["tests/training/test_pacgan.py::test_a_pack_that_does_not_fit_each_ranks_share_is_refused_before_any_file"]),
+    Break("advice: a weights file's package text printed in pip install unchecked", "ganzoo/checkpoint.py",
+          returns_at_once("pip_requirement", "f'{package}=={version}'"), [f"{ADVICE}"]),
+    Break("advice: a downgrade of an installed package advised without saying so", "ganzoo/checkpoint.py",
+          returns_at_once("same_version", "True"),
+          [f"{ADVICE}::test_a_package_installed_at_another_version_is_not_advised_without_saying_so"]),
     Break("rank faults: a rank killed reads as an internal error", "ganzoo/training/distribution.py",
           returns_at_once("Ranks.lost_peer", "None"),
           [f"{RANK_FAULTS}::test_a_killed_rank_is_named_and_the_survivor_exits_1_with_its_checkpoint_and_resume"]),
