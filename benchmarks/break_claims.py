@@ -319,6 +319,13 @@ BREAKS = [
     Break("advice: a downgrade of an installed package advised without saying so", "ganzoo/checkpoint.py",
           returns_at_once("same_version", "True"),
           [f"{ADVICE}::test_a_package_installed_at_another_version_is_not_advised_without_saying_so"]),
+    Break("option values not checked before the run (loss.real_label=abc dies at step 0)", "ganzoo/contracts.py",
+          returns_at_once("check_option_values"),
+          ["tests/cli/test_checked_early.py::test_an_option_value_of_the_wrong_type_is_refused_before_the_run"]),
+    Break("a run failed before its first checkpoint blocks the same command", "ganzoo/runfiles.py",
+          returns_at_once("RunFiles.holds_run", "(self.root / 'config.json').exists() or self.checkpoint.exists()"),
+          ["tests/training/test_faults.py::"
+           "test_a_disk_full_before_the_first_checkpoint_leaves_nothing_that_blocks_the_same_command"]),
     Break("rank faults: a rank killed reads as an internal error", "ganzoo/training/distribution.py",
           returns_at_once("Ranks.lost_peer", "None"),
           [f"{RANK_FAULTS}::test_a_killed_rank_is_named_and_the_survivor_exits_1_with_its_checkpoint_and_resume"]),

@@ -130,8 +130,7 @@ class Loop:
                 return self.files.generator
             except KeyboardInterrupt:
                 raise self.strategy.quiet(Interrupted(
-                    f"Interrupted at step {state.step} (second Ctrl-C); the last checkpoint in {self.files.root} is "
-                    f"intact. Continue with: {resume_hint(self.files)}")) from None
+                    f"Interrupted at step {state.step} (second Ctrl-C). {self._where()}")) from None
             except Diverged as exc:
                 spent = state.clock.seconds()
                 state.clock.stop()
@@ -140,10 +139,12 @@ class Loop:
                 state.clock.set(spent)                      # one budget for the whole run, rollbacks included
                 continue
             except OSError as exc:
+                go_on = (f"continue with: {resume_hint(self.files)}" if self.last_checkpoint_step is not None
+                         else "start it again with the same command")
                 raise self.strategy.quiet(GanzooError(
                     f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); training stopped at "
-                    f"step {state.step}. {self._last_good()} Free some space (or fix the folder) and continue "
-                    f"with: {resume_hint(self.files)}")) from None
+                    f"step {state.step}. {self._last_good()} Free some space (or fix the folder) and "
+                    f"{go_on}.")) from None
             except GanzooError as exc:              # agreed on: the same step, the same error on every process
                 raise self.strategy.quiet(exc)
             finally:
@@ -303,8 +304,7 @@ class Loop:
     def _where(self) -> str:
         """Where the last good weights are and how to go on (for a stop the loop did not choose)."""
         if self.last_checkpoint_step is None:
-            return (f"No checkpoint had been written yet; start again with the same command and --overwrite "
-                    f"(--out {self.files.root}).")
+            return "No checkpoint had been written yet; start it again with the same command."
         return f"{self._last_good()} Continue with: {resume_hint(self.files)}"
 
     def _last_good(self) -> str:
