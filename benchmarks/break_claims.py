@@ -326,6 +326,12 @@ BREAKS = [
           returns_at_once("RunFiles.holds_run", "(self.root / 'config.json').exists() or self.checkpoint.exists()"),
           ["tests/training/test_faults.py::"
            "test_a_disk_full_before_the_first_checkpoint_leaves_nothing_that_blocks_the_same_command"]),
+    Break("compare trains before checking its metrics (FID weights) can run", "ganzoo/compare/comparison.py",
+          returns_at_once("Comparison.check"),
+          ["tests/cli/test_checked_early.py::test_compare_never_writes_into_a_data_folder_named_by_a_relative_path"]),
+    Break("compare's report folder built from the raw --data string", "ganzoo/cli.py",
+          returns_at_once("folder_name", "label"),
+          ["tests/cli/test_checked_early.py::test_a_report_folder_name_is_one_sanitised_name"]),
     Break("rank faults: a rank killed reads as an internal error", "ganzoo/training/distribution.py",
           returns_at_once("Ranks.lost_peer", "None"),
           [f"{RANK_FAULTS}::test_a_killed_rank_is_named_and_the_survivor_exits_1_with_its_checkpoint_and_resume"]),

@@ -181,7 +181,8 @@ def cmd_compare(args) -> int:
     if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
         raise GanzooError(f"--baseline {args.baseline!r} is not one of the models compared "
                           f"({', '.join(c.label for c in contenders)}).")
-    folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
+    folder = Path(args.out or Path("reports") / folder_name(
+        f"compare-{'-'.join(c.label for c in contenders)}-{args.data}"))
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
     try:
@@ -196,6 +197,17 @@ def cmd_compare(args) -> int:
     console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png, "
                   f"pareto.png beside it)")
     return 0
+
+
+def folder_name(label: str) -> str:
+    """A label (made of model names, paths, a dataset's name) as one folder name: letters, digits, '.', '_' and
+    '-' kept, any other run of characters (a '/', '..', a newline, a byte not UTF-8) one '_', so a report
+    folder is always a new folder under its parent, never somewhere a path in the label points."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]|\.{2,}", "_", label)
+    name = re.sub(r"_+", "_", name).strip("._-")[:120]
+    return name or "compare"
 
 
 def cmd_sample(args) -> int:

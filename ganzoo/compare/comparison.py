@@ -21,7 +21,7 @@ from ..files import atomic_write
 from ..config import UNLIMITED_EPOCHS, RunConfig
 from ..device import select_device
 from ..errors import Diverged, GanzooError, Interrupted
-from ..evaluate import evaluate, evaluate_real
+from ..evaluate import evaluate, evaluate_real, resolve_metrics
 from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
 from ..resolve import make_config
@@ -260,7 +260,15 @@ class Comparison:
         generator, _ = load_generator(weights_file(contender.path))
         return {"G": count_parameters(generator), "D": None}
 
+    def check(self) -> None:
+        """Before anything trains or any folder is made: every contender's metrics are usable here (FID's
+        Inception weights on disk, say), as `ganzoo run --eval-every` checks before its first epoch."""
+        for contender in self.contenders:
+            config = self.config_of(contender)
+            resolve_metrics(self.settings.metrics, self.settings.data or config.data, config.channels)
+
     def run(self) -> Results:
+        self.check()
         self.out.mkdir(parents=True, exist_ok=True)
         shapes = set()
         for contender in self.contenders:

@@ -32,3 +32,31 @@ def test_an_option_of_the_right_type_runs(tmp_path, capsys):
                             ({"name": 3}, "text or null"), ({"untyped": "x"}, "a number"), ({"a": None}, "a number")]:
         with pytest.raises(Exception, match=f"takes {wanted} for its option"):
             check_option_values("loss", "f", factory, options)
+
+
+@pytest.mark.parametrize("label, name", [
+    ("compare-dcgan-basicgan-../somewhere", "compare-dcgan-basicgan-_somewhere"),
+    ("compare-a-/abs/path/data", "compare-a-_abs_path_data"),
+    ("compare-a\nb-mnist", "compare-a_b-mnist"),
+    ("compare-" + b"\xff\xfe".decode(errors="surrogateescape") + "-mnist", "compare-_-mnist"),
+    ("../..", "compare"),
+])
+def test_a_report_folder_name_is_one_sanitised_name(label, name):
+    from ganzoo.cli import folder_name
+
+    assert folder_name(label) == name
+
+
+def test_compare_never_writes_into_a_data_folder_named_by_a_relative_path(tmp_path, monkeypatch, capsys):
+    """`compare --data ../somewhere`: the report goes to reports/<one name> under the working folder; the FID
+    weights are checked before anything trains, so a missing file stops it with nothing written at all."""
+    data, work = tmp_path / "somewhere", tmp_path / "work"
+    data.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("GANZOO_INCEPTION_WEIGHTS", str(tmp_path / "no-such-weights.safetensors"))
+    code, _, err = run_cli(capsys, "compare", "basicgan", "dcgan", "--data", "../somewhere", "--metrics", "fid",
+                           "--device", "cpu")
+    assert code == 1 and "Traceback" not in err
+    assert "Inception" in err
+    assert list(data.iterdir()) == [] and list(work.iterdir()) == []
