@@ -70,7 +70,7 @@ def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Pat
     """Every component a weights file names is registered here; else name the package that made it."""
     try:
         made_by = json.loads(metadata.get(PLUGINS, "{}"))
-    except ValueError:
+    except (ValueError, RecursionError):          # damaged, or nested beyond reason: no advice from it
         made_by = {}
     regs = registries()
     for role, kind in ROLES.items():

@@ -106,7 +106,7 @@ class RunConfig:
                                shown_default="the dataset's for a conditional model, else 0")
     g_width: int = setting(64, "generator's narrowest feature width", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)
-    epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,
+    epochs: int = setting(5, "epochs to train", checks=(positive_int, at_most(UNLIMITED_EPOCHS)), resumable=True,
                           shown_default="5; with --budget alone, until the budget ends", null=UNLIMITED_EPOCHS,
                           shown=lambda v: "until the budget ends" if v in (None, UNLIMITED_EPOCHS) else str(v))
     batch_size: int = setting(128, "images per step", checks=(positive_int,), comparable=True)
@@ -242,8 +242,8 @@ class RunConfig:
     def from_json(cls, text: str) -> "RunConfig":
         try:
             data = json.loads(text)
-        except (TypeError, ValueError) as e:
-            raise GanzooError(f"The embedded config is not valid JSON ({e}).") from None
+        except (TypeError, ValueError, RecursionError) as e:   # RecursionError: nested beyond reason
+            raise GanzooError(f"The embedded config is not valid JSON ({str(e)[:120]}).") from None
         if not isinstance(data, dict):
             raise GanzooError("The embedded config is not a JSON object.")
         return cls.from_dict(data)
@@ -280,13 +280,14 @@ class CompareSettings:
 
     data: str = setting("mnist", "dataset name")
     data_dir: str | None = setting(None, "local copy of the dataset", shown_default="none, the download cache")
-    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,), shown_default="1")
+    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int, at_most(UNLIMITED_EPOCHS)),
+                                 shown_default="1")
     budget: float | None = setting(None, "equal training time for every model instead, e.g. 90s, 5m (none: epochs)",
                                    parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
                                    shown_default="none")
-    points: int = setting(4, "evaluation points along a --budget run", checks=(positive_int,))
+    points: int = setting(4, "evaluation points along a --budget run", checks=(positive_int, at_most(10_000)))
     seeds: int = setting(1, "seeds per model; scores show the mean and its 95% interval, differences are paired by "
-                         "seed; one seed gives no interval", checks=(positive_int,))
+                         "seed; one seed gives no interval", checks=(positive_int, at_most(1000)))
     baseline: str | None = setting(None, "the model every other is measured against, seed by seed", metavar="MODEL",
                                    shown_default="the first named")
     seed: int = setting(0, "first seed", checks=(seed_range,))

@@ -69,7 +69,7 @@ class RunFiles:
 
     def saved_model(self) -> str | None:
         """The model config.json names: a plain name, never a path (the file may be hand-edited)."""
-        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, RecursionError):
             model = json.loads(self.config.read_text()).get("model")
             if isinstance(model, str) and model and Path(model).name == model:
                 return model
@@ -95,7 +95,7 @@ def read_metrics(path: str | Path) -> list[dict]:
         for line in f:
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(record, dict):
                 records.append(record)
