@@ -336,6 +336,13 @@ BREAKS = [
           returns_at_once("BatchUnpickler.find_class", "self.ADMITTED[(module, name)] if module == 'numpy' or "
                           "name == '_reconstruct' else {}[None]"),
           ["tests/data/test_datasets.py::test_a_cifar_batch_re_pickled_with_any_protocol_is_accepted"]),
+    Break("config files: YAML aliases expanded without a bound", "ganzoo/settings.py",
+          returns_at_once("expanded_size", "0"),
+          ["tests/cli/test_damaged_input.py::test_a_damaged_config_file[yaml alias bomb inside options]"]),
+    Break("config files: only UTF-8 read (a UTF-16 file from an editor refused or a traceback)", "ganzoo/settings.py",
+          returns_at_once("decode_text", "raw.decode('utf-8')"),
+          ["tests/cli/test_damaged_input.py::test_a_damaged_config_file[utf-16 with a BOM]",
+           "tests/cli/test_damaged_input.py::test_a_damaged_config_file[latin-1, no BOM]"]),
     Break("rank faults: a rank killed reads as an internal error", "ganzoo/training/distribution.py",
           returns_at_once("Ranks.lost_peer", "None"),
           [f"{RANK_FAULTS}::test_a_killed_rank_is_named_and_the_survivor_exits_1_with_its_checkpoint_and_resume"]),
