@@ -190,6 +190,37 @@ def default(qualname: str, parameter: str, value: str) -> Callable[[str], str]:
     return edit
 
 
+def narrow_except(qualname: str, caught: str, narrower: str) -> Callable[[str], str]:
+    """The function's `except caught` handlers catch only `narrower`."""
+    def edit(source: str) -> str:
+        fn = function(source, qualname)
+        handlers = [n.type for n in ast.walk(fn) if isinstance(n, ast.ExceptHandler) and n.type is not None
+                    and ast.unparse(n.type) == caught]
+        if not handlers:
+            raise Missing(f"{qualname} has no except {caught}")
+        for node in sorted(handlers, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+            start, end = _offset(source, node.lineno, node.col_offset), _offset(source, node.end_lineno,
+                                                                                 node.end_col_offset)
+            source = source[:start] + narrower + source[end:]
+        return source
+    return edit
+
+
+def prepend_to_string(name: str, text: str) -> Callable[[str], str]:
+    """The module's string constant `name` (a script the page runs, say) starts with `text`."""
+    def edit(source: str) -> str:
+        found = [n for n in ast.parse(source).body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                 and ast.unparse(n.targets[0]) == name and isinstance(n.value, ast.Constant)
+                 and isinstance(n.value.value, str)]
+        if len(found) != 1:
+            raise Missing(f"the module has {len(found)} string constants {name!r}")
+        node = found[0].value
+        start, end = _offset(source, node.lineno, node.col_offset), _offset(source, node.end_lineno,
+                                                                             node.end_col_offset)
+        return source[:start] + repr(text + node.value) + source[end:]
+    return edit
+
+
 def append_line(text: str) -> Callable[[str], str]:
     """A line added at the end of the module (an import a plugin must not have, say)."""
     return lambda source: source.rstrip("\n") + "\n" + text + "\n"
@@ -214,6 +245,8 @@ SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_
 RECIPES = "tests/training/test_recipes.py"
 RANK_FAULTS = "tests/training/test_rank_faults.py"
 ADVICE = "tests/cli/test_advice.py"
+VIEW = "tests/view/test_view.py::"
+BROWSER = "tests/view/test_view_browser.py::"
 
 
 def for_role(role: str) -> str:
@@ -352,6 +385,49 @@ BREAKS = [
     Break("rank faults: a second Ctrl-C waits on the blocked collective", "ganzoo/training/distribution.py",
           returns_at_once("Watchdog._read_signals"),
           [f"{RANK_FAULTS}::test_a_second_ctrl_c_ends_a_rank_at_once_while_its_peer_is_frozen"]),
+    # ganzoo view
+    Break("view: the walk's ends are not the two samples", "ganzoo/view/drawing.py",
+          replace_call("walk_point", "torch.tensor",
+                       lambda call, text: text.replace("[float(t)]", "[0.01 + 0.98 * float(t)]")),
+          [VIEW + "test_walk_ends_are_the_two_samples_and_the_path_is_the_analysis",
+           BROWSER + "test_the_walk_ends_are_the_two_clicked_samples"]),
+    Break("view: raw G is the averaged one", "ganzoo/view/catalog.py",
+          replace_call("run_entry", "raw_generator", lambda call, _: "plain()"),
+          [VIEW + "test_ema_and_raw_g_are_the_two_generators"]),
+    Break("view: a damaged weights file is not refused", "ganzoo/view/catalog.py",
+          drop_statement("check_weights", "raise GanzooError(error)"),
+          [VIEW + "test_a_bad_or_foreign_file_is_a_row_with_its_sentence"]),
+    Break("view: loose weights files are not looked at", "ganzoo/view/catalog.py",
+          replace_name("_walk", "child.suffix", "''"),
+          [VIEW + "test_a_bad_or_foreign_file_is_a_row_with_its_sentence",
+           BROWSER + "test_a_corrupt_file_is_a_row_with_its_sentence"]),
+    Break("view: the run lock is not read (a training run shows as stopped)", "ganzoo/view/catalog.py",
+          returns_at_once("lock_held", "False"), [VIEW + "test_status_stopped_diverged_training"]),
+    Break("view: a failing source of generators stops discovery", "ganzoo/view/catalog.py",
+          narrow_except("discover", "Exception", "GanzooError"),
+          [VIEW + "test_a_second_source_of_generators_plugs_in"]),
+    Break("view: the pretrained generators are not listed", "ganzoo/view/catalog.py",
+          replace_name("sources", "find_pretrained", "find_runs"),
+          [VIEW + "test_the_pretrained_generators_are_listed_with_no_runs"]),
+    Break("view: the download is laid out 8 to a row", "ganzoo/view/app.py",
+          replace_call("download_png", "grid_columns", lambda call, _: "8"),
+          [VIEW + "test_the_download_is_the_png_ganzoo_sample_writes"]),
+    Break("view: the class picker is ignored", "ganzoo/view/drawing.py",
+          replace_call("grid", "class_of", lambda call, _: "None"), [VIEW + "test_the_class_picker_draws_that_class"]),
+    Break("view: the seed is ignored", "ganzoo/view/drawing.py",
+          replace_call("grid", "check_seed", lambda call, _: "0"),
+          [BROWSER + "test_the_seed_moves_the_grid_and_back_exactly"]),
+    Break("view: generators kept after their weights are rewritten", "ganzoo/view/drawing.py",
+          replace_name("Generators.get", "entry.signature", "None"),
+          [VIEW + "test_new_weights_are_drawn_once_they_land"]),
+    Break("view: a training run's curves are not looked at again", "ganzoo/view/app.py",
+          drop_statement("build", "timer.tick(training,"),
+          [BROWSER + "test_a_training_run_shows_new_points_within_seconds"]),
+    Break("view: matplotlib's font cache goes to the user's home", "ganzoo/view/command.py",
+          replace_call("cmd_view", "os.environ.get", lambda call, text: text.replace("temporary", '""')),
+          [BROWSER + "test_nothing_is_written_outside_the_run_folders"]),
+    Break("view: a script error on load", "ganzoo/view/app.py",
+          prepend_to_string("ROWS_JS", "noSuchFunction();\n"), [BROWSER + "test_the_page_loads_clean"]),
 ]
 
 

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
+from .view import command as view
 from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, UNLIMITED_EPOCHS, read_config_file, template
 from .errors import GanzooError, Interrupted
 from .settings import add_flags, check_values
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", default=None, help="local copy of the dataset a metric scores by default "
                        "(e.g. MNIST's four IDX files), for the metric checks")
     analysis.add_commands(sub)
+    view.add_command(sub)
     return parser
 
 
@@ -499,7 +501,7 @@ def cmd_check_plugin(args) -> int:
 COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,
             "data": cmd_data, "list": cmd_list,
             "plugins": cmd_plugins, "pretrained": cmd_pretrained, "check-plugin": cmd_check_plugin,
-            **analysis.COMMANDS}
+            **analysis.COMMANDS, "view": lambda args: view.cmd_view(args, out, console)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from .settings import format_value as format_setting
 
 __all__ = ["ANALYSIS_FIELDS", "COMMAND_FIELDS", "COMPARABLE", "CompareSettings", "DataSettings", "EVAL_N", "EvalSettings", "FIELDS",
            "MAX_SAMPLE_N", "SampleSettings", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec", "OPTIMIZERS",
-           "RESUMABLE", "RunConfig", "SCHEDULES", "TRAINING_TIME", "UNLIMITED_EPOCHS", "format_value",
+           "RESUMABLE", "RunConfig", "SCHEDULES", "TRAINING_TIME", "UNLIMITED_EPOCHS", "ViewSettings", "format_value",
            "parse_betas", "parse_duration", "parse_regularizers", "read_config_file", "template"]
 
 MAX_IMAGE_SIZE = 1024      # beyond this, neither the data nor DCGAN's widths fit any one machine
@@ -353,6 +353,17 @@ class DataSettings:
 # -- the analyses (ganzoo.analysis.commands): what they share, then each one's own ------------------------------
 
 @dataclass
+class ViewSettings:
+    """`ganzoo view [RUN_OR_FOLDER ...]`."""
+
+    host: str = setting("127.0.0.1", "address to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the "
+                                     "network)")
+    port: int | None = setting(None, "port", checks=(between(1, 65535),), shown_default="7860, or the next free one")
+    threads: int | None = setting(None, "CPU threads torch draws with", checks=(at_least(1),),
+                                  shown_default="torch's")
+
+
+@dataclass
 class AnalysisSettings:
     """What every analysis takes besides its weights file (each takes those of these that apply to it)."""
 
@@ -450,7 +461,7 @@ ANALYSIS_FIELDS: dict[str, dict[str, FieldInfo]] = {
     "dropout": fields_of(DropoutSettings)}
 COMMAND_FIELDS: dict[str, dict[str, FieldInfo]] = {
     "compare": fields_of(CompareSettings), "sample": fields_of(SampleSettings), "eval": fields_of(EvalSettings),
-    "data": fields_of(DataSettings)}
+    "data": fields_of(DataSettings), "view": fields_of(ViewSettings)}
 RESUMABLE = frozenset(name for name, info in FIELDS.items() if info.setting.resumable)
 COMPARABLE = frozenset(name for name, info in FIELDS.items() if info.setting.comparable)
 

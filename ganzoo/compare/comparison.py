@@ -91,6 +91,13 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
     return contenders
 
 
+def environment(device: torch.device) -> dict[str, Any]:
+    """The machine a comparison ran on, as its results record it."""
+    return {"device": str(device), "torch": torch.__version__, "platform": platform.platform(),
+            "cpus": os.cpu_count(), "cpu": cpu_model(),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo, else what platform knows), for reports."""
     try:
@@ -297,10 +304,7 @@ class Comparison:
             self.results.real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
                                               n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
                                               console=self.console)
-        self.results.environment = {"device": str(self.device), "torch": torch.__version__,
-                                    "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_model(),
-                                    "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
-                                    else None}
+        self.results.environment = environment(self.device)
         for entry in self.results.contenders.values():
             entry.summarise()
         self.save()
