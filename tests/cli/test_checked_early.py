@@ -40,7 +40,7 @@ def test_an_option_of_the_right_type_runs(tmp_path, capsys):
     ("compare-a\nb-mnist", "compare-a_b-mnist"),
     ("compare-" + b"\xff\xfe".decode(errors="surrogateescape") + "-mnist", "compare-_-mnist"),
     ("../..", "compare"),
-])
+], ids=["relative path", "absolute path", "newline", "bytes not UTF-8", "only dots"])
 def test_a_report_folder_name_is_one_sanitised_name(label, name):
     from ganzoo.cli import folder_name
 
