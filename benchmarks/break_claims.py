@@ -457,7 +457,8 @@ def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, list[s
     start = time.perf_counter()
     try:
         result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=repo,
-                                env=env, capture_output=True, text=True, timeout=timeout)
+                                env=env, capture_output=True, text=True, errors="replace",
+                                timeout=timeout)   # a failing test may print bytes that are not UTF-8
     except subprocess.TimeoutExpired:
         return "timed out", [], time.perf_counter() - start
     seconds = time.perf_counter() - start
