@@ -226,6 +226,22 @@ def append_line(text: str) -> Callable[[str], str]:
     return lambda source: source.rstrip("\n") + "\n" + text + "\n"
 
 
+def replace_in(qualname: str | None, old: str, new: str) -> Callable[[str], str]:
+    """Text `old` inside the function (None: the module's own lines, outside any function) replaced by `new`;
+    Missing when the function does not hold it exactly once."""
+    def edit(source: str) -> str:
+        if qualname is None:
+            start, end = 0, len(source)
+        else:
+            fn = function(source, qualname)
+            start, end = _offset(source, fn.lineno, 0), _offset(source, fn.end_lineno + 1, 0)
+        body = source[start:end]
+        if body.count(old) != 1:
+            raise Missing(f"{qualname or 'the module'} holds {old!r} {body.count(old)} times, not once")
+        return source[:start] + body.replace(old, new) + source[end:]
+    return edit
+
+
 @dataclass
 class Break:
     name: str                          # what is broken, as the table says it
@@ -245,8 +261,12 @@ SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_
 RECIPES = "tests/training/test_recipes.py"
 RANK_FAULTS = "tests/training/test_rank_faults.py"
 ADVICE = "tests/cli/test_advice.py"
+CHEATS = "tests/plugins/test_kit_cheats.py"
+NPZ = "tests/data/test_npz_dataset.py"
 VIEW = "tests/view/test_view.py::"
 BROWSER = "tests/view/test_view_browser.py::"
+FIDELITY, MEMORISATION, PROTOCOL = ("tests/evaluation/test_fidelity.py", "tests/evaluation/test_memorisation.py",
+                                    "tests/evaluation/test_protocol.py")
 
 
 def for_role(role: str) -> str:
@@ -288,6 +308,55 @@ BREAKS = [
           returns_at_once("network_checks.round_trip", when=for_role("GENERATOR")), [KIT, BROKEN_KIT]),
     Break("kit: discriminator gradients check does nothing", NETWORKS,
           returns_at_once("network_checks.gradients", when=for_role("DISCRIMINATOR")), [KIT, BROKEN_KIT]),
+    Break("kit: a generator that ignores z passes (no response check)", NETWORKS,
+          returns_at_once("network_checks.responds", when=for_role("GENERATOR")),
+          [f"{CHEATS}::test_a_generator_that_ignores_z_fails"]),
+    Break("kit: a discriminator scaled by 1e-6 passes (no response check)", NETWORKS,
+          returns_at_once("network_checks.responds", when=for_role("DISCRIMINATOR")),
+          [f"{CHEATS}::test_a_discriminator_scaled_to_nothing_fails"]),
+    Break("kit: a generator's 1-channel output broadcast against a 3-channel target", NETWORKS,
+          lambda source: drop_statement("GeneratorRole.training_loss.loss", 'fail(f"{what}: forward(z) returned')(
+              drop_statement("network_checks.gradients", "role.check_output(out")(source)),
+          [f"{CHEATS}::test_a_one_channel_output_is_never_broadcast_against_three_channels"]),
+    Break("kit: losses probed only at the constant +-1 logits", "ganzoo/testing/losses.py",
+          replace_name("loss_checks.direction", "RANDOM_PROBES", "()"),
+          [f"{CHEATS}::test_a_g_loss_right_only_at_constant_logits_fails"]),
+    Break("datasets: eval and --resume refuse a run's file --data-dir (a folder demanded)", "ganzoo/config.py",
+          insert_before("RunConfig.stored_data_dir", "path = self.data_dir",
+                        "if self.data_dir and not os.path.isdir(self.data_dir):\n"
+                        "    raise GanzooError(f'The run data folder {self.data_dir} is not a folder.')"),
+          [f"{NPZ}::test_run_eval_and_resume_read_the_one_file_and_the_dataset_names_its_metric"]),
+    Break("datasets: a dataset's declared metrics ignored", "ganzoo/evaluate.py",
+          replace_name("default_metrics", "declared", "None"),
+          [f"{NPZ}::test_run_eval_and_resume_read_the_one_file_and_the_dataset_names_its_metric"]),
+    Break("datasets: a file --data-dir for a folder dataset (or a folder for a file one) not refused", "ganzoo/data.py",
+          returns_at_once("check_root", when="not stored"),
+          [f"{NPZ}::test_a_file_where_a_folder_belongs_and_the_other_way_round_is_one_sentence"]),
+    Break("kit: a dataset that loads offline not validated (only example_files are)", "ganzoo/testing/data.py",
+          drop_statement("dataset_checks.offline", 'validate(root, "what it gives without files")'),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: a dataset's malformed data taken for a sentence about missing files", "ganzoo/testing/data.py",
+          replace_name("dataset_checks.offline", "MalformedData", "KeyError"),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: an unknown split refused only when splits are declared", "ganzoo/testing/data.py",
+          drop_statement("dataset_checks.validate", 'fail(f"{what}: the split {UNKNOWN_SPLIT!r} loaded'),
+          [f"{NPZ}::test_malformed_datasets_fail_the_kit_without_example_files"]),
+    Break("kit: a regulariser's penalty not checked to train D", "ganzoo/testing/pieces.py",
+          returns_at_once("regularizer_checks.trains_d"), [f"{CHEATS}::test_regularisers_are_checked"]),
+    Break("kit: an augmentation's shape and gradient not checked", "ganzoo/testing/pieces.py",
+          returns_at_once("augmentation_checks.shape_and_gradient"), [f"{CHEATS}::test_augmentations_are_checked"]),
+    Break("check-plugin: a misspelled plugin name gets no suggestion", "ganzoo/testing/suite.py",
+          replace_call("find_plugin", "closest", lambda call, _: '""'),
+          [f"{CHEATS}::test_check_plugin_names_every_checked_kind_and_suggests_a_plugin_name"]),
+    Break("compare: a name that is a model and a folder here silently scores the folder", "ganzoo/compare/comparison.py",
+          drop_statement("parse_contenders", 'raise GanzooError(f"{name!r} is both a registered model'),
+          ["tests/evaluation/test_compare.py::test_a_name_that_is_both_a_model_and_a_folder_here_is_refused_asking_which"]),
+    Break("docs: the example plugin depends on `ganzoo` (an unrelated package) instead of pyganzoo",
+          "examples/sndcgan/pyproject.toml", lambda source: source.replace('"pyganzoo>=', '"ganzoo>='),
+          ["tests/plugins/test_example_plugin.py::test_its_dependencies_resolve_offline_from_the_installed_checkout"]),
+    Break("docs: the calm-dcgan snippet no longer declares its sizes (fails the kit at 28x28)", "docs/plugins.md",
+          lambda source: source.replace(", image_sizes=PowersOfTwo(8))   # the sizes DCGAN's D is built at", ")"),
+          ["tests/plugins/test_docs.py::test_every_snippet_passes_the_conformance_kit"]),
     Break("kit: loss gradients check does nothing", "ganzoo/testing/losses.py",
           returns_at_once("loss_checks.gradients"), [KIT]),
     Break("kit: loss bf16 check does nothing", "ganzoo/testing/losses.py", returns_at_once("loss_checks.amp"), [KIT]),
@@ -340,6 +409,15 @@ BREAKS = [
     Break("observers: the MLflow logger sends no grid", "examples/mlflow/ganzoo_mlflow/__init__.py",
           returns_at_once("MLflowLogger.grid"),
           ["tests/plugins/test_mlflow_logger.py::test_a_run_logs_its_metrics_settings_and_grids_to_mlflow"]),
+    Break("--budget: compiling counted as training time", "ganzoo/training/loop.py",
+          replace_name("Loop.run", "self.step.compile_pending", "False"),
+          ["tests/training/test_speed.py::test_compiling_is_not_training_time"]),
+    Break("--compile: an interrupted compile reported as a broken compiler", "ganzoo/training/step.py",
+          replace_call("Step._first_compiled_step", "self.signalled", lambda call, text: "False"),
+          ["tests/training/test_speed.py::test_interrupted_compile_says_interrupted"]),
+    Break("train_speed --profile: every operator counted as elementwise", "benchmarks/train_speed.py",
+          returns_at_once("categorise", '"elementwise and other ops"'),
+          ["tests/training/test_speed.py::test_profile_sorts_a_step_into_its_categories"]),
     Break("plugin API: a built-in plugin reaches into ganzoo.data", "plugins/lsun.py",
           append_line("from ganzoo.data import cache_dir  # noqa"),
           ["tests/plugins/test_plugin_api.py::test_a_builtin_plugin_imports_only_the_plugin_api"]),
@@ -428,6 +506,47 @@ BREAKS = [
           [BROWSER + "test_nothing_is_written_outside_the_run_folders"]),
     Break("view: a script error on load", "ganzoo/view/app.py",
           prepend_to_string("ROWS_JS", "noSuchFunction();\n"), [BROWSER + "test_the_page_loads_clean"]),
+    # evaluation you can compare across tools (the protocol, the resizes, the cross-checked statistics)
+    Break("eval: the tf resize samples at half-pixel centres (TF2's, not TF1's)", "plugins/inception.py",
+          replace_in("_tf1_axis", "torch.arange(size, dtype=torch.float32) * torch.tensor(length / size, dtype=torch.float32)",
+                     "((torch.arange(size, dtype=torch.float32) + 0.5) * (length / size) - 0.5).clamp_min(0)"),
+          [FIDELITY + "::test_tf_resize_is_torch_fidelitys_bit_for_bit"]),
+    Break("eval: the clean resize rounds to uint8 after resizing", "plugins/inception.py",
+          replace_in("resize_clean", "np.asarray(channel).clip(0, 255)", "np.asarray(channel).clip(0, 255).round()"),
+          [FIDELITY + "::test_clean_and_torch_resizes_are_clean_fids"]),
+    Break("eval: KID subsets drawn by another generator than torch-fidelity's", "ganzoo/evaluate.py",
+          replace_in("kernel_distance", "np.random.RandomState(seed)", "np.random.default_rng(seed)"),
+          [FIDELITY + "::test_kid_draws_torch_fidelitys_subsets"]),
+    Break("eval: Fréchet distance of few features drops the cross term's normalisation", "ganzoo/evaluate.py",
+          replace_in("frechet_distance_of_features", "math.sqrt((len(x) - 1) * (len(y) - 1))",
+                     "math.sqrt(len(x) * len(y))"),
+          [FIDELITY + "::test_frechet_distance_agrees_with_torch_fidelitys_statistics"]),
+    Break("eval: k-NN radii count the point itself as its first neighbour", "ganzoo/neighbours.py",
+          replace_in("knn_radii", "np.partition(d, k, axis=1)[:, k]", "np.partition(d, k - 1, axis=1)[:, k - 1]"),
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features"]),
+    Break("eval: precision counts a sample on a ball's edge as inside", "ganzoo/neighbours.py",
+          replace_in("prdc", "inside = d < real_radii[rows, None]", "inside = d <= real_radii[rows, None]"),
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features",
+           MEMORISATION + "::test_nearest_and_prdc_on_hand_made_points"]),
+    Break("eval: memorisation flags samples below the held-out median, not the minimum", "ganzoo/neighbours.py",
+          replace_in("Memorisation.threshold", "self.heldout_distances.min()", "np.median(self.heldout_distances)"),
+          [MEMORISATION + "::test_held_out_images_outside_the_reference_pool_are_not_flagged",
+           MEMORISATION + "::test_training_images_are_flagged_and_held_out_images_are_not"]),
+    Break("eval: compare ranks scores of different real images in one column", "ganzoo/protocol.py",
+          replace_in(None, '"seed", "ganzoo"})', '"seed", "ganzoo", "real", "real_sha256"})'),
+          ["tests/evaluation/test_compare.py::test_scores_of_different_protocols_are_refused_in_one_column"]),
+    Break("eval: the protocol forgets the real images' pixel digest", "ganzoo/evaluate.py",
+          replace_in("Samples.reference", ", real_sha256=reference.images_sha256)", ")"),
+          [PROTOCOL + "::test_evaluate_records_every_setting_that_decides_a_number"]),
+    Break("eval: --eval-every logs scores without their protocol", "ganzoo/training/observers.py",
+          replace_in("EvalEvery.milestone", 'getattr(scores, "protocol", {})', "{}"),
+          [PROTOCOL + "::test_eval_every_logs_the_protocol_with_each_score"]),
+    Break("eval: sample --format npz writes channels first", "ganzoo/export.py",
+          replace_in("write_npz.write", ".permute(0, 2, 3, 1)", ""),
+          ["tests/cli/test_export.py::test_npz_is_arr_0_uint8_channels_last_rgb_with_the_classes"]),
+    Break("plugin API: a metric's features of the MNIST evaluator are computed again, not shared",
+          "plugins/mnist_metrics.py", replace_in("evaluator_outputs", 'samples.memo(f"features:{space.key}", lambda: features)', "None"),
+          ["tests/plugins/test_plugin_api.py::test_a_metric_plugin_reads_the_evaluators_features_through_the_api"]),
 ]
 
 
@@ -502,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
             original = path.read_text()
             try:
                 broken = b.edit(original)
-                compile(broken, str(path), "exec")
+                if path.suffix == ".py":                  # a break may also edit docs or a pyproject.toml
+                    compile(broken, str(path), "exec")
             except (Missing, SyntaxError) as exc:
                 rows.append((b, "does not apply", [], 0.0))
                 print(f"{b.name}: {exc}; update this break", flush=True)

@@ -15,8 +15,9 @@ from rich.table import Table
 
 from .analysis import commands as analysis
 from .view import command as view
-from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, UNLIMITED_EPOCHS, read_config_file, template
+from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, MAX_SAMPLE_N, UNLIMITED_EPOCHS, read_config_file, template
 from .errors import GanzooError, Interrupted
+from .kinds import KINDS
 from .settings import add_flags, check_values
 
 console = Console(stderr=True)   # progress, tables, errors
@@ -71,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
     conf.add_argument("model", help=FIELDS["model"].setting.help)
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file or a pretrained generator into a PNG grid",
-                            description="Draw N samples of a trained generator into one PNG grid. Sample number i "
+    sample = sub.add_parser("sample", help="draw samples from a weights file or a pretrained generator into a PNG grid "
+                                           "(or for other tools)",
+                            description="Draw N samples of a trained generator into one PNG grid, or, with --format, "
+                                        "into a folder of PNGs or an .npz that other evaluators read (torch-fidelity, "
+                                        "clean-fid, StudioGAN, the ADM suite). Sample number i "
                                         "of a seed is the same z as number i on `ganzoo sheet` and in the analyses "
                                         "(for a conditional model, of class i modulo its classes unless --class "
                                         "asks for one).")
@@ -107,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--json", action="store_true", help="print the card(s) as JSON")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
-                           description="Check every generator, discriminator, loss and model a plugin registers "
-                                       "against ganzoo's contracts (see ganzoo.testing); exit status 1 on a failure.")
+                           description="Check everything a plugin registers of the kinds the conformance kit "
+                                       "knows (" + ", ".join(k.plural for k in KINDS if k.checked) + ") against "
+                                       "ganzoo's contracts (docs/plugins.md, \"The conformance kit\", says what is "
+                                       "checked per kind); exit status 1 on a failure.")
     check.add_argument("names", nargs="*", metavar="NAME", help="plugin name as `ganzoo plugins` shows it, or its "
                                                                   "distribution's name")
     check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")
@@ -178,7 +184,7 @@ def cmd_compare(args) -> int:
     data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
     settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget or None,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
-                        metrics=args.metrics, device=args.device, download=not args.no_download,
+                        metrics=args.metrics, device=args.device, download=not args.no_download, resize=args.resize,
                         overrides={name: getattr(args, name) for name in COMPARABLE
                                    if getattr(args, name) is not None})
     if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
@@ -219,7 +225,13 @@ def cmd_sample(args) -> int:
     from .sampling import generate, grid_columns, per_class, sample, save_grid
 
     check_values(COMMAND_FIELDS["sample"], args)
+    if args.fmt != "grid":
+        return export_command(args)
+    args.out = "samples.png" if args.out is None else args.out
     n = args.n if args.n is not None else (10 if args.by_class else 64)
+    if n > MAX_SAMPLE_N:
+        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n} (a grid; --format png-folder or npz "
+                          f"writes more).")
     if args.by_class and args.cls is not None:
         raise GanzooError("--by-class draws every class; leave out --class (or --by-class).")
     if not Path(args.out).name or Path(args.out).is_dir():
@@ -241,6 +253,28 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def export_command(args) -> int:
+    """`ganzoo sample RUN --format npz|png-folder --out PATH`: samples for other evaluators (ganzoo.export)."""
+    from .checkpoint import load_generator
+    from .device import select_device
+    from .export import export_samples
+    from .runfiles import weights_file
+
+    if args.by_class or args.cls is not None or args.nrow is not None:
+        raise GanzooError("--by-class, --class and --nrow shape a PNG grid; --format npz|png-folder writes samples "
+                          "0..N-1 as `ganzoo eval` draws them.")
+    if not args.out:
+        raise GanzooError(f"--format {args.fmt} needs --out: the " + ("folder" if args.fmt == "png-folder" else
+                                                                       ".npz file") + " to write.")
+    n = args.n if args.n is not None else 50_000
+    weights = weights_file(args.weights)
+    generator, config = load_generator(weights, select_device(args.device))
+    path = export_samples(generator, config, weights, n, args.fmt, args.out, seed=args.seed, console=console)
+    out.print(f"{n} samples of {config.model} ({config.image_size}x{config.image_size}, {config.channels} channel(s), "
+              f"seed {args.seed}) -> {path} ({args.fmt})")
+    return 0
+
+
 def cmd_eval(args) -> int:
     import json
     import time
@@ -249,6 +283,8 @@ def cmd_eval(args) -> int:
     from .files import atomic_write
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+    from .neighbours import draw_closest
+    from .protocol import protocol_table
     from .pretrained import is_pretrained_name
     from .runfiles import weights_file
 
@@ -258,7 +294,8 @@ def cmd_eval(args) -> int:
     generator, config = load_generator(weights, device)
     data = args.data or config.data
     data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
-    options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
+    options = {key: value for key, value in (("inception_weights", args.inception_weights),
+                                              ("resize", args.resize)) if value}
     chosen = resolve_metrics(args.metrics, data, config.channels, options)
     names = [name for name, _ in chosen]
     n = args.n or default_n(chosen)
@@ -267,7 +304,7 @@ def cmd_eval(args) -> int:
     label = args.weights if is_pretrained_name(args.weights) else weights.name
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
-    rows = {label: evaluate(generator, config=config, data=data, **common)}
+    rows = {label: evaluate(generator, config=config, data=data, weights=weights, **common)}
     split = config.split if data == config.data else "train"     # the images G learned from, where known
     console.print(f"scoring {n} real {data} images ({split}) the same way")
     rows[f"real data ({split})"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
@@ -282,9 +319,18 @@ def cmd_eval(args) -> int:
         path = Path(f"{args.weights}.eval.json")
     else:
         path = weights.with_suffix(".eval.json")
+    real_label = list(rows)[1]
+    out.print(protocol_table(rows[label].protocol, title=f"protocol of {label}'s scores"))
+    out.print(f"The {real_label} row: the same protocol, on {n} real {data} {split} images (a subset drawn with seed "
+              f"{args.seed}) in place of generated ones.", highlight=False)
     report = {"weights": str(weights), "model": config.model, "data": data, "image_size": config.image_size,
               "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
-              "seconds": round(seconds, 1)}
+              "protocol": {row: scores.protocol for row, scores in rows.items()}, "seconds": round(seconds, 1)}
+    if "memorisation" in rows[label].exhibits:
+        picture = draw_closest(rows[label].exhibits["memorisation"], path.with_name(
+            path.name.removesuffix(".json").removesuffix(".eval") + ".memorisation.png"))
+        report["memorisation_pairs"] = str(picture)
+        console.print(f"memorisation: the 8 samples closest to a training image -> {picture}")
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
     console.print(f"results -> {path} ({seconds:.0f} s)")
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,8 @@ UNLIMITED_EPOCHS = 10 ** 6
 
 # What --budget counts, and what `ganzoo compare` reports as training time (one definition for both):
 TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, checkpoints), summed over every "
-                 "resume of the run; loading data and building networks before it, and --eval-every scoring "
-                 "in it, are not counted")
+                 "resume of the run; loading data and building networks before it, --eval-every scoring "
+                 "in it, and --compile's first step (the compiling) are not counted")
 
 EVAL_N = 10_000            # samples an evaluation draws unless its metrics ask for more (register(..., n=))
 MAX_SAMPLE_N = 10_000      # images `ganzoo sample` draws into one grid
@@ -196,12 +195,12 @@ class RunConfig:
         return self.num_classes > 0
 
     def stored_data_dir(self) -> str | None:
-        """data_dir as the run stored it (absolute: ganzoo.resolve), for reading the run's data again: a folder,
-        or a sentence saying why not."""
+        """data_dir as the run stored it (absolute: ganzoo.resolve), for reading the run's data again: a folder
+        (or a file, for a dataset registered with file_root=True), or a sentence saying why not."""
         path = self.data_dir
-        if path and not os.path.isdir(path):
-            raise GanzooError(f"The run's data folder {path} is not a folder from here; pass --data-dir with the "
-                              f"dataset's files.")
+        if path:
+            from .data import check_root              # the dataset says whether its root is a file or a folder
+            check_root(self.data, path, stored=True)
         return path
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +273,12 @@ DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 NO_DOWNLOAD_HELP = "never download; use --data-dir or the cache"
 
 
+RESIZE_HELP = ("how images reach Inception's 299x299 (fid, kid, prdc, memorisation): tf, TensorFlow 1.x bilinear as "
+               "the original FID and torch-fidelity; clean, clean-fid's PIL bicubic; torch, pytorch-fid's bilinear")
+RESIZES = ("tf", "clean", "torch")
+SAMPLE_FORMATS = ("grid", "npz", "png-folder")
+
+
 @dataclass
 class CompareSettings:
     """`ganzoo compare`'s own settings (besides RunConfig's comparable ones, which it takes too)."""
@@ -295,6 +300,7 @@ class CompareSettings:
                             shown_default="the metrics' own")
     curve_n: int = setting(2000, "samples at intermediate points", checks=(at_least(2),))
     metrics: str | None = setting(None, "comma-separated metric names", shown_default="the dataset's")
+    resize: str | None = setting(None, RESIZE_HELP, checks=(one_of(*RESIZES),), shown_default="tf")
     device: str = setting("auto", DEVICE_HELP)
     out: str | None = setting(None, "report folder", shown_default="reports/compare-<models>-<data>")
     resume: bool = setting(False, "continue an interrupted comparison in --out")
@@ -302,17 +308,29 @@ class CompareSettings:
     no_download: bool = setting(False, NO_DOWNLOAD_HELP)
 
 
+def sample_count(value, flag):
+    """At least one sample (a grid holds at most MAX_SAMPLE_N: `ganzoo sample` checks that once the format is known)."""
+    if type(value) is not int or value < 1:
+        return f"{flag} must lie between 1 and {MAX_SAMPLE_N}, got {value!r} (with --format, any number from 1)."
+    return None
+
+
 @dataclass
 class SampleSettings:
     """`ganzoo sample WEIGHTS`."""
 
     n: int | None = setting(None, "number of samples; with --by-class, samples per class", flag="-n",
-                            checks=(between(1, MAX_SAMPLE_N),), shown_default="64; with --by-class 10")
+                            checks=(sample_count,),
+                            shown_default=f"64, at most {MAX_SAMPLE_N:,} in a grid; with --by-class 10; 50000 with --format")
+    fmt: str = setting("grid", "grid: one PNG grid; png-folder: PATH/000000.png ... (torch-fidelity, clean-fid; "
+                       "StudioGAN reads its parent folder); npz: arr_0 uint8 [N, H, W, 3] (the ADM evaluator's layout)",
+                       flag="--format", checks=(one_of(*SAMPLE_FORMATS),))
     cls: int | None = setting(None, "a conditional model's class to draw, e.g. --class 7", flag="--class",
                               metavar="C", shown_default="every class in turn")
     by_class: bool = setting(False, "a conditional model's grid of one row per class, column j the same z in every "
                              "row")
-    out: str = setting("samples.png", "PNG file to write")
+    out: str | None = setting(None, "PNG file to write; the folder or .npz file with --format",
+                              shown_default="samples.png")
     seed: int = setting(0, "seed of the latent vectors", checks=(seed_range,))
     device: str = setting("auto", DEVICE_HELP)
     nrow: int | None = setting(None, "images per row", checks=(positive_int,), shown_default="a square grid")
@@ -332,6 +350,7 @@ class EvalSettings:
     json: str | None = setting(None, "where to write the results", shown_default="WEIGHTS with .eval.json")
     inception_weights: str | None = setting(None, "FID Inception weights (safetensors) for fid/kid",
                                             shown_default="$GANZOO_INCEPTION_WEIGHTS")
+    resize: str | None = setting(None, RESIZE_HELP, checks=(one_of(*RESIZES),), shown_default="tf")
     no_download: bool = setting(False, NO_DOWNLOAD_HELP)
 
 

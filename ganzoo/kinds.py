@@ -115,15 +115,19 @@ KINDS: tuple[Kind, ...] = (
     ``d_fake < 0.05``).
     """),
     Kind("dataset", "datasets", Contract("factory(*, root, download, split, image_size, channels) -> ganzoo.api.ImageData",
-                        ("image_size", "channels", "splits", "example_files", "classes"),
+                        ("image_size", "channels", "splits", "example_files", "classes", "file_root", "metrics"),
                         ("root", "download", "split", "image_size", "channels")),
          checked=True, doc="""Register datasets.
 
     Call ``register(name, factory, description=None, image_size=32, channels=1, splits=None,
-    example_files=None, classes=None)``; the keywords are the dataset's default resolution and channel
+    example_files=None, classes=None, file_root=False, metrics=None)``; the keywords are the dataset's default resolution and channel
     count, the splits it has (None: the factory checks), ``example_files(folder, split)``, which writes a
     few images in the dataset's format for the conformance kit to load, and how many classes its labels
-    name (a conditional model's num_classes; None: counted from the labels once they load). ``factory(*, root, download, split, image_size, channels)``
+    name (a conditional model's num_classes; None: counted from the labels once they load). ``file_root=True``:
+    its ``root`` (the user's ``--data-dir``) is one file, e.g. an ``.npz``, not a folder; ``ganzoo run``,
+    ``eval`` and ``--resume`` then accept a file there and refuse a folder. ``metrics``: the registered
+    metrics it is scored with when a command names none (default: the metrics that name the dataset in their
+    ``datasets=``, else, for colour images, Inception's). ``factory(*, root, download, split, image_size, channels)``
     returns a ``ganzoo.api.ImageData``: all images as one uint8 tensor ``[N, C, H, W]`` (any size;
     ganzoo crops the centre, resizes and converts), or, for images still in their files (a
     folder of JPEGs, an lmdb), a ``ganzoo.api.EncodedImages`` that ganzoo decodes once into its
@@ -133,20 +137,45 @@ KINDS: tuple[Kind, ...] = (
     ``image_size``/``channels`` are the resolution the run asks for, a hint the factory may use to
     decode smaller.
     """),
-    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better"), positional=1),
+    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better", "version", "default"),
+                                  positional=1),
          checked=True, doc="""Register evaluation metrics.
 
-    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None)``.
+    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None, version="1",
+    default=True)``.
     ``metric(samples)`` takes a ``ganzoo.api.Samples`` (uint8 images ``[N, C, H, W]``
     and the dataset they are compared with) and returns a dict of named numbers, e.g.
     ``{"fid": 12.3}``. It may define ``check(options)``, raising ``GanzooError`` when it
     cannot run (weights missing), so a command fails before drawing any sample.
     ``datasets`` names the datasets it scores by default (None: any colour dataset no
     metric names), ``n`` the sample count it wants by default, ``better`` maps each
-    returned name to "lower" or "higher".
+    returned name to "lower" or "higher". ``version`` goes into every score's protocol (see
+    ``ganzoo.protocol``): bump it whenever a change moves the numbers, so old and new scores
+    are never ranked in one column. ``default=False`` keeps a metric out of the dataset's
+    defaults (one that is slow or a diagnostic: it runs when named with --metrics).
+    A metric notes its settings in the protocol with ``samples.note(k=5)``. The evaluators'
+    features are shared: ``ganzoo.api.feature_space(name, samples)`` gives a registered
+    ``ganzoo.api.FeatureSpace`` (``"mnist_evaluator"``, ``"inception"``), and
+    ``samples.features(space)`` / ``samples.reference(space)`` its features of the samples and of
+    the real images, computed once per evaluation whichever metric asks first, each noting the
+    network, its weights' sha256, the resize and the real images in the protocol.
+    """),
+    Kind("feature space", "feature_spaces", Contract("factory(samples) -> ganzoo.api.FeatureSpace", positional=1),
+         checked=False, doc="""Register feature spaces: a feature network that metrics compare images in (the MNIST
+    evaluator's 128-d features, the FID Inception's 2048-d pool features), shared by every metric.
+
+    Call ``register(name, factory, description=None)``. ``factory(samples)`` gets the ``ganzoo.api.Samples``
+    being scored (its ``device`` and ``options``, e.g. ``--inception-weights``, ``--resize``) and returns a
+    ``ganzoo.api.FeatureSpace(name, weights_sha256, resize, input_range, extract, batch_size=500)``:
+    ``extract`` maps uint8 images ``[B, C, H, W]`` to features ``[B, D]``; the other fields are what the
+    protocol of every score made in the space records. Raise ``GanzooError`` when it cannot be built
+    (weights missing). A metric asks for one with ``ganzoo.api.feature_space(name, samples)``, then
+    ``samples.features(space)`` (the samples' features, computed once per evaluation whichever metric asks
+    first) and ``samples.reference(space)`` (the real images' features and Gaussian statistics, cached on
+    disk). Built in: ``mnist_evaluator`` and ``inception``.
     """),
     Kind("labeller", "labellers", Contract("builder(context) -> a labeller", positional=1),
-         checked=False, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick
+         checked=True, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick
     samples by class (``ganzoo arithmetic 'class:7 - ...'``, ``ganzoo dropout --class 7``, ``--labeller NAME``).
 
     Call ``register(name, builder, description=None)``. ``builder(context)`` receives a
@@ -156,7 +185,7 @@ KINDS: tuple[Kind, ...] = (
     column c scoring class c; exemplars are then picked by confidence).
     """),
     Kind("regularizer", "regularizers", Contract("factory() -> penalty(context), a scalar tensor", ("weight", "every")),
-         checked=False, doc="""Register regularisers of the discriminator (gradient penalty, R1, ...).
+         checked=True, doc="""Register regularisers of the discriminator (gradient penalty, R1, ...).
 
     Call ``register(name, factory, description=None, weight=1.0, every=1)``; ``weight`` and ``every``
     are the defaults a run's ``--regularizers NAME[:WEIGHT][@EVERY]`` overrides. ``factory()`` returns
@@ -166,7 +195,7 @@ KINDS: tuple[Kind, ...] = (
     its own D update every ``every`` steps weighted by ``every``, D's lr and betas rescaled by k/(k+1).
     """),
     Kind("augmentation", "augmentations", Contract("transform(x) -> x augmented, same shape", positional=1),
-         checked=False, doc="""Register differentiable augmentations (DiffAugment-style transforms) for ``--augment``.
+         checked=True, doc="""Register differentiable augmentations (DiffAugment-style transforms) for ``--augment``.
 
     Call ``register(name, transform, description=None)``. ``transform(x)`` maps images
     ``[B, C, H, W]`` to images of the same shape, differentiably, on x's device, drawing its random

@@ -21,13 +21,16 @@ from ..files import atomic_write
 from ..config import UNLIMITED_EPOCHS, RunConfig
 from ..device import select_device
 from ..errors import Diverged, GanzooError, Interrupted
-from ..evaluate import evaluate, evaluate_real, resolve_metrics
+from ..evaluate import Scores, evaluate, evaluate_real, resolve_metrics
+from ..neighbours import draw_closest
 from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
 from ..resolve import make_config
 from ..run import train
 from ..runfiles import RunFiles, weights_file
 from ..terminal import Console
+from .protocols import check_protocols
+from .quality import memorisation_picture
 from .results import ContenderResult, CurvePoint, Results, RunResult, d_collapsed, loss_records, throughput
 
 
@@ -60,6 +63,7 @@ class Settings:
     overrides: dict[str, Any] = field(default_factory=dict)   # RunConfig fields set alike for every model
     device: str = "auto"
     download: bool = True
+    resize: str | None = None          # how Inception metrics resize (None: their default, tf)
 
 
 def parse_contenders(names: list[str], regs: Registries | None = None) -> list[Contender]:
@@ -68,7 +72,11 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
     contenders = []
     for name in names:
         path = Path(name)
-        if name in regs.models and not path.exists():
+        if name in regs.models and path.exists():             # `compare acgan` beside a run folder named acgan
+            what = "folder" if path.is_dir() else "file"
+            raise GanzooError(f"{name!r} is both a registered model and a {what} here; say which you mean: "
+                              f"./{name} for the {what}, or the model from another folder (or rename the {what}).")
+        if name in regs.models:
             contenders.append(Contender(label=name, model=name))
         elif path.exists():
             _, config = load_generator(weights_file(path))
@@ -158,6 +166,7 @@ class Comparison:
         self.console = console or Console(stderr=True)
         self.device = select_device(settings.device)
         self.results_file = self.out / "results.json"
+        self.exhibits: dict[str, Any] = {}           # what the last scoring left to show (memorisation)
         if settings.epochs is not None and settings.budget is not None:
             raise GanzooError("Give --epochs or --budget, not both: models compare at equal epochs or equal time.")
         if settings.seeds < 1:
@@ -202,10 +211,15 @@ class Comparison:
             for epoch in range(1, self.settings.epochs + 1):
                 yield epoch, 0.0
 
-    def score(self, weights: Path, n: int | None) -> dict[str, float]:
+    def options(self) -> dict[str, Any]:
+        return {"resize": self.settings.resize} if self.settings.resize else {}
+
+    def score(self, weights: Path, n: int | None) -> Scores:
         s = self.settings
-        return evaluate(weights, metrics=s.metrics, n=n, data_dir=s.data_dir, download=s.download,
-                        device=self.device, console=self.console)
+        scores = evaluate(weights, metrics=s.metrics, n=n, data_dir=s.data_dir, download=s.download,
+                          device=self.device, console=self.console, options=self.options())
+        self.exhibits = scores.exhibits
+        return scores
 
     def train_one(self, contender: Contender, seed: int) -> RunResult:
         """Train one model with one seed, scoring it after each segment; a divergence is recorded, not raised."""
@@ -230,8 +244,9 @@ class Comparison:
                     break
                 started = True
                 last = (loss_records(files.records()) or [{}])[-1]
-                run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0),
-                                            self.score(weights, self.settings.curve_n)))
+                scores = self.score(weights, self.settings.curve_n)
+                run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0), scores,
+                                            scores.protocol))
         run.peak_memory_mb = memory.peak / 2 ** 20
         run = self.finish_run(run, files, batch_size=config.batch_size)
         run.wall_time_s = time.perf_counter() - wall_start
@@ -252,6 +267,7 @@ class Comparison:
         weights = weights or (files.generator if files else None)
         if run.status != "diverged" and weights is not None and weights.is_file():
             run.scores = self.score(weights, self.settings.n)
+            run.protocol = run.scores.protocol
         return run
 
     def score_finished(self, contender: Contender) -> RunResult:
@@ -289,9 +305,12 @@ class Comparison:
                     self.console.print(f"{contender.label} seed {seed}: done earlier, kept")
                     continue
                 self.console.rule(f"{contender.label}" + (f" · seed {seed}" if seed is not None else ""))
+                self.exhibits = {}
                 run = self.train_one(contender, seed) if contender.trained_here else self.score_finished(contender)
                 entry.runs.append(run)
                 self.save()                                   # nothing lost if a later model fails
+                self.draw_exhibits(contender.label, seed)
+                self.check_protocols()
             config = self.config_of(contender)
             shapes.add((config.data, config.image_size, config.channels))
         if len(shapes) > 1:
@@ -301,14 +320,32 @@ class Comparison:
         if self.results.real is None:
             self.console.rule("real data (the floor)")
             s = self.settings
-            self.results.real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
-                                              n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
-                                              console=self.console)
+            real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
+                                 n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
+                                 console=self.console, options=self.options())
+            self.results.real, self.results.real_protocol = real, real.protocol
+            self.save()
+        self.check_protocols()
         self.results.environment = environment(self.device)
         for entry in self.results.contenders.values():
             entry.summarise()
         self.save()
         return self.results
+
+    def check_protocols(self) -> None:
+        """Refuse to go on when scores of one column were made under different protocols; all is in results.json."""
+        try:
+            check_protocols(self.results)
+        except GanzooError as exc:
+            raise GanzooError(f"{exc} Every number so far is in {self.results_file}.") from None
+
+    def draw_exhibits(self, label: str, seed: int | None) -> None:
+        """The memorisation metric's closest pairs for a model's first seed, beside the report."""
+        exhibit = self.exhibits.get("memorisation")
+        path = self.out / memorisation_picture(label)
+        if exhibit is not None and not path.exists():
+            draw_closest(exhibit, path, title=f"{label}" + (f" (seed {seed})" if seed is not None else "")
+                         + ": the 8 samples closest to a training image")
 
     def config_of(self, contender: Contender) -> RunConfig:
         if contender.trained_here:

@@ -12,6 +12,9 @@ from ..registry import Entry
 from .kit import SEED, autocast, blame, fail, same
 from .networks import Checks
 
+RANDOM_PROBES = (0, 1, 2)     # seeds of the random logits the direction check probes besides the constant +-1
+
+
 def loss_checks(entry: Entry, device: torch.device) -> Checks:
     what = f"loss {entry.name!r}"
 
@@ -65,6 +68,21 @@ def loss_checks(entry: Entry, device: torch.device) -> Checks:
         if not fooled < caught:
             fail(f"{what}: g_loss is {fooled.item():.4f} when D is fooled (fake logits +1) and {caught.item():.4f} "
                  f"when it is not (-1); G must minimise it, so the first must be lower. Is the sign flipped?")
+        for seed in RANDOM_PROBES:                     # and at random logits: not only the constant probes above
+            real, fake = logits(10 * seed + 1), logits(10 * seed + 2)
+            right = scalar(d_loss(loss, real + 1, fake - 1), "d_loss", "at random logits")
+            wrong = scalar(d_loss(loss, real - 1, fake + 1), "d_loss", "at random logits")
+            if not right < wrong:
+                fail(f"{what}: at N(0, 1) logits (seed {seed}), d_loss is {right.item():.4f} with the real logits "
+                     f"raised by 1 and the fake lowered by 1, and {wrong.item():.4f} the other way round; D must "
+                     f"minimise it, so the first must be lower (it is at the constant +-1 probes: does it special-"
+                     f"case them?).")
+            fooled = scalar(g_loss(loss, fake + 1), "g_loss", "at random logits")
+            caught = scalar(g_loss(loss, fake - 1), "g_loss", "at random logits")
+            if not fooled < caught:
+                fail(f"{what}: at N(0, 1) logits (seed {seed}), g_loss is {fooled.item():.4f} with the fake logits "
+                     f"raised by 1 and {caught.item():.4f} with them lowered by 1; G must minimise it, so the first "
+                     f"must be lower.")
 
     def extremes():
         loss = make()

@@ -64,9 +64,11 @@ class ScoreRecord:
     eval_n: int
     scores: dict[str, float]
     time: float
+    protocol: dict[str, dict[str, Any]] = field(default_factory=dict)   # how each score was made (ganzoo.protocol)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "eval_n": self.eval_n, **self.scores, "time": self.time}
+        return {"step": self.step, "epoch": self.epoch, "eval_n": self.eval_n, **self.scores, "time": self.time,
+                "protocol": self.protocol}
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,8 @@ class EvalEvery:
             return
         if record.final or (record.reason == "epoch" and record.epoch % every == 0):
             scores = self.score()
-            self.publish("scores", ScoreRecord(record.step, self.epochs(), self.config.eval_n, scores, time.time()))
+            self.publish("scores", ScoreRecord(record.step, self.epochs(), self.config.eval_n, dict(scores), time.time(),
+                                               getattr(scores, "protocol", {})))
 
 
 # -- the observers of a run, called in order -----------------------------------------------------------

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ganzoo.cli import main
 from ganzoo.config import ModelSpec
-from ganzoo.evaluate import evaluate, evaluate_real, format_value
+from ganzoo.evaluate import evaluate, evaluate_real, file_sha256, format_value
 from ganzoo.models import build_discriminator, build_generator, count_parameters
 from ganzoo.plugins import registries
 from ganzoo.registry import Entry
@@ -20,7 +20,7 @@ from ganzoo.run import make_config, train
 from helpers import tiny_config
 
 TINY = ["--data", "fake", "--batch-size", "64", "--g-width", "8", "--d-width", "8", "--z-dim", "16",
-        "--log-every", "4", "--device", "cpu", "--metrics", "mnist_fd,mnist_classes", "-n", "200",
+        "--log-every", "4", "--device", "cpu", "--metrics", "mnist_fd,mnist_classes,mnist_prdc", "-n", "200",
         "--curve-n", "100"]
 SETTINGS = dict(batch_size=64, g_width=8, d_width=8, z_dim=16, log_every=4, device="cpu", data="fake")
 
@@ -53,8 +53,12 @@ def test_every_number_in_results_json_is_what_it_says(two_seeds):
             assert run["status"] == "ok" and run["steps"] == 16 and run["epochs_done"] == 1.0   # 1024 / 64
             weights = f"{run['run_dir']}/{label}.safetensors"
             # the scores are the evaluation of that run's weights, as `ganzoo eval` would compute them
-            assert run["scores"] == pytest.approx(evaluate(weights, metrics="mnist_fd,mnist_classes", n=200,
-                                                           device="cpu"), rel=1e-6)
+            ours = evaluate(weights, metrics="mnist_fd,mnist_classes,mnist_prdc", n=200, device="cpu")
+            assert run["scores"] == pytest.approx(ours, rel=1e-6)
+            # ... with the protocol they were made under, the run's own weights named by their sha256
+            assert run["protocol"] == ours.protocol
+            assert run["protocol"]["mnist_fd"]["generator_sha256"] == file_sha256(weights)
+            assert run["protocol"]["mnist_fd"]["n"] == 200 and run["curve"][0]["protocol"]["mnist_fd"]["n"] == 100
             records = [json.loads(line) for line in open(f"{run['run_dir']}/metrics.jsonl")]
             # throughput is images trained / training time (the clock --budget counts), both from the log
             assert run["train_time_s"] == records[-1]["train_time"] > 0
@@ -66,13 +70,14 @@ def test_every_number_in_results_json_is_what_it_says(two_seeds):
         fds = [r["scores"]["mnist_fd"] for r in entry["runs"]]
         assert entry["summary"]["mnist_fd"]["mean"] == pytest.approx(statistics.fmean(fds))
         assert entry["summary"]["mnist_fd"]["std"] == pytest.approx(statistics.stdev(fds))
-    assert results["real"] == pytest.approx(evaluate_real(data="fake", image_size=32, channels=1,
-                                                          metrics="mnist_fd,mnist_classes", n=200, device="cpu"))
+    real = evaluate_real(data="fake", image_size=32, channels=1, metrics="mnist_fd,mnist_classes,mnist_prdc", n=200,
+                         device="cpu")
+    assert results["real"] == pytest.approx(real) and results["real_protocol"] == real.protocol
 
 
 def test_report_folder(two_seeds):
     out, results = two_seeds
-    for name in ("samples.png", "losses.png", "metrics.png"):
+    for name in ("samples.png", "losses.png", "metrics.png", "precision_recall.png"):
         width, height = Image.open(out / name).size
         assert width > 300 and height > 200, name
     width, height = Image.open(out / "pareto.png").size
@@ -92,6 +97,8 @@ def test_report_folder(two_seeds):
     assert f"{'+' if mean_difference > 0 else '−'}{format_value(abs(mean_difference))} [" in report
     assert "![samples](samples.png)" in report and "![pareto](pareto.png)" in report
     assert "`ganzoo compare dcgan basicgan" in report
+    assert "![precision_recall](precision_recall.png)" in report and "precision ↑ | recall ↑" in report
+    assert "## Protocol" in report and "| images scored | 200 |" in report
 
 
 def test_table_resume_and_refusal(two_seeds, capsys):
@@ -174,9 +181,12 @@ def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
         train(config)
     out = tmp_path / "report"
     code, stdout, err = compare(capsys, str(tmp_path / "first" / "run"), str(tmp_path / "second" / "run"),
-                                "--data", "fake", "--metrics", "mnist_fd", "-n", "200", "--device", "cpu",
-                                "--out", str(out))
+                                "--data", "fake", "--metrics", "mnist_fd,mnist_memorisation", "-n", "200",
+                                "--device", "cpu", "--out", str(out))
     assert code == 0, err
+    # memorisation's closest pairs, one picture per model, shown in the report
+    assert all((out / f"memorisation-{label}.png").is_file() for label in ("run", "run-2"))
+    assert "![run-2: closest to training images](memorisation-run-2.png)" in (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     assert list(results["contenders"]) == ["run", "run-2"]                      # labels made unique
     assert not (out / "runs").exists()                                            # nothing was trained
@@ -185,6 +195,27 @@ def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
     assert entry["runs"][0]["scores"]["mnist_fd"] == pytest.approx(
         evaluate(tmp_path / "second" / "run" / "basicgan.safetensors", metrics="mnist_fd", n=200, device="cpu")
         ["mnist_fd"], rel=1e-6)
+
+
+def test_scores_of_different_protocols_are_refused_in_one_column(tmp_path, capsys):
+    """Finished runs at 16x16 and 32x32: their mnist_fd compare with the test split at each one's own size, so
+    the two numbers cannot share a column; compare says which settings differ, in one sentence."""
+    from ganzoo.checkpoint import save_generator
+
+    paths = []
+    for size in (32, 16):
+        config = tiny_config(tmp_path / str(size), image_size=size)
+        paths.append(str(save_generator(tmp_path / f"g{size}.safetensors", build_generator(config), config)))
+    out = tmp_path / "report"
+    code, _, err = compare(capsys, *paths, "--data", "fake", "--metrics", "mnist_classes,mnist_fd", "-n", "100",
+                           "--device", "cpu", "--out", str(out))
+    error = err.strip().splitlines()[-1]
+    assert code == 1 and error.startswith("error: Refusing to put mnist_fd of g32 and g16 in one column"), err
+    assert "one column" not in "\n".join(err.strip().splitlines()[:-1])                  # classes_covered: alike
+    assert "real images fake test split at 32x32x1 vs fake test split at 16x16x1" in err
+    assert not (out / "report.md").exists()
+    results = json.loads((out / "results.json").read_text())                            # nothing lost
+    assert [len(e["runs"]) for e in results["contenders"].values()] == [1, 1]
 
 
 @pytest.mark.slow
@@ -217,3 +248,16 @@ def test_equal_time_budget_is_the_same_training_time_for_every_model(tmp_path, c
         assert [p["step"] for p in run["curve"]] == [5, 10], label
         assert [p["train_time_s"] for p in run["curve"]] == [5.0, 10.0], label
         assert run["steps"] == 10 and run["train_time_s"] == 10.0, label
+
+
+def test_a_name_that_is_both_a_model_and_a_folder_here_is_refused_asking_which(tmp_path, capsys, monkeypatch):
+    """`compare basicgan dcgan` beside an old run folder named basicgan once scored that folder in silence."""
+    from helpers import assert_one_line_error
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "basicgan").mkdir()
+    code, _, err = compare(capsys, "basicgan", "dcgan", "--data", "fake", "--device", "cpu")
+    line = assert_one_line_error(code, err)
+    assert "'basicgan' is both a registered model and a folder here" in line and "./basicgan for the folder" in line
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("compare*"))    # nothing trained or written
+    code, _, err = compare(capsys, "./basicgan", "dcgan", "--data", "fake", "--device", "cpu")
+    assert code != 0 and "both a registered model" not in err                # the folder, taken as meant

@@ -40,8 +40,10 @@ def test_shipped_evaluator_is_small_and_accurate_at_every_run_resolution(mnist_d
 @pytest.mark.slow
 def test_real_data_sits_at_the_floor_and_a_collapsed_generator_does_not(mnist_dir):
     real = evaluate_real(data="mnist", image_size=32, channels=1, n=10000, data_dir=str(mnist_dir), device="cpu")
-    assert set(real) == {"mnist_fd", "mnist_score", "classes_covered", "class_kl"}
+    assert set(real) == {"mnist_fd", "mnist_score", "classes_covered", "class_kl", "precision", "recall", "density",
+                         "coverage"}
     assert real["classes_covered"] == 10 and real["class_kl"] < 0.01
+    assert real["precision"] > 0.9 and real["recall"] > 0.9 and real["coverage"] > 0.9   # test vs train digits
     assert real["mnist_score"] > 9.5                                       # of at most 10
     assert 0 <= real["mnist_fd"] < 1
 
@@ -53,6 +55,8 @@ def test_real_data_sits_at_the_floor_and_a_collapsed_generator_does_not(mnist_di
     assert collapsed["class_kl"] == pytest.approx(math.log(10), abs=1e-6)
     assert collapsed["mnist_score"] < 1.01
     assert collapsed["mnist_fd"] > 100 * max(real["mnist_fd"], 0.05)
+    # one image repeated: its k-NN balls have radius 0, so no real digit is recalled and almost none covered
+    assert collapsed["recall"] == 0 and collapsed["coverage"] < 0.01
 
 
 def test_generate_images_is_seeded_and_leaves_the_generator_as_it_was():
@@ -72,9 +76,10 @@ def test_generate_images_is_seeded_and_leaves_the_generator_as_it_was():
 def test_metrics_are_registered_listed_and_chosen_by_dataset(capsys):
     metrics = registries().metrics
     assert {"mnist_fd", "mnist_score", "mnist_classes", "stacked_modes", "fid", "kid"} <= set(metrics.names())
-    assert default_metrics("mnist", 1) == ["mnist_agreement", "mnist_classes", "mnist_fd", "mnist_score"]
+    assert default_metrics("mnist", 1) == ["mnist_agreement", "mnist_classes", "mnist_fd", "mnist_prdc",
+                                           "mnist_score"]                 # mnist_memorisation only when named
     assert default_metrics("stackedmnist", 3) == ["stacked_modes"]
-    assert default_metrics("folder", 3) == ["fid", "kid"]
+    assert default_metrics("folder", 3) == ["fid", "kid", "prdc"]
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
     assert "metrics" in listed and all(name in listed for name in metrics.names())
