@@ -410,7 +410,7 @@ BREAKS = [
           returns_at_once("MLflowLogger.grid"),
           ["tests/plugins/test_mlflow_logger.py::test_a_run_logs_its_metrics_settings_and_grids_to_mlflow"]),
     Break("--budget: compiling counted as training time", "ganzoo/training/loop.py",
-          replace_name("Loop.run", "self.step.compile_pending", "False"),
+          replace_name("Loop._steps", "self.step.compile_pending", "False"),
           ["tests/training/test_speed.py::test_compiling_is_not_training_time"]),
     Break("--compile: an interrupted compile reported as a broken compiler", "ganzoo/training/step.py",
           replace_call("Step._first_compiled_step", "self.signalled", lambda call, text: "False"),
