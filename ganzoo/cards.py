@@ -50,8 +50,8 @@ def read_card(card: Any, what: str) -> dict[str, Any]:
             card = json.loads(Path(card).read_text())
         except OSError as exc:
             raise GanzooError(f"{what}'s card {card} cannot be read: {exc.strerror or exc}.") from None
-        except ValueError as exc:
-            raise GanzooError(f"{what}'s card {card} is not valid JSON: {exc}.") from None
+        except (ValueError, RecursionError) as exc:
+            raise GanzooError(f"{what}'s card {card} is not valid JSON: {str(exc)[:120]}.") from None
     if not isinstance(card, dict):
         raise GanzooError(f"{what} gives card={type(card).__name__}; give a dict or the path of a JSON file.")
     return dict(card)

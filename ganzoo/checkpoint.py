@@ -20,6 +20,7 @@ import io
 import json
 import math
 import pickletools
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Pat
     """Every component a weights file names is registered here; else name the package that made it."""
     try:
         made_by = json.loads(metadata.get(PLUGINS, "{}"))
-    except ValueError:
+    except (ValueError, RecursionError):          # damaged, or nested beyond reason: no advice from it
         made_by = {}
     regs = registries()
     for role, kind in ROLES.items():
@@ -80,16 +81,54 @@ def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Pat
         if not isinstance(record, dict) or record.get("name") != name or not record.get("distribution"):
             continue                                     # an older or hand-edited file: the registry's message follows
         package, version = str(record["distribution"]), str(record.get("version", ""))
-        pin = f"{package}=={version}" if version and version != "?" else package
-        made = f"{path} was made with the {kind} {name!r} of the plugin {record.get('plugin', '?')!r} from the " \
-               f"package {package} {version}"
+        plugin = str(record.get("plugin", "?"))
+        pin = pip_requirement(package, version)
+        if pin is None:                                  # text from the file, never printed as a command
+            raise GanzooError(f"{path} was made with the {kind} {name!r} of a plugin it names {plugin[:80]!r}, "
+                              f"which is not installed here; the file gives its package as {package[:80]!r} "
+                              f"version {version[:40]!r}, which is not a valid package name and version (PEP 508), "
+                              f"so ganzoo suggests no install command: find the plugin's package yourself.")
+        made = (f"{path} was made with the {kind} {name!r} of the plugin {plugin[:80]!r} from the package "
+                f"{pin.replace('==', ' ')}")
         try:
             installed = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             raise GanzooError(f"{made}, which is not installed here; install it (pip install '{pin}') and try "
                               f"again.") from None
+        if "==" not in pin or same_version(installed, pin.split("==", 1)[1]):
+            raise GanzooError(f"{made}; the {package} {installed} installed here does not register it (see `ganzoo "
+                              f"plugins`).")
         raise GanzooError(f"{made}; the {package} {installed} installed here does not register it (see `ganzoo "
-                          f"plugins`); install the version that made it (pip install '{pin}').")
+                          f"plugins`). Installing the version that made it would replace {installed} with "
+                          f"{pin.split('==', 1)[1]}, which what else you run may depend on: in a separate "
+                          f"environment, pip install '{pin}'.")
+
+
+NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")    # a PEP 508 distribution name
+
+
+def pip_requirement(package: str, version: str) -> str | None:
+    """`package==version` (or the name alone, no version known) as a weights file gives them, if the name is a
+    valid PEP 508 distribution name and the version a valid PEP 440 one (so nothing else can reach a shell
+    through advice); None otherwise."""
+    from packaging.version import InvalidVersion, Version
+
+    if not NAME.fullmatch(package):
+        return None
+    if not version or version == "?":
+        return package
+    try:
+        return f"{package}=={Version(version)}"
+    except InvalidVersion:
+        return None
+
+
+def same_version(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: RunConfig,

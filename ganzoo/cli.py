@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -228,6 +229,7 @@ def cmd_compare(args) -> int:
     console.print(f"[green]report[/green]: {report} (results.json, samples.png, losses.png, metrics.png, "
                   f"pareto.png beside it)")
     return 0
+
 
 
 def cmd_sample(args) -> int:
@@ -582,6 +584,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {exc.filename}" if exc.filename else ""
         _error(f"Could not access{where}: {exc.strerror or exc}.")
         return 1
+    except UnicodeEncodeError as exc:   # a path or name holding bytes that are not UTF-8, written into a file
+        if os.environ.get("GANZOO_DEBUG"):
+            raise
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+        _error(f"A path or name holds bytes that are not UTF-8 ({ascii(bad)}), which ganzoo cannot store in a "
+               f"file; rename it.")
+        return 1
     except Exception as exc:  # a bug (in ganzoo or a plugin): still one line, the traceback on request
         if os.environ.get("GANZOO_DEBUG"):
             raise
@@ -598,6 +607,9 @@ def _error(message: str) -> None:
     # Control characters quoted from user input (a newline, "\x1e") are shown escaped, so the error stays
     # one line; markup-like input such as "[/x]" is escaped too, so it prints as written.
     message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
+    # A value quoted from input (a path, a string from a file) may be any length: each long word is shortened,
+    # so the sentence stays a sentence.
+    message = re.sub(r"\S{300,}", lambda m: f"{m[0][:120]}...({len(m[0]) - 180} characters)...{m[0][-60:]}", message)
     if os.environ.get("RANK", "0") != "0" and "WORLD_SIZE" in os.environ:   # a torchrun worker's own error
         message = f"rank {os.environ['RANK']}: {message}"
     console.print(f"[bold red]error[/bold red]: {escape(message)}", highlight=False, soft_wrap=True)

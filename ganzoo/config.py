@@ -109,7 +109,7 @@ class RunConfig:
     g_width: int = setting(64, "generator's narrowest feature width (the DCGAN paper's Fig. 1: 128; 64 as "
                            "pytorch/examples, a quarter of the compute)", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)
-    epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,
+    epochs: int = setting(5, "epochs to train", checks=(positive_int, at_most(UNLIMITED_EPOCHS)), resumable=True,
                           shown_default="5; with --budget alone, until the budget ends", null=UNLIMITED_EPOCHS,
                           shown=lambda v: "until the budget ends" if v in (None, UNLIMITED_EPOCHS) else str(v))
     batch_size: int = setting(128, "images per step", checks=(positive_int,), comparable=True)
@@ -146,6 +146,12 @@ class RunConfig:
     sync_bn: bool = setting(False, "under torchrun, BatchNorm statistics over the global batch rather than each "
                             "process's share of it (no effect in one process)", resumable=True,
                             shown_default="off, per process")
+    collective_timeout: float = setting(0.0, "under torchrun: how long a process waits for a peer that has stopped "
+                                        "responding (frozen, killed, unreachable) before the run stops with an "
+                                        "error naming it, e.g. 90s, 5m; auto: 20 times the slowest step so far, "
+                                        "at least 60s", parse=lambda text: 0.0 if str(text).strip().lower() == "auto"
+                                        else parse_duration(text), checks=(finite_duration,), resumable=True,
+                                        metavar="DURATION", shown=lambda v: f"{v:g}" if v else "auto")
     threads: int = setting(0, "CPU threads for torch; fewer run faster on a machine other jobs share",
                            checks=(thread_count,), resumable=True, comparable=True,
                            shown_default="0, torch's choice: one per core")
@@ -240,8 +246,8 @@ class RunConfig:
     def from_json(cls, text: str) -> "RunConfig":
         try:
             data = json.loads(text)
-        except (TypeError, ValueError) as e:
-            raise GanzooError(f"The embedded config is not valid JSON ({e}).") from None
+        except (TypeError, ValueError, RecursionError) as e:   # RecursionError: nested beyond reason
+            raise GanzooError(f"The embedded config is not valid JSON ({str(e)[:120]}).") from None
         if not isinstance(data, dict):
             raise GanzooError("The embedded config is not a JSON object.")
         return cls.from_dict(data)
@@ -249,10 +255,21 @@ class RunConfig:
     def validate(self) -> None:
         """Reject values no run can use, with a sentence naming the flag."""
         check_values(FIELDS, self)
-        if self.batch_size % self.pack:
-            raise GanzooError(f"--batch-size {self.batch_size} is not a multiple of --pack {self.pack}: the packed "
-                              f"discriminator judges whole packs of {self.pack} samples; use e.g. --batch-size "
-                              f"{max(self.pack, self.batch_size // self.pack * self.pack)}.")
+        self.check_batch(1)
+
+    def check_batch(self, processes: int) -> None:
+        """Every rule on a batch's shape, against what each of `processes` processes gets of --batch-size (the
+        global batch): checked before any file is written, once the number of processes is known."""
+        if self.batch_size % processes:
+            raise GanzooError(f"--batch-size {self.batch_size} is the global batch and does not split evenly over "
+                              f"{processes} processes; give a multiple of {processes}.")
+        share = self.batch_size // processes
+        if share % self.pack:
+            unit = processes * self.pack
+            each = "" if processes == 1 else f" gives each of {processes} processes {share} images, which"
+            raise GanzooError(f"--batch-size {self.batch_size}{each} is not a multiple of --pack {self.pack}: the "
+                              f"packed discriminator judges whole packs of {self.pack} samples; use e.g. --batch-size "
+                              f"{max(unit, self.batch_size // unit * unit)}.")
 
 
 # -- the settings of the other commands (their flags, help and checks, as `ganzoo run`'s) -----------------
@@ -273,15 +290,15 @@ class CompareSettings:
 
     data: str = setting("mnist", "dataset name")
     data_dir: str | None = setting(None, "local copy of the dataset", shown_default="none, the download cache")
-    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,),
+    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int, at_most(UNLIMITED_EPOCHS)),
                                  shown_default="1, unlike `ganzoo run`'s 5: a comparison trains every model and seed, "
                                                "and scores each epoch; --epochs 5 compares default runs")
     budget: float | None = setting(None, "equal training time for every model instead, e.g. 90s, 5m (none: epochs)",
                                    parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
                                    shown_default="none")
-    points: int = setting(4, "evaluation points along a --budget run", checks=(positive_int,))
+    points: int = setting(4, "evaluation points along a --budget run", checks=(positive_int, at_most(10_000)))
     seeds: int = setting(1, "seeds per model; scores show the mean and its 95% interval, differences are paired by "
-                         "seed; one seed gives no interval", checks=(positive_int,))
+                         "seed; one seed gives no interval", checks=(positive_int, at_most(1000)))
     baseline: str | None = setting(None, "the model every other is measured against, seed by seed", metavar="MODEL",
                                    shown_default="the first named")
     seed: int = setting(0, "first seed", checks=(seed_range,))

@@ -15,6 +15,8 @@ loads (not as a TypeError deep inside a training step).
 from __future__ import annotations
 
 import inspect
+import json
+import math
 from typing import Any, Callable
 
 from .errors import GanzooError
@@ -101,6 +103,52 @@ def check_option_names(kind: str, what: str, factory: Any, options: dict[str, An
                               f"{closest(name, accepted)}")
         raise GanzooError(f"{what} has no option {name!r}.{closest(name, (*known, *spec.arguments))} (Its options: "
                           f"{', '.join(known) or 'none'}.)")
+
+
+# The option types a value from the command line, a config file or a weights file (JSON) can be checked
+# against, by the name an annotation (or a default's type) gives them, and how a sentence names them.
+OPTION_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+              and math.isfinite(v)),
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("text", lambda v: isinstance(v, str)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+    "tuple": ("a list", lambda v: isinstance(v, list)),
+    "None": ("null", lambda v: v is None),
+}
+
+
+def _type_names(annotation: Any) -> list[str] | None:
+    """'float | None' (or float, Optional[float]) -> ['float', 'None']; None where it is anything else."""
+    if annotation is inspect.Parameter.empty:
+        return None
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None) or str(annotation)
+    text = text.replace("typing.", "").replace(" ", "")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional["):-1] + "|None"
+    names = ["None" if n in ("None", "NoneType") else n.split("[")[0] for n in text.split("|")]
+    return names if all(n in OPTION_TYPES for n in names) else None
+
+
+def check_option_values(kind: str, what: str, factory: Any, options: dict[str, Any]) -> None:
+    """Each option's value is of the type the factory's annotation declares (or, unannotated, its default's):
+    `loss.real_label=abc` is refused here, with a sentence, not at the first training step."""
+    signature = _signature(factory) if contract(kind).callable else None
+    if signature is None:
+        return
+    for name, value in options.items():
+        param = signature.parameters.get(name)
+        if param is None or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            continue
+        names = _type_names(param.annotation)
+        if names is None and param.default is not inspect.Parameter.empty and param.default is not None:
+            names = _type_names(type(param.default))            # an int default may be meant as a number
+            names = ["float" if n == "int" else n for n in names] if names else None
+        if names is None or any(OPTION_TYPES[n][1](value) for n in names):
+            continue
+        wanted = " or ".join(dict.fromkeys(OPTION_TYPES[n][0] for n in names))
+        raise GanzooError(f"{what} takes {wanted} for its option {name!r}, got {json.dumps(value)[:60]}.")
 
 
 def check_factory(kind: str, what: str, factory: Any, options: dict[str, Any] | None = None,

@@ -58,7 +58,7 @@ def read_meta(folder: Path) -> dict | None:
     try:
         meta = json.loads((folder / "meta.json").read_text())
         return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -15,7 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from .config import RunConfig
-from .contracts import check_factory, check_methods, check_option_names, contract
+from .contracts import check_factory, check_methods, check_option_names, check_option_values, contract
 from .settings import closest
 from .errors import GanzooError
 from .plugins import Registries, registries
@@ -115,6 +115,7 @@ def check_components(config: RunConfig, regs: Registries | None = None) -> None:
         what = f"The {kind} {name!r}"
         options = config.options.get(role, {})
         check_option_names(kind, what, entry.factory, options)
+        check_option_values(kind, what, entry.factory, options)
         check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options, entry.conditional)
     generator, discriminator = regs.generators.get(config.generator), regs.discriminators.get(config.discriminator)
     if generator.conditional != discriminator.conditional:

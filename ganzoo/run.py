@@ -180,7 +180,7 @@ def resume_config(run_dir: str | Path) -> RunConfig:
     if not path.is_file():
         if files.config.is_file():
             raise GanzooError(f"Nothing to resume: the run in {run_dir} stopped before its first checkpoint. "
-                              f"Start it again with --overwrite.")
+                              f"Start it again: the same command without --resume.")
         raise GanzooError(f"Nothing to resume: {path} does not exist.")
     _, metadata = read_tensors(path)
     return config_of(metadata, path)

@@ -33,7 +33,6 @@ class RunFiles:
     TENSORBOARD = "tensorboard"
     ANALYSIS = "analysis"
     LOCK = ".lock"
-    MARKERS = (CONFIG, CHECKPOINT, METRICS)    # any of these: the folder holds (part of) a run
 
     def __init__(self, out: str | Path, model: str | None = None):
         self.root = Path(out)
@@ -65,12 +64,14 @@ class RunFiles:
         return sorted([*self.samples.glob("epoch_*.png"), *self.samples.glob("step_*.png")])
 
     def holds_run(self) -> bool:
-        """Whether the folder already holds (part of) a ganzoo run."""
-        return any((self.root / name).exists() for name in self.MARKERS) or any(self.samples.glob("epoch_*.png"))
+        """Whether the folder holds a run worth keeping: its checkpoint, or a generator file. A run that
+        stopped before its first checkpoint kept nothing to resume or use, so what it wrote (config.json,
+        the log, a grid) never blocks the same command from starting again: the new run replaces it."""
+        return self.checkpoint.exists() or any(self.root.glob("*.safetensors"))
 
     def saved_model(self) -> str | None:
         """The model config.json names: a plain name, never a path (the file may be hand-edited)."""
-        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, RecursionError):
             model = json.loads(self.config.read_text()).get("model")
             if isinstance(model, str) and model and Path(model).name == model:
                 return model
@@ -96,7 +97,7 @@ def read_metrics(path: str | Path) -> list[dict]:
         for line in f:
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(record, dict):
                 records.append(record)

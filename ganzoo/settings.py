@@ -187,9 +187,12 @@ def channel_count(value: Any, flag: str) -> str | None:
     return None if value in (0, 1, 3) else f"{flag} must be 1 or 3, got {value}."
 
 
+MAX_THREADS = 4096
+
+
 def thread_count(value: Any, flag: str) -> str | None:
-    if type(value) is not int or value < 0:
-        return f"{flag} must be 0 (torch's default) or a positive integer, got {value!r}."
+    if type(value) is not int or not 0 <= value <= MAX_THREADS:
+        return f"{flag} must be 0 (torch's default) or a positive integer up to {MAX_THREADS}, got {value!r}."
     return None
 
 
@@ -230,7 +233,7 @@ def parse_options(text: str) -> dict[str, dict[str, Any]]:
             raise GanzooError(f"An option looks like ROLE.NAME=VALUE, e.g. loss.a=-1; got {item!r}.")
         try:
             value = json.loads(raw.strip())
-        except ValueError:
+        except (ValueError, RecursionError):
             value = raw.strip()
         options.setdefault(role, {})[name.strip()] = value
     return options
@@ -473,6 +476,36 @@ def check_values(fields: dict[str, FieldInfo], values: Any) -> None:
 
 # -- settings files ------------------------------------------------------------------------------------
 
+MAX_SETTINGS_VALUES = 10_000     # values in a config file, YAML aliases expanded (a run has about 60 settings)
+BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def decode_text(raw: bytes, path: str | Path) -> str:
+    """A config file's text: UTF-8, or UTF-8/16/32 with a byte-order mark (what editors save); else a sentence."""
+    encoding = next((name for bom, name in BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise GanzooError(f"{path} is not {encoding.upper().replace('-SIG', '')} text (byte {exc.start}); save it "
+                          f"as UTF-8.") from None
+
+
+def expanded_size(data: Any, limit: int = MAX_SETTINGS_VALUES) -> int:
+    """How many values `data` holds with every shared object counted at each use (as JSON would write it),
+    counting no further than just past `limit`: a YAML alias bomb is measured without being expanded."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
+
+
 def read_settings_file(path: str | Path, fields: dict[str, FieldInfo]) -> dict[str, Any]:
     """The settings of a YAML, TOML or JSON file (a run's config.json too), typed and checked.
 
@@ -483,7 +516,7 @@ def read_settings_file(path: str | Path, fields: dict[str, FieldInfo]) -> dict[s
     path = Path(path)
     if not path.is_file():
         raise GanzooError(f"No config file at {path}.")
-    text = path.read_text()
+    text = decode_text(path.read_bytes(), path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
@@ -504,6 +537,9 @@ def read_settings_file(path: str | Path, fields: dict[str, FieldInfo]) -> dict[s
         raise GanzooError(f"{path} is not a readable {suffix.lstrip('.').upper() or 'YAML'} file: {first}") from None
     if data is None:
         return {}
+    if expanded_size(data) > MAX_SETTINGS_VALUES:     # YAML aliases share one object many times: count each use
+        raise GanzooError(f"{path} holds more than {MAX_SETTINGS_VALUES:,} values once its aliases are expanded; "
+                          f"a config file names a few dozen settings.")
     if not isinstance(data, dict):
         raise GanzooError(f"{path} must hold settings as `name: value` lines, not a {type(data).__name__}.")
     values = {}

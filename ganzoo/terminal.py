@@ -32,3 +32,10 @@ class Console(rich.console.Console):
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
         rich.console.Console.size.fset(self, new_size)
+
+    def _render_buffer(self, buffer) -> str:
+        """The text to write, with any character the stream cannot take shown escaped: a path holding bytes
+        that are not UTF-8 (kept by Python as lone surrogates) prints as \\udcff instead of failing the write
+        (and every write after it)."""
+        text = super()._render_buffer(buffer)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

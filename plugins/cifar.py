@@ -59,6 +59,21 @@ def _plain_dtype(name, align=False, copy=False):
     return np.dtype(name, align, copy)
 
 
+def _latin1(text, encoding="latin1"):
+    """What protocol 2 writes for a bytes object (_codecs.encode(text, 'latin1')): that and nothing else."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("it calls _codecs.encode on something other than latin-1 text, which a CIFAR "
+                                     "batch never holds")
+    return text.encode("latin1")
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    """What protocol 5 writes for a contiguous array (numpy's _frombuffer), for plain dtypes only."""
+    if not isinstance(dtype, np.dtype) or dtype.str[1:] not in PLAIN_DTYPES or order not in ("C", "F"):
+        raise pickle.UnpicklingError("it rebuilds an array of a kind a CIFAR batch never holds")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
 class BatchUnpickler(pickle.Unpickler):
     """An unpickler that admits only the types CIFAR's batches hold; any other global is refused.
 
@@ -69,7 +84,10 @@ class BatchUnpickler(pickle.Unpickler):
     ADMITTED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,   # written by numpy 1.x (the files)
                 ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # written by numpy 2.x
                 ("numpy", "ndarray"): np.ndarray,
-                ("numpy", "dtype"): _plain_dtype}
+                ("numpy", "dtype"): _plain_dtype,
+                ("_codecs", "encode"): _latin1,                            # bytes, as protocol 2 writes them
+                ("numpy._core.numeric", "_frombuffer"): _frombuffer,       # arrays, as protocol 5 writes them
+                ("numpy.core.numeric", "_frombuffer"): _frombuffer}
 
     def find_class(self, module, name):
         try:

@@ -21,7 +21,7 @@ from ..files import atomic_write
 from ..config import UNLIMITED_EPOCHS, RunConfig
 from ..device import select_device
 from ..errors import Diverged, GanzooError, Interrupted
-from ..evaluate import Scores, evaluate, evaluate_real
+from ..evaluate import Scores, evaluate, evaluate_real, resolve_metrics
 from ..neighbours import draw_closest
 from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
@@ -105,13 +105,24 @@ def inputs(contenders: list[Contender]) -> list[str]:
     return [f"{c.label}: {os.path.abspath(c.path) if c.path is not None else c.model}" for c in contenders]
 
 
+def folder_name(label: str) -> str:
+    """A label (made of model names, paths, a dataset's name) as one folder name: letters, digits, '.', '_' and
+    '-' kept, any other run of characters (a '/', '..', a newline, a byte not UTF-8) one '_', so a report
+    folder is always a new folder under its parent, never somewhere a path in the label points."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]|\.{2,}", "_", label)
+    name = re.sub(r"_+", "_", name).strip("._-")[:120]
+    return name or "compare"
+
+
 def default_folder(contenders: list[Contender], data: str) -> Path:
     """reports/compare-<labels>-<data>, and where a contender is a path, a short digest of the inputs, so
     comparisons of different inputs (`compare runs/dcgan basicgan` and `compare dcgan basicgan`) never share
     a folder."""
     import hashlib
 
-    name = f"compare-{'-'.join(c.label for c in contenders)}-{data}"
+    name = folder_name(f"compare-{'-'.join(c.label for c in contenders)}-{data}")
     if any(c.path is not None for c in contenders):
         name += "-" + hashlib.sha256("\n".join(inputs(contenders)).encode()).hexdigest()[:8]
     return Path("reports") / name
@@ -315,7 +326,15 @@ class Comparison:
         generator, _ = load_generator(weights_file(contender.path))
         return {"G": count_parameters(generator), "D": None}
 
+    def check(self) -> None:
+        """Before anything trains or any folder is made: every contender's metrics are usable here (FID's
+        Inception weights on disk, say), as `ganzoo run --eval-every` checks before its first epoch."""
+        for contender in self.contenders:
+            config = self.config_of(contender)
+            resolve_metrics(self.settings.metrics, self.settings.data or config.data, config.channels)
+
     def run(self) -> Results:
+        self.check()
         self.out.mkdir(parents=True, exist_ok=True)
         shapes, conditional = set(), False
         for contender in self.contenders:

@@ -27,6 +27,11 @@ share of each global batch; what makes N processes one run:
   write that fails on rank 0 stops every rank with its error;
 - stopping: Ctrl-C and SIGTERM (which torchrun forwards to every worker), the time budget and divergence
   are agreed on (`vote`), so every rank stops at the same step, after the same checkpoint;
+- faults: a `Watchdog` thread beside each rank's training beats a counter in torchrun's store and watches
+  the others'. A peer silent for --collective-timeout (frozen, killed, its machine gone) stops the run with
+  an error naming it, even while this rank is blocked in a collective; a collective that fails because a
+  peer ended becomes a sentence naming the peer (`lost_peer`); and a second Ctrl-C/SIGTERM ends the process
+  at once, blocked or not (the signal reaches the thread through `signal.set_wakeup_fd`);
 - resuming: a checkpoint holds global state only (weights, optimisers, the shared RNG, counters), so a run
   resumes on any number of ranks with the same --batch-size.
 """
@@ -37,6 +42,11 @@ import contextlib
 import functools
 import hashlib
 import os
+import signal
+import socket
+import sys
+import threading
+import time
 from datetime import timedelta
 from typing import Any, Callable, Iterator
 
@@ -112,6 +122,18 @@ class SingleProcess:
         """What the run's description adds about the processes (nothing for one)."""
         return ""
 
+    def stepped(self, step: int) -> None:
+        """A step is done (the watchdog sizes its patience to the steps)."""
+
+    def watch(self, where: Callable[[], str]) -> contextlib.AbstractContextManager:
+        """While inside: peers watched, a second signal ends the process at once. `where()` says where the
+        last checkpoint is and how to resume, for the message a stop prints."""
+        return contextlib.nullcontext()
+
+    def lost_peer(self, exc: BaseException) -> str | None:
+        """If `exc` is a collective that failed because another process ended: a sentence saying which."""
+        return None
+
     def agreed_config(self, config: RunConfig) -> RunConfig:
         """The config every process trains with: the writing process's (its --out, say)."""
         return config
@@ -135,7 +157,7 @@ class Ranks(SingleProcess):
     stops_at_once = False          # a signal is this rank's wish; the ranks agree on it (vote)
     signal_repeat_grace = SIGNAL_REPEAT_GRACE
 
-    def __init__(self, backend: str, sync_bn: bool = False):
+    def __init__(self, backend: str, sync_bn: bool = False, collective_timeout: float = 0.0):
         self.rank = dist.get_rank()
         self.world = dist.get_world_size()
         self.backend = backend
@@ -144,6 +166,7 @@ class Ranks(SingleProcess):
         # never waits for the GPU.
         self.cpu_group = dist.new_group(backend="gloo") if backend == "nccl" else None
         self.pending_vote: tuple[torch.Tensor, Any] | None = None
+        self.watchdog = Watchdog(self.rank, self.world, collective_timeout) if self.world > 1 else None
 
     @property
     def is_writer(self) -> bool:
@@ -275,7 +298,25 @@ class Ranks(SingleProcess):
         return (f", {self.world} processes x {batch_size // self.world} images ({self.backend}"
                 f"{', BatchNorm over the global batch' if self.sync_bn else ''})")
 
+    def stepped(self, step: int) -> None:
+        if self.watchdog:
+            self.watchdog.stepped(step)
+
+    def watch(self, where: Callable[[], str]) -> contextlib.AbstractContextManager:
+        return self.watchdog.watching(where) if self.watchdog else contextlib.nullcontext()
+
+    def lost_peer(self, exc: BaseException) -> str | None:
+        if not isinstance(exc, RuntimeError) or not self.watchdog:
+            return None
+        text = str(exc)
+        if not (isinstance(exc, getattr(dist, "DistError", ())) or any(
+                word in text for word in ("gloo", "Connection", "NCCL", "connection", "peer", "Timed out"))):
+            return None
+        return self.watchdog.who_ended()
+
     def close(self) -> None:
+        if self.watchdog:
+            self.watchdog.stop()
         if self.pending_vote is not None:
             self.pending_vote[1].wait()
             self.pending_vote = None
@@ -297,15 +338,169 @@ def start(config: RunConfig) -> SingleProcess:
                 f"--device {config.device} picks one GPU; under torchrun each process takes the GPU of its local "
                 f"rank: give --device cuda (or auto)."))
         torch.cuda.set_device(local_rank)
-    if config.batch_size % world:
-        raise quiet_unless_rank0(GanzooError(
-            f"--batch-size {config.batch_size} is the global batch and does not split evenly over {world} "
-            f"processes; give a multiple of {world}."))
+    try:
+        config.check_batch(world)          # every batch-shape rule, on each process's share, before any file
+    except GanzooError as exc:
+        raise quiet_unless_rank0(exc) from None
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT,
                                 device_id=torch.device("cuda", local_rank) if backend == "nccl" else None)
-    return Ranks(backend, sync_bn=config.sync_bn)
+    return Ranks(backend, sync_bn=config.sync_bn, collective_timeout=config.collective_timeout)
+
+
+# -- a watchdog beside each rank --------------------------------------------------------------------------
+
+class Watchdog:
+    """A daemon thread beside one rank's training.
+
+    - Every BEAT seconds it adds 1 to this rank's counter in torchrun's store (held by torchrun itself, so
+      it outlives any worker) and reads the others'. A peer whose counter has not moved for `limit()`
+      seconds is frozen (SIGSTOP, a hung machine) or gone: the thread prints an error naming it, where the
+      last checkpoint is and how to resume, and ends the process (exit 1) -- the main thread may be blocked
+      in a collective that would otherwise wait for an hour. The thread's beats do not depend on the main
+      thread, so a long step or rank 0's evaluation never reads as silence.
+    - When a collective fails (a peer ended), `who_ended()` names the peers whose counters stopped.
+    - Inside `watching()`, Ctrl-C and SIGTERM also reach the thread (signal.set_wakeup_fd), which the
+      main thread's handler cannot while blocked in C++: a second signal (after SIGNAL_REPEAT_GRACE) ends
+      the process at once with exit 128+signal if the main thread has not ended it within ABORT_GRACE.
+    """
+
+    BEAT = 0.5              # seconds between beats
+    FLOOR = 60.0            # seconds: the least patience with a silent peer unless --collective-timeout says
+    STEPS = 20              # auto patience: this many of the slowest step so far
+    ABORT_GRACE = 0.5       # seconds the main thread has to end the process itself on a second signal
+
+    def __init__(self, rank: int, world: int, timeout: float = 0.0):
+        self.rank, self.world, self.timeout = rank, world, float(timeout or 0.0)
+        self.peers = [r for r in range(world) if r != rank]
+        self.store = dist.PrefixStore("ganzoo/beat/", dist.TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+            timeout=timedelta(seconds=30)))
+        now = time.monotonic()
+        self.counts = {r: -1 for r in self.peers}
+        self.heard = {r: now for r in self.peers}       # when each peer's counter last moved
+        self.slowest_step, self.last_step_at, self.step = 0.0, now, 0
+        self.where: Callable[[], str] = lambda: ""
+        self.signals: list[tuple[float, int]] = []
+        self.reader: socket.socket | None = None
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ganzoo-watchdog", daemon=True)
+        self.thread.start()
+
+    def limit(self) -> float:
+        """Seconds a peer may stay silent: --collective-timeout, or 20 of the slowest steps, at least 60 s."""
+        return self.timeout or max(self.FLOOR, self.STEPS * self.slowest_step)
+
+    def stepped(self, step: int) -> None:
+        now = time.monotonic()
+        if self.step:
+            self.slowest_step = max(self.slowest_step, now - self.last_step_at)
+        self.step, self.last_step_at = step, now
+
+    def stop(self) -> None:
+        self.done.set()
+
+    # -- the thread ---------------------------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        with self.lock:
+            self.store.add(str(self.rank), 1)
+            now = time.monotonic()
+            for r in self.peers:
+                count = self.store.add(str(r), 0)
+                if count != self.counts[r]:
+                    self.counts[r], self.heard[r] = count, now
+
+    def _run(self) -> None:
+        while not self.done.wait(self.BEAT):
+            try:
+                self._beat()
+            except Exception:                    # the store is gone: torchrun (the run's coordinator) ended
+                if not self.done.wait(5 * self.BEAT):
+                    self._end(1, "torchrun, which coordinates the processes, stopped answering")
+                return
+            silent = [r for r in self.peers if time.monotonic() - self.heard[r] > self.limit()]
+            if silent and not self.done.is_set():
+                self._end(1, f"{self._ranks(silent)} stopped responding {self.limit():.0f}s ago (frozen, "
+                             f"or gone with its machine; --collective-timeout sets how long to wait)")
+            self._read_signals()
+
+    @staticmethod
+    def _ranks(ranks: list[int]) -> str:
+        return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
+
+    def _end(self, code: int, what: str) -> None:
+        """Print what happened and end the process now (the main thread may be blocked in a collective)."""
+        from ..cli import _error
+        try:
+            where = self.where()
+        except Exception:
+            where = ""
+        _error(f"The run stopped: {what}, at step {self.step}. {where}".strip())
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    def who_ended(self) -> str:
+        """After a failed collective: the peers whose counters stopped, watched until one has been silent for
+        3 beats (a live peer beats every one), for at most 8 beats."""
+        deadline = time.monotonic() + 8 * self.BEAT
+        ended: list[int] = []
+        while not ended and time.monotonic() < deadline:
+            time.sleep(self.BEAT / 5)
+            try:
+                self._beat()
+            except Exception:
+                return "a peer process ended or became unreachable (torchrun's store too)"
+            with self.lock:
+                ended = [r for r in self.peers if time.monotonic() - self.heard[r] > 3 * self.BEAT]
+        if not ended:
+            return "a peer process ended or became unreachable (which one could not be told)"
+        return f"the process of {self._ranks(ended)} ended or became unreachable"
+
+    # -- signals ------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def watching(self, where: Callable[[], str]) -> Iterator[None]:
+        self.where = where
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self.reader = reader
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous)
+            self.reader = None
+            reader.close()
+            writer.close()
+
+    def _read_signals(self) -> None:
+        reader = self.reader
+        if reader is None:
+            return
+        try:
+            data = reader.recv(64)
+        except (BlockingIOError, OSError):
+            return
+        now = time.monotonic()
+        for signum in data:
+            if signum not in (signal.SIGINT, signal.SIGTERM):
+                continue
+            if self.signals and now - self.signals[0][0] > SIGNAL_REPEAT_GRACE:
+                self.signals.append((now, signum))
+                if not self.done.wait(self.ABORT_GRACE):     # the main thread did not end it: we do
+                    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+                    self._end(128 + signum, f"a second {name} ended it at once")
+                return
+            if not self.signals:
+                self.signals.append((now, signum))
 
 
 def rank_seed(seed: int, step: int, rank: int) -> int:

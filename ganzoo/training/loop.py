@@ -68,6 +68,7 @@ class Loop:
         self.stop_signal = 0            # the signal every process agreed to stop on (0: none)
         self.out_of_time = False        # config.budget spent: the run ends cleanly, as if its epochs were done
         self.finished = True            # the observers' finish() has run for the last start()
+        self.failing = False            # a fault is being reported: signals are no longer stop requests
         step.signalled = lambda: bool(self.signal_wanted)   # a compile that fails after a signal was interrupted
 
     # -- stop conditions, by name ---------------------------------------------------------------------
@@ -118,49 +119,19 @@ class Loop:
                                            self.console, self.position))
             state.clock.start()
             try:
-                with self._signals_stop_cleanly():
-                    window = LogWindow(len(self.step.stat_names), self.step.device)
-                    batches = None
-                    while not self.epochs_done:
-                        if batches is None:                           # an epoch starts (or resumes mid-way)
-                            self.data_rng.set_state(state.data_epoch_rng)
-                            batches = self.batches.labelled(self.data_rng, start=state.step_in_epoch)
-                        real, labels = next(batches)                  # labels: None unless conditional
-                        if self.step.compile_pending:             # compiling is not training time (--budget)
-                            with state.clock.paused():
-                                stats = self.step(real, labels)
-                        else:
-                            stats = self.step(real, labels)
-                        state.step += 1
-                        state.step_in_epoch += 1
-                        window.add(stats)
-                        self.guard.after_step(state.step, stats)
-                        self._agree_on_stopping()
-                        if state.step % config.log_every == 0 or self.epoch_ended or self.out_of_time:
-                            self._log_window(window)                  # the log reaches the last step
-                        if self.progress and self.strategy.is_writer:
-                            self.progress.advance(state.step)
-                        if self.epoch_ended:
-                            batches = None
-                            self._end_epoch()
-                            if self.stop_requested and not self.epochs_done:
-                                raise self._interrupted()
-                            if self.out_of_time:
-                                self.console.print(f"time budget of {config.budget:g}s reached at {self.position()}")
-                                break
-                        elif self.stop_requested:
-                            self.save_checkpoint()
-                            raise self._interrupted()
-                        elif self.out_of_time:
-                            self._end_mid_epoch()
-                            break
-                        elif state.step % config.checkpoint_every == 0:
-                            self.save_checkpoint()
+                with self._signals_stop_cleanly(), self.strategy.watch(self._where):
+                    try:
+                        self._steps()
+                    except RuntimeError as exc:     # a collective failed: a peer process ended?
+                        self.failing = True          # torchrun's SIGTERM to the survivors: no "saving..." line
+                        lost = self.strategy.lost_peer(exc)
+                        if lost is None:
+                            raise
+                        raise GanzooError(f"The run stopped: {lost}, at step {state.step}. {self._where()}") from None
                 return self.files.generator
             except KeyboardInterrupt:
                 raise self.strategy.quiet(Interrupted(
-                    f"Interrupted at step {state.step} (second Ctrl-C); the last checkpoint in {self.files.root} is "
-                    f"intact. Continue with: {resume_hint(self.files)}")) from None
+                    f"Interrupted at step {state.step} (second Ctrl-C). {self._where()}")) from None
             except Diverged as exc:
                 spent = state.clock.seconds()
                 state.clock.stop()
@@ -169,15 +140,59 @@ class Loop:
                 state.clock.set(spent)                      # one budget for the whole run, rollbacks included
                 continue
             except OSError as exc:
+                go_on = (f"continue with: {resume_hint(self.files)}" if self.last_checkpoint_step is not None
+                         else "start it again with the same command")
                 raise self.strategy.quiet(GanzooError(
                     f"Could not write {exc.filename or self.files.root} ({exc.strerror or exc}); training stopped at "
-                    f"step {state.step}. {self._last_good()} Free some space (or fix the folder) and continue "
-                    f"with: {resume_hint(self.files)}")) from None
+                    f"step {state.step}. {self._last_good()} Free some space (or fix the folder) and "
+                    f"{go_on}.")) from None
             except GanzooError as exc:              # agreed on: the same step, the same error on every process
                 raise self.strategy.quiet(exc)
             finally:
                 state.clock.stop()
                 self._finish_observers()
+
+    def _steps(self) -> None:
+        """Steps until the epochs are done or a stop condition holds (the loop of the module's docstring)."""
+        state, config = self.state, self.config
+        window = LogWindow(len(self.step.stat_names), self.step.device)
+        batches = None
+        while not self.epochs_done:
+            if batches is None:                           # an epoch starts (or resumes mid-way)
+                self.data_rng.set_state(state.data_epoch_rng)
+                batches = self.batches.labelled(self.data_rng, start=state.step_in_epoch)
+            real, labels = next(batches)                  # labels: None unless conditional
+            if self.step.compile_pending:                 # compiling is not training time (--budget)
+                with state.clock.paused():
+                    stats = self.step(real, labels)
+            else:
+                stats = self.step(real, labels)
+            state.step += 1
+            state.step_in_epoch += 1
+            self.strategy.stepped(state.step)
+            window.add(stats)
+            self.guard.after_step(state.step, stats)
+            self._agree_on_stopping()
+            if state.step % config.log_every == 0 or self.epoch_ended or self.out_of_time:
+                self._log_window(window)                  # the log reaches the last step
+            if self.progress and self.strategy.is_writer:
+                self.progress.advance(state.step)
+            if self.epoch_ended:
+                batches = None
+                self._end_epoch()
+                if self.stop_requested and not self.epochs_done:
+                    raise self._interrupted()
+                if self.out_of_time:
+                    self.console.print(f"time budget of {config.budget:g}s reached at {self.position()}")
+                    break
+            elif self.stop_requested:
+                self.save_checkpoint()
+                raise self._interrupted()
+            elif self.out_of_time:
+                self._end_mid_epoch()
+                break
+            elif state.step % config.checkpoint_every == 0:
+                self.save_checkpoint()
 
     def _publish(self, event: str, record=None) -> None:
         """A record to the observers, on the writing process; a failure there stops every process."""
@@ -265,6 +280,8 @@ class Loop:
         first_at: list[float] = []   # when the first signal came
 
         def on_signal(signum, frame):
+            if self.failing:
+                return
             repeated = bool(first_at) and time.monotonic() - first_at[0] <= self.strategy.signal_repeat_grace
             if self.stop_requested and not repeated:
                 raise KeyboardInterrupt
@@ -288,6 +305,12 @@ class Loop:
                           f"Continue with: {resume_hint(self.files)}")
         exc.exit_code = 128 + self.stop_signal
         return exc
+
+    def _where(self) -> str:
+        """Where the last good weights are and how to go on (for a stop the loop did not choose)."""
+        if self.last_checkpoint_step is None:
+            return "No checkpoint had been written yet; start it again with the same command."
+        return f"{self._last_good()} Continue with: {resume_hint(self.files)}"
 
     def _last_good(self) -> str:
         if self.last_checkpoint_step is None:

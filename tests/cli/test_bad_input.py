@@ -294,7 +294,7 @@ CASES = [
     ("resume a file", ["run", "--resume", "{a_file}"], "is not a folder"),
     ("resume an empty folder", ["run", "--resume", "{empty}"], "checkpoint.safetensors does not exist"),
     ("resume a run with no checkpoint yet", ["run", "--resume", "{stopped_early}"],
-     "stopped before its first checkpoint. Start it again with --overwrite"),
+     "stopped before its first checkpoint. Start it again: the same command without --resume"),
     # sampling
     ("sample a missing file", ["sample", "nowhere.safetensors"], "No weights file at nowhere.safetensors"),
     ("sample a folder", ["sample", "{empty}"], "holds no finished run"),   # a run folder is accepted

@@ -406,3 +406,38 @@ def test_the_cifar_unpickler_refuses_every_other_global_of_a_module_it_admits_fr
     raw = b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n."            # GLOBAL module name; STOP
     with pytest.raises(GanzooError, match=f"it names {module}.{name}, which a CIFAR batch never holds"):
         load_batch(raw, "data_batch_1", "CIFAR-10")
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("keys", ["str", "bytes"])
+def test_a_cifar_batch_re_pickled_with_any_protocol_is_accepted(tmp_path, protocol, keys):
+    """A valid batch loaded and pickled again by Python 3 (protocol 2 writes bytes through _codecs.encode,
+    protocol 5 arrays through numpy's _frombuffer) is the same data: read as such, not called tampered."""
+    import io
+
+    from ganzoo_plugins.cifar import BatchUnpickler
+
+    written = write_cifar(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    for path in folder.iterdir():
+        batch = BatchUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        if keys == "bytes":
+            batch = {k.encode(): v for k, v in batch.items()}
+        path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    for split in ("train", "test"):
+        data = load("cifar10", tmp_path, split)
+        images, labels = written[split]
+        assert torch.equal(data.images, torch.from_numpy(images))
+        assert data.labels.tolist() == labels.tolist()
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_globals_outside_the_admitted_list_are_still_refused_at_protocols_2_and_5(tmp_path, protocol):
+    import codecs
+
+    write_cifar(tmp_path)
+    evil = {"data": np.zeros((1, 3072), np.uint8), "labels": [0], "x": codecs.decode}   # another _codecs function
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps(evil, protocol=protocol))
+    with pytest.raises(GanzooError, match=r"test_batch is not a CIFAR-10 batch: it names _codecs.decode, which a "
+                                          r"CIFAR batch never holds"):
+        load("cifar10", tmp_path, "test")

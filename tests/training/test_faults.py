@@ -250,7 +250,7 @@ def test_another_run_in_the_folder_is_never_silently_replaced(tmp_path, capsys, 
     assert run_cli(capsys, "run", "basicgan", *args)[0] == 0
     saved = {name: (out / name).read_bytes() for name in ("config.json", "checkpoint.safetensors", "metrics.jsonl")}
     (out / "samples").rename(tmp_path / "samples")
-    # whatever is left of a run marks the folder as taken
+    # whatever is left of a run that wrote weights marks the folder as taken
     for keep in (*saved, "samples"):
         for name in saved:
             (out / name).unlink(missing_ok=True)
@@ -271,3 +271,25 @@ def test_another_run_in_the_folder_is_never_silently_replaced(tmp_path, capsys, 
     assert json.loads((out / "config.json").read_text())["model"] == "dcgan"
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png"]
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [8]
+
+
+def test_a_disk_full_before_the_first_checkpoint_leaves_nothing_that_blocks_the_same_command(tmp_path, capsys,
+                                                                                             one_thread):
+    """The first checkpoint's temporary file is a link to /dev/full (ENOSPC): the advice is to start again, never a
+    --resume that would be refused, and the same command then starts (what the failed run wrote is replaced)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    full = out / f".checkpoint.safetensors.tmp{os.getpid()}"
+    os.symlink("/dev/full", full)
+    code, _, err = run_cli(capsys, *RUN, "--epochs", "1", "--out", out)
+    assert code == 1 and "Traceback" not in err, err
+    line = last_line(err)
+    assert re.fullmatch(rf"error: Could not write {re.escape(str(out / 'checkpoint.safetensors'))} \(No space left on "
+                        rf"device\); training stopped at step \d+\. No checkpoint had been written yet\. Free some "
+                        rf"space \(or fix the folder\) and start it again with the same command\.", line), line
+    assert "--resume" not in err
+    assert (out / "config.json").exists()             # what the failed run wrote stays, and does not block:
+    full.unlink(missing_ok=True)
+    code, _, err = run_cli(capsys, *RUN, "--epochs", "1", "--out", out)
+    assert code == 0, err
+    assert state_of(out / "checkpoint.safetensors")["step"] > 0

@@ -112,3 +112,26 @@ def test_a_conditional_discriminator_is_not_packed(tmp_path):
     with pytest.raises(GanzooError, match=r"^--pack 2 packs samples of different classes, and the conditional "
                                           r"discriminator 'cdcgan' judges one class per image; use --pack 1\.$"):
         tiny_config(tmp_path, model="cdcgan", pack=2)
+
+
+def test_a_pack_that_does_not_fit_each_ranks_share_is_refused_before_any_file(tmp_path, monkeypatch, capsys):
+    """--pack 2 --batch-size 6 on 2 processes: 6 is a multiple of 2 and splits over 2, but each process gets 3
+    images. Refused up front, on the env torchrun sets (no process group forms), leaving no folder."""
+    import socket
+
+    from ganzoo.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, value in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                            MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "run"
+    code = main(["run", "dcgan", "--data", "fake", "--image-size", "16", "--batch-size", "6", "--pack", "2",
+                 "--device", "cpu", "--out", str(out)])
+    assert code == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: --batch-size 6 gives each of 2 processes 3 images, which is not a multiple of --pack 2: the packed "
+        "discriminator judges whole packs of 2 samples; use e.g. --batch-size 4.")
+    assert not out.exists()
