@@ -6,7 +6,8 @@ Built-in plugins (plugins/, installed as `ganzoo_plugins`) import ganzoo only fr
 if one reaches past it. Third-party plugins should too: whatever is named here stays put.
 
 - registering: `hookimpl`, `ModelSpec`, `PowersOfTwo`, `build_component`, `GanzooError`;
-- losses and regularisers: `StepContext` (what the step shows them besides D's outputs);
+- losses and regularisers: `StepContext` (what the step shows them besides D's logits: labels, D's main-pass
+  `DOutputs` with their named extras);
 - datasets: `ImageData`, `EncodedImages`, `prepare_images`, `to_model_range`, `load_dataset`, `cache_dir`;
 - metrics: `Samples` and the statistics behind FID, KID and class counts (`frechet_distance`,
   `frechet_distance_of_features`, `gaussian_statistics`, `kernel_distance`, `class_histogram_kl`),
@@ -27,14 +28,14 @@ from .files import atomic_write, cache_dir, write_json
 from .hookspecs import hookimpl
 from .images import EncodedImages, ImageData, prepare_images, to_model_range
 from .models import build_component
-from .recipe import StepContext
+from .recipe import DOutputs, StepContext
 from .registry import PowersOfTwo
 from .runfiles import RunFiles
 from .sampling import progress
 from .training.observers import GridRecord, Milestone, RunInfo, ScoreRecord, WindowRecord
 
 __all__ = ["EncodedImages", "GanzooError", "GridRecord", "ImageData", "LabellerContext", "Milestone", "ModelSpec",
-           "PowersOfTwo", "RunConfig", "RunFiles", "RunInfo", "Samples", "ScoreRecord", "StepContext", "WindowRecord", "atomic_write",
+           "DOutputs", "PowersOfTwo", "RunConfig", "RunFiles", "RunInfo", "Samples", "ScoreRecord", "StepContext", "WindowRecord", "atomic_write",
            "build_component", "build_probe_labeller", "cache_dir", "class_histogram_kl", "file_id",
            "frechet_distance", "frechet_distance_of_features", "gaussian_statistics", "hookimpl", "kernel_distance",
            "load_dataset", "prepare_images", "progress", "to_model_range", "write_json"]

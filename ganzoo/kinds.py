@@ -84,7 +84,7 @@ KINDS: tuple[Kind, ...] = (
     refused (see ganzoo.contracts). This holds for every hook's ``register``.
     """),
     Kind("discriminator", "discriminators", Contract("factory(*, image_size, channels, width) -> nn.Module with forward(x)",
-                              NETWORK_DECLARATIONS, ("image_size", "channels", "width"),
+                              (*NETWORK_DECLARATIONS, "class_head"), ("image_size", "channels", "width"),
                               methods=(("forward", (1,), "forward(x) takes one [B, C, S, S] image batch"),),
                               conditional=("num_classes",),
                               conditional_methods=(("forward", (2,), "forward(x, y) takes a [B, C, S, S] image batch "
@@ -94,9 +94,15 @@ KINDS: tuple[Kind, ...] = (
     Call ``register(name, factory, description=None)``. ``factory(*, image_size,
     channels, width)`` returns an ``nn.Module`` whose ``forward(x)`` maps
     ``[B, channels, image_size, image_size]`` images in [-1, 1] to ``[B]`` raw
-    logits (no sigmoid: the losses work on logits). Optional keywords
+    logits (no sigmoid: the losses work on logits), or ``(logits, extras)``: the
+    ``[B]`` logits and a dict of named tensors, each ``[B, ...]``, that the step
+    hands losses and regularisers beside them (``context.d_real.extras``); the
+    trainer refuses any other shape in one sentence. Optional keywords
     ``image_sizes``, ``channel_counts`` and ``conditional`` (then ``forward(x, y)``),
-    and options, as for generators.
+    and options, as for generators. ``class_head=True``: an auxiliary classifier
+    (ACGAN): the factory also takes ``num_classes``, ``forward(x)`` sees the image
+    alone and returns ``(logits, {"class_logits": [B, num_classes]})``; it pairs
+    with a conditional generator.
     """),
     Kind("loss", "losses", Contract("factory() -> an object with d_loss(real_logits, fake_logits) and g_loss(fake_logits)",
                      methods=(("d_loss", (2, 3), "d_loss(real_logits, fake_logits[, context])"),

@@ -36,7 +36,7 @@ def network_arguments(kind: str, config: RunConfig, regs: Registries | None = No
         # a packed D (PacGAN, --pack m) sees m samples stacked along channels
         arguments = dict(image_size=config.image_size, channels=config.channels * config.pack, width=config.d_width)
     if conditional is None:
-        conditional = (regs or registries()).by_kind(kind).get(getattr(config, kind)).conditional
+        conditional = (regs or registries()).by_kind(kind).get(getattr(config, kind)).takes_classes
     if conditional:
         arguments["num_classes"] = config.num_classes
     return arguments
@@ -115,9 +115,15 @@ def check_components(config: RunConfig, regs: Registries | None = None) -> None:
         what = f"The {kind} {name!r}"
         options = config.options.get(role, {})
         check_option_names(kind, what, entry.factory, options)
-        check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options, entry.conditional)
+        check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options, entry.takes_classes)
     generator, discriminator = regs.generators.get(config.generator), regs.discriminators.get(config.discriminator)
-    if generator.conditional != discriminator.conditional:
+    if discriminator.class_head and not generator.conditional:
+        raise GanzooError(f"The discriminator {discriminator.name!r} classifies images into classes (class_head) and "
+                          f"the generator {generator.name!r} draws no class; pair it with a conditional generator.")
+    if config.pack > 1 and discriminator.class_head:
+        raise GanzooError(f"--pack {config.pack} packs samples of different classes, and the discriminator "
+                          f"{config.discriminator!r} classifies each image; use --pack 1.")
+    if generator.conditional != (discriminator.conditional or discriminator.class_head):
         conditional, plain = (generator, discriminator) if generator.conditional else (discriminator, generator)
         raise GanzooError(f"The {conditional.name!r} {'generator' if conditional is generator else 'discriminator'} "
                           f"is conditioned on class labels and the {plain.name!r} "
@@ -147,7 +153,7 @@ def build_component(kind: str, name: str, /, **arguments: Any) -> Any:
     options = {k: v for k, v in arguments.items() if k not in (*spec.arguments, *spec.conditional)}
     conditional = bool(entry.info.get("conditional"))
     check_option_names(kind, what, entry.factory, options)
-    check_factory(kind, what, entry.factory, options, conditional)
+    check_factory(kind, what, entry.factory, options, conditional or entry.class_head)
     component = entry.factory(**arguments)
     check_methods(kind, what, component, conditional)
     return component

@@ -31,6 +31,7 @@ STRICT_ENV = "GANZOO_STRICT_PLUGINS"
 BUILTIN_PLUGINS = (
     "ganzoo_plugins.dcgan",
     "ganzoo_plugins.cdcgan",
+    "ganzoo_plugins.acgan",
     "ganzoo_plugins.basicgan",
     "ganzoo_plugins.losses",
     "ganzoo_plugins.datasets",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -26,16 +26,60 @@ from .config import OPTIMIZERS
 from .errors import GanzooError
 from .settings import parse_regularizers
 
+@dataclass(frozen=True)
+class DOutputs:
+    """What D gives for a batch: its logits [B] ([B/m] packed by m) and its named extras, e.g. an auxiliary
+    classifier's ``{"class_logits": [B, K]}`` (ACGAN). A discriminator's forward returns either the logits
+    alone or ``(logits, {name: tensor})``; the step reads both forms into this (see `d_outputs`)."""
+
+    logits: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def d_outputs(out: Any, batch: int, what: str = "the discriminator") -> DOutputs:
+    """D's raw return value as DOutputs, refused in one sentence unless it is [batch] logits, alone or with a dict
+    of named extras whose tensors lead with the batch (the trainer enforces the shape: a [B, 2] D is an error)."""
+    logits, extras = (out[0], out[1]) if isinstance(out, tuple) and len(out) == 2 else (out, {})
+    if not (isinstance(logits, torch.Tensor) and logits.shape == (batch,) and isinstance(extras, dict)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == batch
+                    for k, v in extras.items())):
+        got = (f"shape {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else type(out).__name__)
+        if extras and isinstance(extras, dict):
+            got += " with extras " + ", ".join(f"{k}: {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
+                                                for k, v in extras.items())
+        raise GanzooError(f"{what} returned {got} for a batch of {batch}; it must return [{batch}] raw logits, "
+                          f"alone or as (logits, {{name: tensor [{batch}, ...]}}), e.g. (logits, "
+                          f"{{\"class_logits\": [{batch}, K]}}).")
+    return DOutputs(logits, dict(extras))
+
+
 class StepContext:
-    """What a loss or regulariser may use besides D's outputs: D itself (behind the run's augmentation),
-    the batch's real and fake images, and input gradients that stay differentiable."""
+    """What a loss or regulariser may use besides D's logits: D itself (behind the run's augmentation), the
+    batch's real and fake images and class labels, D's main-pass outputs on them (logits and named extras,
+    so nothing needs a second D pass), and input gradients that stay differentiable.
+
+    - ``discriminate(x)``: D's logits [B] on images x; ``d_outputs_of(x)``: its DOutputs (logits and extras);
+    - ``real`` [B, C, H, W] (no gradient), ``fake`` [B, C, H, W] (detached in the D phases);
+    - ``labels``: the batch's classes [B] (int64; G drew the fakes of these same classes), None when the data
+      has none or the model is unconditional;
+    - ``d_real``, ``d_fake``: DOutputs of this step's main D pass. In "Dmain" and "Dreg" both are D's outputs
+      before its update, as the loss got them (d_fake on the detached fakes); in "Gmain" ``d_fake`` is the pass
+      G's loss differentiates (D just updated) and ``d_real`` the Dmain pass's, detached (one D update old);
+    - ``phase``: "Dmain", "Dreg" or "Gmain".
+    """
 
     def __init__(self, discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                 fake: torch.Tensor, phase: str):
-        self.discriminate = discriminate     # images [B, C, H, W] -> D's outputs [B] ([B/m] packed by m), augmented
+                 fake: torch.Tensor, phase: str, *, labels: torch.Tensor | None = None,
+                 d_real: DOutputs | None = None, d_fake: DOutputs | None = None,
+                 d_outputs_of: Callable[[torch.Tensor], DOutputs] | None = None):
+        self.discriminate = discriminate     # images [B, C, H, W] -> D's logits [B] ([B/m] packed by m), augmented
         self.real = real                     # [B, C, H, W], no gradient
         self.fake = fake                     # [B, C, H, W]; detached in the D phases
         self.phase = phase                   # "Dmain", "Dreg" or "Gmain"
+        self.labels = labels                 # [B] int64 classes, or None
+        self.d_real = d_real                 # DOutputs of the main pass on real
+        self.d_fake = d_fake                 # DOutputs of the main pass on fake
+        self.d_outputs_of = d_outputs_of or (lambda x: DOutputs(discriminate(x)))
 
     @staticmethod
     def input_gradient(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -33,11 +33,15 @@ from ..device import Precision
 from ..errors import GanzooError
 from ..models import build_discriminator, build_generator, build_loss, sample_latent
 from ..plugins import registries
-from ..recipe import (EMA, LossAdapter, Regularizer, StepContext, build_augment, build_regularizers, lazy_ratio,
-                      make_optimizer, schedule_factor)
+from ..recipe import (EMA, DOutputs, LossAdapter, Regularizer, StepContext, build_augment, build_regularizers,
+                      d_outputs, lazy_ratio, make_optimizer, schedule_factor)
 from ..terminal import Console
 from ..checkpoint import TrainState
 from .distribution import SingleProcess, Strategy
+
+
+def _detached(out: DOutputs) -> DOutputs:
+    return DOutputs(out.logits.detach(), {k: v.detach() for k, v in out.extras.items()})
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Step:
         self.strategy = strategy or SingleProcess()
         self.console = console or Console(stderr=True)
         self.conditional = config.conditional           # G(z, y) and D(x, y), y the batch's labels
+        self.d_conditional = self.conditional and registries().discriminators.get(config.discriminator).conditional
         # NHWC lets oneDNN/cuDNN skip layout conversions around every convolution (opt-in: --channels-last)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.G = build_generator(config).to(device, memory_format=self.memory_format)
@@ -136,7 +141,9 @@ class Step:
         B = real.shape[0]
         z = self.strategy.share(sample_latent(B * self.strategy.world, self.config, self.device))  # [B, z_dim]
         y = self._labels(labels, B)                                            # [B] classes, or None
-        discriminate = self.discriminate if y is None else functools.partial(self.discriminate, labels=y)
+        y_d = y if self.d_conditional else None                                # D(x, y), or D(x) alone
+        judge = functools.partial(self.judge, labels=y_d)                      # images -> DOutputs, checked
+        discriminate = functools.partial(self.discriminate, labels=y_d)        # images -> logits [B]
         due = [phase for phase in self.phases if phase.due(self.state.d_steps)]
         g_steps = self.phases[-1] in due                                       # Gmain
         self.set_learning_rates()
@@ -148,9 +155,11 @@ class Step:
             with self._autocast():
                 with torch.set_grad_enabled(g_steps):                          # G's graph only when G steps
                     fake = self.g_forward(z) if y is None else self.g_forward(z, y)   # [B, C, H, W]
-                d_real = discriminate(real)                                    # [B] logits
-                d_fake = discriminate(fake.detach())                           # [B] logits
-                context = StepContext(discriminate, real, fake.detach(), "Dmain")
+                out_real = judge(real)                                         # [B] logits (and D's extras)
+                out_fake = judge(fake.detach())
+                d_real, d_fake = out_real.logits, out_fake.logits              # [B] logits
+                context = StepContext(discriminate, real, fake.detach(), "Dmain", labels=y, d_real=out_real,
+                                      d_fake=out_fake, d_outputs_of=judge)
                 loss_d = self.loss.d_loss(d_real.float(), d_fake.float(), context)
                 for reg in self.regularizers:
                     if not reg.lazy:
@@ -166,8 +175,9 @@ class Step:
                 if phase.name == "Dreg":
                     reg = phase.regularizer
                     with self._autocast():
-                        stats[reg.name] = penalty = reg.penalty(StepContext(discriminate, real, fake.detach(),
-                                                                            "Dreg")).float()
+                        stats[reg.name] = penalty = reg.penalty(StepContext(
+                            discriminate, real, fake.detach(), "Dreg", labels=y, d_real=_detached(out_real),
+                            d_fake=_detached(out_fake), d_outputs_of=judge)).float()
                     self.scaler.update()                      # the scaler steps an optimiser once per update
                     self.opt_d.zero_grad(set_to_none=True)
                     self.scaler.scale(penalty * (reg.weight * reg.every)).backward()
@@ -179,8 +189,10 @@ class Step:
             if g_steps:
                 with _no_grad_for(self.d_trained_params):
                     with self._autocast():
-                        d_fake_for_g = discriminate(fake)                      # [B] logits, D just updated
-                        loss_g = self.loss.g_loss(d_fake_for_g.float(), StepContext(discriminate, real, fake, "Gmain"))
+                        out_fake_g = judge(fake)                               # [B] logits, D just updated
+                        loss_g = self.loss.g_loss(out_fake_g.logits.float(), StepContext(
+                            discriminate, real, fake, "Gmain", labels=y, d_real=_detached(out_real),
+                            d_fake=out_fake_g, d_outputs_of=judge))
                     self.opt_g.zero_grad(set_to_none=True)
                     self.scaler.scale(loss_g).backward()
                 self.strategy.average_gradients(self.opt_g)
@@ -206,11 +218,17 @@ class Step:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
 
-    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """D's outputs [B] for images [B, C, H, W] (of classes `labels` [B] for a conditional D), through the run's
-        augmentation (the same policy for real, fake and anything a loss or regulariser shows D)."""
+    def judge(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> DOutputs:
+        """D's outputs for images [B, C, H, W] (of classes `labels` [B] for a conditional D), through the run's
+        augmentation (the same policy for real, fake and anything a loss or regulariser shows D): its [B] logits
+        ([B/m] packed by m) and named extras, the shape checked here (ganzoo.recipe.d_outputs)."""
         images = self.augment(images) if self.augment else images
-        return self.d_forward(images) if labels is None else self.d_forward(images, labels)
+        out = self.d_forward(images) if labels is None else self.d_forward(images, labels)
+        return d_outputs(out, images.shape[0] // self.config.pack, f"The discriminator {self.config.discriminator!r}")
+
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits [B] for images [B, C, H, W] (see `judge`)."""
+        return self.judge(images, labels).logits
 
     def _labels(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """The classes a conditional step trains on (the real batch's, for G's samples too); None unconditionally."""
