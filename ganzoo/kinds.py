@@ -162,7 +162,7 @@ KINDS: tuple[Kind, ...] = (
     column c scoring class c; exemplars are then picked by confidence).
     """),
     Kind("regularizer", "regularizers", Contract("factory() -> penalty(context), a scalar tensor", ("weight", "every")),
-         checked=False, doc="""Register regularisers of the discriminator (gradient penalty, R1, ...).
+         checked=True, doc="""Register regularisers of the discriminator (gradient penalty, R1, ...).
 
     Call ``register(name, factory, description=None, weight=1.0, every=1)``; ``weight`` and ``every``
     are the defaults a run's ``--regularizers NAME[:WEIGHT][@EVERY]`` overrides. ``factory()`` returns

@@ -16,13 +16,13 @@ from ..errors import GanzooError
 from ..plugins import PluginInfo, Registries, registries
 from .data import dataset_checks, metric_checks
 from .kit import CHECKED_KINDS, Check, CheckFailed, Result
-from .losses import loss_checks
+from .losses import loss_checks, regularizer_checks
 from .models import model_checks
 from .networks import discriminator_checks, generator_checks
 
 def component_checks(kind: str, name: str, *, device: str = "cpu", regs: Registries | None = None,
                      data_dir: str | None = None) -> list[Check]:
-    """Every check of one registered generator, discriminator, loss, model, dataset or metric.
+    """Every check of one registered generator, discriminator, loss, regulariser, model, dataset or metric.
 
     `data_dir`: a local copy of the dataset a metric scores by default (its first declared one)."""
     if kind not in CHECKED_KINDS:
@@ -36,6 +36,8 @@ def component_checks(kind: str, name: str, *, device: str = "cpu", regs: Registr
         found = discriminator_checks(entry, dev)
     elif kind == "loss":
         found = loss_checks(entry, dev)
+    elif kind == "regularizer":
+        found = regularizer_checks(entry, dev)
     elif kind == "dataset":
         found = dataset_checks(entry, dev)
     elif kind == "metric":
@@ -137,7 +139,7 @@ def check_plugins_command(names: list[str], *, every: bool, device: str, out, co
         if not checks:
             kinds = ", ".join(info.registered) or "nothing"
             out.print(f"[bold]{title}[/bold]: registers {kinds}; the kit checks generators, discriminators, "
-                      f"losses, models, datasets and metrics, so there is nothing to check.", highlight=False)
+                      f"losses, regularisers, models, datasets and metrics, so there is nothing to check.", highlight=False)
             continue
         progress = Progress(TextColumn(f"checking {info.name}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True)
