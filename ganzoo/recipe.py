@@ -22,7 +22,6 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .config import OPTIMIZERS
 from .errors import GanzooError
 from .settings import parse_regularizers
 
@@ -199,24 +198,29 @@ def build_augment(policy: str, registry) -> Callable[[torch.Tensor], torch.Tenso
 
 # -- optimisers and learning-rate schedules ---------------------------------------------------------
 
-def make_optimizer(kind: str, params, lr: float, betas: tuple[float, float]):
-    """Adam (fused), RMSprop (alpha = beta2) or SGD (momentum = beta1)."""
-    params = list(params)
-    if kind == "adam":
-        # fused: one kernel per optimizer step instead of a dozen elementwise passes (CUDA and CPU)
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    if kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=betas[1])
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=betas[0])
-    raise GanzooError(f"Unknown optimizer {kind!r}: one of {', '.join(OPTIMIZERS)}.")
+def make_optimizer(name: str, params, lr: float, betas: tuple[float, float], registry) -> torch.optim.Optimizer:
+    """The registered optimiser `name` (register_optimizers) over `params`."""
+    entry = registry.get(name)
+    optimizer = entry.factory(list(params), lr=lr, betas=betas)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise GanzooError(f"The optimizer {name!r} (plugin {entry.plugin!r}) returned {type(optimizer).__name__}, "
+                          f"not a torch.optim.Optimizer.")
+    return optimizer
 
 
-def schedule_factor(schedule: str, step: int, total_steps: int | None) -> float:
-    """The learning rate's multiplier at `step`: 1 (constant), or falling linearly to 0 at the run's end."""
-    if schedule == "linear" and total_steps:
-        return max(0.0, 1.0 - step / total_steps)
-    return 1.0
+def make_schedule(name: str, total_steps: int | None, registry) -> Callable[[int], float]:
+    """The registered schedule `name` (register_schedules) for a run of `total_steps` steps (None: a --budget run,
+    refused in one sentence by a schedule that needs its length)."""
+    entry = registry.get(name)
+    if total_steps is None and entry.info.get("needs_total_steps"):
+        raise GanzooError(f"--lr-schedule {name} needs the run's length in steps, and a --budget run without "
+                          f"--epochs has none: give --epochs.")
+    return entry.factory(total_steps=total_steps)
+
+
+def build_step_hooks(text: str, registry) -> list[tuple[str, Callable]]:
+    """The run's step hooks, (name, hook(phase, network)), from its --step-hooks text."""
+    return [(name, registry.get(name).factory()) for name in (n.strip() for n in text.split(",")) if name]
 
 
 # -- an exponential moving average of G ---------------------------------------------------------------

@@ -34,7 +34,7 @@ from ..errors import GanzooError
 from ..models import build_discriminator, build_generator, build_loss, sample_latent
 from ..plugins import registries
 from ..recipe import (EMA, DOutputs, LossAdapter, Regularizer, StepContext, build_augment, build_regularizers,
-                      d_outputs, lazy_ratio, make_optimizer, schedule_factor)
+                      build_step_hooks, d_outputs, lazy_ratio, make_optimizer, make_schedule)
 from ..terminal import Console
 from ..checkpoint import TrainState
 from .distribution import SingleProcess, Strategy
@@ -96,11 +96,13 @@ class Step:
         g_betas, d_betas = parse_betas(config.betas_g) or betas, parse_betas(config.betas_d) or betas
         self.lr = {"G": config.lr_g or config.lr, "D": (config.lr_d or config.lr) * ratio}
         self.optimizers = {
-            "G": make_optimizer(config.optimizer_g, self.G.parameters(), self.lr["G"], g_betas),
+            "G": make_optimizer(config.optimizer_g, self.G.parameters(), self.lr["G"], g_betas, regs.optimizers),
             "D": make_optimizer(config.optimizer_d, self.D.parameters(), self.lr["D"],
-                                (d_betas[0] ** ratio, d_betas[1] ** ratio)),
+                                (d_betas[0] ** ratio, d_betas[1] ** ratio), regs.optimizers),
         }
-        self.total_steps: int | None = None      # the run's length in steps, for the linear schedule (the loop's)
+        self.step_hooks = build_step_hooks(config.step_hooks, regs.step_hooks)   # after each optimiser step
+        self.schedule = None                      # the lr's factor(step), once the run's length is known
+        self._total_steps: int | None = None
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
         self.ema = EMA(self.G, config.ema) if config.ema else None
         # What a step reports, by name: the losses, the loss's own statistics, each regulariser's penalty
@@ -108,6 +110,21 @@ class Step:
         # What the step calls: the modules themselves, or compiled wrappers sharing their parameters.
         self.g_forward, self.d_forward = self.G, self.D
         self.compile_pending = config.compile
+
+    @property
+    def total_steps(self) -> int | None:
+        """The run's length in steps (None: a --budget run), which the schedule is built for."""
+        return self._total_steps
+
+    @total_steps.setter
+    def total_steps(self, steps: int | None) -> None:
+        self._total_steps = steps
+        self.schedule = make_schedule(self.config.lr_schedule, steps, registries().schedules)
+
+    def after_optimizer_step(self, phase: str, network: nn.Module) -> None:
+        """The run's step hooks (--step-hooks), right after an optimiser step of `phase` updated `network`."""
+        for _, hook in self.step_hooks:
+            hook(phase, network)
 
     @property
     def opt_g(self) -> torch.optim.Optimizer:
@@ -169,6 +186,7 @@ class Step:
             self.scaler.scale(loss_d).backward()
             self.strategy.average_gradients(self.opt_d)       # every process's gradients, before each step()
             self.scaler.step(self.opt_d)
+            self.after_optimizer_step("Dmain", self.D)
 
             # (1b) D's lazy regularisers (Dreg), each every k steps: an update of its own, weighted by k
             for phase in due:
@@ -183,6 +201,7 @@ class Step:
                     self.scaler.scale(penalty * (reg.weight * reg.every)).backward()
                     self.strategy.average_gradients(self.opt_d)
                     self.scaler.step(self.opt_d)
+                    self.after_optimizer_step("Dreg", self.D)
 
             # (2) Update G (Gmain, every n_critic-th step): maximise log D(G(z)) (non-saturating), or whatever the
             #     loss says
@@ -197,6 +216,7 @@ class Step:
                     self.scaler.scale(loss_g).backward()
                 self.strategy.average_gradients(self.opt_g)
                 self.scaler.step(self.opt_g)
+                self.after_optimizer_step("Gmain", self.G)
                 if self.ema:
                     self.ema.update(self.G, updates=self.state.d_steps // self.config.n_critic)
                 stats["loss_g"] = loss_g
@@ -241,7 +261,9 @@ class Step:
 
     def set_learning_rates(self) -> None:
         """Each optimiser's lr for this step: its network's, times the schedule's factor (and rollbacks' halvings)."""
-        factor = schedule_factor(self.config.lr_schedule, self.state.step, self.total_steps) * self.state.lr_scale
+        if self.schedule is None:                # built once the loop knows the run's length (total_steps)
+            self.total_steps = self._total_steps
+        factor = self.schedule(self.state.step) * self.state.lr_scale
         for network, optimizer in self.optimizers.items():
             for group in optimizer.param_groups:
                 group["lr"] = self.lr[network] * factor
