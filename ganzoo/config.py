@@ -98,7 +98,8 @@ class RunConfig:
     generator: str = setting("", "generator network, a registered name", shown_default="the model's")
     discriminator: str = setting("", "discriminator network, a registered name", shown_default="the model's")
     loss: str = setting("", "adversarial loss, a registered name", shown_default="the model's")
-    options: dict = setting({}, "options of the components, by role, e.g. loss.a=-1,discriminator.slope=0.1; each "
+    options: dict = setting({}, "options of the components, by role, e.g. loss.a=-1,discriminator.slope=0.1, or "
+                            "of a regulariser or augmentation by name, regularizer.gp.center=0,augment.cutout.ratio=0.25; each "
                             "overrides the model's, and `ganzoo list` names the options each component takes",
                             parse=parse_options, checks=(option_values,), shown_default="the model's",
                             metavar="ROLE.NAME=VALUE,...")

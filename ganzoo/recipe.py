@@ -15,6 +15,7 @@ Plugins only return tensors: a loss its objective, a regulariser its unweighted 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -161,13 +162,15 @@ class Regularizer:
         return self.every > 1
 
 
-def build_regularizers(text: str, registry) -> list[Regularizer]:
+def build_regularizers(text: str, registry, options: dict | None = None) -> list[Regularizer]:
     """The run's regularisers from its --regularizers text and the registered ones (their default weight
-    and interval are the keywords they were registered with: weight=, every=)."""
+    and interval are the keywords they were registered with: weight=, every=), each built with its options
+    (--options regularizer.NAME.k=v)."""
     found = []
     for name, weight, every in parse_regularizers(text):
         entry = registry.get(name)
-        found.append(Regularizer(name, entry.factory(), weight if weight is not None else entry.info.get("weight", 1.0),
+        penalty = entry.factory(**(options or {}).get(f"regularizer.{name}", {}))
+        found.append(Regularizer(name, penalty, weight if weight is not None else entry.info.get("weight", 1.0),
                                  every or entry.info.get("every", 1)))
     return found
 
@@ -180,13 +183,15 @@ def lazy_ratio(regularizers: list[Regularizer]) -> float:
 
 # -- differentiable augmentation --------------------------------------------------------------------
 
-def build_augment(policy: str, registry) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def build_augment(policy: str, registry, options: dict | None = None) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The run's augmentation: the registered transforms named in `policy` ('translation,cutout'), applied
-    in order to everything D sees, real and fake alike; None for no policy."""
+    in order to everything D sees, real and fake alike, each with its options (--options augment.NAME.k=v);
+    None for no policy."""
     names = [n.strip() for n in policy.split(",") if n.strip()]
     if not names:
         return None
-    transforms = [registry.get(n).factory for n in names]
+    transforms = [functools.partial(registry.get(n).factory, **(options or {})[f"augment.{n}"])
+                  if (options or {}).get(f"augment.{n}") else registry.get(n).factory for n in names]
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         for transform in transforms:

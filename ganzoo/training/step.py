@@ -84,8 +84,8 @@ class Step:
         self.strategy.prepare(self.G, self.D)           # --sync-bn: BatchNorm over the global batch
         regs = registries()
         self.loss = LossAdapter(build_loss(config, regs))
-        self.regularizers = build_regularizers(config.regularizers, regs.regularizers)
-        self.augment = build_augment(config.augment, regs.augmentations)
+        self.regularizers = build_regularizers(config.regularizers, regs.regularizers, config.options)
+        self.augment = build_augment(config.augment, regs.augmentations, config.options)
         self.phases = recipe_phases(self.regularizers, config.n_critic)
         # D's weights get no gradient during G's update (they would be thrown away): a third less D backward
         self.d_trained_params = [p for p in self.D.parameters() if p.requires_grad]
