@@ -15,6 +15,7 @@ if one reaches past it. Third-party plugins should too: whatever is named here s
 - labellers: `LabellerContext`, `build_probe_labeller`;
 - loggers: the records a run publishes (`RunInfo`, `WindowRecord`, `ScoreRecord`, `GridRecord`,
   `Milestone`), with the run's `RunConfig` and `RunFiles`;
+- trained generators: `load_pretrained` (a shipped generator, by name, verified against its card);
 - files and progress: `atomic_write`, `write_json`, `progress` (a transient progress bar).
 """
 
@@ -28,6 +29,7 @@ from .files import atomic_write, cache_dir, write_json
 from .hookspecs import hookimpl
 from .images import EncodedImages, ImageData, prepare_images, to_model_range
 from .models import build_component
+from .pretrained import load_pretrained
 from .recipe import DOutputs, StepContext
 from .registry import PowersOfTwo
 from .runfiles import RunFiles
@@ -38,4 +40,4 @@ __all__ = ["EncodedImages", "GanzooError", "GridRecord", "ImageData", "LabellerC
            "DOutputs", "PowersOfTwo", "RunConfig", "RunFiles", "RunInfo", "Samples", "ScoreRecord", "StepContext", "WindowRecord", "atomic_write",
            "build_component", "build_probe_labeller", "cache_dir", "class_histogram_kl", "file_id",
            "frechet_distance", "frechet_distance_of_features", "gaussian_statistics", "hookimpl", "kernel_distance",
-           "load_dataset", "prepare_images", "progress", "to_model_range", "write_json"]
+           "load_dataset", "load_pretrained", "prepare_images", "progress", "to_model_range", "write_json"]
