@@ -13,6 +13,8 @@ columns: each dataset's scores, mean ± std over the seeds, a column's one best 
 command, the machine, the date and the commit; OUT/results.json every number. `--resume` continues each compare
 with its own --resume, so a stopped leaderboard keeps every finished run (and a finished compare is only read:
 `--resume` on finished compare folders rebuilds leaderboard.md and results.json without training anything).
+`--report` writes the table of a leaderboard that is still running (or stopped) from the models whose every seed
+has finished, training nothing; it names the models still to come.
 
 Each cell is the mean over seeds with its Student t 95% interval; a column's best is in bold only when it beats
 every other model beyond seed noise (paired by seed: the same seed is the same initialisation stream and data
@@ -37,8 +39,10 @@ from pathlib import Path
 from ganzoo.compare import Results
 from ganzoo.compare.report import (baseline_label, best_labels, differences_note, format_interval, markdown_differences,
                                    seeds_note)
+from ganzoo.compare.comparison import environment
 from ganzoo.compare.statistics import paired_difference, verdict
-from ganzoo.evaluate import better, format_value
+from ganzoo.device import select_device
+from ganzoo.evaluate import better, evaluate_real, format_value
 from ganzoo.plugins import BUILTIN_PLUGINS, registries
 
 DATASETS = ("mnist", "stackedmnist")
@@ -162,8 +166,14 @@ def model_record(results: Results, label: str, base: str) -> dict:
     return record
 
 
-def write(by_data: dict[str, Results], out: Path, command: str, baseline: str | None = None) -> str:
-    """OUT/leaderboard.md and OUT/results.json; returns the markdown."""
+def write(by_data: dict[str, Results], out: Path, command: str, baseline: str | None = None,
+          pending: dict[str, list[str]] | None = None) -> str:
+    """OUT/leaderboard.md and OUT/results.json; returns the markdown. `pending`: per dataset, the models still
+    training (a table written with --report while the leaderboard runs)."""
+    pending = pending or {}
+    progress = ["**In progress.** Still to come: " + "; ".join(f"{data}: {', '.join(models)}"
+                                                               for data, models in pending.items())
+                + ". The rows above are every model whose seeds have all finished.", ""] if pending else []
     first = next(iter(by_data.values()))
     s, env = first.settings, first.environment
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -186,13 +196,14 @@ def write(by_data: dict[str, Results], out: Path, command: str, baseline: str | 
         f"one run (the clock --budget counts). Machine: {machine(env)}. {when}. Made at {at}.", "",
         seeds_note(first), "",
         leaderboard_table(by_data), "",
+        *progress,
         *(["## Against the baseline", "", differences_note(), "", *against] if against else []),
         "Each dataset's report (plots, the Pareto plot, every seed's numbers, the runs): "
         + ", ".join(f"[{data}]({data}/report.md)" for data in by_data) + ". Every seed's raw numbers are in "
         "results.json.", ""])
     (out / "leaderboard.md").write_text(text)
     summary = {
-        "command": command, "date": date, "commit": made_with, "machine": env, "baseline": bases,
+        "command": command, "date": date, "pending": pending, "commit": made_with, "machine": env, "baseline": bases,
         "intervals": "Student t 95% intervals over seeds; differences paired by seed",
         "datasets": {data: {"settings": r.settings, "metrics": {m: better(m) for m in key_metrics(r)},
                             "real": r.real, "environment": r.environment, "report": str(out / data / "report.md")}
@@ -203,6 +214,30 @@ def write(by_data: dict[str, Results], out: Path, command: str, baseline: str | 
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
     return text
+
+
+def finished_so_far(folder: Path, models: list[str], seeds: int) -> tuple[Results | None, list[str]]:
+    """A compare folder's results restricted to the models whose every seed has finished, with the real-data row
+    and the machine filled in as a finished compare does; and the models still to come. (None, models) when
+    nothing has finished there yet."""
+    path = folder / "results.json"
+    if not path.exists():
+        return None, models
+    results = Results.from_dict(json.loads(path.read_text()))
+    done = [m for m in models if m in results.contenders and len(results.contenders[m].runs) >= seeds]
+    results.contenders = {m: results.contenders[m] for m in done}
+    if not done:
+        return None, models
+    device = select_device(results.settings.get("device", "auto"))
+    if not results.environment:
+        results.environment = environment(device)
+    if results.real is None:
+        config = json.loads((Path(results.contenders[done[0]].runs[0].run_dir) / "config.json").read_text())
+        s = results.settings
+        results.real = evaluate_real(data=config["data"], image_size=config["image_size"],
+                                     channels=config["channels"], metrics=s.get("metrics"), n=s.get("n"),
+                                     data_dir=s.get("data_dir"), download=False, device=device)
+    return results, [m for m in models if m not in done]
 
 
 def run_to_the_end(command: list[str]) -> int:
@@ -253,6 +288,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="reports/leaderboard", help="folder (default %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue a stopped leaderboard in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace a leaderboard in --out")
+    parser.add_argument("--report", action="store_true",
+                        help="write the table of the models finished so far in --out, training nothing")
     return parser
 
 
@@ -267,13 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     datasets = [d.strip() for d in args.data.split(",") if d.strip()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    by_data = {}
+    by_data, pending = {}, {}
     for data in datasets:
         entrants = [m for m in models if not (data in LABELS_ARE_THE_MODES and is_conditional_model(m))]
         if len(entrants) < len(models):
             print(f"== {data}: {', '.join(sorted(set(models) - set(entrants)))} left out: a conditional model is "
                   f"told the mode that {data}'s metric counts", flush=True)
         if not entrants:
+            continue
+        if args.report:
+            results, pending[data] = finished_so_far(out / data, entrants, args.seeds)
+            if results is not None:
+                by_data[data] = results
             continue
         command = [sys.executable, "-m", "ganzoo", "compare", *entrants, "--data", data, "--seeds", str(args.seeds),
                    "--out", str(out / data), *passed_on]
@@ -291,8 +333,12 @@ def main(argv: list[str] | None = None) -> int:
                   + ("" if args.resume else " --resume"), file=sys.stderr)
             return returncode
         by_data[data] = Results.from_dict(json.loads((out / data / "results.json").read_text()))
-    command = [a for a in argv if a not in ("--resume", "--overwrite")]      # what the table is the result of
-    text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command), baseline=args.baseline)
+    if not by_data:
+        print(f"error: no model has finished every seed in {out} yet", file=sys.stderr)
+        return 1
+    command = [a for a in argv if a not in ("--resume", "--overwrite", "--report")]  # what the table is the result of
+    text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command), baseline=args.baseline,
+                 pending={data: models for data, models in pending.items() if models})
     print(text)
     print(f"-> {out / 'leaderboard.md'}, {out / 'results.json'}")
     return 0

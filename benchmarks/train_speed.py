@@ -2,9 +2,10 @@
 
     python benchmarks/train_speed.py --data-dir ../shared/data/mnist            # dcgan 32x32, dcgan 64x64, basicgan
     python benchmarks/train_speed.py --data-dir ../shared/data/mnist --profile  # and where the time goes
+    python benchmarks/train_speed.py --data-dir ../shared/data/mnist --compile  # compiled vs eager, compile time
     python benchmarks/train_speed.py --smoke --data fake                        # a few tiny steps (what CI runs)
 
-ganzoo's side is the real `ganzoo.train.Trainer`: its `train_step` on its device-resident batches,
+ganzoo's side is the real `ganzoo.train.Trainer`: its `step` on its device-resident batches,
 reading the losses back once every --log-every steps, as `ganzoo run` does.
 
 The reference is written like the PyTorch examples DCGAN (dcgan/main.py): fp32, a DataLoader decoding
@@ -18,6 +19,12 @@ Both are timed in the same process, on the same device, after warm-up steps, in 
 medians. FLOPs per image come from torch.utils.flop_counter over one ganzoo step (convolutions and
 matrix products, forward and backward); utilisation is the achieved FLOP rate over the rate of a
 large matrix product measured here in the dtype ganzoo computes in (bf16 on a GPU).
+
+--profile sorts a few profiled steps' time (torch.profiler, each operator's own time) into categories: G's
+and D's convolutions forward and backward, BatchNorm, the optimiser, elementwise ops, dtype casts (autocast's
+bf16 copies of the weights), memory-format copies, and the Python and dispatch overhead (the wall time no
+operator accounts for; the profiler's own cost lands there too). With --compile, the first step (which
+compiles) is timed on its own, and an eager copy of the step is timed in the same repeats.
 """
 
 from __future__ import annotations
@@ -155,7 +162,7 @@ class GanzooSteps:
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
-            self.stats += self.trainer.train_step(next(self.batches))
+            self.stats += self.trainer.step(next(self.batches))
             self.done += 1
             if self.done % self.trainer.config.log_every == 0:
                 self.stats.tolist()
@@ -192,7 +199,7 @@ def flops_per_image(config: RunConfig, images: torch.Tensor) -> float:
     trainer = Trainer(eager, ImageData(images[:eager.batch_size]), Console(quiet=True))
     real = next(trainer.batches.epoch(trainer.data_rng))
     with FlopCounterMode(display=False) as counter:
-        trainer.train_step(real)
+        trainer.step(real)
     return counter.get_total_flops() / eager.batch_size
 
 
@@ -214,39 +221,97 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int) -> float:
 
 # -- where the time goes ----------------------------------------------------------------------------
 
+CATEGORIES = ("G conv forward", "G conv backward", "D conv forward", "D conv backward", "matmul (linear layers)",
+              "BatchNorm forward", "BatchNorm backward", "optimiser", "elementwise and other ops",
+              "dtype casts (autocast)", "memory-format copies", "Python and dispatch overhead")
+
+
+def _conv_backward_of_g(event) -> bool:
+    """A convolution's backward belongs to G when its gradient is larger than its input (transposed)."""
+    shapes = event.input_shapes or []
+    return len(shapes) > 1 and len(shapes[0]) == 4 and len(shapes[1]) == 4 and shapes[0][-1] > shapes[1][-1]
+
+
+def categorise(event) -> str:
+    """The category an operator's own (self) time goes to: copies by what they convert, anything else by the
+    innermost enclosing operator that names a category (a conv's internal reorders stay copies)."""
+    if event.name == "aten::copy_":
+        dtypes = [d for d in (event.input_dtypes or []) if d]
+        return "dtype casts (autocast)" if len(set(dtypes[:2])) > 1 else "memory-format copies"
+    e = event
+    while e is not None:
+        name = e.name
+        if name == "aten::convolution_backward":
+            return "G conv backward" if _conv_backward_of_g(e) else "D conv backward"
+        if name == "aten::conv_transpose2d":
+            return "G conv forward"
+        if name == "aten::conv2d":
+            return "D conv forward"
+        if "batch_norm" in name:
+            return "BatchNorm backward" if "backward" in name.lower() else "BatchNorm forward"
+        if name.startswith("Optimizer.") or "adam" in name.lower() or name == "aten::_foreach_zero_":
+            return "optimiser"
+        if name in ("aten::addmm", "aten::mm", "aten::bmm", "aten::linear", "aten::matmul"):
+            return "matmul (linear layers)"
+        e = e.cpu_parent
+    return "elementwise and other ops"
+
+
 def profile_steps(run, steps: int, device: torch.device, top: int = 12) -> dict:
-    """Top operators by self time over `steps` steps, and convolution time split into G's and D's."""
+    """Where a step's time goes: the top operators by self time, the time by category (convolutions of G and
+    D, forward and backward; BatchNorm; the optimiser; elementwise; dtype casts; memory-format copies; and the
+    Python and dispatch overhead, the step's wall time that no operator accounts for), over `steps` steps."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities, record_shapes=True) as prof:
+        synchronize(device)
+        t0 = time.perf_counter()
         run(steps)
         synchronize(device)
+        wall = time.perf_counter() - t0
     attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = [e for e in prof.key_averages() if getattr(e, attr) > 0]
     total = sum(getattr(e, attr) for e in events)
     events.sort(key=lambda e: getattr(e, attr), reverse=True)
     ops = [{"op": e.key, "ms_per_step": getattr(e, attr) / 1000 / steps, "share": getattr(e, attr) / total,
             "calls_per_step": e.count / steps} for e in events[:top]]
-    # Convolutions by network: G's are transposed (the module calls conv_transpose2d; in the backward,
-    # the gradient is larger than the input), D's are strided. Inclusive times: each kernel counted once.
-    total_attr = "device_time_total" if device.type == "cuda" else "cpu_time_total"
-    conv = {"G conv_transpose forward": 0.0, "G conv_transpose backward": 0.0,
-            "D conv forward": 0.0, "D conv backward": 0.0}
-    for e in prof.key_averages(group_by_input_shape=True):
-        ms = getattr(e, total_attr) / 1000 / steps
-        if e.key == "aten::conv_transpose2d":
-            conv["G conv_transpose forward"] += ms
-        elif e.key == "aten::conv2d":
-            conv["D conv forward"] += ms
-        elif e.key == "aten::convolution_backward" and e.input_shapes and len(e.input_shapes[0]) == 4:
-            grad_output, inp = e.input_shapes[0], e.input_shapes[1]
-            conv["G conv_transpose backward" if grad_output[-1] > inp[-1] else "D conv backward"] += ms
-    return {"ops": ops, "total_ms_per_step": total / 1000 / steps, "convolutions_ms_per_step": conv}
+    wall_ms = wall * 1000 / steps
+    categories = dict.fromkeys(CATEGORIES, 0.0)
+    if device.type == "cpu":
+        # Operators run on this thread (the autograd engine too, on a CPU): their self times add up to the
+        # time spent in kernels; the rest of the wall time is Python and the dispatcher (and the profiler's
+        # own cost, which this line carries).
+        for e in prof.events():
+            if e.self_cpu_time_total > 0 and not e.is_user_annotation:
+                categories[categorise(e)] += e.self_cpu_time_total / 1000 / steps
+            elif e.self_cpu_time_total > 0 and e.name.startswith("Optimizer."):
+                categories["optimiser"] += e.self_cpu_time_total / 1000 / steps
+        categories["Python and dispatch overhead"] = max(0.0, wall_ms - sum(categories.values()))
+    conv = {"G conv_transpose forward": categories["G conv forward"],
+            "G conv_transpose backward": categories["G conv backward"],
+            "D conv forward": categories["D conv forward"], "D conv backward": categories["D conv backward"]}
+    return {"ops": ops, "total_ms_per_step": total / 1000 / steps, "wall_ms_per_step": wall_ms,
+            "categories_ms_per_step": categories, "convolutions_ms_per_step": conv}
 
 
-def show_profile(title: str, result: dict, out: Console) -> None:
-    table = Table(title=title, title_justify="left")
+def show_profile(title: str, result: dict, out: Console, flops_per_step: float | None = None,
+                 matmul_rate_: float | None = None) -> None:
+    """The time by category (with the step's utilisation of the matrix rate), then the top operators."""
+    categories, wall = result["categories_ms_per_step"], result["wall_ms_per_step"]
+    if any(categories.values()):
+        table = Table(title=f"{title}: where a step goes ({wall:.0f} ms per step, profiled)", title_justify="left")
+        for column in ("category", "ms / step", "share"):
+            table.add_column(column, justify="left" if column == "category" else "right")
+        for name, ms in categories.items():
+            table.add_row(name, f"{ms:.1f}", f"{ms / wall:.0%}")
+        out.print(table)
+        if flops_per_step and matmul_rate_:
+            conv_ms = sum(v for k, v in categories.items() if "conv" in k or "matmul" in k)
+            out.print(f"  utilisation of the {matmul_rate_ / 1e9:,.0f} GFLOP/s matrix product: the whole step "
+                      f"{flops_per_step / (wall / 1000) / matmul_rate_:.1%}, its convolutions and matmuls alone "
+                      f"{flops_per_step / (conv_ms / 1000) / matmul_rate_:.1%}" if conv_ms else "")
+    table = Table(title=f"{title}: top operators by own time", title_justify="left")
     table.add_column("operator")
     table.add_column("ms / step", justify="right")
     table.add_column("share", justify="right")
@@ -254,11 +319,6 @@ def show_profile(title: str, result: dict, out: Console) -> None:
     for op in result["ops"]:
         table.add_row(op["op"], f"{op['ms_per_step']:.1f}", f"{op['share']:.0%}", f"{op['calls_per_step']:g}")
     out.print(table)
-    total = result["total_ms_per_step"]
-    conv = result["convolutions_ms_per_step"]
-    parts = "; convolutions: " + ", ".join(f"{k} {v:.0f} ms ({v / total:.0%})" for k, v in conv.items()) \
-        if any(conv.values()) else ""
-    out.print(f"  per step: {total:.0f} ms profiled{parts}")
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -284,7 +344,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="ganzoo's --channels-last")
     p.add_argument("--no-reference", action="store_true", help="time ganzoo only")
-    p.add_argument("--profile", action="store_true", help="also profile a few steps of each and show the top ops")
+    p.add_argument("--profile", action="store_true", help="also profile a few steps of each: the time by category (convolutions, BatchNorm, "
+                   "optimiser, casts, copies, Python overhead), utilisation, and the top ops")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--smoke", action="store_true",
                    help="a few steps of tiny networks on a few hundred images: checks the script, not speed")
@@ -338,14 +399,21 @@ def main(argv=None) -> dict:
                 console.print(f"[bold]{label}[/bold]: warming up")
                 trainer = Trainer(config, ImageData(prepared), console)
                 ours = GanzooSteps(trainer)
-                ours.run(warmup)
+                ours.run(warmup)                    # with --compile, the first step compiles (timed by the step)
+                eager = None                        # with --compile: the same step uncompiled, in the same repeats
+                if config.compile:
+                    eager_config = dataclasses.replace(config, compile=False, out=str(Path(tmp) / f"{case}-eager"))
+                    eager = GanzooSteps(Trainer(eager_config, ImageData(prepared), Console(quiet=True)))
+                    eager.run(warmup)
                 ref = None
                 if not args.no_reference:
                     ref = Reference(config, raw, device, args.workers)
                     ref.run(warmup)
-                ganzoo_rates, ref_rates = [], []
+                ganzoo_rates, ref_rates, eager_rates = [], [], []
                 for r in range(args.repeats):
                     ganzoo_rates.append(images_per_second(ours.run, steps, batch_size, device))
+                    if eager:
+                        eager_rates.append(images_per_second(eager.run, steps, batch_size, device))
                     if ref:
                         ref_rates.append(images_per_second(ref.run, steps, batch_size, device))
                     console.print(f"  repeat {r + 1}/{args.repeats}: ganzoo {ganzoo_rates[-1]:,.1f} img/s"
@@ -364,19 +432,26 @@ def main(argv=None) -> dict:
                        "ratio": g / statistics.median(ref_rates) if ref else None,
                        "gflop_per_image": flops / 1e9, "achieved_tflop_per_s": g * flops / 1e12,
                        "matmul_tflop_per_s": peak_cache[dtype] / 1e12, "matmul_dtype": str(dtype).split(".")[-1],
-                       "mfu": g * flops / peak_cache[dtype]}
+                       "mfu": g * flops / peak_cache[dtype],
+                       # --compile: the first step's time, compiling included (None: not compiled, or it failed),
+                       # and the compiled step's speed over the eager one's, timed in the same repeats
+                       "compile_seconds": trainer.step.compile_seconds,
+                       "eager_images_per_s": statistics.median(eager_rates) if eager else None,
+                       "compile_speedup": g / statistics.median(eager_rates) if eager else None}
                 results["rows"].append(row)
                 if args.profile:
                     n = 2 if not cuda else 20
-                    results["profiles"][f"{label} ganzoo"] = profile_steps(ours.run, n, device)
-                    if ref:
-                        results["profiles"][f"{label} reference"] = profile_steps(ref.run, n, device)
-                del trainer, ours, ref
+                    runs = {"ganzoo": ours.run, **({"reference": ref.run} if ref else {})}
+                    for side, run in runs.items():
+                        result = profile_steps(run, n, device)
+                        result |= {"flops_per_step": flops * batch_size, "matmul_flop_per_s": peak_cache[dtype]}
+                        results["profiles"][f"{label} {side}"] = result
+                del trainer, ours, ref, eager
     results["load_after"] = os.getloadavg()
 
     show(results, out)
     for title, result in results["profiles"].items():
-        show_profile(title, result, out)
+        show_profile(title, result, out, result.get("flops_per_step"), result.get("matmul_flop_per_s"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results
@@ -402,6 +477,12 @@ def show(results: dict, out: Console) -> None:
             f"{r['gflop_per_image']:.3f}", f"{r['achieved_tflop_per_s'] * scale:,.1f}",
             f"{r['matmul_tflop_per_s'] * scale:,.1f} {r['matmul_dtype']}", f"{r['mfu']:.1%}")
     out.print(table)
+    for r in rows:
+        if r["compile"]:
+            compiled = (f"compiled in {r['compile_seconds']:.0f}s (its first step; not in the img/s above), then "
+                        f"{r['compile_speedup']:.2f}x the eager step's {r['eager_images_per_s']:,.1f} img/s"
+                        if r["compile_seconds"] is not None else "compiling failed: the rows are eager")
+            out.print(f"{r['case']} {r['precision']} batch {r['batch_size']}: {compiled}")
     lb, la = results["load_before"], results["load_after"]
     out.print(f"median of {results['repeats']} interleaved repeats of {results['steps']} steps, after "
               f"{results['warmup']} warm-up steps (range in brackets); reference: fp32, DataLoader + PIL, "

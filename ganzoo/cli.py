@@ -13,8 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from .analysis import commands as analysis
+from .view import command as view
 from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, UNLIMITED_EPOCHS, read_config_file, template
 from .errors import GanzooError, Interrupted
+from .kinds import KINDS
 from .settings import add_flags, check_values
 
 console = Console(stderr=True)   # progress, tables, errors
@@ -105,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--json", action="store_true", help="print the card(s) as JSON")
 
     check = sub.add_parser("check-plugin", help="run the conformance kit on installed plugins",
-                           description="Check every generator, discriminator, loss and model a plugin registers "
-                                       "against ganzoo's contracts (see ganzoo.testing); exit status 1 on a failure.")
+                           description="Check everything a plugin registers of the kinds the conformance kit "
+                                       "knows (" + ", ".join(k.plural for k in KINDS if k.checked) + ") against "
+                                       "ganzoo's contracts (docs/plugins.md, \"The conformance kit\", says what is "
+                                       "checked per kind); exit status 1 on a failure.")
     check.add_argument("names", nargs="*", metavar="NAME", help="plugin name as `ganzoo plugins` shows it, or its "
                                                                   "distribution's name")
     check.add_argument("--all", action="store_true", help="check every installed plugin, built-ins included")
@@ -114,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", default=None, help="local copy of the dataset a metric scores by default "
                        "(e.g. MNIST's four IDX files), for the metric checks")
     analysis.add_commands(sub)
+    view.add_command(sub)
     return parser
 
 
@@ -486,7 +491,7 @@ def cmd_check_plugin(args) -> int:
 COMMANDS = {"run": cmd_run, "config": cmd_config, "compare": cmd_compare, "sample": cmd_sample, "eval": cmd_eval,
             "data": cmd_data, "list": cmd_list,
             "plugins": cmd_plugins, "pretrained": cmd_pretrained, "check-plugin": cmd_check_plugin,
-            **analysis.COMMANDS}
+            **analysis.COMMANDS, "view": lambda args: view.cmd_view(args, out, console)}
 
 
 def main(argv: list[str] | None = None) -> int:

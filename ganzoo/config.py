@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from .settings import format_value as format_setting
 
 __all__ = ["ANALYSIS_FIELDS", "COMMAND_FIELDS", "COMPARABLE", "CompareSettings", "DataSettings", "EVAL_N", "EvalSettings", "FIELDS",
            "MAX_SAMPLE_N", "SampleSettings", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec",
-           "RESUMABLE", "RunConfig", "TRAINING_TIME", "UNLIMITED_EPOCHS", "format_value",
+           "RESUMABLE", "RunConfig", "TRAINING_TIME", "UNLIMITED_EPOCHS", "ViewSettings", "format_value",
            "parse_betas", "parse_duration", "parse_regularizers", "read_config_file", "template"]
 
 MAX_IMAGE_SIZE = 1024      # beyond this, neither the data nor DCGAN's widths fit any one machine
@@ -43,8 +42,8 @@ UNLIMITED_EPOCHS = 10 ** 6
 
 # What --budget counts, and what `ganzoo compare` reports as training time (one definition for both):
 TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, checkpoints), summed over every "
-                 "resume of the run; loading data and building networks before it, and --eval-every scoring "
-                 "in it, are not counted")
+                 "resume of the run; loading data and building networks before it, --eval-every scoring "
+                 "in it, and --compile's first step (the compiling) are not counted")
 
 EVAL_N = 10_000            # samples an evaluation draws unless its metrics ask for more (register(..., n=))
 MAX_SAMPLE_N = 10_000      # images `ganzoo sample` draws into one grid
@@ -206,12 +205,12 @@ class RunConfig:
         return self.num_classes > 0
 
     def stored_data_dir(self) -> str | None:
-        """data_dir as the run stored it (absolute: ganzoo.resolve), for reading the run's data again: a folder,
-        or a sentence saying why not."""
+        """data_dir as the run stored it (absolute: ganzoo.resolve), for reading the run's data again: a folder
+        (or a file, for a dataset registered with file_root=True), or a sentence saying why not."""
         path = self.data_dir
-        if path and not os.path.isdir(path):
-            raise GanzooError(f"The run's data folder {path} is not a folder from here; pass --data-dir with the "
-                              f"dataset's files.")
+        if path:
+            from .data import check_root              # the dataset says whether its root is a file or a folder
+            check_root(self.data, path, stored=True)
         return path
 
     def to_dict(self) -> dict[str, Any]:
@@ -351,6 +350,17 @@ class DataSettings:
 # -- the analyses (ganzoo.analysis.commands): what they share, then each one's own ------------------------------
 
 @dataclass
+class ViewSettings:
+    """`ganzoo view [RUN_OR_FOLDER ...]`."""
+
+    host: str = setting("127.0.0.1", "address to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the "
+                                     "network)")
+    port: int | None = setting(None, "port", checks=(between(1, 65535),), shown_default="7860, or the next free one")
+    threads: int | None = setting(None, "CPU threads torch draws with", checks=(at_least(1),),
+                                  shown_default="torch's")
+
+
+@dataclass
 class AnalysisSettings:
     """What every analysis takes besides its weights file (each takes those of these that apply to it)."""
 
@@ -448,7 +458,7 @@ ANALYSIS_FIELDS: dict[str, dict[str, FieldInfo]] = {
     "dropout": fields_of(DropoutSettings)}
 COMMAND_FIELDS: dict[str, dict[str, FieldInfo]] = {
     "compare": fields_of(CompareSettings), "sample": fields_of(SampleSettings), "eval": fields_of(EvalSettings),
-    "data": fields_of(DataSettings)}
+    "data": fields_of(DataSettings), "view": fields_of(ViewSettings)}
 RESUMABLE = frozenset(name for name, info in FIELDS.items() if info.setting.resumable)
 COMPARABLE = frozenset(name for name, info in FIELDS.items() if info.setting.comparable)
 

@@ -14,6 +14,8 @@ Both batch sources draw the same permutation, so where the images come from neve
 
 from __future__ import annotations
 
+import os
+
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
@@ -186,6 +188,26 @@ def check_split(name: str, split: str, splits: Any) -> None:
     """A split the dataset does not have is a sentence listing those it has (`splits=` of its registration)."""
     if splits is not None and split not in splits:
         raise GanzooError(f"Dataset {name!r} has no split {split!r}; its splits: {', '.join(splits)}.")
+
+
+def check_root(name: str, root: str, *, stored: bool = False, regs: Registries | None = None) -> None:
+    """A dataset's --data-dir is what it declares: one file (register(..., file_root=True)) or a folder.
+
+    `stored`: the path a run recorded, read again by eval, --resume and the analyses."""
+    regs = regs or registries()
+    file_root = name in regs.datasets and bool(regs.datasets.get(name).info.get("file_root"))
+    whose = f"The run's --data-dir {root}" if stored else f"--data-dir {root}"
+    if not os.path.exists(root):
+        if not stored:
+            return                                 # the dataset's own sentence says which files go where
+        raise GanzooError(f"The run's data {'file' if file_root else 'folder'} {root} is not a "
+                          f"{'file' if file_root else 'folder'} from here; pass --data-dir with the dataset's "
+                          f"{'file' if file_root else 'files'}.")
+    if file_root and os.path.isdir(root):
+        raise GanzooError(f"{whose} is a folder, but the dataset {name!r} reads one file; pass that file.")
+    if not file_root and not os.path.isdir(root):
+        raise GanzooError(f"{whose} is not a folder, and the dataset {name!r} reads a folder (a dataset read from "
+                          f"one file declares file_root=True); pass the folder that holds its files.")
 
 
 def read_dataset(name: str, *, root: str | None, split: str, image_size: int, channels: int,

@@ -13,6 +13,11 @@ class Interrupted(GanzooError):
     exit_code = 130
 
 
+class MalformedData(GanzooError):
+    """A dataset's factory broke its contract (float images, 5 channels, labels that do not match): a fault of
+    the dataset's code, not of the files the user gave it; the conformance kit fails it."""
+
+
 class CheckpointError(GanzooError):
     """A checkpoint that cannot be resumed from (damaged, or written for other data); the message names it."""
 

@@ -300,11 +300,16 @@ _REFERENCES: dict[Path, Reference] = {}   # reference_features' cache files, as 
 def default_metrics(data: str, channels: int, regs: Registries | None = None) -> list[str]:
     """The metrics a dataset is scored with when none are named.
 
-    Metrics that name the dataset in their `datasets` (e.g. the MNIST evaluator's
+    Those the dataset declares (``register(..., metrics=("a", "b"))``); failing that, metrics that name the dataset in their `datasets` (e.g. the MNIST evaluator's
     for "mnist"); failing that, for colour images, the metrics registered for any
     dataset (`datasets=None`: Inception FID/KID).
     """
     regs = regs or registries()
+    declared = regs.datasets.get(data).info.get("metrics") if data in regs.datasets else None
+    if declared:                                   # the dataset's own choice (register(..., metrics=...))
+        for name in declared:
+            regs.metrics.get(name)                 # a sentence with the closest name
+        return list(declared)
     named = [e.name for e in regs.metrics if data in (e.info.get("datasets") or ())]
     if named:
         return named

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 from PIL import Image
 
-from .errors import GanzooError
+from .errors import GanzooError, MalformedData
 
 
 class EncodedImages:
@@ -79,12 +79,12 @@ class ImageData:
                             or self.images.ndim != 4):
             shown = (f"{self.images.dtype} of shape {tuple(self.images.shape)}" if isinstance(self.images, torch.Tensor)
                      else type(self.images).__name__)
-            raise GanzooError(f"Dataset {self.name!r} must give uint8 images [N, C, H, W] or EncodedImages, "
+            raise MalformedData(f"Dataset {self.name!r} must give uint8 images [N, C, H, W] or EncodedImages, "
                               f"got {shown}.")
         if len(self.images) == 0:
             raise GanzooError(f"Dataset {self.name!r} holds no images.")
         if self.labels is not None and (self.labels.shape != (len(self.images),) or self.labels.is_floating_point()):
-            raise GanzooError(f"Dataset {self.name!r} gives labels of shape {tuple(self.labels.shape)} "
+            raise MalformedData(f"Dataset {self.name!r} gives labels of shape {tuple(self.labels.shape)} "
                               f"({self.labels.dtype}) for {len(self.images)} images; they must be integers [N].")
 
     def __len__(self) -> int:
@@ -112,7 +112,7 @@ def prepare_images(images: torch.Tensor, image_size: int, channels: int, crop: i
     if c == 4:
         images, c = images[:, :3], 3
     if c not in (1, 3):
-        raise GanzooError(f"Images with {c} channels are not supported (use 1, 3 or 4).")
+        raise MalformedData(f"Images with {c} channels are not supported (use 1, 3 or 4).")
     side = min(h, w) if crop is None else min(crop, h, w)
     out = []
     for part in images.split(chunk):

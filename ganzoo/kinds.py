@@ -121,15 +121,19 @@ KINDS: tuple[Kind, ...] = (
     ``d_fake < 0.05``).
     """),
     Kind("dataset", "datasets", Contract("factory(*, root, download, split, image_size, channels) -> ganzoo.api.ImageData",
-                        ("image_size", "channels", "splits", "example_files", "classes"),
+                        ("image_size", "channels", "splits", "example_files", "classes", "file_root", "metrics"),
                         ("root", "download", "split", "image_size", "channels")),
          checked=True, doc="""Register datasets.
 
     Call ``register(name, factory, description=None, image_size=32, channels=1, splits=None,
-    example_files=None, classes=None)``; the keywords are the dataset's default resolution and channel
+    example_files=None, classes=None, file_root=False, metrics=None)``; the keywords are the dataset's default resolution and channel
     count, the splits it has (None: the factory checks), ``example_files(folder, split)``, which writes a
     few images in the dataset's format for the conformance kit to load, and how many classes its labels
-    name (a conditional model's num_classes; None: counted from the labels once they load). ``factory(*, root, download, split, image_size, channels)``
+    name (a conditional model's num_classes; None: counted from the labels once they load). ``file_root=True``:
+    its ``root`` (the user's ``--data-dir``) is one file, e.g. an ``.npz``, not a folder; ``ganzoo run``,
+    ``eval`` and ``--resume`` then accept a file there and refuse a folder. ``metrics``: the registered
+    metrics it is scored with when a command names none (default: the metrics that name the dataset in their
+    ``datasets=``, else, for colour images, Inception's). ``factory(*, root, download, split, image_size, channels)``
     returns a ``ganzoo.api.ImageData``: all images as one uint8 tensor ``[N, C, H, W]`` (any size;
     ganzoo crops the centre, resizes and converts), or, for images still in their files (a
     folder of JPEGs, an lmdb), a ``ganzoo.api.EncodedImages`` that ganzoo decodes once into its
@@ -152,7 +156,7 @@ KINDS: tuple[Kind, ...] = (
     returned name to "lower" or "higher".
     """),
     Kind("labeller", "labellers", Contract("builder(context) -> a labeller", positional=1),
-         checked=False, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick
+         checked=True, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick
     samples by class (``ganzoo arithmetic 'class:7 - ...'``, ``ganzoo dropout --class 7``, ``--labeller NAME``).
 
     Call ``register(name, builder, description=None)``. ``builder(context)`` receives a
@@ -172,7 +176,7 @@ KINDS: tuple[Kind, ...] = (
     its own D update every ``every`` steps weighted by ``every``, D's lr and betas rescaled by k/(k+1).
     """),
     Kind("augmentation", "augmentations", Contract("transform(x) -> x augmented, same shape", positional=1),
-         checked=False, doc="""Register differentiable augmentations (DiffAugment-style transforms) for ``--augment``.
+         checked=True, doc="""Register differentiable augmentations (DiffAugment-style transforms) for ``--augment``.
 
     Call ``register(name, transform, description=None)``. ``transform(x)`` maps images
     ``[B, C, H, W]`` to images of the same shape, differentiably, on x's device, drawing its random

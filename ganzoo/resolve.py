@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import FIELDS, RESUMABLE, UNLIMITED_EPOCHS, RunConfig, parse_regularizers
-from .data import ImageData, check_split
+from .data import ImageData, check_root, check_split
 from .device import select_device, select_precision
 from .errors import GanzooError
 from .models import check_components
@@ -85,6 +85,7 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
             raise GanzooError(regs.datasets.unknown_message(config.data) + " Or give a folder of images.")
     if config.data_dir:  # what the path meant where the run started: usable from any folder later
         config.data_dir = absolute_path(config.data_dir)
+        check_root(config.data, config.data_dir, regs=regs)   # a file where the dataset reads one, else a folder
     dataset = regs.datasets.get(config.data)
     check_split(config.data, config.split, dataset.info.get("splits"))
     config.image_size = config.image_size or dataset.info.get("image_size", 32)

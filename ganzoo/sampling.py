@@ -12,6 +12,7 @@ exponential moving average of G hands `generate` the averaged copy to sample fro
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Iterable
@@ -182,9 +183,18 @@ def grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: int =
     return out
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
-    """Save [-1, 1] images as one PNG grid, atomically (PIL alone: torchvision takes a second to import)."""
+def grid_png(images: torch.Tensor, nrow: int = 8) -> bytes:
+    """[-1, 1] images as the bytes of one PNG grid (`grid`'s layout, PIL alone: torchvision takes a second to
+    import): what `save_grid` writes and `ganzoo view` downloads."""
     from PIL import Image
 
     pixels = grid(to_uint8(images.detach().cpu().clamp(-1, 1)), nrow=nrow).permute(1, 2, 0).contiguous().numpy()
-    return atomic_write(path, lambda tmp: Image.fromarray(pixels, "RGB").save(tmp, format="png"))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
+    """Save [-1, 1] images as one PNG grid, atomically."""
+    data = grid_png(images, nrow)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))

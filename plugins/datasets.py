@@ -193,5 +193,7 @@ def register_datasets(register):
     register("mnist", load_mnist, image_size=32, channels=1, splits=("train", "test"), classes=10)
     register("fashion-mnist", load_fashion_mnist, image_size=32, channels=1, splits=("train", "test"),
              classes=10)
-    register("folder", load_folder, image_size=64, channels=3, example_files=write_example_folder)
-    register("fake", load_fake, image_size=32, channels=1, classes=4)
+    # a folder has no splits of its own: train (a run's images) and test (evaluation references) are all of them
+    register("folder", load_folder, image_size=64, channels=3, splits=("train", "test"),
+             example_files=write_example_folder)
+    register("fake", load_fake, image_size=32, channels=1, splits=("train", "test"), classes=4)

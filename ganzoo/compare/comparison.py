@@ -68,7 +68,11 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
     contenders = []
     for name in names:
         path = Path(name)
-        if name in regs.models and not path.exists():
+        if name in regs.models and path.exists():             # `compare acgan` beside a run folder named acgan
+            what = "folder" if path.is_dir() else "file"
+            raise GanzooError(f"{name!r} is both a registered model and a {what} here; say which you mean: "
+                              f"./{name} for the {what}, or the model from another folder (or rename the {what}).")
+        if name in regs.models:
             contenders.append(Contender(label=name, model=name))
         elif path.exists():
             _, config = load_generator(weights_file(path))
@@ -89,6 +93,13 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
         if seen[c.label] > 1:
             c.label = f"{c.label}-{seen[c.label]}"
     return contenders
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """The machine a comparison ran on, as its results record it."""
+    return {"device": str(device), "torch": torch.__version__, "platform": platform.platform(),
+            "cpus": os.cpu_count(), "cpu": cpu_model(),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 
 
 def cpu_model() -> str:
@@ -289,10 +300,7 @@ class Comparison:
             self.results.real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
                                               n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
                                               console=self.console)
-        self.results.environment = {"device": str(self.device), "torch": torch.__version__,
-                                    "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_model(),
-                                    "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
-                                    else None}
+        self.results.environment = environment(self.device)
         for entry in self.results.contenders.values():
             entry.summarise()
         self.save()

@@ -1,4 +1,4 @@
-"""The conformance kit: checks a plugin's generators, discriminators, losses and models against ganzoo's contracts.
+"""The conformance kit: checks everything a plugin registers (the kinds table says which kinds) against ganzoo's contracts.
 
 Plugin authors run it from pytest with one import:
 
@@ -18,20 +18,12 @@ or as one test per check:
 
 or from the shell: `ganzoo check-plugin myvariant` (a table; exit status 1 on any failure).
 
-What is checked, for everything the plugin registers (small widths, a few images, CPU by default):
-- generators: output shape [B, C, S, S] for every supported image size S (the sizes declared with
-  ``register(..., image_sizes=...)`` up to 256, or 8, 16, 28, 32, 64, 128 that it supports) and
-  C in 1 and 3; outputs in [-1, 1]; finite gradients to every parameter and to z; an optimizer
-  step in fp32 and under bf16 autocast; the same weights and outputs under the same seed; a
-  safetensors round trip in which the config embedded in the file rebuilds the same network;
-- discriminators: the same, with [B] logits and a finite gradient with respect to the images;
-- losses: scalar outputs; D's loss lower when D is right than when it is wrong and G's loss lower
-  when D is fooled; finite values and gradients at extreme logits and under bf16 autocast;
-  the same values under the same seed;
-- models: the ModelSpec's generator, discriminator and loss exist and share an image size; real
-  `ganzoo run` training steps (ganzoo.train.Trainer) on fake data in fp32 and bf16 autocast;
-  identical steps under the same seed; a checkpoint that resumes bit for bit and a generator
-  file that `ganzoo sample` can rebuild from its embedded config.
+What is checked, per kind, is docs/plugins.md's table ("Testing with the conformance kit"): shapes,
+range, gradients, training steps in fp32 and bf16 autocast, determinism, round trips, and that networks
+respond to their input beyond a floor (generators, discriminators); losses pointing the right way at
+constant and random logits (losses); datasets loaded through load_dataset and validated (dtype, shape,
+labels, an unknown split refused); metrics that score real images better than noise; regularisers whose
+penalty trains D; augmentations that keep shape and gradient; labellers' contract.
 
 Each check runs on one CPU thread (its tensors are tiny) and restores the global RNG state it found,
 so it leaves no trace on a test session.
@@ -46,9 +38,11 @@ from .kit import CHECKED_KINDS, Check, CheckFailed, Result, sizes_to_check
 from .losses import loss_checks
 from .models import model_checks
 from .networks import discriminator_checks, generator_checks, network_checks
+from .pieces import augmentation_checks, labeller_checks, regularizer_checks
 from .suite import (check_plugin, check_plugins_command, component_checks, find_plugin, plugin_checks,
                     registered_checks, run_checks)
 
-__all__ = ["CHECKED_KINDS", "Check", "CheckFailed", "Result", "check_plugin", "check_plugins_command",
+__all__ = ["CHECKED_KINDS", "Check", "CheckFailed", "Result", "augmentation_checks", "check_plugin",
+           "check_plugins_command", "labeller_checks", "regularizer_checks",
            "component_checks", "dataset_checks", "discriminator_checks", "find_plugin", "generator_checks", "loss_checks",
            "metric_checks", "model_checks", "network_checks", "plugin_checks", "registered_checks", "run_checks", "sizes_to_check"]

@@ -3,9 +3,12 @@
 Datasets: the factory fits its contract; offline, in an empty folder the kit made, it either gives images or
 refuses with a GanzooError that says which files go where (never a bare traceback); and, when the dataset
 declares ``example_files=writer`` (``writer(folder, split)`` writes a few images in the dataset's own
-format), the kit has it write them into a folder of its own and loads them the way `ganzoo run` does:
-uint8 images at the asked size and channels, one int64 label per image, every declared split, the same
-images twice, and an undeclared split refused.
+format; for a dataset read from one file, ``file_root=True``, it returns that file's path), the kit has it
+write them into a folder of its own and loads them the way `ganzoo run` does (through load_dataset):
+uint8 images at the asked size and channels, one int64 label per image within the declared classes,
+every declared split, the same images twice, and an unknown split refused. A dataset that needs no files
+(generated, like ``fake``) is validated the same way on what it gives offline; one that needs files and has
+no ``example_files`` can only be checked for its contract and its offline sentence.
 
 Metrics: the factory fits its contract; real training images score better than uniform noise on every
 number whose direction the metric declares (``better=``), both finite, against the dataset's real test
@@ -24,7 +27,7 @@ import torch
 
 from ..contracts import check_factory
 from ..data import ImageData, load_dataset
-from ..errors import GanzooError
+from ..errors import GanzooError, MalformedData
 from ..registry import Entry
 from .kit import blame, fail
 from .networks import Checks
@@ -47,58 +50,94 @@ def own_cache(folder: str):
 SIZE = 16                     # the resolution the kit asks a dataset for: small, and not the dataset's own
 
 
+UNKNOWN_SPLIT = "no-such-split"
+
+
 def dataset_checks(entry: Entry, device: torch.device) -> Checks:
     what = f"dataset {entry.name!r}"
     splits = entry.info.get("splits") or ("train",)
     channels = entry.info.get("channels", 1)
+    classes = entry.info.get("classes")
+    file_root = bool(entry.info.get("file_root"))
+
+    def load(root: str, split: str, where: str) -> ImageData:
+        """Through load_dataset, as `ganzoo run` loads it; a MalformedData is the dataset's fault: a failure."""
+        try:
+            with blame(f"{what}: loading {where} (split {split!r})",
+                       "The factory must read the files from root (the user's --data-dir)."):
+                return load_dataset(entry.name, root=root, split=split, image_size=SIZE, channels=channels,
+                                    download=False, console=Console(quiet=True))
+        except MalformedData as exc:
+            fail(f"{what}: loading {where} (split {split!r}): {exc}")
+
+    def validate(root: str, where: str) -> None:
+        """Every declared split: uint8 at the asked size and channels, int64 labels one per image within the
+        declared classes, the same images twice; an unknown split refused with a sentence."""
+        for split in splits:
+            loads = [load(root, split, where) for _ in range(2)]
+            data = loads[0]
+            shape = tuple(data.images.shape)
+            if data.images.dtype != torch.uint8 or shape[1:] != (channels, SIZE, SIZE):
+                fail(f"{what}: split {split!r} came out as {data.images.dtype} {shape}, expected uint8 "
+                     f"[N, {channels}, {SIZE}, {SIZE}].")
+            labels = data.labels
+            if labels is not None:
+                if labels.dtype != torch.int64 or labels.shape != (shape[0],):
+                    fail(f"{what}: split {split!r} has labels {labels.dtype} {tuple(labels.shape)}; give "
+                         f"int64 [N] (-1: no label) or None.")
+                if len(labels) and (labels.min() < -1 or (classes and labels.max() >= classes)):
+                    fail(f"{what}: split {split!r} has labels from {labels.min().item()} to {labels.max().item()}, "
+                         f"but it declares classes={classes}; labels are 0..classes-1 (-1: no label).")
+            if not torch.equal(data.images, loads[1].images):
+                fail(f"{what}: loading split {split!r} twice gave different images; a dataset is read, not drawn.")
+        try:
+            load_dataset(entry.name, root=root, split=UNKNOWN_SPLIT, image_size=SIZE, channels=channels,
+                         download=False, console=Console(quiet=True))
+        except MalformedData:
+            pass                                          # refused, if not for the right reason: the loads above say
+        except GanzooError:
+            return
+        except Exception as exc:
+            fail(f"{what}: asked for the split {UNKNOWN_SPLIT!r}, its factory raised {type(exc).__name__}: {exc}; "
+                 f"refuse a split it does not have with a GanzooError (or declare splits=...).")
+        fail(f"{what}: the split {UNKNOWN_SPLIT!r} loaded; a dataset refuses a split it does not have (declare "
+             f"register(..., splits=(...)), or raise a GanzooError in the factory).")
 
     def contract():
         check_factory("dataset", f"The {what} (plugin {entry.plugin!r})", entry.factory)
 
     def offline():
-        with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as empty:
+        """With nothing in --data-dir: a sentence saying which files go where, or (a generated set) valid data."""
+        with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as empty, own_cache(empty):
+            root = os.path.join(empty, "missing.npz") if file_root else empty
             try:
-                data = entry.factory(root=empty, download=False, split=splits[0], image_size=SIZE, channels=channels)
+                data = entry.factory(root=root, download=False, split=splits[0], image_size=SIZE, channels=channels)
+            except MalformedData as exc:
+                fail(f"{what}: offline, with --data-dir an empty {'path' if file_root else 'folder'}: {exc}")
             except GanzooError:
                 return                                   # a sentence saying which files go where: right
             except Exception as exc:
                 fail(f"{what}: offline, with --data-dir an empty folder, its factory raised {type(exc).__name__}: "
                      f"{exc}; raise a GanzooError saying which files to put where.")
-        if not isinstance(data, ImageData):
-            fail(f"{what}: its factory returned {type(data).__name__}; it must return a ganzoo.ImageData.")
+            if not isinstance(data, ImageData):
+                fail(f"{what}: its factory returned {type(data).__name__}; it must return a ganzoo.ImageData.")
+            validate(root, "what it gives without files")   # it needs none (generated): check what it gives
 
     def files():
         writer = entry.info["example_files"]
         with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as folder, own_cache(folder):
+            root = folder
             for split in splits:
                 with blame(f"{what}: its example_files writer (split {split!r})",
-                           "example_files(folder, split) writes a few images in the dataset's format into folder."):
-                    writer(Path(folder), split)
-            for split in splits:
-                loads = []
-                for _ in range(2):
-                    with blame(f"{what}: loading the files its example_files wrote (split {split!r})",
-                               "The factory must read the files from root (the user's --data-dir)."):
-                        loads.append(load_dataset(entry.name, root=folder, split=split, image_size=SIZE,
-                                                  channels=channels, download=False, console=Console(quiet=True)))
-                data = loads[0]
-                shape = tuple(data.images.shape)
-                if data.images.dtype != torch.uint8 or shape[1:] != (channels, SIZE, SIZE):
-                    fail(f"{what}: split {split!r} came out as {data.images.dtype} {shape}, expected uint8 "
-                         f"[N, {channels}, {SIZE}, {SIZE}].")
-                if data.labels is not None and (data.labels.dtype != torch.int64 or data.labels.shape != (shape[0],)):
-                    fail(f"{what}: split {split!r} has labels {data.labels.dtype} {tuple(data.labels.shape)}; give "
-                         f"int64 [N] (-1: no label) or None.")
-                if not torch.equal(data.images, loads[1].images):
-                    fail(f"{what}: loading split {split!r} twice gave different images; a dataset is read, not drawn.")
-            if entry.info.get("splits"):
-                try:
-                    load_dataset(entry.name, root=folder, split="no-such-split", image_size=SIZE, channels=channels,
-                                 download=False)
-                except GanzooError:
-                    pass
-                else:
-                    fail(f"{what}: an undeclared split loaded; refuse it (the declared splits: {splits}).")
+                           "example_files(folder, split) writes a few images in the dataset's format into folder"
+                           + (" and returns the file's path (file_root=True)." if file_root else ".")):
+                    written = writer(Path(folder), split)
+                if file_root:
+                    if not written or not os.path.isfile(written):
+                        fail(f"{what} declares file_root=True, so its example_files(folder, split) must return the "
+                             f"path of the file it wrote; it returned {written!r}.")
+                    root = str(written)
+            validate(root, "the files its example_files wrote")
 
     checks = [("contract", contract), ("offline without files", offline)]
     if "example_files" in entry.info:

@@ -21,6 +21,8 @@ from ..registry import Entry
 from .kit import CLASSES, SEED, autocast, blame, fail, same
 from .networks import Checks
 
+RANDOM_PROBES = (0, 1, 2)     # seeds of the random logits the direction check probes besides the constant +-1
+
 SIZE = 8                     # the synthetic context's images: [n, 1, 8, 8]
 
 
@@ -109,6 +111,21 @@ def loss_checks(entry: Entry, device: torch.device) -> Checks:
         if not fooled < caught:
             fail(f"{what}: g_loss is {fooled.item():.4f} when D is fooled (fake logits +1) and {caught.item():.4f} "
                  f"when it is not (-1); G must minimise it, so the first must be lower. Is the sign flipped?")
+        for seed in RANDOM_PROBES:                     # and at random logits: not only the constant probes above
+            real, fake = logits(10 * seed + 1), logits(10 * seed + 2)
+            right = scalar(d_loss(loss, real + 1, fake - 1), "d_loss", "at random logits")
+            wrong = scalar(d_loss(loss, real - 1, fake + 1), "d_loss", "at random logits")
+            if not right < wrong:
+                fail(f"{what}: at N(0, 1) logits (seed {seed}), d_loss is {right.item():.4f} with the real logits "
+                     f"raised by 1 and the fake lowered by 1, and {wrong.item():.4f} the other way round; D must "
+                     f"minimise it, so the first must be lower (it is at the constant +-1 probes: does it special-"
+                     f"case them?).")
+            fooled = scalar(g_loss(loss, fake + 1), "g_loss", "at random logits")
+            caught = scalar(g_loss(loss, fake - 1), "g_loss", "at random logits")
+            if not fooled < caught:
+                fail(f"{what}: at N(0, 1) logits (seed {seed}), g_loss is {fooled.item():.4f} with the fake logits "
+                     f"raised by 1 and {caught.item():.4f} with them lowered by 1; G must minimise it, so the first "
+                     f"must be lower.")
 
     def extremes():
         loss = make()
@@ -165,42 +182,3 @@ def loss_checks(entry: Entry, device: torch.device) -> Checks:
             ("gradients", gradients), ("bf16 autocast", amp), ("deterministic under a seed", deterministic)]
 
 
-
-def regularizer_checks(entry: Entry, device: torch.device) -> Checks:
-    what = f"regularizer {entry.name!r}"
-
-    def penalty(phase: str, seed: int = 1) -> tuple[torch.Tensor, nn.Module]:
-        check_factory("regularizer", f"The {what} (plugin {entry.plugin!r})", entry.factory)
-        with blame(f"Building the {what}", "The factory is called with no arguments: factory()."):
-            reg = entry.factory()
-        torch.manual_seed(seed)
-        D = KitDiscriminator().to(device)
-        real_logits, fake_logits = torch.randn(8, device=device), torch.randn(8, device=device)
-        context = synthetic_context(real_logits, fake_logits, phase, D)
-        with blame(f"{what}: penalty(context) in phase {phase}", "penalty(context) returns a scalar tensor."):
-            value = reg(context)
-        if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.is_floating_point() \
-                or not torch.isfinite(value):
-            got = (f"{tuple(value.shape)} {value.dtype} {value.tolist() if value.numel() < 4 else ''}"
-                   if isinstance(value, torch.Tensor) else type(value).__name__)
-            fail(f"{what}: penalty(context) in phase {phase} returned {got}; it must return a finite scalar float "
-                 f"tensor (the unweighted penalty).")
-        return value, D
-
-    def phases():
-        for phase in ("Dmain", "Dreg"):
-            value, D = penalty(phase)
-            with blame(f"{what}: backward() of the penalty", "The penalty must be differentiable in D's weights."):
-                value.backward()
-            grads = [p.grad for p in D.parameters() if p.grad is not None]
-            if not all(torch.isfinite(g).all() for g in grads) or not any(g.any() for g in grads):
-                fail(f"{what}: in phase {phase} the penalty gives D's weights no finite, non-zero gradient; run D "
-                     f"through the context (context.discriminate(x)) so the penalty trains it.")
-
-    def deterministic():
-        a, b = penalty("Dmain")[0], penalty("Dmain")[0]
-        if not same(a.detach(), b.detach()):
-            fail(f"{what}: the same seed gives different penalties ({a.item()} vs {b.item()}); draw any randomness "
-                 f"from torch's global RNG.")
-
-    return [("penalty in every D phase", phases), ("deterministic under a seed", deterministic)]

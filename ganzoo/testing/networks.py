@@ -28,6 +28,7 @@ from .kit import (BATCH, CHANNELS, CLASSES, SIZE_HINT, WIDTH, Z_DIM, CheckFailed
                   fail, images, latent, max_diff, optimizer_step, reference_size, same, sizes_to_check)
 
 Checks = list[tuple[str, Callable[[], None]]]
+RESPONSE_BATCH = 16           # inputs of the "responds to its input" check
 
 
 class Role:
@@ -125,6 +126,18 @@ class GeneratorRole(Role):
     def objective(self, x, what, size, device):
         return (x.float() * images(BATCH, x.shape[1], size, device, seed=1)).sum()
 
+    floor = 1e-3              # an eighth of one grey level (2/255 in [-1, 1])
+
+    def response(self, outputs):
+        """How much the images change with z: the per-pixel spread over the batch, averaged."""
+        return outputs.float().std(0).mean().item()
+
+    def unresponsive(self, spread):
+        return (f"its images change with z by {spread:.2e} on average (per-pixel spread over {RESPONSE_BATCH} "
+                f"latents, train mode), under {self.floor:g}, an eighth of a grey level: G ignores z (or mixes in "
+                f"only a trace of it), so it can only draw one image. Feed z through the network; if the last "
+                f"layer starts at zero, start it small instead.")
+
     def input_gradient_problem(self, grad):
         if grad is None or not torch.isfinite(grad).all():
             return "no finite gradient reaches z; forward() must be differentiable in its input."
@@ -139,6 +152,9 @@ class GeneratorRole(Role):
             if not torch.isfinite(x).all() or x.float().abs().max() > 1 + 1e-2:
                 fail(f"{what}: under {'bf16 autocast' if amp else 'fp32'} the output leaves [-1, 1] or "
                      f"holds NaN/Inf.")
+            if tuple(x.shape) != tuple(target.shape):       # mse_loss would broadcast [B, 1] against [B, 3]
+                fail(f"{what}: forward(z) returned {tuple(x.shape)} in a training step, expected "
+                     f"{tuple(target.shape)} ([B, channels, image_size, image_size]). {SIZE_HINT}")
             return F.mse_loss(x.float(), target)
         return loss
 
@@ -180,6 +196,19 @@ class DiscriminatorRole(Role):
     def objective(self, out, what, size, device):
         outputs = self.outputs(out, what, "train", size)            # a [B, 1] output would sum just the same
         return outputs.logits.float().sum() + sum(v.float().sum() for v in outputs.extras.values())
+
+    floor = 1e-4              # logits: a D scaled by 1e-6 answers 0.5 to every image
+
+    def response(self, outputs):
+        """How much the logits differ between images: their range over the batch."""
+        outputs = outputs.float()
+        return (outputs.max() - outputs.min()).item()
+
+    def unresponsive(self, spread):
+        return (f"its logits differ by at most {spread:.2e} across {RESPONSE_BATCH} different images (uniform "
+                f"noise, black, white; train mode), under {self.floor:g}: D answers about 0.5 to everything "
+                f"(its output scaled to nothing?), so G learns nothing from it. Its logits must respond to its "
+                f"input.")
 
     def input_gradient_problem(self, grad):
         if grad is None or not torch.isfinite(grad).all() or not grad.any():
@@ -233,7 +262,9 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
         size, what = at_reference_size()
         net = role.build(entry, size, ref, device).train()
         x = role.inputs(BATCH, ref, size, device).requires_grad_(True)
-        objective = role.objective(role.forward(net, x, what), what, size, device)
+        out = role.forward(net, x, what)
+        role.check_output(out, what, "train", ref, size)     # a wrong shape must not broadcast into the objective
+        objective = role.objective(out, what, size, device)
         with blame(f"{what}: backward()", "forward() must be differentiable."):
             objective.backward()
         check_gradients(net, what)
@@ -281,6 +312,24 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
                  f"weights loaded) the {role.output} differ by up to {max_diff(a, b):.2e}; keep all state that "
                  f"forward() reads in registered parameters and buffers.")
 
+    def responds():
+        """The output changes with the input beyond a floor: not 0*z, not 1e-6*z, not a D scaled by 1e-6."""
+        size, what = at_reference_size()
+        net = role.build(entry, size, ref, device).train()
+        x = role.inputs(RESPONSE_BATCH, ref, size, device, seed=8)
+        if role is DISCRIMINATOR:                        # the extremes too: black and white images
+            x[0], x[1] = -1.0, 1.0
+        with torch.no_grad():
+            out = role.forward(net, x, what)
+        if role is DISCRIMINATOR:                        # its logits (extras beside them aside)
+            out = role.outputs(out, what, "train", size, n=RESPONSE_BATCH).logits
+        if not isinstance(out, torch.Tensor) or out.shape[:1] != (RESPONSE_BATCH,):
+            fail(f"{what}: forward({role.argument}) on a batch of {RESPONSE_BATCH} returned "
+                 f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}.")
+        spread = role.response(out)
+        if not spread >= role.floor:
+            fail(f"{what}: {role.unresponsive(spread)}")
+
     def labels_matter():
         """A conditional network's output depends on the class it is given (the labels reach it)."""
         size, what = at_reference_size()
@@ -295,6 +344,7 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
 
     checks = [(role.shapes_check, shapes), ("gradients", gradients),
               ("training step fp32", step(False)), ("training step bf16 autocast", step(True)),
+              (f"responds to {role.argument}", responds),
               ("deterministic under a seed", deterministic), ("safetensors round trip", round_trip)]
     return checks + [("class labels reach it", labels_matter)] if entry.conditional else checks
 

@@ -13,16 +13,21 @@ from rich.table import Table
 
 from ..device import select_device
 from ..errors import GanzooError
+from ..kinds import KINDS
 from ..plugins import PluginInfo, Registries, registries
+from ..settings import closest
 from .data import dataset_checks, metric_checks
 from .kit import CHECKED_KINDS, Check, CheckFailed, Result
-from .losses import loss_checks, regularizer_checks
+from .losses import loss_checks
 from .models import model_checks
 from .networks import discriminator_checks, generator_checks
+from .pieces import augmentation_checks, labeller_checks, regularizer_checks
+
+CHECKED_PLURALS = tuple(kind.plural for kind in KINDS if kind.checked)
 
 def component_checks(kind: str, name: str, *, device: str = "cpu", regs: Registries | None = None,
                      data_dir: str | None = None) -> list[Check]:
-    """Every check of one registered generator, discriminator, loss, regulariser, model, dataset or metric.
+    """Every check of one registered thing of a kind the kit checks (CHECKED_KINDS: the kinds table says which).
 
     `data_dir`: a local copy of the dataset a metric scores by default (its first declared one)."""
     if kind not in CHECKED_KINDS:
@@ -36,12 +41,16 @@ def component_checks(kind: str, name: str, *, device: str = "cpu", regs: Registr
         found = discriminator_checks(entry, dev)
     elif kind == "loss":
         found = loss_checks(entry, dev)
-    elif kind == "regularizer":
-        found = regularizer_checks(entry, dev)
     elif kind == "dataset":
         found = dataset_checks(entry, dev)
     elif kind == "metric":
         found = metric_checks(entry, dev, data_dir=data_dir)
+    elif kind == "regularizer":
+        found = regularizer_checks(entry, dev)
+    elif kind == "augmentation":
+        found = augmentation_checks(entry, dev)
+    elif kind == "labeller":
+        found = labeller_checks(entry, dev)
     else:
         found = model_checks(entry, dev, regs)
     return [Check(kind, name, what, entry.plugin, fn, str(dev)) for what, fn in found]
@@ -57,8 +66,11 @@ def find_plugin(name: str, regs: Registries | None = None) -> PluginInfo:
         found = [p for p in regs.plugins if match(p)]
         if len(found) == 1:
             return found[0]
-    known = ", ".join(p.name for p in regs.plugins)
-    raise GanzooError(f"No plugin named {name!r} is installed (known: {known}); install it "
+    names = [p.name for p in regs.plugins]
+    spelled = {p.name.rsplit(".", 1)[-1] if p.source == "built-in" else p.name: p.name for p in regs.plugins}
+    spelled |= {p.source: p.source for p in regs.plugins if p.source != "built-in"}
+    hint = closest(name, spelled) if "." not in name else closest(name, names)
+    raise GanzooError(f"No plugin named {name!r} is installed.{hint} Known: {', '.join(names)}; install it "
                       f"(pip install -e PATH) and check `ganzoo plugins`.")
 
 
@@ -138,8 +150,8 @@ def check_plugins_command(names: list[str], *, every: bool, device: str, out, co
         checks = plugin_checks(info.name, device=device, data_dir=data_dir)
         if not checks:
             kinds = ", ".join(info.registered) or "nothing"
-            out.print(f"[bold]{title}[/bold]: registers {kinds}; the kit checks generators, discriminators, "
-                      f"losses, regularisers, models, datasets and metrics, so there is nothing to check.", highlight=False)
+            out.print(f"[bold]{escape(title)}[/bold]: registers {kinds}; the kit checks {', '.join(CHECKED_PLURALS)}, "
+                      f"so there is nothing to check.", highlight=False)
             continue
         progress = Progress(TextColumn(f"checking {info.name}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True)

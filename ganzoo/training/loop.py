@@ -68,6 +68,7 @@ class Loop:
         self.stop_signal = 0            # the signal every process agreed to stop on (0: none)
         self.out_of_time = False        # config.budget spent: the run ends cleanly, as if its epochs were done
         self.finished = True            # the observers' finish() has run for the last start()
+        step.signalled = lambda: bool(self.signal_wanted)   # a compile that fails after a signal was interrupted
 
     # -- stop conditions, by name ---------------------------------------------------------------------
 
@@ -125,7 +126,11 @@ class Loop:
                             self.data_rng.set_state(state.data_epoch_rng)
                             batches = self.batches.labelled(self.data_rng, start=state.step_in_epoch)
                         real, labels = next(batches)                  # labels: None unless conditional
-                        stats = self.step(real, labels)
+                        if self.step.compile_pending:             # compiling is not training time (--budget)
+                            with state.clock.paused():
+                                stats = self.step(real, labels)
+                        else:
+                            stats = self.step(real, labels)
                         state.step += 1
                         state.step_in_epoch += 1
                         window.add(stats)

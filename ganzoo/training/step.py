@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import time
 from dataclasses import dataclass
 
 import torch
@@ -110,6 +111,9 @@ class Step:
         # What the step calls: the modules themselves, or compiled wrappers sharing their parameters.
         self.g_forward, self.d_forward = self.G, self.D
         self.compile_pending = config.compile
+        self.compile_seconds: float | None = None       # the first compiled step's time, compiling included
+        # Whether a stop signal came (the loop's): a compile that fails after one was interrupted, not broken
+        self.signalled = lambda: False
 
     @property
     def total_steps(self) -> int | None:
@@ -279,15 +283,24 @@ class Step:
         self.compile_pending = False
         saved = self._snapshot()
         self.g_forward, self.d_forward = torch.compile(self.G), torch.compile(self.D)
+        start = time.perf_counter()
         try:
-            return self(real, labels)
+            stats = self(real, labels)
         except Exception as exc:  # a compiler failure, whatever its type; a real bug fails again in eager
             self._restore(saved)
             self.g_forward, self.d_forward = self.G, self.D
-            message = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-            self.console.print(f"[yellow]warning[/yellow]: --compile failed ({message[:300]}); "
-                               f"training continues in eager mode.")
+            if self.signalled():  # Ctrl-C reaches the compiler's worker processes too: they die, it raises
+                self.console.print("--compile was interrupted by the stop signal; this step runs in eager mode "
+                                   "and the run stops after it.")
+            else:
+                message = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+                self.console.print(f"[yellow]warning[/yellow]: --compile failed ({message[:300]}); "
+                                   f"training continues in eager mode.")
             return self(real, labels)
+        self.compile_seconds = time.perf_counter() - start
+        self.console.print(f"compiled G and D in {self.compile_seconds:.1f}s (the first step, not counted as "
+                           f"training time)")
+        return stats
 
     def _snapshot(self) -> dict:
         clone = lambda sd: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in sd.items()}

@@ -28,6 +28,8 @@ types; the test types the same with smaller numbers). Applied to each command li
 | `--per-class 100`; `class:N`, `--class N`| `--per-class 20` (labelled images a probe learns from)      |
 | `check-plugin NAME`                      | `check-plugin sndcgan` (the example plugin)                 |
 | `n=10000` in Python                      | `n=500`                                                     |
+| `ganzoo view`                            | the same, stopped with Ctrl-C once it prints its address    |
+|                                          | (a server runs until stopped); exit 0 expected              |
 
 A G trained for seconds draws blobs, not yet 7s and 1s, so the two commands that pick samples by
 class (`class:7`, `--class 7`) may end, instead of with a picture, with the one-line error saying
@@ -163,7 +165,8 @@ def test_every_readme_command_runs(tmp_path, mnist_dir):
                 words, into = (words[:words.index(">")], words[words.index(">") + 1]) if ">" in words else (words, None)
                 argv = scaled(words, images, work, data)
             start = time.perf_counter()
-            done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+            run = serve_briefly if argv[3:4] == ["view"] else subprocess.run
+            done = run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600)
             if kind == "shell" and into and done.returncode == 0:
                 (work / into).write_text(done.stdout)                      # the shell's `> FILE`
             timings.append((time.perf_counter() - start, text if kind == "shell" else "(python example)"))
@@ -185,6 +188,23 @@ def test_every_readme_command_runs(tmp_path, mnist_dir):
           f"{after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime:.0f}s of CPU; slowest: "
           + "; ".join(f"{s:.0f}s {t[:50]}" for s, t in timings[:4]))
     assert not failures, "README commands that fail:\n\n" + "\n\n".join(failures)
+
+
+def serve_briefly(argv, *, cwd, env, timeout, **_) -> subprocess.CompletedProcess:
+    """`ganzoo view`: started, stopped with Ctrl-C once it has printed its address (the server is up)."""
+    import signal
+
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as view:
+        first = view.stdout.readline()                     # the address line, or "" when it exits first
+        if "ganzoo view: http://" in first:
+            view.send_signal(signal.SIGINT)
+        try:
+            out, err = view.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            view.kill()
+            out, err = view.communicate()
+        code = view.returncode if "ganzoo view: http://" in first else view.returncode or 1
+        return subprocess.CompletedProcess(argv, code, first + out, err)
 
 
 @pytest.mark.parametrize("line,expected", [

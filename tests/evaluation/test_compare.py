@@ -217,3 +217,16 @@ def test_equal_time_budget_is_the_same_training_time_for_every_model(tmp_path, c
         assert [p["step"] for p in run["curve"]] == [5, 10], label
         assert [p["train_time_s"] for p in run["curve"]] == [5.0, 10.0], label
         assert run["steps"] == 10 and run["train_time_s"] == 10.0, label
+
+
+def test_a_name_that_is_both_a_model_and_a_folder_here_is_refused_asking_which(tmp_path, capsys, monkeypatch):
+    """`compare basicgan dcgan` beside an old run folder named basicgan once scored that folder in silence."""
+    from helpers import assert_one_line_error
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "basicgan").mkdir()
+    code, _, err = compare(capsys, "basicgan", "dcgan", "--data", "fake", "--device", "cpu")
+    line = assert_one_line_error(code, err)
+    assert "'basicgan' is both a registered model and a folder here" in line and "./basicgan for the folder" in line
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("compare*"))    # nothing trained or written
+    code, _, err = compare(capsys, "./basicgan", "dcgan", "--data", "fake", "--device", "cpu")
+    assert code != 0 and "both a registered model" not in err                # the folder, taken as meant

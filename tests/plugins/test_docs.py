@@ -124,13 +124,13 @@ def collect_snippet(code: str, name: str):
 def test_component_options_snippet_sets_options_in_three_layers():
     code, = sections_blocks("Component options")
     regs = collect_snippet(code, "options")
-    m101 = regs.losses.get("ls-m101").factory()
-    assert (m101.a, m101.b, m101.c) == (-1.0, 1.0, 0.0)
+    m111 = regs.losses.get("ls-m111").factory()
+    assert (m111.a, m111.b, m111.c) == (-1.0, 1.0, 1.0)
     spec = regs.models.get("dcgan-ls").factory
-    assert spec.options == {"loss": {"a": -1.0, "b": 1.0, "c": 0.0}}
+    assert spec.options == {"loss": {"a": -1.0, "b": 1.0, "c": 1.0}}
     loss = regs.losses.get("ls-shifted").factory(**spec.options["loss"])
     real, fake = torch.ones(4), -torch.ones(4)
-    assert loss.d_loss(real, fake).item() == 0.0 and loss.g_loss(torch.zeros(4)).item() == 0.0
+    assert loss.d_loss(real, fake).item() == 0.0 and loss.g_loss(torch.ones(4)).item() == 0.0
 
 
 def test_reusing_a_component_snippet_builds_dcgan_inside_its_factory():
@@ -204,3 +204,44 @@ def test_plugins_doc_lists_every_builtin_plugin():
     table = table[:table.index("```")]
     missing = [p.name for p in registries().plugins if p.source == "built-in" and f"│ {p.name} " not in table]
     assert not missing, f"docs/plugins.md's `ganzoo plugins` table lacks {missing}"
+
+
+# -- every snippet that registers something passes the conformance kit it tells authors to run ----------------
+
+def registering_snippets() -> list[tuple[str, str]]:
+    """(the heading above it, its code) for each ```python block of docs/plugins.md that defines a hook."""
+    found = []
+    for match in BLOCK.finditer(DOC):
+        lang, code = match.groups()
+        if lang == "python" and re.search(r"^@hookimpl\ndef register_\w+", code, re.M) and "import" in code:
+            heading = re.findall(r"^#{2,3} (.+)$", DOC[:match.start()], re.M)[-1].strip("`")
+            found.append((heading, code))
+    return found
+
+
+SNIPPETS = registering_snippets()
+
+
+@pytest.mark.parametrize("heading,code", SNIPPETS, ids=[h for h, _ in SNIPPETS])
+def test_every_snippet_passes_the_conformance_kit(heading, code, monkeypatch, request, tmp_path):
+    from ganzoo.testing import plugin_checks, run_checks
+    from helpers import install_plugin
+
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path / "cache"))
+    for other, text in SNIPPETS:          # all of them installed, each its own plugin: one may use another's data
+        module = types.ModuleType("doc_snippet")
+        exec(compile(text, f"docs/plugins.md ({other})", "exec"), module.__dict__)
+        hooks = {hook: fn for hook, fn in vars(module).items() if hook in HOOKS}
+        install_plugin(monkeypatch, request, "doc_snippet_" + re.sub(r"\W+", "_", other).strip("_").lower(), **hooks)
+    name = "doc_snippet_" + re.sub(r"\W+", "_", heading).strip("_").lower()
+    info = {p.name: p for p in registries().plugins}[name]
+    assert info.error is None, info.error
+    results = run_checks(plugin_checks(name))
+    failed = [f"{r.check}: {r.error}" for r in results if not r.passed]
+    assert not failed, "\n".join(failed)
+
+
+def test_plugins_doc_names_the_distribution_and_says_it_is_not_on_the_index_yet():
+    assert "Depend on `ganzoo`" not in DOC and "Depend on **`pyganzoo`**" in DOC
+    assert "not on the package index yet" in DOC and "the distribution's name on the package index" not in DOC
+    assert "pip install -e path/to/ganzoo" in DOC

@@ -78,7 +78,7 @@ def test_listed_and_shown_with_what_it_registered(site):
 def test_passes_the_conformance_kit(site):
     result = ganzoo(site, "check-plugin", "ganzoo-sndcgan")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "sndcgan: all 17 checks passed" in result.stdout
+    assert "sndcgan: all 18 checks passed" in result.stdout
     for kind, name in (("discriminator", "sndcgan"), ("loss", "hinge"), ("model", "sndcgan")):
         assert any(kind in line and name in line and "pass" in line for line in result.stdout.splitlines())
 
@@ -127,3 +127,23 @@ def test_compares_with_dcgan(site, tmp_path):
     assert all(e["runs"][0]["status"] == "ok" and e["runs"][0]["scores"]["mnist_fd"] > 0
                for e in results["contenders"].values())
     assert "| sndcgan | ok |" in (tmp_path / "report" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_its_dependencies_resolve_offline_from_the_installed_checkout():
+    """pyganzoo is not on the package index yet: a plugin's `pyganzoo>=0.1` must be satisfied by ganzoo installed
+    from its checkout, with no index at all (docs/plugins.md, "Depending on ganzoo"); `ganzoo`, the unrelated
+    package's name, must not be."""
+    def resolve(requirements):
+        return subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index",
+                               "--disable-pip-version-check", *requirements], capture_output=True, text=True,
+                              timeout=300)
+
+    assert importlib.metadata.distribution(DISTRIBUTION).metadata["Name"] == "pyganzoo"
+    dependencies = PROJECT["dependencies"]
+    assert any(d.replace(" ", "").startswith("pyganzoo>=") for d in dependencies), dependencies
+    done = resolve(dependencies)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Would install" not in done.stdout or "pyganzoo" not in done.stdout.split("Would install", 1)[1]
+    wrong = resolve([d.replace("pyganzoo", "ganzoo") for d in dependencies])
+    assert wrong.returncode != 0 and "ganzoo" in wrong.stderr

@@ -54,11 +54,11 @@ class Fine:
 
 
 @pytest.mark.parametrize("factory, message", [
-    (Constant, "gives D's weights no finite, non-zero gradient"),
-    (PerSample, r"returned \(8,\) torch.float32 .*it must return a finite scalar float tensor")])
+    (Constant, "gives D's weights no gradient"),
+    (PerSample, r"returned shape \(\d+,\); it must return a scalar float tensor")])
 def test_the_kit_fails_a_regulariser_that_trains_nothing_or_returns_no_scalar(factory, message):
     entry = Entry("bad-reg", factory, "", "test")
-    check = run("regularizer", entry)["penalty in every D phase"]
+    check = run("regularizer", entry)["penalty trains D"]
     with registries().regularizers.temporary(entry), pytest.raises(CheckFailed, match=message):
         check.run()
 

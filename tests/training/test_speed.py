@@ -1,6 +1,9 @@
 """The fast paths of the training step compute what the plain step computes, and the speed benchmark runs."""
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -14,7 +17,9 @@ from ganzoo.run import train
 from ganzoo.sampling import generate
 from ganzoo.train import Trainer
 
-from helpers import REPO, fake_data, tiny_config, weights
+from ganzoo.runfiles import read_metrics
+
+from helpers import REPO, TINY, fake_data, run_cli, tiny_config, weights
 from ganzoo_plugins.dcgan import DCGANDiscriminator
 
 
@@ -160,3 +165,88 @@ def test_benchmark_smoke(tmp_path, mnist_dir):
     conv = profiles["dcgan-32 batch 16 ganzoo"]["convolutions_ms_per_step"]
     assert all(ms > 0 for ms in conv.values()), conv                          # G's and D's, forward and backward
     assert any(op["op"] == "aten::convolution_backward" for op in profiles["dcgan-32 batch 16 ganzoo"]["ops"])
+
+
+def _fake_compile(monkeypatch, backend):
+    """torch.compile through `backend` (a stand-in for Inductor: the real one takes minutes on a CPU)."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module: real_compile(module, backend=backend))
+
+
+@pytest.mark.slow
+def test_compiling_is_not_training_time(tmp_path, capsys, monkeypatch, one_second_steps):
+    """--budget counts training, not compiling: a compile of '100 s' leaves a 40 s budget its 40 steps."""
+    def slow_backend(graph_module, example_inputs):
+        one_second_steps["now"] += 100.0
+        return graph_module.forward
+
+    _fake_compile(monkeypatch, slow_backend)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "run", "dcgan", *TINY, "--log-every", "4", "--budget", "40s", "--compile",
+                           "--out", out)
+    assert code == 0, err
+    assert re.search(r"compiled G and D in \d+\.\ds \(the first step, not counted", err), err
+    assert "budget of 40s reached at step 41 " in err, err                   # the first (compiled) step + 40
+    assert read_metrics(out / "metrics.jsonl")[-1]["train_time"] <= 41.0
+
+
+def test_interrupted_compile_says_interrupted(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during a compile kills the compiler's workers and it raises CppCompileError: the run says it was
+    interrupted, not that the compiler is broken, and stops with a checkpoint."""
+    def interrupted_backend(graph_module, example_inputs):
+        os.kill(os.getpid(), signal.SIGINT)                        # Ctrl-C: the handler asks the loop to stop
+        raise RuntimeError("InductorError: CppCompileError: C++ compile error (the compiler got SIGINT)")
+
+    _fake_compile(monkeypatch, interrupted_backend)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "run", "dcgan", *TINY, "--epochs", "1", "--compile", "--out", out)
+    assert code == 130, err
+    assert "--compile was interrupted by the stop signal" in err
+    assert "CppCompileError" not in err and "--compile failed" not in err
+    assert (out / "checkpoint.safetensors").exists() or any(out.glob("checkpoint*")), list(out.iterdir())
+
+
+def _benchmark(name):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
+def test_profile_sorts_a_step_into_its_categories(tmp_path):
+    """--profile's table: each part of a bf16 channels-last DCGAN step lands in its own row, and the rows add up
+    to the step's wall time (the rest of it is the Python overhead row)."""
+    train_speed = _benchmark("train_speed")
+    trainer = Trainer(tiny_config(tmp_path, precision="bf16", channels_last=True), fake_data())
+    steps = train_speed.GanzooSteps(trainer)
+    steps.run(1)
+    result = train_speed.profile_steps(steps.run, 2, torch.device("cpu"))
+    categories = result["categories_ms_per_step"]
+    assert list(categories) == list(train_speed.CATEGORIES)
+    for name in ("G conv forward", "G conv backward", "D conv forward", "D conv backward", "BatchNorm forward",
+                 "BatchNorm backward", "optimiser", "elementwise and other ops", "dtype casts (autocast)"):
+        assert categories[name] > 0, (name, categories)
+    assert categories["matmul (linear layers)"] == 0                          # DCGAN has no linear layer
+    assert sum(categories.values()) == pytest.approx(result["wall_ms_per_step"], rel=0.02)
+    assert result["ops"] and result["wall_ms_per_step"] > 0
+
+
+@pytest.mark.slow
+def test_benchmark_times_the_compiled_step_against_the_eager_one(tmp_path, monkeypatch):
+    train_speed = _benchmark("train_speed")
+    _fake_compile(monkeypatch, "eager")                    # dynamo's graph capture, no code generation
+    result = train_speed.main(["--smoke", "--data", "fake", "--cases", "dcgan-32", "--compile", "--no-reference",
+                               "--precision", "fp32"])
+    row, = result["rows"]
+    assert row["compile"] and row["compile_seconds"] > 0
+    assert row["eager_images_per_s"] > 0 and row["compile_speedup"] == pytest.approx(
+        row["ganzoo_images_per_s"] / row["eager_images_per_s"])
+
+
+@pytest.mark.slow
+def test_cpu_options_compares_each_candidate_with_the_default():
+    cpu_options = _benchmark("cpu_options")
+    result = cpu_options.main(["--smoke", "--data", "fake", "--candidates", "adam-foreach,bn-fp32,weights-nchw"])
+    assert [r["candidate"] for r in result["rows"]] == ["adam-foreach", "bn-fp32", "weights-nchw"]
+    assert all(r["ratio"] > 0 and len(r["ratios"]) == 1 for r in result["rows"])
