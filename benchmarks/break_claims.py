@@ -9,6 +9,7 @@ and one whose function is gone is reported as not applying (`--list` says so wit
 
     python benchmarks/break_claims.py                    # every break (about 15 minutes on 2 busy cores)
     python benchmarks/break_claims.py --only shuffle     # the breaks whose name contains a word
+    python benchmarks/break_claims.py --only eval,ranks  # ... any of several
     python benchmarks/break_claims.py --list             # the breaks, not run
 
 The copy is imported through a folder of links put first on PYTHONPATH (ganzoo -> copy/ganzoo,
@@ -226,6 +227,22 @@ def append_line(text: str) -> Callable[[str], str]:
     return lambda source: source.rstrip("\n") + "\n" + text + "\n"
 
 
+def replace_in(qualname: str | None, old: str, new: str) -> Callable[[str], str]:
+    """Text `old` inside the function (None: the module's own lines, outside any function) replaced by `new`;
+    Missing when the function does not hold it exactly once."""
+    def edit(source: str) -> str:
+        if qualname is None:
+            start, end = 0, len(source)
+        else:
+            fn = function(source, qualname)
+            start, end = _offset(source, fn.lineno, 0), _offset(source, fn.end_lineno + 1, 0)
+        body = source[start:end]
+        if body.count(old) != 1:
+            raise Missing(f"{qualname or 'the module'} holds {old!r} {body.count(old)} times, not once")
+        return source[:start] + body.replace(old, new) + source[end:]
+    return edit
+
+
 @dataclass
 class Break:
     name: str                          # what is broken, as the table says it
@@ -245,10 +262,16 @@ SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_
 RECIPES = "tests/training/test_recipes.py"
 ACGAN = "tests/training/test_acgan.py"
 HOOKS = "tests/training/test_optimizers_schedules_hooks.py"
+EVALUATE = "tests/evaluation/test_evaluate.py"
+CONDITIONAL = "tests/training/test_conditional.py"
+CONV_INPUTS = f"{CONDITIONAL}::test_every_conv_input_of_cdcgan_carries_the_class_maps"
+REAL_ROW = "tests/evaluation/test_compare.py::test_the_real_row_scores_the_training_split_with_labels_beside_a_conditional_model"
 CHEATS = "tests/plugins/test_kit_cheats.py"
 NPZ = "tests/data/test_npz_dataset.py"
 VIEW = "tests/view/test_view.py::"
 BROWSER = "tests/view/test_view_browser.py::"
+FIDELITY, MEMORISATION, PROTOCOL = ("tests/evaluation/test_fidelity.py", "tests/evaluation/test_memorisation.py",
+                                    "tests/evaluation/test_protocol.py")
 
 
 def for_role(role: str) -> str:
@@ -430,6 +453,121 @@ BREAKS = [
     Break("plugin API: a built-in plugin reaches into ganzoo.data", "plugins/lsun.py",
           append_line("from ganzoo.data import cache_dir  # noqa"),
           ["tests/plugins/test_plugin_api.py::test_a_builtin_plugin_imports_only_the_plugin_api"]),
+    # issue 30: claims that were false, and friction a new user hit
+    Break("config template: writes channels_last false, overriding --precision auto", "ganzoo/settings.py",
+          replace_name("template", "info.setting.decided_by", "None"),
+          ["tests/cli/test_config_files.py::test_a_template_leaves_auto_decided_settings_on_auto"]),
+    Break("run MODEL --help: shows RunConfig's defaults, not the model's", "ganzoo/cli.py",
+          returns_at_once("model_named_for_help", "None"),
+          ["tests/cli/test_help.py::test_run_help_for_a_named_model_shows_that_models_defaults"]),
+    Break("config MODEL: each comment shows RunConfig's default above the model's value", "ganzoo/settings.py",
+          replace_name("FieldInfo.help", "default", "dataclasses.MISSING"),
+          ["tests/cli/test_config_files.py::test_config_shows_the_models_own_defaults"]),
+    Break("run: .lock outlives the run", "ganzoo/preflight.py", drop_statement("run_lock", "path.unlink()"),
+          ["tests/cli/test_run_folders.py::test_the_lock_exists_while_a_run_holds_the_folder_and_goes_when_it_ends"]),
+    Break("sheet: no title", "ganzoo/analysis/commands.py", replace_name("cmd_sheet", "title", "None"),
+          ["tests/evaluation/test_analysis.py::test_sheet_interpolate_arithmetic_filters_featuremaps"]),
+    Break("arithmetic: no title", "ganzoo/analysis/commands.py", replace_name("cmd_arithmetic", "title", "None"),
+          ["tests/evaluation/test_analysis.py::test_sheet_interpolate_arithmetic_filters_featuremaps"]),
+    Break("run: --budget replaces a config file's epochs silently", "ganzoo/cli.py",
+          drop_statement("cmd_run", "replaces the config file's epochs"),
+          ["tests/cli/test_config_files.py::test_a_budget_flag_over_a_files_epochs_says_what_it_does"]),
+    Break("compare --resume: an interrupted run starts again from step 0", "ganzoo/compare/comparison.py",
+          replace_name("Comparison.train_one", "self.resume", "False"),
+          ["tests/evaluation/test_compare.py::test_an_interrupted_comparison_continues_its_run_from_the_last_checkpoint"]),
+    Break("compare: report folders named by labels alone (runs/dcgan and dcgan collide)", "ganzoo/compare/comparison.py",
+          returns_at_once("default_folder", 'Path("reports") / ("compare-" + "-".join(c.label for c in contenders) '
+                                            '+ "-" + data)'),
+          ["tests/evaluation/test_compare.py::test_report_folders_of_different_inputs_do_not_collide"]),
+    Break("progress: no per-window line off a terminal", "ganzoo/training/observers.py",
+          guard_statement("ProgressBar.window", "self.print(", "False"),
+          ["tests/cli/test_run_folders.py::test_progress_lines_are_whole_in_a_log"]),
+    Break("progress: transient bars leave empty lines in a log (probe's features)", "ganzoo/analysis/features.py",
+          replace_call("compare_features", "off_terminal", lambda call, _: "False"),
+          ["tests/evaluation/test_analysis.py::test_probe_command_reports_three_feature_sets"]),
+    Break("eval: an unconditional model is scored with mnist_agreement", "ganzoo/evaluate.py",
+          replace_name("resolve_metrics", "conditional", "None"),
+          ["tests/evaluation/test_evaluate.py::"
+           "test_eval_of_an_unconditional_model_neither_announces_nor_takes_a_conditional_metric"]),
+    Break("list: a docstring description cut at its first line", "ganzoo/registry.py",
+          returns_at_once("_first_line", '(text or "").strip().splitlines()[0].strip() if (text or "").strip() '
+                                         'else ""'),
+          ["tests/cli/test_cli.py::test_list_shows_each_description_whole"]),
+    Break("divergence: advises --on-divergence rollback when it was given", "ganzoo/training/loop.py",
+          drop_statement("Loop._after_divergence", "had no checkpoint to roll back to"),
+          ["tests/training/test_divergence.py::test_absurd_learning_rate_diverges_before_any_checkpoint"]),
+    Break("evaluator training: Ctrl-C is a traceback", "plugins/mnist_evaluator.py",
+          drop_statement("main", "return 130"),
+          ["tests/evaluation/test_evaluate.py::test_ctrl_c_while_retraining_the_evaluator_is_one_sentence"]),
+    # round two: a recipe, a conditional model, a rank, a dataset, a setting broken where no test looked
+    Break("eval: building a metric draws on the training RNG (--eval-every changes the run)", "ganzoo/evaluate.py",
+          replace_call("score", "own_rng", lambda call, _: "torch.random.fork_rng(enabled=False)"),
+          [f"{EVALUATE}::test_eval_every_logs_metrics_and_leaves_training_unchanged"]),
+    Break("eval: --eval-every scores the raw G, not the averaged one", "ganzoo/train.py",
+          replace_name("Trainer.score", "self.step.sampler", "self.step.G"),
+          [f"{EVALUATE}::test_eval_every_scores_the_averaged_generator_the_file_holds"]),
+    Break("compare: the real row ignores --split", "ganzoo/compare/comparison.py",
+          replace_name("Comparison.run", "split", "'train'"), [REAL_ROW]),
+    Break("compare: the real row's default split is the test split", "ganzoo/compare/comparison.py",
+          replace_name("Comparison.run", "split", "'test'"), [REAL_ROW]),
+    Break("compare: the real row has no labels beside a conditional model", "ganzoo/compare/comparison.py",
+          replace_name("Comparison.run", "conditional", "False"), [REAL_ROW]),
+    Break("compare: the real row scored with evaluate_real's default split moved to test", "ganzoo/evaluate.py",
+          default("evaluate_real", "split", "'test'"), [REAL_ROW]),
+    Break("recipes: the gradient penalty is logged but detached (it never trains D)", "ganzoo/training/step.py",
+          replace_call("Step.__call__", "reg.penalty", lambda call, text: f"{text}.detach()"),
+          [f"{RECIPES}::test_the_gradient_penalty_trains_d_not_only_its_log"]),
+    Break("recipes: a lazy regulariser's update not scaled by its interval", "ganzoo/training/step.py",
+          replace_name("Step.__call__", "reg.every", "1"),
+          [f"{RECIPES}::test_a_lazy_regulariser_moves_d_by_weight_times_interval_times_its_gradient"]),
+    Break("recipes: D's lazy lr ratio dropped after the first step", "ganzoo/training/step.py",
+          replace_name("Step.set_learning_rates", "factor",
+                       "(factor / lazy_ratio(self.regularizers) if network == 'D' and self.state.step else factor)"),
+          [f"{RECIPES}::test_the_lazy_lr_ratio_holds_at_every_step_under_the_linear_schedule_too"]),
+    Break("recipes: D's lazy lr ratio dropped under the linear schedule", "ganzoo/training/step.py",
+          replace_name("Step.set_learning_rates", "factor",
+                       "(factor / lazy_ratio(self.regularizers) if network == 'D' and "
+                       "self.config.lr_schedule == 'linear' else factor)"),
+          [f"{RECIPES}::test_the_lazy_lr_ratio_holds_at_every_step_under_the_linear_schedule_too"]),
+    Break("recipes: the EMA ramp counts D steps, not G updates", "ganzoo/training/step.py",
+          replace_name("Step.__call__", "self.config.n_critic", "1"),
+          [f"{RECIPES}::test_the_ema_ramp_counts_g_updates_not_d_steps"]),
+    Break("recipes: label smoothing ignored by the loss", "plugins/losses.py",
+          replace_name("NonSaturatingLoss.d_loss", "self.real_label", "1.0"),
+          [f"{RECIPES}::test_label_smoothing_reaches_the_logged_d_loss"]),
+    Break("conditional: cdcgan's later G layers fed class 0", "plugins/cdcgan.py",
+          replace_call("ConditionalGenerator.forward", "with_class",
+                       lambda call, text: text if "z[" in text else text.replace("(x, y,", "(x, y * 0,")),
+          [CONV_INPUTS]),
+    Break("conditional: cdcgan D's logit layer fed class 0", "plugins/cdcgan.py",
+          replace_call("ConditionalDiscriminator.forward", "self.logit",
+                       lambda call, text: text.replace("with_class(x, y,", "with_class(x, y * 0,")), [CONV_INPUTS]),
+    Break("conditional: evaluate() gives the metrics labels shifted by one", "ganzoo/evaluate.py",
+          replace_call("evaluate", "classes", lambda call, text: f"(({text}) + 1) % config.num_classes"),
+          [f"{CONDITIONAL}::test_evaluate_gives_the_metrics_the_class_each_sample_was_drawn_as"]),
+    Break("conditional: streamed batches' labels not permuted with their images", "ganzoo/data.py",
+          insert_before("StreamedBatches.labelled", "labels = self.labels",
+                        "permutation = torch.arange(len(self.images))"),
+          [f"{CONDITIONAL}::test_batches_keep_each_image_with_its_label"]),
+    Break("distribution: rank 1 writes the checkpoint too", "ganzoo/training/distribution.py",
+          replace_name("Ranks.on_writer", "self.is_writer", "True"),
+          ["tests/training/test_ranks.py::test_only_rank_0_writes_the_checkpoint_and_the_generator_file"]),
+    Break("distribution: the per-rank random stream ignores the rank", "ganzoo/training/distribution.py",
+          replace_name("Ranks.own_random_stream", "self.rank", "0"),
+          ["tests/training/test_ranks.py::test_each_rank_draws_its_own_random_stream_and_leaves_the_shared_one"]),
+    Break("datasets: the image cache's fingerprint ignores modification times", "plugins/dataset_files.py",
+          replace_name("fingerprint", "stat.st_mtime_ns", "0"),
+          ["tests/data/test_imagecache.py::test_rebuilt_when_an_image_is_rewritten_at_the_same_size"]),
+    Break("datasets: the CIFAR unpickler admits any numpy global", "plugins/cifar.py",
+          returns_at_once("BatchUnpickler.find_class", "getattr(__import__('importlib').import_module(module), name)",
+                          when="module.split('.')[0] == 'numpy'"),
+          ["tests/data/test_datasets.py::test_the_cifar_unpickler_refuses_every_other_global_of_a_module_it_admits_from"]),
+    Break("config: a recipe field (lr) made resumable", "ganzoo/config.py",
+          append_line("RESUMABLE = RESUMABLE | {'lr'}"),
+          ["tests/cli/test_config.py::test_resumable_set_is_pinned_and_is_what_a_resumed_run_accepts"]),
+    Break("plugins: the run's options saved but not given to the loss", "ganzoo/models.py",
+          replace_call("build_loss", "regs.losses.get(config.loss).factory", lambda call, _: "regs.losses.get(config.loss).factory()"),
+          ["tests/plugins/test_external_options_plugin.py::test_the_saved_options_are_the_ones_the_step_uses"]),
     # ganzoo view
     Break("view: the walk's ends are not the two samples", "ganzoo/view/drawing.py",
           replace_call("walk_point", "torch.tensor",
@@ -473,6 +611,47 @@ BREAKS = [
           [BROWSER + "test_nothing_is_written_outside_the_run_folders"]),
     Break("view: a script error on load", "ganzoo/view/app.py",
           prepend_to_string("ROWS_JS", "noSuchFunction();\n"), [BROWSER + "test_the_page_loads_clean"]),
+    # evaluation you can compare across tools (the protocol, the resizes, the cross-checked statistics)
+    Break("eval: the tf resize samples at half-pixel centres (TF2's, not TF1's)", "plugins/inception.py",
+          replace_in("_tf1_axis", "torch.arange(size, dtype=torch.float32) * torch.tensor(length / size, dtype=torch.float32)",
+                     "((torch.arange(size, dtype=torch.float32) + 0.5) * (length / size) - 0.5).clamp_min(0)"),
+          [FIDELITY + "::test_tf_resize_is_torch_fidelitys_bit_for_bit"]),
+    Break("eval: the clean resize rounds to uint8 after resizing", "plugins/inception.py",
+          replace_in("resize_clean", "np.asarray(channel).clip(0, 255)", "np.asarray(channel).clip(0, 255).round()"),
+          [FIDELITY + "::test_clean_and_torch_resizes_are_clean_fids"]),
+    Break("eval: KID subsets drawn by another generator than torch-fidelity's", "ganzoo/evaluate.py",
+          replace_in("kernel_distance", "np.random.RandomState(seed)", "np.random.default_rng(seed)"),
+          [FIDELITY + "::test_kid_draws_torch_fidelitys_subsets"]),
+    Break("eval: Fréchet distance of few features drops the cross term's normalisation", "ganzoo/evaluate.py",
+          replace_in("frechet_distance_of_features", "math.sqrt((len(x) - 1) * (len(y) - 1))",
+                     "math.sqrt(len(x) * len(y))"),
+          [FIDELITY + "::test_frechet_distance_agrees_with_torch_fidelitys_statistics"]),
+    Break("eval: k-NN radii count the point itself as its first neighbour", "ganzoo/neighbours.py",
+          replace_in("knn_radii", "np.partition(d, k, axis=1)[:, k]", "np.partition(d, k - 1, axis=1)[:, k - 1]"),
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features"]),
+    Break("eval: precision counts a sample on a ball's edge as inside", "ganzoo/neighbours.py",
+          replace_in("prdc", "inside = d < real_radii[rows, None]", "inside = d <= real_radii[rows, None]"),
+          [MEMORISATION + "::test_mnist_prdc_is_the_prdc_package_on_the_evaluators_features",
+           MEMORISATION + "::test_nearest_and_prdc_on_hand_made_points"]),
+    Break("eval: memorisation flags samples below the held-out median, not the minimum", "ganzoo/neighbours.py",
+          replace_in("Memorisation.threshold", "self.heldout_distances.min()", "np.median(self.heldout_distances)"),
+          [MEMORISATION + "::test_held_out_images_outside_the_reference_pool_are_not_flagged",
+           MEMORISATION + "::test_training_images_are_flagged_and_held_out_images_are_not"]),
+    Break("eval: compare ranks scores of different real images in one column", "ganzoo/protocol.py",
+          replace_in(None, '"seed", "ganzoo"})', '"seed", "ganzoo", "real", "real_sha256"})'),
+          ["tests/evaluation/test_compare.py::test_scores_of_different_protocols_are_refused_in_one_column"]),
+    Break("eval: the protocol forgets the real images' pixel digest", "ganzoo/evaluate.py",
+          replace_in("Samples.reference", ", real_sha256=reference.images_sha256)", ")"),
+          [PROTOCOL + "::test_evaluate_records_every_setting_that_decides_a_number"]),
+    Break("eval: --eval-every logs scores without their protocol", "ganzoo/training/observers.py",
+          replace_in("EvalEvery.milestone", 'getattr(scores, "protocol", {})', "{}"),
+          [PROTOCOL + "::test_eval_every_logs_the_protocol_with_each_score"]),
+    Break("eval: sample --format npz writes channels first", "ganzoo/export.py",
+          replace_in("write_npz.write", ".permute(0, 2, 3, 1)", ""),
+          ["tests/cli/test_export.py::test_npz_is_arr_0_uint8_channels_last_rgb_with_the_classes"]),
+    Break("plugin API: a metric's features of the MNIST evaluator are computed again, not shared",
+          "plugins/mnist_metrics.py", replace_in("evaluator_outputs", 'samples.memo(f"features:{space.key}", lambda: features)', "None"),
+          ["tests/plugins/test_plugin_api.py::test_a_metric_plugin_reads_the_evaluators_features_through_the_api"]),
 ]
 
 
@@ -516,12 +695,14 @@ def run_tests(repo: Path, tests: list[str], timeout: float) -> tuple[str, list[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=None, help="run the breaks whose name contains this text")
+    parser.add_argument("--only", default=None,
+                        help="run the breaks whose name contains this text (several: comma-separated, any of them)")
     parser.add_argument("--list", action="store_true", help="list the breaks and exit")
     parser.add_argument("--no-baseline", action="store_true", help="skip running the tests on the unbroken copy")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per break (default 1200)")
     args = parser.parse_args(argv)
-    chosen = [b for b in BREAKS if not args.only or args.only.lower() in b.name.lower()]
+    words = [w.strip().lower() for w in (args.only or "").split(",") if w.strip()]
+    chosen = [b for b in BREAKS if not words or any(w in b.name.lower() for w in words)]
     if args.list:
         for b in chosen:
             try:

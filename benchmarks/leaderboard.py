@@ -37,11 +37,13 @@ import sys
 from pathlib import Path
 
 from ganzoo.compare import Results
+from ganzoo.compare.protocols import check_protocols
 from ganzoo.compare.report import (baseline_label, best_labels, differences_note, format_interval, markdown_differences,
                                    seeds_note)
 from ganzoo.compare.comparison import environment
 from ganzoo.compare.statistics import paired_difference, verdict
 from ganzoo.device import select_device
+from ganzoo.errors import GanzooError
 from ganzoo.evaluate import better, evaluate_real, format_value
 from ganzoo.plugins import BUILTIN_PLUGINS, registries
 
@@ -75,6 +77,8 @@ def leaderboard_table(by_data: dict[str, Results]) -> str:
     seeds with its 95% interval and the training wall-clock per run; a column's best in bold only when it beats
     every other model beyond seed noise (compare's rule; diverged runs do not compete), a notes column naming
     runs that diverged, failed or saw D collapse; the last row: real data, scored the same way."""
+    for results in by_data.values():
+        check_protocols(results)        # a column's numbers were all made under one protocol, or none is shown
     models = list(dict.fromkeys(label for results in by_data.values() for label in results.contenders))
     columns = [(data, m) for data, results in by_data.items() for m in key_metrics(results)] + \
               [(data, "train_time_s") for data in by_data]
@@ -102,6 +106,11 @@ def leaderboard_table(by_data: dict[str, Results]) -> str:
                                     "" if m == "train_time_s" else "-" for data, m in columns]
     lines.append("| " + " | ".join(real + [""]) + " |")
     return "\n".join(lines)
+
+
+def column_protocol(results: Results) -> dict:
+    """The protocol of each metric behind a dataset's columns (one per column: check_protocols made sure)."""
+    return next((run.protocol for e in results.contenders.values() for run in e.runs if run.protocol), {})
 
 
 def budget_words(settings: dict) -> str:
@@ -198,15 +207,16 @@ def write(by_data: dict[str, Results], out: Path, command: str, baseline: str | 
         leaderboard_table(by_data), "",
         *progress,
         *(["## Against the baseline", "", differences_note(), "", *against] if against else []),
-        "Each dataset's report (plots, the Pareto plot, every seed's numbers, the runs): "
-        + ", ".join(f"[{data}]({data}/report.md)" for data in by_data) + ". Every seed's raw numbers are in "
-        "results.json.", ""])
+        "Each dataset's report (plots, the Pareto plot, every seed's numbers, the runs, the protocol every score was "
+        "made under): " + ", ".join(f"[{data}]({data}/report.md)" for data in by_data) + ". Every seed's raw numbers "
+        "are in results.json.", ""])
     (out / "leaderboard.md").write_text(text)
     summary = {
         "command": command, "date": date, "pending": pending, "commit": made_with, "machine": env, "baseline": bases,
         "intervals": "Student t 95% intervals over seeds; differences paired by seed",
         "datasets": {data: {"settings": r.settings, "metrics": {m: better(m) for m in key_metrics(r)},
-                            "real": r.real, "environment": r.environment, "report": str(out / data / "report.md")}
+                            "protocol": column_protocol(r), "real": r.real, "environment": r.environment,
+                            "report": str(out / data / "report.md")}
                      for data, r in by_data.items()},
         "models": {label: {data: model_record(r, label, bases[data]) for data, r in by_data.items()
                            if label in r.contenders}
@@ -234,9 +244,10 @@ def finished_so_far(folder: Path, models: list[str], seeds: int) -> tuple[Result
     if results.real is None:
         config = json.loads((Path(results.contenders[done[0]].runs[0].run_dir) / "config.json").read_text())
         s = results.settings
-        results.real = evaluate_real(data=config["data"], image_size=config["image_size"],
-                                     channels=config["channels"], metrics=s.get("metrics"), n=s.get("n"),
-                                     data_dir=s.get("data_dir"), download=False, device=device)
+        real = evaluate_real(data=config["data"], image_size=config["image_size"], channels=config["channels"],
+                             metrics=s.get("metrics"), n=s.get("n"), data_dir=s.get("data_dir"), download=False,
+                             device=device)
+        results.real, results.real_protocol = real, real.protocol
     return results, [m for m in models if m not in done]
 
 
@@ -337,8 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no model has finished every seed in {out} yet", file=sys.stderr)
         return 1
     command = [a for a in argv if a not in ("--resume", "--overwrite", "--report")]  # what the table is the result of
-    text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command), baseline=args.baseline,
-                 pending={data: models for data, models in pending.items() if models})
+    try:
+        text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command), baseline=args.baseline,
+                     pending={data: models for data, models in pending.items() if models})
+    except GanzooError as exc:                                               # scores of different protocols
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(text)
     print(f"-> {out / 'leaderboard.md'}, {out / 'results.json'}")
     return 0

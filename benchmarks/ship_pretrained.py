@@ -6,7 +6,7 @@
         --command "ganzoo run dcgan --data mnist --epochs 5" --data-dir ../shared/data/mnist \
         [--leaderboard reports/leaderboard/results.json]    # the recipe's interval over seeds, if there is one
 
-writes plugins/pretrained/<name>.safetensors and <name>.card.json (the built-in plugin registers every pair it
+writes plugins/weights/pretrained/<name>.safetensors and <name>.card.json (the built-in plugin registers every pair it
 finds there; --out-dir writes elsewhere, e.g. a third-party package's folder). It takes the real-data floor, the
 sample count, the seed and the metrics from the `ganzoo eval` report, then, on this machine, with the same
 samples:
@@ -43,7 +43,7 @@ from ganzoo.evaluate import evaluate, format_value
 from ganzoo.pretrained import sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "plugins" / "pretrained"
+SHIPPED = REPO / "plugins" / "weights" / "pretrained"
 LIMIT_BYTES = 10 * 2 ** 20
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 console = Console(stderr=True)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .analysis import commands as analysis
 from .view import command as view
-from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, UNLIMITED_EPOCHS, read_config_file, template
+from .config import COMMAND_FIELDS, COMPARABLE, FIELDS, MAX_SAMPLE_N, UNLIMITED_EPOCHS, read_config_file, template
 from .errors import GanzooError, Interrupted
 from .kinds import KINDS
 from .settings import add_flags, check_values
@@ -37,13 +37,23 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "") -> None:
+def add_config_flags(parser: argparse.ArgumentParser, names, extra: str = "", shown=None) -> None:
     """The flags of these RunConfig fields; each defaults to None, "not given", so that model defaults and
-    config files show through."""
-    add_flags(parser, FIELDS, names, extra)
+    config files show through. `shown`: a named model's defaults, for the help to show."""
+    add_flags(parser, FIELDS, names, extra, shown=shown)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def model_named_for_help(argv: list[str]) -> str | None:
+    """The model of `ganzoo run MODEL ... --help`, whose own defaults the help then shows (None: no such model)."""
+    if len(argv) < 2 or argv[0] != "run" or not {"-h", "--help"} & set(argv):
+        return None
+    from .plugins import registries
+
+    models = registries().models
+    return next((a for a in argv[1:] if not a.startswith("-") and a in models), None)
+
+
+def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog="ganzoo", description="A plugin-based GAN zoo.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -56,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the run in RUN_DIR (or in --out) from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     run.add_argument("--no-download", action="store_true", help="never download; use --data-dir or the cache")
-    add_config_flags(run, FIELDS)
+    shown = None
+    if model:                                           # `ganzoo run wgangp --help`: wgangp's own defaults
+        from .resolve import model_defaults
+
+        shown = model_defaults(model).to_dict()
+    add_config_flags(run, FIELDS, shown=shown)
 
     cmp = sub.add_parser("compare", help="train several models alike, score them alike, write a report",
                          description="Train every named model under the same data, seeds and budget (or score "
@@ -71,8 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(the model's own defaults applied). Edit it, then: ganzoo run --config FILE.")
     conf.add_argument("model", help=FIELDS["model"].setting.help)
 
-    sample = sub.add_parser("sample", help="draw samples from a weights file or a pretrained generator into a PNG grid",
-                            description="Draw N samples of a trained generator into one PNG grid. Sample number i "
+    sample = sub.add_parser("sample", help="draw samples from a weights file or a pretrained generator into a PNG grid "
+                                           "(or for other tools)",
+                            description="Draw N samples of a trained generator into one PNG grid, or, with --format, "
+                                        "into a folder of PNGs or an .npz that other evaluators read (torch-fidelity, "
+                                        "clean-fid, StudioGAN, the ADM suite). Sample number i "
                                         "of a seed is the same z as number i on `ganzoo sheet` and in the analyses "
                                         "(for a conditional model, of class i modulo its classes unless --class "
                                         "asks for one).")
@@ -149,6 +167,10 @@ def cmd_run(args) -> int:
         raise GanzooError("Name a model to train, e.g. `ganzoo run dcgan --data mnist` (see `ganzoo list`).")
     if overrides["budget"] and not overrides["epochs"] or settings.get("budget") and "epochs" not in settings:
         overrides["epochs"] = UNLIMITED_EPOCHS                 # the budget alone says when to stop
+        if overrides["budget"] and settings.get("epochs") not in (None, UNLIMITED_EPOCHS):
+            console.print(f"--budget {overrides['budget']:g}s replaces the config file's epochs "
+                          f"({settings['epochs']}): the run trains until the budget ends (give --epochs N as well "
+                          f"to stop at whichever comes first)", highlight=False)
     given = {k: v for k, v in overrides.items() if v is not None}
     config = make_config(model, {**settings, **given})
     if "out" in settings and "out" not in given and RunFiles(config.out).holds_run() and not args.overwrite:
@@ -163,8 +185,12 @@ def cmd_run(args) -> int:
 def cmd_config(args) -> int:
     from .resolve import model_defaults
 
+    from .plugins import registries
+
     config = model_defaults(args.model)
-    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default"),
+    fixed = registries().models.get(args.model).factory.defaults
+    out.print(template(config, f"ganzoo run settings for {args.model!r}: every setting, its help and its default",
+                       fixed=fixed),
               markup=False, highlight=False, soft_wrap=True, end="")
     return 0
 
@@ -173,6 +199,7 @@ def cmd_compare(args) -> int:
     import shlex
 
     from .compare import Comparison, Settings, parse_contenders, rich_differences, rich_table, write_report
+    from .compare.comparison import default_folder
     from .resolve import absolute_path
 
     check_values(COMMAND_FIELDS["compare"], args)
@@ -180,13 +207,13 @@ def cmd_compare(args) -> int:
     data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
     settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget or None,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,
-                        metrics=args.metrics, device=args.device, download=not args.no_download,
+                        metrics=args.metrics, device=args.device, download=not args.no_download, resize=args.resize,
                         overrides={name: getattr(args, name) for name in COMPARABLE
                                    if getattr(args, name) is not None})
     if args.baseline is not None and args.baseline not in [c.label for c in contenders]:
         raise GanzooError(f"--baseline {args.baseline!r} is not one of the models compared "
                           f"({', '.join(c.label for c in contenders)}).")
-    folder = Path(args.out or Path("reports") / f"compare-{'-'.join(c.label for c in contenders)}-{args.data}")
+    folder = Path(args.out) if args.out else default_folder(contenders, args.data)
     comparison = Comparison(contenders, settings, folder, console=console, resume=args.resume,
                             overwrite=args.overwrite)
     try:
@@ -209,7 +236,13 @@ def cmd_sample(args) -> int:
     from .sampling import generate, grid_columns, per_class, sample, save_grid
 
     check_values(COMMAND_FIELDS["sample"], args)
+    if args.fmt != "grid":
+        return export_command(args)
+    args.out = "samples.png" if args.out is None else args.out
     n = args.n if args.n is not None else (10 if args.by_class else 64)
+    if n > MAX_SAMPLE_N:
+        raise GanzooError(f"-n must lie between 1 and {MAX_SAMPLE_N}, got {n} (a grid; --format png-folder or npz "
+                          f"writes more).")
     if args.by_class and args.cls is not None:
         raise GanzooError("--by-class draws every class; leave out --class (or --by-class).")
     if not Path(args.out).name or Path(args.out).is_dir():
@@ -231,6 +264,28 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def export_command(args) -> int:
+    """`ganzoo sample RUN --format npz|png-folder --out PATH`: samples for other evaluators (ganzoo.export)."""
+    from .checkpoint import load_generator
+    from .device import select_device
+    from .export import export_samples
+    from .runfiles import weights_file
+
+    if args.by_class or args.cls is not None or args.nrow is not None:
+        raise GanzooError("--by-class, --class and --nrow shape a PNG grid; --format npz|png-folder writes samples "
+                          "0..N-1 as `ganzoo eval` draws them.")
+    if not args.out:
+        raise GanzooError(f"--format {args.fmt} needs --out: the " + ("folder" if args.fmt == "png-folder" else
+                                                                       ".npz file") + " to write.")
+    n = args.n if args.n is not None else 50_000
+    weights = weights_file(args.weights)
+    generator, config = load_generator(weights, select_device(args.device))
+    path = export_samples(generator, config, weights, n, args.fmt, args.out, seed=args.seed, console=console)
+    out.print(f"{n} samples of {config.model} ({config.image_size}x{config.image_size}, {config.channels} channel(s), "
+              f"seed {args.seed}) -> {path} ({args.fmt})")
+    return 0
+
+
 def cmd_eval(args) -> int:
     import json
     import time
@@ -239,6 +294,8 @@ def cmd_eval(args) -> int:
     from .files import atomic_write
     from .device import select_device
     from .evaluate import default_n, evaluate, evaluate_real, metrics_table, resolve_metrics
+    from .neighbours import draw_closest
+    from .protocol import protocol_table
     from .pretrained import is_pretrained_name
     from .runfiles import weights_file
 
@@ -248,8 +305,9 @@ def cmd_eval(args) -> int:
     generator, config = load_generator(weights, device)
     data = args.data or config.data
     data_dir = args.data_dir if args.data_dir is not None else (config.stored_data_dir() if data == config.data else None)
-    options = {"inception_weights": args.inception_weights} if args.inception_weights else {}
-    chosen = resolve_metrics(args.metrics, data, config.channels, options)
+    options = {key: value for key, value in (("inception_weights", args.inception_weights),
+                                              ("resize", args.resize)) if value}
+    chosen = resolve_metrics(args.metrics, data, config.channels, options, conditional=config.conditional)
     names = [name for name, _ in chosen]
     n = args.n or default_n(chosen)
     common = dict(metrics=names, n=n, data_dir=data_dir, download=not args.no_download, device=device,
@@ -257,7 +315,7 @@ def cmd_eval(args) -> int:
     label = args.weights if is_pretrained_name(args.weights) else weights.name
     start = time.perf_counter()
     console.print(f"scoring {n} samples of {label} with {', '.join(names)}")
-    rows = {label: evaluate(generator, config=config, data=data, **common)}
+    rows = {label: evaluate(generator, config=config, data=data, weights=weights, **common)}
     split = config.split if data == config.data else "train"     # the images G learned from, where known
     console.print(f"scoring {n} real {data} images ({split}) the same way")
     rows[f"real data ({split})"] = evaluate_real(data=data, image_size=config.image_size, channels=config.channels,
@@ -272,9 +330,18 @@ def cmd_eval(args) -> int:
         path = Path(f"{args.weights}.eval.json")
     else:
         path = weights.with_suffix(".eval.json")
+    real_label = list(rows)[1]
+    out.print(protocol_table(rows[label].protocol, title=f"protocol of {label}'s scores"))
+    out.print(f"The {real_label} row: the same protocol, on {n} real {data} {split} images (a subset drawn with seed "
+              f"{args.seed}) in place of generated ones.", highlight=False)
     report = {"weights": str(weights), "model": config.model, "data": data, "image_size": config.image_size,
               "channels": config.channels, "n": n, "seed": args.seed, "metrics": names, "rows": rows,
-              "seconds": round(seconds, 1)}
+              "protocol": {row: scores.protocol for row, scores in rows.items()}, "seconds": round(seconds, 1)}
+    if "memorisation" in rows[label].exhibits:
+        picture = draw_closest(rows[label].exhibits["memorisation"], path.with_name(
+            path.name.removesuffix(".json").removesuffix(".eval") + ".memorisation.png"))
+        report["memorisation_pairs"] = str(picture)
+        console.print(f"memorisation: the 8 samples closest to a training image -> {picture}")
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
     console.print(f"results -> {path} ({seconds:.0f} s)")
     return 0
@@ -499,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         if any("\0" in str(a) for a in argv):  # a shell cannot pass one; a caller of main() can
             raise GanzooError("An argument holds a NUL character; no name, number or path can.")
-        args = build_parser().parse_args(argv)
+        args = build_parser(model_named_for_help(argv)).parse_args(argv)
         args.argv = argv
         return COMMANDS[args.command](args)
     except GanzooError as exc:

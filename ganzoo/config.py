@@ -93,7 +93,9 @@ class ModelSpec:
 class RunConfig:
     """Everything that defines a training run. Defaults follow Radford et al. 2015 (DCGAN)."""
 
-    model: str = setting("dcgan", "registered model name (see `ganzoo list`)", flag=None)
+    model: str = setting("dcgan", "registered model name (see `ganzoo list`)", flag=None,
+                         shown_default="none for `ganzoo run`, which needs one named (or a config file's `model`); "
+                                       "dcgan for RunConfig() in Python")
     generator: str = setting("", "generator network, a registered name", shown_default="the model's")
     discriminator: str = setting("", "discriminator network, a registered name", shown_default="the model's")
     loss: str = setting("", "adversarial loss, a registered name", shown_default="the model's")
@@ -112,12 +114,14 @@ class RunConfig:
     channels: int = setting(0, "1 (grey) or 3 (colour)", checks=(channel_count,), comparable=True,
                             shown_default="the dataset's")
     z_dim: int = setting(100, "latent dimension", checks=(positive_int,), comparable=True)
-    latent: str = setting("normal", "latent prior: normal or uniform (the paper's)",
+    latent: str = setting("normal", "latent prior: normal, N(0, I), as pytorch/examples' DCGAN and every number "
+                          "ganzoo publishes; or uniform in [-1, 1], the DCGAN paper's",
                           checks=(one_of("normal", "uniform", quoted=True),))
     num_classes: int = setting(0, "classes a conditional model's G and D are conditioned on; unconditional models "
                                "take none", checks=(zero_or_positive_int,),
                                shown_default="the dataset's for a conditional model, else 0")
-    g_width: int = setting(64, "generator's narrowest feature width", checks=(positive_int,), comparable=True)
+    g_width: int = setting(64, "generator's narrowest feature width (the DCGAN paper's Fig. 1: 128; 64 as "
+                           "pytorch/examples, a quarter of the compute)", checks=(positive_int,), comparable=True)
     d_width: int = setting(64, "discriminator's narrowest feature width", checks=(positive_int,), comparable=True)
     epochs: int = setting(5, "epochs to train", checks=(positive_int,), resumable=True,
                           shown_default="5; with --budget alone, until the budget ends", null=UNLIMITED_EPOCHS,
@@ -174,7 +178,7 @@ class RunConfig:
     on_divergence: str = setting("stop", "when losses or weights become NaN/Inf: stop, or rollback to the last "
                                  "checkpoint with half the learning rate",
                                  checks=(one_of("stop", "rollback", quoted=True),), resumable=True)
-    eval_every: int = setting(0, "evaluate with the dataset's metrics every K epochs (and after the last)",
+    eval_every: int = setting(0, "evaluate with the dataset's metrics every N epochs (and after the last)",
                               checks=(epochs_between,), resumable=True, shown_default="0, never")
     eval_n: int = setting(EVAL_N, "samples per evaluation during training", checks=(positive_int,), resumable=True)
     metrics: str = setting("", "comma-separated metrics for --eval-every (see `ganzoo list`)", resumable=True,
@@ -182,11 +186,12 @@ class RunConfig:
     compile: bool = setting(False, "torch.compile G and D; falls back to eager with a warning if compiling fails",
                             resumable=True, shown_default="off; no gain measured on a CPU")
     channels_last: bool = setting(False, "NHWC memory format for convolutional networks", resumable=True,
-                                  shown_default="off; on where --precision auto picks bf16 on a CPU")
+                                  shown_default="off; on where --precision auto picks bf16 on a CPU",
+                                  decided_by="--precision auto")
     budget: float = setting(0.0, "stop cleanly after this much training time, e.g. 90s, 5m, 1h: time in the "
                             "training loop, loading and --eval-every scoring not counted, summed over resumes; "
                             "none: no budget", parse=parse_budget, checks=(finite_duration,), resumable=True, metavar="DURATION",
-                            shown=lambda v: f"{v:g}" if v else "none")
+                            shown=lambda v: f"{v:g}s" if v else "none")
     memory_budget: int = setting(0, "images larger than this stream from host memory instead of being held on the "
                                  "device, e.g. 512M, 8G", parse=parse_size, checks=(byte_size,), resumable=True,
                                  shown_default="0, half the free memory", metavar="SIZE")
@@ -272,13 +277,21 @@ DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 NO_DOWNLOAD_HELP = "never download; use --data-dir or the cache"
 
 
+RESIZE_HELP = ("how images reach Inception's 299x299 (fid, kid, prdc, memorisation): tf, TensorFlow 1.x bilinear as "
+               "the original FID and torch-fidelity; clean, clean-fid's PIL bicubic; torch, pytorch-fid's bilinear")
+RESIZES = ("tf", "clean", "torch")
+SAMPLE_FORMATS = ("grid", "npz", "png-folder")
+
+
 @dataclass
 class CompareSettings:
     """`ganzoo compare`'s own settings (besides RunConfig's comparable ones, which it takes too)."""
 
     data: str = setting("mnist", "dataset name")
     data_dir: str | None = setting(None, "local copy of the dataset", shown_default="none, the download cache")
-    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,), shown_default="1")
+    epochs: int | None = setting(None, "equal epochs for every model", checks=(positive_int,),
+                                 shown_default="1, unlike `ganzoo run`'s 5: a comparison trains every model and seed, "
+                                               "and scores each epoch; --epochs 5 compares default runs")
     budget: float | None = setting(None, "equal training time for every model instead, e.g. 90s, 5m (none: epochs)",
                                    parse=parse_budget, checks=(finite_duration,), metavar="DURATION",
                                    shown_default="none")
@@ -292,6 +305,7 @@ class CompareSettings:
                             shown_default="the metrics' own")
     curve_n: int = setting(2000, "samples at intermediate points", checks=(at_least(2),))
     metrics: str | None = setting(None, "comma-separated metric names", shown_default="the dataset's")
+    resize: str | None = setting(None, RESIZE_HELP, checks=(one_of(*RESIZES),), shown_default="tf")
     device: str = setting("auto", DEVICE_HELP)
     out: str | None = setting(None, "report folder", shown_default="reports/compare-<models>-<data>")
     resume: bool = setting(False, "continue an interrupted comparison in --out")
@@ -299,17 +313,29 @@ class CompareSettings:
     no_download: bool = setting(False, NO_DOWNLOAD_HELP)
 
 
+def sample_count(value, flag):
+    """At least one sample (a grid holds at most MAX_SAMPLE_N: `ganzoo sample` checks that once the format is known)."""
+    if type(value) is not int or value < 1:
+        return f"{flag} must lie between 1 and {MAX_SAMPLE_N}, got {value!r} (with --format, any number from 1)."
+    return None
+
+
 @dataclass
 class SampleSettings:
     """`ganzoo sample WEIGHTS`."""
 
     n: int | None = setting(None, "number of samples; with --by-class, samples per class", flag="-n",
-                            checks=(between(1, MAX_SAMPLE_N),), shown_default="64; with --by-class 10")
+                            checks=(sample_count,),
+                            shown_default=f"64, at most {MAX_SAMPLE_N:,} in a grid; with --by-class 10; 50000 with --format")
+    fmt: str = setting("grid", "grid: one PNG grid; png-folder: PATH/000000.png ... (torch-fidelity, clean-fid; "
+                       "StudioGAN reads its parent folder); npz: arr_0 uint8 [N, H, W, 3] (the ADM evaluator's layout)",
+                       flag="--format", checks=(one_of(*SAMPLE_FORMATS),))
     cls: int | None = setting(None, "a conditional model's class to draw, e.g. --class 7", flag="--class",
                               metavar="C", shown_default="every class in turn")
     by_class: bool = setting(False, "a conditional model's grid of one row per class, column j the same z in every "
                              "row")
-    out: str = setting("samples.png", "PNG file to write")
+    out: str | None = setting(None, "PNG file to write; the folder or .npz file with --format",
+                              shown_default="samples.png")
     seed: int = setting(0, "seed of the latent vectors", checks=(seed_range,))
     device: str = setting("auto", DEVICE_HELP)
     nrow: int | None = setting(None, "images per row", checks=(positive_int,), shown_default="a square grid")
@@ -329,6 +355,7 @@ class EvalSettings:
     json: str | None = setting(None, "where to write the results", shown_default="WEIGHTS with .eval.json")
     inception_weights: str | None = setting(None, "FID Inception weights (safetensors) for fid/kid",
                                             shown_default="$GANZOO_INCEPTION_WEIGHTS")
+    resize: str | None = setting(None, RESIZE_HELP, checks=(one_of(*RESIZES),), shown_default="tf")
     no_download: bool = setting(False, NO_DOWNLOAD_HELP)
 
 
@@ -473,6 +500,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return read_settings_file(path, FIELDS)
 
 
-def template(config: RunConfig, title: str) -> str:
-    """A commented YAML file with every run setting: what `ganzoo config MODEL` prints, what --config reads."""
-    return settings_template(config.to_dict(), FIELDS, title)
+def template(config: RunConfig, title: str, fixed=()) -> str:
+    """A commented YAML file with every run setting: what `ganzoo config MODEL` prints, what --config reads.
+    `fixed`: the settings the model itself sets (kept even where something else would decide them)."""
+    return settings_template(config.to_dict(), FIELDS, title, fixed)

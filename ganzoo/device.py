@@ -30,8 +30,8 @@ def select_device(spec: str = "auto") -> torch.device:
         raise GanzooError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}.") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise GanzooError("--device cuda was asked for, but this machine has no usable CUDA GPU; "
-                              "use --device cpu (or auto).")
+            raise GanzooError(f"--device {spec} was asked for, but this machine has no usable CUDA GPU; "
+                              f"use --device cpu (or auto).")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise GanzooError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s).")
     elif device.type != "cpu":

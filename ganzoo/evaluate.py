@@ -9,8 +9,13 @@ The engine here knows no metric by name. It gives metrics what they share:
 - `generate_images`: a generator's samples as uint8 images, in batches under inference mode;
 - `Samples.reference`: features of the real reference images (the dataset's test split, brought
   to the samples' resolution by ganzoo.data.prepare_images as training data is), cached on disk;
+- `FeatureSpace`, `Samples.features`, `Samples.note`: a feature network named with its weights' sha256,
+  the samples' features in it computed once, and what each metric records in its protocol;
 - `frechet_distance` (from statistics), `frechet_distance_of_features` and `kernel_distance`: the
   two-sample statistics behind FID and KID.
+
+Every score comes with its protocol (ganzoo.protocol): `score` returns `Scores`, the numbers with each
+metric's protocol in `.protocol`.
 
 Two calls score anything; `ganzoo eval` and `ganzoo compare` are built on them:
 
@@ -37,7 +42,7 @@ import scipy.linalg
 import torch
 from rich.console import Console
 from rich.table import Table
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -49,6 +54,7 @@ from .data import cache_dir, load_dataset
 from .device import select_device
 from .errors import GanzooError
 from .plugins import Registries, registries
+from .runfiles import weights_file
 from .sampling import classes, progress, sample
 
 DEFAULT_N = EVAL_N          # what an evaluation draws unless its metrics ask for more (ganzoo.config)
@@ -71,6 +77,43 @@ class Reference:
     features: torch.Tensor      # [N, D] float32
     mu: np.ndarray              # [D]
     sigma: np.ndarray           # [D, D]
+    images_sha256: str = ""     # the real images' pixels, as prepared (pixels_sha256)
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """A feature network as a protocol names it, and the function that runs it.
+
+    name: what the network is ("FID Inception v3 ..., pool3 2048-d"); weights_sha256: its weights file's
+    sha256; resize: how images reach its input size; input_range: how pixels are scaled for it;
+    extract: uint8 images [B, C, H, W] -> features [B, D] (float).
+    """
+
+    name: str
+    weights_sha256: str
+    resize: str
+    input_range: str
+    extract: Callable[[torch.Tensor], torch.Tensor] = field(compare=False, repr=False)
+    batch_size: int = field(default=500, compare=False)
+
+    @property
+    def key(self) -> str:
+        """What cached features in this space are filed under: the network, its weights, the resize."""
+        slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")[:40]
+        return f"{slug}-{self.weights_sha256[:12]}-{re.sub(r'[^a-z0-9]+', '-', self.resize.lower())[:24]}"
+
+    def protocol(self) -> dict[str, str]:
+        return {"features": self.name, "features_sha256": self.weights_sha256, "resize": self.resize,
+                "input_range": self.input_range}
+
+
+def feature_space(name: str, samples: "Samples", regs: Registries | None = None) -> FeatureSpace:
+    """The registered feature space `name` ("mnist_evaluator", "inception", ...) built for these samples: what a
+    metric plugin passes to `samples.features(space)` and `samples.reference(space)`."""
+    space = (regs or registries()).feature_spaces.get(name).factory(samples)
+    if not isinstance(space, FeatureSpace):
+        raise GanzooError(f"Feature space {name!r} built a {type(space).__name__}, not a ganzoo.api.FeatureSpace.")
+    return space
 
 
 @dataclass
@@ -79,10 +122,13 @@ class Samples:
 
     images: uint8 [N, C, H, W] on the CPU (generated, or real for the floor row).
     data / data_dir / download: the registered dataset whose test split is the reference.
-    options: metric options from the command line (e.g. {"inception_weights": path}).
+    options: metric options from the command line (e.g. {"inception_weights": path, "resize": "tf"}).
     console: where long work shows a progress bar (None: no bar).
     labels: int64 [N], the class each image was drawn as (a conditional generator's requested classes, or
             real images' labels); None when there are none.
+    train_split: the split the generator learned from (what memorisation compares with).
+    seed, precision, source, generator_sha256: how the images were made, for the protocol (ganzoo.protocol)
+            of every score; `evaluate` and `evaluate_real` fill them.
     """
 
     images: torch.Tensor
@@ -94,7 +140,14 @@ class Samples:
     label: str = ""
     console: Console | None = None
     labels: torch.Tensor | None = None
+    train_split: str = "train"
+    seed: int | None = None
+    precision: str = "fp32"
+    source: str = "images"
+    generator_sha256: str | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _notes: dict[str, Any] = field(default_factory=dict, repr=False)
+    exhibits: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -118,25 +171,72 @@ class Samples:
             self._memo[key] = compute()
         return self._memo[key]
 
-    def reference(self, feature_id: str, features: Callable[[torch.Tensor], torch.Tensor]) -> Reference:
-        """Features of the reference images (the dataset's test split at these samples' size and channels).
+    def note(self, **settings: Any) -> None:
+        """Record settings of the metric now running in its protocol (ganzoo.protocol): a metric notes what
+        only it knows (e.g. k=5); the feature helpers below note the network, the resize and the real images."""
+        self._notes.update(settings)
 
-        `features` maps uint8 images [B, C, H, W] to a float tensor [B, D];
-        `feature_id` names the feature network and its weights (a content hash):
-        the result is cached under ganzoo.data.cache_dir()/eval, keyed by it, the
-        dataset, its folder and the resolution.
+    def features(self, space: FeatureSpace) -> torch.Tensor:
+        """The samples' features in `space` as float64 [N, D] on the CPU, computed once per Samples (metrics
+        sharing a network run it once); the space goes into the running metric's protocol."""
+        self.note(**space.protocol())
+
+        def compute() -> torch.Tensor:
+            parts = self.images.split(space.batch_size)
+            return torch.cat([space.extract(p).double().cpu()
+                              for p in progress(parts, f"features ({space.name})", len(parts), self.console)])
+
+        return self.memo(f"features:{space.key}", compute)
+
+    def reference(self, feature_id: str | FeatureSpace, features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  *, split: str = "test") -> Reference:
+        """Features of the reference images (the dataset's `split`, the test split by default, at these samples'
+        size and channels), noted in the running metric's protocol.
+
+        Either a FeatureSpace, or `features` mapping uint8 images [B, C, H, W] to a float tensor [B, D] with
+        `feature_id` naming the feature network and its weights (a content hash). The result is cached under
+        ganzoo.data.cache_dir()/eval, keyed by it, the dataset, its folder and the resolution.
         """
-        return self.memo(f"reference:{feature_id}", lambda: reference_features(
+        if isinstance(feature_id, FeatureSpace):
+            space, feature_id, features = feature_id, feature_id.key, feature_id.extract
+            self.note(**space.protocol())
+        reference = self.memo(f"reference:{feature_id}:{split}", lambda: reference_features(
             feature_id, features, data=self.data, data_dir=self.data_dir, image_size=self.image_size,
-            channels=self.channels, download=self.download, console=self.console))
+            channels=self.channels, split=split, download=self.download, console=self.console))
+        if split == "test" or "real_split" not in self._notes:
+            self.note(real=f"{self.data} {split} split at {self.image_size}x{self.image_size}x{self.channels}",
+                      real_split=split, n_real=len(reference.features), real_sha256=reference.images_sha256)
+        return reference
 
 
 # -- statistics -------------------------------------------------------------------------------------
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file (a network's weights: every protocol names them by it); read again when the file
+    changes (a run's generator file is rewritten as it trains)."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
 @functools.cache
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_id(path: str | Path) -> str:
     """A short content hash of a feature network's weights file: cached real-data statistics are keyed by it."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return file_sha256(path)[:12]
+
+
+def pixels_sha256(images: torch.Tensor) -> str:
+    """The sha256 of uint8 images' pixels (shape included): which real images a score compared with, exactly."""
+    digest = hashlib.sha256(str(tuple(images.shape)).encode())
+    digest.update(images.contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def gaussian_statistics(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,12 +307,14 @@ def kernel_distance(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, 
 
     Averaged over `subsets` random subsets of `subset_size` from each side (the
     published protocol); returns (mean, standard deviation over subsets).
+    The subsets are drawn as torch-fidelity draws them (numpy's RandomState(seed), x's subset then y's,
+    without replacement), so the same seed picks the same subsets and gives the same KID.
     """
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     m = min(subset_size, len(x), len(y))
     if m < 2:
         raise GanzooError("The kernel distance needs at least two samples on each side.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.RandomState(seed)
     d = x.shape[1]
 
     def kernel(a, b):
@@ -270,25 +372,29 @@ def reference_features(feature_id: str, features: Callable[[torch.Tensor], torch
     """Features and statistics of a dataset split at a resolution, computed once and cached on disk."""
     folder = str(Path(data_dir).resolve()) if data_dir else ""
     path = cache_dir() / "eval" / _cache_name(feature_id, data, split, f"{image_size}px", f"{channels}ch", folder,
-                                              data_module.PREPARATION)
+                                              data_module.PREPARATION, "v2")
     if path in _REFERENCES and path.is_file():     # training evals and compare's curve points ask again and again
         return _REFERENCES[path]
     if path.is_file():
         try:
+            with safe_open(str(path), framework="pt") as f:
+                images_sha256 = (f.metadata() or {})["images_sha256"]
             t = load_file(str(path))
-            _REFERENCES[path] = Reference(t["features"], t["mu"].numpy(), t["sigma"].numpy())
+            _REFERENCES[path] = Reference(t["features"], t["mu"].numpy(), t["sigma"].numpy(), images_sha256)
             return _REFERENCES[path]
         except (SafetensorError, OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
     images = real_images(data, split=split, image_size=image_size, channels=channels, data_dir=data_dir,
                          download=download)
-    parts = progress(images.split(batch_size), f"real {data} ({split}) statistics",
+    parts = progress(images.split(batch_size), f"real {data} ({split}) features",
                      math.ceil(len(images) / batch_size), console)
     feats = torch.cat([features(part).float().cpu() for part in parts])
     mu, sigma = gaussian_statistics(feats)
+    digest = pixels_sha256(images)
     tensors = {"features": feats.contiguous(), "mu": torch.from_numpy(mu), "sigma": torch.from_numpy(sigma)}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"feature_id": feature_id, "data": data}))
-    _REFERENCES[path] = Reference(feats, mu, sigma)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"feature_id": feature_id, "data": data,
+                                                                          "images_sha256": digest}))
+    _REFERENCES[path] = Reference(feats, mu, sigma, digest)
     return _REFERENCES[path]
 
 
@@ -302,7 +408,8 @@ def default_metrics(data: str, channels: int, regs: Registries | None = None) ->
 
     Those the dataset declares (``register(..., metrics=("a", "b"))``); failing that, metrics that name the dataset in their `datasets` (e.g. the MNIST evaluator's
     for "mnist"); failing that, for colour images, the metrics registered for any
-    dataset (`datasets=None`: Inception FID/KID).
+    dataset (`datasets=None`: Inception FID/KID, precision/recall/density/coverage).
+    Metrics registered with default=False (memorisation) run only when named.
     """
     regs = regs or registries()
     declared = regs.datasets.get(data).info.get("metrics") if data in regs.datasets else None
@@ -310,11 +417,11 @@ def default_metrics(data: str, channels: int, regs: Registries | None = None) ->
         for name in declared:
             regs.metrics.get(name)                 # a sentence with the closest name
         return list(declared)
-    named = [e.name for e in regs.metrics if data in (e.info.get("datasets") or ())]
+    named = [e.name for e in regs.metrics if data in (e.info.get("datasets") or ()) and e.info.get("default", True)]
     if named:
         return named
     if channels == 3:
-        generic = [e.name for e in regs.metrics if e.info.get("datasets") is None]
+        generic = [e.name for e in regs.metrics if e.info.get("datasets") is None and e.info.get("default", True)]
         if generic:
             return generic
     raise GanzooError(f"No metric is registered for the dataset {data!r} with {channels} channel(s); name some "
@@ -322,9 +429,11 @@ def default_metrics(data: str, channels: int, regs: Registries | None = None) ->
 
 
 def resolve_metrics(metrics: Iterable[str] | str | None, data: str, channels: int,
-                    options: dict[str, Any] | None = None, regs: Registries | None = None
-                    ) -> list[tuple[str, Callable]]:
+                    options: dict[str, Any] | None = None, regs: Registries | None = None,
+                    conditional: bool | None = None) -> list[tuple[str, Callable]]:
     """(name, metric) pairs for names (a list, or "a,b"), or the dataset's defaults; each metric's check() runs.
+    `conditional` False (an unconditional generator): the metrics registered conditional=True are left out of
+    the defaults, and refused when named.
 
     A metric may define check(options) to fail fast, before any sample is drawn
     (e.g. Inception weights missing).
@@ -333,6 +442,12 @@ def resolve_metrics(metrics: Iterable[str] | str | None, data: str, channels: in
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     names = list(metrics) if metrics else default_metrics(data, channels, regs)
+    if conditional is False:
+        only = [n for n in names if regs.metrics.get(n).info.get("conditional")]
+        if metrics and only:
+            raise GanzooError(f"The metric {only[0]!r} scores class-conditional generators only, and this one is "
+                              f"unconditional; leave it out of --metrics.")
+        names = [n for n in names if n not in only]
     chosen = []
     for name in dict.fromkeys(names):
         metric = regs.metrics.get(name).factory
@@ -349,21 +464,76 @@ def default_n(metrics: list[tuple[str, Callable]], regs: Registries | None = Non
     return max([regs.metrics.get(name).info.get("n", DEFAULT_N) for name, _ in metrics] + [DEFAULT_N])
 
 
-def score(samples: Samples, metrics: list[tuple[str, Callable]]) -> dict[str, float]:
-    """Run each metric on the samples; their named numbers, in order."""
-    scores: dict[str, float] = {}
+def own_rng(device: torch.device | str | None = None):
+    """A block whose draws on torch's global RNG (CPU, and the CUDA device it names) are undone when it ends.
+
+    What a metric builds (an evaluator network initialised before its weights load, a subset drawn) must
+    never move the RNG a training run draws its latents from: --eval-every would change the run it scores.
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    cuda = [device] if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=cuda, enabled=True)
+
+
+class Scores(dict):
+    """{score name: number}, as `evaluate` returns them, and with them:
+
+    protocol: {metric: its protocol} (ganzoo.protocol: the feature network and the sha256 of its weights, the
+        resize, the input range, the images scored and the real ones, the seed, the precision, the versions);
+    exhibits: {name: what a metric left to show, e.g. the memorisation metric's closest pairs}.
+    A plain dict to everything else (json.dumps writes the numbers alone).
+    """
+
+    def __init__(self, *args, protocol: dict[str, dict[str, Any]] | None = None,
+                 exhibits: dict[str, Any] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.protocol = dict(protocol or {})
+        self.exhibits = dict(exhibits or {})
+
+
+def metric_version(name: str, regs: Registries | None = None) -> str:
+    """The version a metric registered (`version=`), bumped whenever its numbers change; '1' when it says none."""
+    regs = regs or registries()
+    return str(regs.metrics.get(name).info.get("version", "1")) if name in regs.metrics else "1"
+
+
+def protocol_of(name: str, numbers: Iterable[str], samples: Samples, notes: dict[str, Any],
+                regs: Registries | None = None) -> dict[str, Any]:
+    """The protocol of one metric's numbers on these samples (see ganzoo.protocol)."""
+    from . import __version__
+
+    record: dict[str, Any] = {"metric": name, "version": metric_version(name, regs), "numbers": list(numbers)}
+    record.update({k: v for k, v in notes.items() if k in ("features", "features_sha256", "resize", "input_range")})
+    record.update({"samples": samples.source, "n": len(samples)})
+    if samples.generator_sha256:
+        record["generator_sha256"] = samples.generator_sha256
+    record.update({"seed": samples.seed, "precision": samples.precision})
+    record.update({k: v for k, v in notes.items() if k not in record})
+    record["ganzoo"] = __version__
+    return record
+
+
+def score(samples: Samples, metrics: list[tuple[str, Callable]], regs: Registries | None = None) -> Scores:
+    """Run each metric on the samples; their named numbers, in order, each metric's protocol beside them.
+    Torch's global RNG is left as it was."""
+    scores = Scores()
     for name, metric in metrics:
-        result = metric(samples)
+        samples._notes = {}
+        with own_rng(samples.device):                 # a metric never moves the training RNG
+            result = metric(samples)
         if not isinstance(result, dict):
             raise GanzooError(f"Metric {name!r} returned {type(result).__name__}, not a dict of named numbers.")
         scores.update({k: float(v) for k, v in result.items()})
+        scores.protocol[name] = protocol_of(name, result, samples, samples._notes, regs)
+    scores.exhibits.update(samples.exhibits)
     return scores
 
 
 def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = None,
              metrics: Iterable[str] | str | None = None, n: int | None = None, data: str | None = None,
              data_dir: str | None = None, download: bool = True, device: str | torch.device = "auto",
-             seed: int = 0, options: dict[str, Any] | None = None, console: Console | None = None) -> dict[str, float]:
+             seed: int = 0, options: dict[str, Any] | None = None, console: Console | None = None,
+             weights: str | Path | None = None) -> Scores:
     """Score a generator: draw n samples (fixed seed), run the metrics on them, return {name: value}.
 
     generator: a weights file written by `ganzoo run` (generator file or checkpoint),
@@ -371,12 +541,19 @@ def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = No
     metrics: registered metric names (list or "a,b"); default: the dataset's (see default_metrics).
     n: samples to draw; default: the largest the metrics ask for (10,000; 25,600 for Stacked MNIST modes).
     data, data_dir: the dataset whose real test split is the reference; default: the run's.
-    options: metric options, e.g. {"inception_weights": "path/to/fid_inception.safetensors"}.
+    options: metric options, e.g. {"inception_weights": "path/to/fid_inception.safetensors", "resize": "clean"}.
+    weights: the file a generator module was loaded from, for the protocol (a path given as `generator` is).
+    Returns Scores: the numbers, with each metric's protocol (ganzoo.protocol) in `.protocol`.
     """
     device = device if isinstance(device, torch.device) else select_device(device)
     if isinstance(generator, (str, Path)):
-        generator, config = load_generator(generator, device)
-    elif config is None:
+        weights = weights_file(generator)                 # a run folder names its generator file
+        generator, config = load_generator(weights, device)
+    source, digest = "a generator module", None
+    if weights is not None:
+        weights = weights_file(weights)
+        source, digest = weights.name, file_sha256(weights.resolve())
+    if config is None:
         raise GanzooError("evaluate() needs the RunConfig of a generator module: evaluate(G, config=config).")
     data = data or config.data
     data_dir = data_dir if data_dir is not None else (config.stored_data_dir() if data == config.data else None)
@@ -386,14 +563,16 @@ def evaluate(generator: str | Path | nn.Module, *, config: RunConfig | None = No
         raise GanzooError(f"-n must be at least 2, got {n}.")
     images = generate_images(generator, config, n, seed=seed, console=console)
     samples = Samples(images, data, data_dir, download, device, dict(options or {}), label=config.model,
-                      console=console, labels=classes(config, range(n)))       # the classes sample i was drawn as
+                      console=console, labels=classes(config, range(n)),       # the classes sample i was drawn as
+                      train_split=config.split if data == config.data else "train", seed=seed,
+                      precision="fp32", source=f"generated by {source}", generator_sha256=digest)
     return score(samples, chosen)
 
 
 def evaluate_real(*, data: str, image_size: int, channels: int, metrics: Iterable[str] | str | None = None,
                   n: int | None = None, split: str = "train", data_dir: str | None = None, download: bool = True,
                   device: str | torch.device = "auto", seed: int = 0, options: dict[str, Any] | None = None,
-                  console: Console | None = None, labelled: bool = False) -> dict[str, float]:
+                  console: Console | None = None, labelled: bool = False) -> Scores:
     """Score n real images of `split` (a seeded random subset) exactly as `evaluate` scores generated ones.
 
     The training split against the test-split reference: the floor of every
@@ -406,7 +585,8 @@ def evaluate_real(*, data: str, image_size: int, channels: int, metrics: Iterabl
     images, labels = real_images(data, split=split, image_size=image_size, channels=channels, data_dir=data_dir,
                                  download=download, n=n, seed=seed, with_labels=True)
     samples = Samples(images, data, data_dir, download, device, dict(options or {}), label=f"real ({split})",
-                      console=console, labels=labels if labelled else None)
+                      console=console, labels=labels if labelled else None, train_split=split, seed=seed,
+                      precision="-", source=f"real {data} {split} split (a seeded subset)")
     return score(samples, chosen)
 
 

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .files import atomic_write
+from .terminal import off_terminal
 from .files import cache_dir
 from .images import EncodedImages, ImageData, decode_image, prepare_images
 from .errors import GanzooError
@@ -157,7 +158,7 @@ def _build(folder: Path, encoded: EncodedImages, crop: int | None, shape: tuple[
     verb = "continuing to decode" if done else "decoding"
     progress = Progress(TextColumn(f"{verb} {encoded.source} into the image cache ({size}x{size})"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                        transient=True)
+                        transient=True, disable=off_terminal(console))
     try:
         with progress, ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="ganzoo-decode") as pool:
             task = progress.add_task("decode", total=n, completed=done)

@@ -143,17 +143,44 @@ KINDS: tuple[Kind, ...] = (
     ``image_size``/``channels`` are the resolution the run asks for, a hint the factory may use to
     decode smaller.
     """),
-    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers", ("datasets", "n", "better"), positional=1),
+    Kind("metric", "metrics", Contract("metric(samples) -> dict of named numbers",
+                                       ("datasets", "n", "better", "version", "default", "conditional"), positional=1),
          checked=True, doc="""Register evaluation metrics.
 
-    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None)``.
+    Call ``register(name, metric, description=None, datasets=None, n=10000, better=None, version="1",
+    default=True, conditional=False)``.
     ``metric(samples)`` takes a ``ganzoo.api.Samples`` (uint8 images ``[N, C, H, W]``
     and the dataset they are compared with) and returns a dict of named numbers, e.g.
     ``{"fid": 12.3}``. It may define ``check(options)``, raising ``GanzooError`` when it
     cannot run (weights missing), so a command fails before drawing any sample.
     ``datasets`` names the datasets it scores by default (None: any colour dataset no
     metric names), ``n`` the sample count it wants by default, ``better`` maps each
-    returned name to "lower" or "higher".
+    returned name to "lower" or "higher". ``version`` goes into every score's protocol (see
+    ``ganzoo.protocol``): bump it whenever a change moves the numbers, so old and new scores
+    are never ranked in one column. ``default=False`` keeps a metric out of the dataset's
+    defaults (one that is slow or a diagnostic: it runs when named with --metrics). ``conditional=True``:
+    it scores only class-conditional generators (their samples' requested classes), so an unconditional
+    one is never scored with it.
+    A metric notes its settings in the protocol with ``samples.note(k=5)``. The evaluators'
+    features are shared: ``ganzoo.api.feature_space(name, samples)`` gives a registered
+    ``ganzoo.api.FeatureSpace`` (``"mnist_evaluator"``, ``"inception"``), and
+    ``samples.features(space)`` / ``samples.reference(space)`` its features of the samples and of
+    the real images, computed once per evaluation whichever metric asks first, each noting the
+    network, its weights' sha256, the resize and the real images in the protocol.
+    """),
+    Kind("feature space", "feature_spaces", Contract("factory(samples) -> ganzoo.api.FeatureSpace", positional=1),
+         checked=False, doc="""Register feature spaces: a feature network that metrics compare images in (the MNIST
+    evaluator's 128-d features, the FID Inception's 2048-d pool features), shared by every metric.
+
+    Call ``register(name, factory, description=None)``. ``factory(samples)`` gets the ``ganzoo.api.Samples``
+    being scored (its ``device`` and ``options``, e.g. ``--inception-weights``, ``--resize``) and returns a
+    ``ganzoo.api.FeatureSpace(name, weights_sha256, resize, input_range, extract, batch_size=500)``:
+    ``extract`` maps uint8 images ``[B, C, H, W]`` to features ``[B, D]``; the other fields are what the
+    protocol of every score made in the space records. Raise ``GanzooError`` when it cannot be built
+    (weights missing). A metric asks for one with ``ganzoo.api.feature_space(name, samples)``, then
+    ``samples.features(space)`` (the samples' features, computed once per evaluation whichever metric asks
+    first) and ``samples.reference(space)`` (the real images' features and Gaussian statistics, cached on
+    disk). Built in: ``mnist_evaluator`` and ``inception``.
     """),
     Kind("labeller", "labellers", Contract("builder(context) -> a labeller", positional=1),
          checked=True, doc="""Register labellers: what says which class a generated image shows, for the analyses that pick

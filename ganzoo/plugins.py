@@ -44,6 +44,7 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.mnist_metrics",
     "ganzoo_plugins.stacked_mnist",
     "ganzoo_plugins.inception",
+    "ganzoo_plugins.manifold",
     "ganzoo_plugins.labellers",
     "ganzoo_plugins.lsgan",
     "ganzoo_plugins.wgangp",

@@ -122,23 +122,36 @@ def remove_if_unused(created: list[Path]) -> None:
 def run_lock(root: Path) -> Iterator[None]:
     """Hold the run folder for this process: a second `ganzoo run` on it fails instead of interleaving files.
 
-    The lock is the kernel's (flock), so a killed process never leaves a stale one behind.
+    The lock is the kernel's (flock), so a killed process never leaves a stale one held; a run that ends removes
+    its `.lock` file (while still holding it: a process that opened the old file finds, once it holds the lock,
+    that the file is gone, and takes a fresh one).
     """
     try:
         import fcntl
     except ImportError:  # not on this OS: no lock
         yield
         return
-    fd = os.open(root / RunFiles.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    path = root / RunFiles.LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
             raise GanzooError(f"{root} is in use by another ganzoo process (pid {holder}); wait for it to finish "
                               f"or choose another --out.") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break                          # the file we hold is the folder's lock
+        except FileNotFoundError:
+            pass
+        os.close(fd)                           # removed by the run that just ended: take the new one
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()                      # still held: nobody else can be using it
         os.close(fd)

@@ -115,8 +115,10 @@ def _progress(chunks, total: int | None, what: str, console):
         return
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+    from .terminal import off_terminal
+
     with Progress(TextColumn(f"downloading {what}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, transient=True) as bar:
+                  console=console, transient=True, disable=off_terminal(console)) as bar:
         task = bar.add_task("download", total=total)
         for chunk in chunks:
             bar.advance(task, len(chunk))

@@ -124,7 +124,9 @@ class Entry:
 
 
 def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+    """A docstring's first paragraph as one line (a sentence wrapped over two lines stays whole)."""
+    paragraph = (text or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
 
 
 class Registry:

@@ -8,8 +8,10 @@
       samples/epoch_NNN.png     the fixed noise's samples after each epoch
       samples/step_NNNNNNN.png  ... and where a --budget ran out mid-epoch
       tensorboard/              TensorBoard event files (--tensorboard)
+      <model>.eval.json         `ganzoo eval`'s report: the metrics table, n, seed (WEIGHTS with .eval.json)
+      <model>.memorisation.png  `ganzoo eval` with a memorisation metric: the samples nearest training images
       analysis/                 what the analysis commands draw
-      .lock                     held by the process training in the folder
+      .lock                     held by the process training in the folder, removed when it ends
 """
 
 from __future__ import annotations

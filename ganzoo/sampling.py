@@ -20,6 +20,8 @@ from typing import Iterable
 import torch
 from rich.console import Console
 from rich.progress import track
+
+from .terminal import off_terminal
 from torch import nn
 
 from .files import atomic_write
@@ -32,7 +34,8 @@ def progress(parts: Iterable, description: str, total: int, console: Console | N
     """A transient progress bar on `console`; none without one (e.g. inside a training run's own bar)."""
     if console is None:
         return parts
-    return track(parts, description=description, total=total, console=console, transient=True)
+    return track(parts, description=description, total=total, console=console, transient=True,
+                 disable=off_terminal(console))
 
 
 # Sample number i of seed s is drawn from its own generator, seeded s * SEED_STRIDE + i, so a number

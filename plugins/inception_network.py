@@ -70,12 +70,14 @@ class FIDInception(Inception3):
         self.Mixed_7c = FIDInceptionE(2048, pool="max")
         self.fc = nn.Identity()   # the features are what FID compares; no 1008-way classifier weights needed
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images [B, 1 or 3, H, W] of any size -> pool features [B, 2048]."""
-        x = images.float()
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    def forward(self, images: torch.Tensor, resize: str | None = None) -> torch.Tensor:
+        """uint8 images [B, 1 or 3, H, W] of any size -> pool features [B, 2048] (inception.RESIZES: `resize`)."""
+        from .inception import DEFAULT_RESIZE, inception_input
+
+        return self.features(inception_input(images, resize or DEFAULT_RESIZE))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Float images [B, 3, 299, 299] in [0, 255] -> pool features [B, 2048]."""
         x = (x - 128) / 128                                               # TF Inception's input range [-1, 1)
         for name in TRUNK:
             x = getattr(self, name)(x)

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -215,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     except GanzooError as exc:
         print(f"error: {exc}")
         return 1
+    except KeyboardInterrupt:     # one sentence, no traceback: nothing was written (the file is written at the end)
+        print(f"interrupted: training stopped, {args.out} was not written; run the same command again to train "
+              f"the evaluator from the start.", file=sys.stderr)
+        return 130
     print(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -20,26 +20,46 @@ import math
 
 import torch
 
-from ganzoo.api import Samples, class_histogram_kl, file_id, frechet_distance, gaussian_statistics, hookimpl
+from ganzoo.api import (FeatureSpace, Samples, class_histogram_kl, file_sha256, frechet_distance,
+                        gaussian_statistics, hookimpl)
 
 from .mnist_evaluator import WEIGHTS, load_evaluator
+
+NAME = "ganzoo MNIST evaluator (ganzoo_plugins/weights/mnist_evaluator.safetensors), 128-d penultimate layer"
+RESIZE = "ganzoo.data.prepare_images to 28x28 grey (centre square, antialiased bilinear)"
+INPUT_RANGE = "uint8, then x / 127.5 - 1 in [-1, 1]"
 
 
 def evaluator_for(samples: Samples):
     return load_evaluator(str(WEIGHTS), str(samples.device))
 
 
+def evaluator_space(samples: Samples) -> FeatureSpace:
+    """The evaluator's 128-d features: what mnist_fd, mnist_prdc and mnist_memorisation compare."""
+    evaluator = evaluator_for(samples)
+    return FeatureSpace(NAME, file_sha256(WEIGHTS), RESIZE, INPUT_RANGE, lambda x: evaluator.score(x)[0],
+                        batch_size=1000)
+
+
 def evaluator_outputs(samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features [N, 128], class probabilities [N, 10]) of the samples, computed once per Samples."""
-    return samples.memo("mnist_evaluator", lambda: evaluator_for(samples).score(samples.images,
-                                                                               console=samples.console))
+    """(features [N, 128], class probabilities [N, 10]) of the samples, computed once per Samples (the features
+    are also the samples' features in `evaluator_space`); the evaluator goes into the running metric's protocol."""
+    space = evaluator_space(samples)
+    samples.note(**space.protocol())
+    features, probs = samples.memo("mnist_evaluator", lambda: evaluator_for(samples).score(samples.images,
+                                                                                         console=samples.console))
+    samples.memo(f"features:{space.key}", lambda: features)        # one pass of the evaluator serves both
+    return features, probs
+
+
+def evaluator_features(samples: Samples) -> torch.Tensor:
+    return evaluator_outputs(samples)[0]
 
 
 def mnist_fd(samples: Samples) -> dict[str, float]:
     """Fréchet distance on the MNIST evaluator's features, to the MNIST test set at the samples' resolution."""
-    features, _ = evaluator_outputs(samples)
-    evaluator = evaluator_for(samples)
-    reference = samples.reference(f"mnist-evaluator-{file_id(WEIGHTS)}", lambda x: evaluator.score(x)[0])
+    features = evaluator_features(samples)
+    reference = samples.reference(evaluator_space(samples))
     return {"mnist_fd": frechet_distance(*gaussian_statistics(features), reference.mu, reference.sigma)}
 
 
@@ -67,9 +87,16 @@ def mnist_agreement(samples: Samples) -> dict[str, float]:
 
 
 @hookimpl
+def register_feature_spaces(register):
+    register("mnist_evaluator", evaluator_space,
+             description="the MNIST evaluator's 128-d penultimate features (grey images at 28x28)")
+
+
+@hookimpl
 def register_metrics(register):
     register("mnist_fd", mnist_fd, datasets=("mnist",), better={"mnist_fd": "lower"})
     register("mnist_score", mnist_score, datasets=("mnist",), better={"mnist_score": "higher"})
     register("mnist_classes", mnist_classes, datasets=("mnist",),
              better={"classes_covered": "higher", "class_kl": "lower"})
-    register("mnist_agreement", mnist_agreement, datasets=("mnist",), better={"class_agreement": "higher"})
+    register("mnist_agreement", mnist_agreement, datasets=("mnist",), better={"class_agreement": "higher"},
+             conditional=True)

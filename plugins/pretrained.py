@@ -1,7 +1,8 @@
-"""The built-in pretrained generators: every card in the package's pretrained/ folder, with its weights beside it.
+"""The built-in pretrained generators: every card in the package's weights/pretrained/ folder, with its weights
+beside it.
 
-    pretrained/dcgan-mnist.card.json         the model card (ganzoo.cards: how it was trained, its scores)
-    pretrained/dcgan-mnist.safetensors       the generator file, in half precision
+    weights/pretrained/dcgan-mnist.card.json    the model card (ganzoo.cards: how it was trained, its scores)
+    weights/pretrained/dcgan-mnist.safetensors  the generator file, in half precision
 
 benchmarks/ship_pretrained.py writes both from a run and its `ganzoo eval` numbers; dropping a new pair in the
 folder is all it takes to ship another.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from ganzoo.api import hookimpl
 
-FOLDER = Path(__file__).with_name("pretrained")
+FOLDER = Path(__file__).with_name("weights") / "pretrained"
 CARD_SUFFIX = ".card.json"
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from ganzoo.api import GanzooError, ImageData, Samples, class_histogram_kl, hookimpl, load_dataset
+from ganzoo.api import GanzooError, ImageData, Samples, class_histogram_kl, file_sha256, hookimpl, load_dataset
 
-from .mnist_metrics import evaluator_for
+from .mnist_evaluator import WEIGHTS
+from .mnist_metrics import INPUT_RANGE, NAME, RESIZE, evaluator_for
 
 SPLIT_SIZE = {"train": 60_000, "test": 10_000}
 SPLIT_SEED = {"train": 0, "test": 1}
@@ -39,6 +40,9 @@ def channel_digits(samples: Samples) -> torch.Tensor:
     """The evaluator's digit for each channel of each sample: [N, 3] (computed once per Samples)."""
     if samples.channels != 3:
         raise GanzooError(f"Stacked MNIST mode counting needs 3-channel samples; these have {samples.channels}.")
+
+    samples.note(features=f"{NAME}: its digit for each channel", features_sha256=file_sha256(WEIGHTS),
+                 resize=RESIZE, input_range=INPUT_RANGE)
 
     def label() -> torch.Tensor:
         grey = rearrange(samples.images, "n c h w -> (n c) 1 h w")                       # each channel a digit

@@ -111,8 +111,9 @@ def vector_arithmetic(terms: list[Term], config: RunConfig, G: nn.Module, seed: 
     return Arithmetic(terms, zs, result, result[None] + jitter)
 
 
-def arithmetic_board(G: nn.Module, work: Arithmetic, scale: int = 1) -> Image.Image:
-    """One row per term: its exemplars then the image of their mean z; last row: result then variations."""
+def arithmetic_board(G: nn.Module, work: Arithmetic, scale: int = 1, title=None) -> Image.Image:
+    """One row per term: its exemplars then the image of their mean z; last row: result then variations; the
+    title above."""
     rows, captions, labels = [], [], []
     width = max(max(len(z) for z in work.exemplars) + 1, 1 + len(work.variations))
     for term, z in zip(work.terms, work.exemplars):
@@ -126,4 +127,4 @@ def arithmetic_board(G: nn.Module, work: Arithmetic, scale: int = 1) -> Image.Im
     rows.append(list(images) + [None] * (width - len(images)))
     captions.append("= result")
     labels.append(["result"] + ["" for _ in range(width - 1)])
-    return board(rows, captions=captions, cell_labels=labels, scale=scale)
+    return board(rows, captions=captions, cell_labels=labels, scale=scale, title=title)

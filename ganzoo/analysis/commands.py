@@ -182,7 +182,9 @@ def cmd_sheet(args) -> int:
     per_row = grid_columns(args.n)
     rows = [list(images[i:i + per_row]) for i in range(0, len(images), per_row)]
     labels = [[str(i) for i in indices[r:r + per_row]] for r in range(0, len(indices), per_row)]
-    path = save_png(board(rows, cell_labels=labels, scale=view_scale(nets.config.image_size)),
+    title = (f"samples {indices[0]}..{indices[-1]} of seed {args.seed} ({nets.config.model}); each number names "
+             f"the same z in every command")
+    path = save_png(board(rows, cell_labels=labels, scale=view_scale(nets.config.image_size), title=title),
                     _output(args, "sheet", f"seed{args.seed}", f"{indices[0]}-{indices[-1]}"))
     out.print(f"samples {indices[0]}..{indices[-1]} of seed {args.seed} -> {path}")
     return 0
@@ -243,7 +245,10 @@ def cmd_arithmetic(args) -> int:
     labeller = _labeller(args, nets) if any(t.label is not None for t in terms) else None
     work = vector_arithmetic(terms, nets.config, nets.G, args.seed, exemplars=args.exemplars, pool=args.pool,
                              labeller=labeller, variations=args.variations, noise=args.noise)
-    path = save_png(arithmetic_board(nets.G, work, scale=view_scale(nets.config.image_size)),
+    title = [f"vector arithmetic {args.expression} on samples of seed {args.seed} ({nets.config.model})",
+             f"each row: a term's exemplars and the image of their mean z; last: the result and "
+             f"{len(work.variations)} variations (noise {args.noise:g})"]
+    path = save_png(arithmetic_board(nets.G, work, scale=view_scale(nets.config.image_size), title=title),
                     _output(args, "arithmetic", f"seed{args.seed}", args.expression,
                             *_options(args, "exemplars", "pool", "variations", "noise", "labeller", "data",
                                       "per_class")))

@@ -123,6 +123,8 @@ def board(rows: Sequence[Sequence[torch.Tensor | None]], *, captions: Sequence[s
         width = max(width, max(int(title_font.getlength(t)) for t in title_lines) + 4 * pad)
     height = top + pad + len(rows) * (h + pad)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
+    if title_lines:
+        canvas.info["title"] = " / ".join(title_lines)   # save_png stores it as the PNG's Title too
     draw = ImageDraw.Draw(canvas)
     for i, text in enumerate(title_lines):
         draw.text((2 * pad, pad + i * line_height), text, fill=TEXT, font=title_font)
@@ -145,7 +147,13 @@ def board(rows: Sequence[Sequence[torch.Tensor | None]], *, captions: Sequence[s
 
 
 def save_png(image: Image.Image, path: str | Path) -> Path:
-    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    """A picture as PNG, written atomically; the title drawn on it (board's) also stored as the PNG's Title."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if image.info.get("title"):
+        info.add_itxt("Title", image.info["title"])
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
 
 
 def save_gif(frames: Sequence[Image.Image], path: str | Path, fps: float = 10, loop: int = 0) -> Path:

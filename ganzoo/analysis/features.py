@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import torch
 from einops import rearrange
-from ..terminal import Console
+from ..terminal import Console, off_terminal
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 from torch import nn
 from torch.nn import functional as F
@@ -85,7 +85,9 @@ def hidden_features(net: nn.Module, images: torch.Tensor, batch: int = 256, pool
         captured[i] = pool_features(x, pool)
 
     chunks = images.split(batch)
-    iterator = track(chunks, description=progress, transient=True) if progress else chunks
+    console = Console(stderr=True)                      # progress goes where ganzoo's progress goes
+    iterator = (track(chunks, description=progress, transient=True, console=console, disable=off_terminal(console))
+                if progress else chunks)
     try:
         with tap(layers, keep):
             for chunk in iterator:
@@ -376,8 +378,9 @@ def compare_features(extractors: dict[str, Callable[[torch.Tensor, str], tuple[t
         features[name] = (train_x, test_x, blocks)
     fits = sum(len(f[2]) for f in features.values()) * (1 if lam is not None else len(LAMBDAS) + 1)
     results = []
+    console = console or Console(stderr=True)
     with Progress(TextColumn("fitting L2-SVMs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console or Console(stderr=True), transient=True) as progress:
+                  console=console, transient=True, disable=off_terminal(console)) as progress:
         task = progress.add_task("fit", total=fits)
         for train_x, test_x, blocks in features.values():
             for label, cols in blocks:

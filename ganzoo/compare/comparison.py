@@ -21,13 +21,16 @@ from ..files import atomic_write
 from ..config import UNLIMITED_EPOCHS, RunConfig
 from ..device import select_device
 from ..errors import Diverged, GanzooError, Interrupted
-from ..evaluate import evaluate, evaluate_real
+from ..evaluate import Scores, evaluate, evaluate_real
+from ..neighbours import draw_closest
 from ..models import build_discriminator, build_generator, count_parameters
 from ..plugins import Registries, registries
 from ..resolve import make_config
 from ..run import train
 from ..runfiles import RunFiles, weights_file
 from ..terminal import Console
+from .protocols import check_protocols
+from .quality import memorisation_picture
 from .results import ContenderResult, CurvePoint, Results, RunResult, d_collapsed, loss_records, throughput
 
 
@@ -60,6 +63,7 @@ class Settings:
     overrides: dict[str, Any] = field(default_factory=dict)   # RunConfig fields set alike for every model
     device: str = "auto"
     download: bool = True
+    resize: str | None = None          # how Inception metrics resize (None: their default, tf)
 
 
 def parse_contenders(names: list[str], regs: Registries | None = None) -> list[Contender]:
@@ -93,6 +97,24 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
         if seen[c.label] > 1:
             c.label = f"{c.label}-{seen[c.label]}"
     return contenders
+
+
+def inputs(contenders: list[Contender]) -> list[str]:
+    """What each contender is, as a comparison's identity holds it: a model's name, or the absolute path of a
+    finished run or weights file (a run folder named dcgan is not the model dcgan)."""
+    return [f"{c.label}: {os.path.abspath(c.path) if c.path is not None else c.model}" for c in contenders]
+
+
+def default_folder(contenders: list[Contender], data: str) -> Path:
+    """reports/compare-<labels>-<data>, and where a contender is a path, a short digest of the inputs, so
+    comparisons of different inputs (`compare runs/dcgan basicgan` and `compare dcgan basicgan`) never share
+    a folder."""
+    import hashlib
+
+    name = f"compare-{'-'.join(c.label for c in contenders)}-{data}"
+    if any(c.path is not None for c in contenders):
+        name += "-" + hashlib.sha256("\n".join(inputs(contenders)).encode()).hexdigest()[:8]
+    return Path("reports") / name
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -162,6 +184,8 @@ class Comparison:
         self.console = console or Console(stderr=True)
         self.device = select_device(settings.device)
         self.results_file = self.out / "results.json"
+        self.resume = resume
+        self.exhibits: dict[str, Any] = {}           # what the last scoring left to show (memorisation)
         if settings.epochs is not None and settings.budget is not None:
             raise GanzooError("Give --epochs or --budget, not both: models compare at equal epochs or equal time.")
         if settings.seeds < 1:
@@ -170,17 +194,20 @@ class Comparison:
             raise GanzooError(f"--points must be a positive integer, got {settings.points}.")
         if settings.epochs is None and settings.budget is None:
             settings.epochs = 1
-        self.results = Results(settings=dataclasses.asdict(settings))
-        if self.results_file.exists():
-            if resume:
-                previous = json.loads(self.results_file.read_text())
-                if previous.get("settings") != self.results.settings:
-                    raise GanzooError(f"{self.out} holds a comparison with other settings; choose another --out "
-                                      f"or pass --overwrite.")
-                self.results = Results.from_dict(previous)
-            elif not overwrite:
-                raise GanzooError(f"{self.out} already holds a comparison; continue it with --resume, choose another "
-                                  f"--out, or pass --overwrite.")
+        self.results = Results(settings={**dataclasses.asdict(settings), "inputs": inputs(contenders)})
+        if self.results_file.exists() and not overwrite:
+            previous = json.loads(self.results_file.read_text())
+            theirs = dict(previous.get("settings") or {})
+            theirs.setdefault("inputs", self.results.settings["inputs"])   # a file from before inputs were kept
+            if theirs != self.results.settings:
+                raise GanzooError(f"{self.out} holds a comparison of other models, inputs or settings; choose another "
+                                  f"--out, or pass --overwrite to replace it.")
+            if not resume:
+                raise GanzooError(f"{self.out} already holds a comparison of these models and settings; continue it "
+                                  f"with --resume, choose another --out, or pass --overwrite.")
+            ours = self.results.settings
+            self.results = Results.from_dict(previous)
+            self.results.settings = ours
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -206,10 +233,15 @@ class Comparison:
             for epoch in range(1, self.settings.epochs + 1):
                 yield epoch, 0.0
 
-    def score(self, weights: Path, n: int | None) -> dict[str, float]:
+    def options(self) -> dict[str, Any]:
+        return {"resize": self.settings.resize} if self.settings.resize else {}
+
+    def score(self, weights: Path, n: int | None) -> Scores:
         s = self.settings
-        return evaluate(weights, metrics=s.metrics, n=n, data_dir=s.data_dir, download=s.download,
-                        device=self.device, console=self.console)
+        scores = evaluate(weights, metrics=s.metrics, n=n, data_dir=s.data_dir, download=s.download,
+                          device=self.device, console=self.console, options=self.options())
+        self.exhibits = scores.exhibits
+        return scores
 
     def train_one(self, contender: Contender, seed: int) -> RunResult:
         """Train one model with one seed, scoring it after each segment; a divergence is recorded, not raised."""
@@ -217,9 +249,17 @@ class Comparison:
         files = RunFiles(config.out, config.model)
         run = RunResult(seed=seed, run_dir=config.out)
         wall_start = time.perf_counter()
-        started = False
+        key = f"{contender.label}/seed{seed}"
+        # --resume: a run stopped part way continues from its checkpoint, after the segments it had finished
+        started = self.resume and files.checkpoint.is_file()
+        run.curve = list(self.results.unfinished.get(key, [])) if started else []
+        if started:
+            self.console.print(f"{contender.label} seed {seed}: continuing from its checkpoint in {config.out} "
+                               f"({len(run.curve)} of its evaluation points done)", highlight=False)
         with PeakMemory(self.device) as memory:
-            for epochs, budget in self.segments():
+            for segment, (epochs, budget) in enumerate(self.segments()):
+                if segment < len(run.curve):
+                    continue                  # finished before the interruption: its point is kept
                 if budget and run.curve and run.curve[-1].train_time_s >= budget:
                     continue                  # the last step ran past this slice's end too: nothing to train
                 config.epochs, config.budget = epochs, budget
@@ -234,8 +274,11 @@ class Comparison:
                     break
                 started = True
                 last = (loss_records(files.records()) or [{}])[-1]
-                run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0),
-                                            self.score(weights, self.settings.curve_n)))
+                scores = self.score(weights, self.settings.curve_n)
+                run.curve.append(CurvePoint(last.get("train_time", 0.0), last.get("step", 0), scores,
+                                            scores.protocol))
+                self.results.unfinished[key] = run.curve
+                self.save()                   # an interruption later keeps this point
         run.peak_memory_mb = memory.peak / 2 ** 20
         run = self.finish_run(run, files, batch_size=config.batch_size)
         run.wall_time_s = time.perf_counter() - wall_start
@@ -256,6 +299,7 @@ class Comparison:
         weights = weights or (files.generator if files else None)
         if run.status != "diverged" and weights is not None and weights.is_file():
             run.scores = self.score(weights, self.settings.n)
+            run.protocol = run.scores.protocol
         return run
 
     def score_finished(self, contender: Contender) -> RunResult:
@@ -273,7 +317,7 @@ class Comparison:
 
     def run(self) -> Results:
         self.out.mkdir(parents=True, exist_ok=True)
-        shapes = set()
+        shapes, conditional = set(), False
         for contender in self.contenders:
             entry = self.results.contenders.setdefault(contender.label, ContenderResult(
                 model=contender.model, source=str(contender.path) if contender.path else "trained here"))
@@ -285,26 +329,51 @@ class Comparison:
                     self.console.print(f"{contender.label} seed {seed}: done earlier, kept")
                     continue
                 self.console.rule(f"{contender.label}" + (f" · seed {seed}" if seed is not None else ""))
+                self.exhibits = {}
                 run = self.train_one(contender, seed) if contender.trained_here else self.score_finished(contender)
+                self.results.unfinished.pop(f"{contender.label}/seed{seed}", None)
                 entry.runs.append(run)
                 self.save()                                   # nothing lost if a later model fails
+                self.draw_exhibits(contender.label, seed)
+                self.check_protocols()
             config = self.config_of(contender)
-            shapes.add((config.data, config.image_size, config.channels))
+            shapes.add((config.data, config.image_size, config.channels, config.split))
+            conditional = conditional or config.conditional
         if len(shapes) > 1:
-            self.console.print(f"[yellow]warning[/yellow]: the contenders were trained on different data or sizes "
-                               f"{sorted(shapes)}; their scores are not comparable.")
-        data, image_size, channels = sorted(shapes)[0]
+            self.console.print(f"[yellow]warning[/yellow]: the contenders were trained on different data, splits or "
+                               f"sizes {sorted(shapes)}; their scores are not comparable.")
+        data, image_size, channels, split = sorted(shapes)[0]
         if self.results.real is None:
-            self.console.rule("real data (the floor)")
+            # the images the models learned from (--split), with their labels beside a conditional model: its
+            # samples carry the classes they were drawn as, so the floor has class_agreement too
+            self.console.rule(f"real data ({split}, the floor)")
             s = self.settings
-            self.results.real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
-                                              n=s.n, data_dir=s.data_dir, download=s.download, device=self.device,
-                                              console=self.console)
+            real = evaluate_real(data=data, image_size=image_size, channels=channels, metrics=s.metrics,
+                                 n=s.n, split=split, data_dir=s.data_dir, download=s.download, device=self.device,
+                                 console=self.console, options=self.options(), labelled=conditional)
+            self.results.real, self.results.real_protocol = real, real.protocol
+            self.save()
+        self.check_protocols()
         self.results.environment = environment(self.device)
         for entry in self.results.contenders.values():
             entry.summarise()
         self.save()
         return self.results
+
+    def check_protocols(self) -> None:
+        """Refuse to go on when scores of one column were made under different protocols; all is in results.json."""
+        try:
+            check_protocols(self.results)
+        except GanzooError as exc:
+            raise GanzooError(f"{exc} Every number so far is in {self.results_file}.") from None
+
+    def draw_exhibits(self, label: str, seed: int | None) -> None:
+        """The memorisation metric's closest pairs for a model's first seed, beside the report."""
+        exhibit = self.exhibits.get("memorisation")
+        path = self.out / memorisation_picture(label)
+        if exhibit is not None and not path.exists():
+            draw_closest(exhibit, path, title=f"{label}" + (f" (seed {seed})" if seed is not None else "")
+                         + ": the 8 samples closest to a training image")
 
     def config_of(self, contender: Contender) -> RunConfig:
         if contender.trained_here:

@@ -16,6 +16,7 @@ from ..errors import GanzooError
 from ..evaluate import better, format_value
 from ..runfiles import RunFiles, weights_file
 from ..sampling import grid_columns, sample
+from .quality import memorisation_section, precision_recall_plot, protocol_section
 from .results import ContenderResult, Results, Stat, loss_records
 from .statistics import Interval, beats, paired_difference, verdict
 
@@ -225,7 +226,8 @@ def write_report(results: Results, out: Path, command: str, baseline: str | None
     pictures = {"samples": side_by_side_samples(results, out / "samples.png", plt),
                 "losses": loss_curves(results, out / "losses.png", plt),
                 "metrics": metric_curves(results, out / "metrics.png", plt),
-                "pareto": pareto_plot(results, out / "pareto.png", plt)}
+                "pareto": pareto_plot(results, out / "pareto.png", plt),
+                "precision_recall": precision_recall_plot(results, out / "precision_recall.png", plt)}
     s = results.settings
     budget = f"{s['budget']:g} s of training each" if s.get("budget") else f"{s['epochs']} epoch(s) each"
     env = results.environment
@@ -254,10 +256,13 @@ def write_report(results: Results, out: Path, command: str, baseline: str | None
     lines += ["## Every seed", "", markdown_seeds(results), ""]
     titles = {"samples": "Samples from the same fixed noise", "losses": "Losses",
               "metrics": "Scores against training time",
-              "pareto": "Quality against training time (one point per seed; the dashed line is the Pareto front)"}
+              "pareto": "Quality against training time (one point per seed; the dashed line is the Pareto front)",
+              "precision_recall": "Precision against recall"}
     for key, path in pictures.items():
         if path:
             lines += [f"## {titles[key]}", "", f"![{key}]({path.name})", ""]
+    lines += memorisation_section(results, out)
+    lines += protocol_section(results)
     lines += ["Every number is in `results.json`; the training runs are in `runs/` "
               "(`ganzoo sample runs/<run>/<model>.safetensors` draws more samples).", ""]
     report = out / "report.md"

@@ -7,7 +7,10 @@
         summary[name]               Stat: mean, std and 95% interval over the seeds of each score and resource
                                     number (derived from the runs; recomputed whenever results.json is read)
       real                          the real-data floor, scored the same way
+      real_protocol                 how it was scored (each run keeps its own scores' protocol too)
       environment                   device, torch, platform
+      unfinished["label/seedN"]     the curve of a run stopped part way (Ctrl-C): --resume continues that run from
+                                    its checkpoint, keeping these points
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class CurvePoint:
     train_time_s: float
     step: int
     scores: dict[str, float]
+    protocol: dict[str, dict[str, Any]] = field(default_factory=dict)   # per metric (ganzoo.protocol)
 
 
 @dataclass
@@ -48,6 +52,7 @@ class RunResult:
     steps: int | None = None
     epochs_done: float | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    protocol: dict[str, dict[str, Any]] = field(default_factory=dict)   # how `scores` were made, per metric
     wall_time_s: float | None = None    # the whole run by the wall clock: training, scoring along the way and at
                                         # the end (None in results from before it was recorded)
     finished_at: str | None = None      # when it ended, UTC ISO 8601
@@ -111,10 +116,12 @@ class Results:
     contenders: dict[str, ContenderResult] = field(default_factory=dict)
     real: dict[str, float] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    real_protocol: dict[str, dict[str, Any]] | None = None    # how `real` was scored, per metric
+    unfinished: dict[str, list[CurvePoint]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for key in ("real", "environment"):
+        for key in ("real", "environment", "real_protocol", "unfinished"):
             if not data[key]:
                 del data[key]                        # not there until the comparison has finished
         return data
@@ -123,7 +130,9 @@ class Results:
     def from_dict(cls, data: dict[str, Any]) -> "Results":
         return cls(settings=data["settings"],
                    contenders={k: ContenderResult.from_dict(v) for k, v in data.get("contenders", {}).items()},
-                   real=data.get("real"), environment=data.get("environment", {}))
+                   real=data.get("real"), environment=data.get("environment", {}),
+                   real_protocol=data.get("real_protocol"),
+                   unfinished={k: [CurvePoint(**p) for p in v] for k, v in data.get("unfinished", {}).items()})
 
     def score_names(self) -> list[str]:
         """Every score any run (or the real data) has, in order of first appearance."""

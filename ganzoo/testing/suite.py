@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..terminal import off_terminal
+
 from ..device import select_device
 from ..errors import GanzooError
 from ..kinds import KINDS
@@ -154,7 +156,8 @@ def check_plugins_command(names: list[str], *, every: bool, device: str, out, co
                       f"so there is nothing to check.", highlight=False)
             continue
         progress = Progress(TextColumn(f"checking {info.name}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True)
+                            TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
+                            disable=off_terminal(console))
         with progress:
             task = progress.add_task("", total=len(checks))
 

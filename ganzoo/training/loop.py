@@ -311,6 +311,9 @@ class Loop:
             return
         if rollback:
             advice = f"It still diverged after {MAX_ROLLBACKS} rollbacks; start again with a lower --lr."
+        elif self.config.on_divergence == "rollback":      # given, with nothing yet to roll back to
+            advice = ("--on-divergence rollback had no checkpoint to roll back to; start again with a lower --lr "
+                      "or a smaller --checkpoint-every.")
         elif self.last_checkpoint_step is not None:
             advice = (f"Continue from there with the learning rate halved at each divergence: "
                       f"{resume_hint(self.files, ' --on-divergence rollback')}")

@@ -18,6 +18,7 @@ one, `--tensorboard`; examples/mlflow another).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,9 +65,11 @@ class ScoreRecord:
     eval_n: int
     scores: dict[str, float]
     time: float
+    protocol: dict[str, dict[str, Any]] = field(default_factory=dict)   # how each score was made (ganzoo.protocol)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "eval_n": self.eval_n, **self.scores, "time": self.time}
+        return {"step": self.step, "epoch": self.epoch, "eval_n": self.eval_n, **self.scores, "time": self.time,
+                "protocol": self.protocol}
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,8 @@ class ProgressBar:
         self.of_epochs = "" if unlimited else f"/{run.config.epochs}"
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"), TextColumn("[dim]elapsed[/dim]"), TimeElapsedColumn(),
+            TextColumn("[dim]left[/dim]"), TimeRemainingColumn(),
             console=self.console, transient=False)
         self.progress.start()
         self.task = self.progress.add_task("train", total=run.total_steps, completed=run.step,
@@ -170,7 +174,10 @@ class ProgressBar:
     def window(self, record: WindowRecord) -> None:
         shown = [f"{self.run.labels.get(n, n)} {v:{'.3f' if n.startswith('loss') else '.2f'}}"
                  for n, v in record.stats.items()]
-        self.progress.update(self.task, stats="  ".join(shown) + f"  {record.images_per_s:,.0f} img/s")
+        stats = "  ".join(shown) + f"  {record.images_per_s:,.0f} img/s"
+        self.progress.update(self.task, stats=stats)
+        if not self.progress.console.is_terminal:      # a log file gets no redrawn bar: a line per window instead
+            self.print(f"epoch {max(1, math.ceil(record.epoch))}{self.of_epochs} step {record.step}: {stats}")
 
     def scores(self, record: ScoreRecord) -> None:
         from ..evaluate import format_scores
@@ -195,7 +202,7 @@ class ProgressBar:
 
 
 class EvalEvery:
-    """--eval-every K: score G with the run's metrics every K epochs and at the run's end (its last epoch, or
+    """--eval-every N: score G with the run's metrics every N epochs and at the run's end (its last epoch, or
     where the budget stopped it), not counted as training time; the scores go to the other observers."""
 
     def __init__(self, config: RunConfig, score: Callable[[], dict[str, float]], publish: Callable[[str, Any], None],
@@ -208,7 +215,8 @@ class EvalEvery:
             return
         if record.final or (record.reason == "epoch" and record.epoch % every == 0):
             scores = self.score()
-            self.publish("scores", ScoreRecord(record.step, self.epochs(), self.config.eval_n, scores, time.time()))
+            self.publish("scores", ScoreRecord(record.step, self.epochs(), self.config.eval_n, dict(scores), time.time(),
+                                               getattr(scores, "protocol", {})))
 
 
 # -- the observers of a run, called in order -----------------------------------------------------------

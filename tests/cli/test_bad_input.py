@@ -281,7 +281,7 @@ CASES = [
     ("data of a damaged copy", ["data", "cifar10", "--data-dir", "{cifar_truncated}"], "is not a CIFAR-10 batch"),
     # devices
     ("CUDA without CUDA", [*RUN[:-1], "cuda"], "no usable CUDA GPU", NO_CUDA),
-    ("CUDA device N without CUDA", [*RUN[:-1], "cuda:3"], "no usable CUDA GPU", NO_CUDA),
+    ("CUDA device N without CUDA", [*RUN[:-1], "cuda:3"], "--device cuda:3 was asked for, but this machine has no usable CUDA GPU", NO_CUDA),
     ("unknown device", [*RUN[:-1], "tpu"], "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
     ("fp16 on the CPU", [*RUN, "--precision", "fp16"], "--precision fp16 needs a CUDA device"),
     # output folders (unwritable ones that even root cannot write)

@@ -99,3 +99,13 @@ def test_a_run_shows_what_differs_from_the_defaults_once(tmp_path, capsys, one_t
     assert main(["run", "--resume", str(out), "--epochs", "2"]) == 0
     err = capsys.readouterr().err
     assert "settings besides" not in err and "resuming" in err      # compare's later segments resume too
+
+
+def test_list_shows_each_description_whole(capsys):
+    """A description taken from a docstring is its whole first paragraph: celeba's names its splits."""
+    from ganzoo.plugins import registries
+
+    assert registries().datasets.get("celeba").description.endswith("splits train, valid, test, all.")
+    assert main(["list"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "as the TensorFlow DCGAN does; splits" in text and "train, valid, test, all." in text

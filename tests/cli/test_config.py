@@ -59,11 +59,26 @@ def test_compare_gets_the_comparable_flags_only():
             "log_every", "threads"} == COMPARABLE
 
 
-def test_resumable_set_is_read_off_the_declarations():
-    assert RESUMABLE == {name for name, info in FIELDS.items() if info.setting.resumable}
-    assert {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "on_divergence", "compile",
-            "channels_last", "eval_every", "eval_n", "threads", "metrics"} <= RESUMABLE
-    assert not {"lr", "batch_size", "z_dim", "seed", "data"} & RESUMABLE
+# What a resumed run may change: where and how it runs, how long, what it logs; never what it learns (pinned,
+# as COMPARABLE is: making a recipe field resumable is a decision this line has to be changed for)
+PINNED_RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "on_divergence",
+                    "compile", "channels_last", "eval_every", "eval_n", "threads", "metrics", "memory_budget",
+                    "loggers", "tensorboard", "sync_bn"}
+
+
+def test_resumable_set_is_pinned_and_is_what_a_resumed_run_accepts():
+    from ganzoo.resolve import make_config, resumed_config
+
+    assert RESUMABLE == PINNED_RESUMABLE
+    # what resuming does: a recipe field is refused, with the list of those that may change...
+    with pytest.raises(GanzooError) as refused:
+        resumed_config(make_config("dcgan", {"data": "fake"}), {"lr": 0.1, "epochs": None}, "run")
+    allowed = str(refused.value).split("only ")[1].split(" may change")[0].split(", ")
+    assert allowed == sorted(FIELDS[name].flag for name in PINNED_RESUMABLE)
+    assert "(got --lr)" in str(refused.value)
+    # ...and one that may change, changes
+    config = resumed_config(make_config("dcgan", {"data": "fake"}), {"eval_n": 123, "lr": None}, "run")
+    assert config.eval_n == 123
 
 
 @pytest.mark.parametrize("name,value,message", [

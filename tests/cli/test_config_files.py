@@ -35,10 +35,41 @@ def test_template_lists_every_field_with_its_help_and_reads_back(capsys, tmp_pat
     assert data["generator"] == "dcgan" and data["loss"] == "nonsaturating" and data["lr"] == 2e-4
     for name, info in FIELDS.items():
         if info.flag:
-            assert f"# {info.flag}: {info.help()}" in text, name
+            assert f"# {info.flag}: {info.help(default=data[name] if data[name] is not None else info.default)}" \
+                in text, name
     path = tmp_path / "run.yaml"
     path.write_text(text)
-    assert read_config_file(path) == data
+    assert read_config_file(path) == {k: v for k, v in data.items() if v is not None or FIELDS[k].optional}
+
+
+def test_a_template_leaves_auto_decided_settings_on_auto(capsys, tmp_path, monkeypatch):
+    """`ganzoo config dcgan > run.yaml; ganzoo run --config run.yaml` decides channels-last as a plain run does:
+    on a CPU where --precision auto picks bf16, both train channels-last (the template must not write false)."""
+    import ganzoo.device
+    from ganzoo.resolve import make_config
+
+    monkeypatch.setattr(ganzoo.device, "cpu_has_native_bf16", lambda: True)     # a CPU with matrix units
+    code, text, err = run_cli(capsys, "config", "dcgan")
+    assert code == 0, err
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    settings = read_config_file(path)
+    settings.pop("model")
+    from_file = make_config("dcgan", {**settings, "device": "cpu"})
+    plain = make_config("dcgan", {"device": "cpu"})
+    assert plain.precision == "bf16" and plain.channels_last
+    assert from_file.precision == plain.precision and from_file.channels_last == plain.channels_last
+
+
+def test_config_shows_the_models_own_defaults(capsys):
+    """`ganzoo config wgangp`: each comment's default is the value below it (wgangp's lr 1e-4, n_critic 5)."""
+    code, text, err = run_cli(capsys, "config", "wgangp")
+    assert code == 0, err
+    lines = text.splitlines()
+    above = {line.split(":")[0]: lines[i - 1] for i, line in enumerate(lines) if line and not line.startswith("#")}
+    assert yaml.safe_load(text)["lr"] == 1e-4 and "(default 0.0001)" in above["lr"]
+    assert yaml.safe_load(text)["n_critic"] == 5 and "(default 5)" in above["n_critic"]
+    assert "0.0002" not in above["lr"]
 
 
 def test_round_trip_through_config_and_a_runs_config_json(capsys, tmp_path, one_thread):
@@ -112,3 +143,21 @@ def test_hyphenated_keys_and_json(tmp_path):
     assert read_config_file(path) == {"batch_size": 64, "channels_last": True, "budget": 90.0}
     with pytest.raises(GanzooError, match="No config file at"):
         read_config_file(tmp_path / "missing.yaml")
+
+
+def test_a_budget_flag_over_a_files_epochs_says_what_it_does(capsys, tmp_path, monkeypatch):
+    """--budget replaces a config file's epochs (the budget alone says when to stop): said in a line, never
+    silently; --epochs as well keeps both."""
+    import ganzoo.run
+
+    trained = []
+    monkeypatch.setattr(ganzoo.run, "train", lambda config, **kwargs: trained.append(config))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "epochs": 7, "out": str(tmp_path / "run")}))
+    code, _, err = run_cli(capsys, "run", "dcgan", "--config", path, "--budget", "5m")
+    assert code == 0, err
+    err = " ".join(err.split())
+    assert trained[-1].budget == 300 and trained[-1].epochs >= 10 ** 6
+    assert "--budget 300s replaces the config file's epochs (7)" in err and "--epochs N as well" in err
+    code, _, err = run_cli(capsys, "run", "dcgan", "--config", path, "--budget", "5m", "--epochs", "3")
+    assert code == 0 and trained[-1].epochs == 3 and "replaces" not in err

@@ -91,6 +91,11 @@ def test_progress_lines_are_whole_in_a_log(run, tmp_path, capsys):
     lines = [line for line in err.splitlines() if "img/s" in line]
     assert lines and all("…" not in line and re.search(r"loss_D [\d.]+ +loss_G [\d.]+ +D\(x\) [\d.]+ +D\(G\(z\)\) "
                                                      r"[\d.]+ +[\d,]+ img/s", line) for line in lines), lines
+    # not a terminal: each log window's line as plain text (epoch 2's 32 steps, every 8), not only the last bar
+    windows = [line for line in lines if re.match(r"epoch 2/2 step (40|48|56|64): ", line)]
+    assert len(windows) == 4, lines
+    bar = lines[-1]                                   # the bar's two clocks say which is which
+    assert re.search(r"elapsed \d+:\d\d:\d\d left \d+:\d\d:\d\d", bar), bar
 
 
 @pytest.mark.slow
@@ -119,3 +124,39 @@ def test_a_sample_grid_is_what_torchvisions_save_image_writes(tmp_path):
         ours = np.asarray(Image.open(tmp_path / "ours.png")).astype(int)
         assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 1, (n, channels, nrow)
         assert (ours != theirs).mean() < 1e-3
+
+
+def test_the_lock_exists_while_a_run_holds_the_folder_and_goes_when_it_ends(tmp_path):
+    """README: `.lock` while a process trains in the folder; a second run into it is refused; gone afterwards."""
+    from ganzoo.preflight import run_lock
+
+    with run_lock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == str(__import__("os").getpid())
+        with pytest.raises(GanzooError, match="in use by another ganzoo process"):
+            with run_lock(tmp_path):
+                pass
+    assert not (tmp_path / ".lock").exists()
+    with pytest.raises(RuntimeError):               # a run that fails lets go of it too
+        with run_lock(tmp_path):
+            raise RuntimeError("step 3 failed")
+    assert not (tmp_path / ".lock").exists()
+    with run_lock(tmp_path):                        # and the next run takes the folder again
+        assert (tmp_path / ".lock").exists()
+
+
+@pytest.mark.slow
+def test_a_finished_run_leaves_no_lock(run):
+    assert not (run / ".lock").exists()
+
+
+def test_runfiles_lists_every_file_the_readme_says_a_run_folder_holds():
+    import ganzoo.runfiles
+    from helpers import REPO
+
+    readme = (REPO / "README.md").read_text()
+    at = readme.index("A run folder holds")
+    named = re.findall(r"`([^`\s]+)`", readme[at:readme.index("ganzoo/runfiles.py", at)])
+    files = [n for n in named if "/" in n or "." in n.strip("/")]
+    listing = ganzoo.runfiles.__doc__
+    missing = [n for n in files if n.split("/")[0].replace("NNN", "").rstrip("_") not in listing]
+    assert "<model>.eval.json" in files and not missing, missing

@@ -387,3 +387,22 @@ def test_a_run_trains_on_the_split_it_is_given(tmp_path, capsys):
     assert "40 images" in err and "2 steps/epoch" in err                      # the 40 unlabelled, not the 3
     import json
     assert json.loads((out / "config.json").read_text())["split"] == "unlabeled"
+
+
+def _modules_admitted():
+    from ganzoo_plugins.cifar import BatchUnpickler
+
+    return sorted({module for module, _ in BatchUnpickler.ADMITTED})
+
+
+@pytest.mark.parametrize("module", _modules_admitted())
+@pytest.mark.parametrize("name", ["frombuffer", "fromfile", "load"])
+def test_the_cifar_unpickler_refuses_every_other_global_of_a_module_it_admits_from(module, name):
+    """A batch naming any global outside the admitted list (here one of numpy's own) is refused by name
+    before anything is looked up, whichever of the admitted modules it comes from."""
+    from ganzoo_plugins.cifar import BatchUnpickler, load_batch
+
+    assert (module, name) not in BatchUnpickler.ADMITTED
+    raw = b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n."            # GLOBAL module name; STOP
+    with pytest.raises(GanzooError, match=f"it names {module}.{name}, which a CIFAR batch never holds"):
+        load_batch(raw, "data_batch_1", "CIFAR-10")

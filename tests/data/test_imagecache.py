@@ -130,3 +130,19 @@ def test_a_run_streamed_from_the_cache_equals_a_run_from_memory(tmp_path, capsys
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "streamed", "--memory-budget", "1k")
     assert code == 0 and "streamed from host memory" in err, err
     assert_same_tensors(tmp_path / "memory" / "checkpoint.safetensors", tmp_path / "streamed" / "checkpoint.safetensors")
+
+
+def test_rebuilt_when_an_image_is_rewritten_at_the_same_size(tmp_path, decodes, capsys):
+    """Same name, same byte count, other pixels: only the modification time tells, and the cache must see it."""
+    import os
+
+    folder = make_folder(tmp_path / "pics", n=6)
+    path = folder / "class0" / "000.png"
+    before, size, stat = load(folder).images.clone(), path.stat().st_size, path.stat()
+    assert Image.open(path).getpixel((0, 0)) == (0, 255, 0)
+    Image.new("RGB", Image.open(path).size, (7, 255, 0)).save(path)                # another solid colour
+    assert path.stat().st_size == size                                              # the same byte count
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))         # a later time, surely
+    after = load(folder)
+    assert len(decodes) == 12 and "rebuilding" in capsys.readouterr().err
+    assert not torch.equal(before, after.images) and (after.images[0, 0] == 7).all()

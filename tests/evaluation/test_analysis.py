@@ -10,7 +10,7 @@ from PIL import Image
 
 from ganzoo import GanzooError, RunConfig
 from ganzoo.analysis.arithmetic import combine, parse_expression, vector_arithmetic
-from ganzoo.analysis.common import to_pil
+from ganzoo.analysis.common import BACKGROUND, to_pil
 from ganzoo.checkpoint import load_networks
 from ganzoo.runfiles import weights_file
 from ganzoo.sampling import generate
@@ -330,6 +330,16 @@ def test_sheet_interpolate_arithmetic_filters_featuremaps(run_dir, tmp_path, cap
     assert code == 0, err
     assert Image.open(tmp_path / "arith.png").height > 4 * 64                 # three terms and the result row
 
+    # each picture says what it shows in its title: drawn above the images, and as the PNG's Title
+    for png, words in ((run_dir / "analysis" / "sheet-seed2-0-9.png", ["samples 0..9 of seed 2", "dcgan"]),
+                       (tmp_path / "arith.png", ["vector arithmetic 0,1,2 - 3,4 + 5", "seed 0", "3 variations"]),
+                       (out, ["walks"])):
+        with Image.open(png) as image:
+            title = image.text.get("Title", "")
+            top = np.asarray(image.convert("RGB"))[:17]
+        assert all(w in title for w in words), (png.name, title)
+        assert (top != np.array(BACKGROUND)).any(axis=-1).sum() > 50, png.name    # text drawn in the title band
+
     code, stdout, err = run_cli(capsys, "filters", ckpt, "--out", tmp_path / "filters.png")
     assert code == 0 and "8 of 8 first-layer filters" in stdout, err
     code, stdout, err = run_cli(capsys, "featuremaps", gen, "--index", "3", "--out", tmp_path / "maps.png")
@@ -355,10 +365,11 @@ def test_sheet_shows_the_samples_of_its_seed(run_dir, tmp_path, capsys):
     assert np.array_equal(sheets["a"], sheets["b"])
     assert not np.array_equal(sheets["a"], sheets["c"])
     cell, pad, per_row = 64, 2, 3                                          # 32x32 shown 2x; ceil(sqrt(6)) a row
+    title = 17 + 2 * pad                                                   # one line of title above
     for seed, sheet in ((5, sheets["a"]), (6, sheets["c"])):
         samples = generate(nets.G, latents(nets.config, seed, range(3, 9)))
         for i, sample in enumerate(samples):
-            y, x = pad + (i // per_row) * (cell + pad), pad + (i % per_row) * (cell + pad)
+            y, x = title + pad + (i // per_row) * (cell + pad), pad + (i % per_row) * (cell + pad)
             shown = sheet[y + cell // 2:y + cell, x:x + cell]                # the lower half: below the label
             expected = np.asarray(to_pil(sample, scale=2))[cell // 2:]
             assert np.array_equal(shown, expected), (seed, i)
@@ -376,6 +387,7 @@ def test_probe_command_reports_three_feature_sets(run_dir, tmp_path, capsys):
     assert report["test_images"] == 200 and report["classes"] == 4
     assert all(0.5 < r["test_accuracy"] <= 1 for r in report["results"])    # quadrants: chance is 0.25
     assert "trained D" in stdout and "raw pixels" in stdout
+    assert "\n\n" not in err and "\n\n" not in stdout, err      # no empty lines where progress bars were
 
 
 def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, monkeypatch):
@@ -403,6 +415,7 @@ def test_dropout_command_with_a_registered_labeller(run_dir, tmp_path, capsys, m
     code, stdout, err = run_cli(capsys, "dropout", run_dir / "dcgan.safetensors", "--maps", "0,2", "-n", "4",
                                 "--out", tmp_path / "drop2.png")
     assert code == 0 and "dropped maps 0,2" in stdout, err
+    assert "\n\n" not in err and "\n\n" not in stdout, err
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -2,6 +2,7 @@
 finished runs given as paths, --resume and --budget."""
 
 import json
+import shutil
 import statistics
 
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 
 from ganzoo.cli import main
 from ganzoo.config import ModelSpec
-from ganzoo.evaluate import evaluate, evaluate_real, format_value
+from ganzoo.evaluate import evaluate, evaluate_real, file_sha256, format_value
 from ganzoo.models import build_discriminator, build_generator, count_parameters
 from ganzoo.plugins import registries
 from ganzoo.registry import Entry
@@ -20,7 +21,7 @@ from ganzoo.run import make_config, train
 from helpers import tiny_config
 
 TINY = ["--data", "fake", "--batch-size", "64", "--g-width", "8", "--d-width", "8", "--z-dim", "16",
-        "--log-every", "4", "--device", "cpu", "--metrics", "mnist_fd,mnist_classes", "-n", "200",
+        "--log-every", "4", "--device", "cpu", "--metrics", "mnist_fd,mnist_classes,mnist_prdc", "-n", "200",
         "--curve-n", "100"]
 SETTINGS = dict(batch_size=64, g_width=8, d_width=8, z_dim=16, log_every=4, device="cpu", data="fake")
 
@@ -53,8 +54,12 @@ def test_every_number_in_results_json_is_what_it_says(two_seeds):
             assert run["status"] == "ok" and run["steps"] == 16 and run["epochs_done"] == 1.0   # 1024 / 64
             weights = f"{run['run_dir']}/{label}.safetensors"
             # the scores are the evaluation of that run's weights, as `ganzoo eval` would compute them
-            assert run["scores"] == pytest.approx(evaluate(weights, metrics="mnist_fd,mnist_classes", n=200,
-                                                           device="cpu"), rel=1e-6)
+            ours = evaluate(weights, metrics="mnist_fd,mnist_classes,mnist_prdc", n=200, device="cpu")
+            assert run["scores"] == pytest.approx(ours, rel=1e-6)
+            # ... with the protocol they were made under, the run's own weights named by their sha256
+            assert run["protocol"] == ours.protocol
+            assert run["protocol"]["mnist_fd"]["generator_sha256"] == file_sha256(weights)
+            assert run["protocol"]["mnist_fd"]["n"] == 200 and run["curve"][0]["protocol"]["mnist_fd"]["n"] == 100
             records = [json.loads(line) for line in open(f"{run['run_dir']}/metrics.jsonl")]
             # throughput is images trained / training time (the clock --budget counts), both from the log
             assert run["train_time_s"] == records[-1]["train_time"] > 0
@@ -66,13 +71,18 @@ def test_every_number_in_results_json_is_what_it_says(two_seeds):
         fds = [r["scores"]["mnist_fd"] for r in entry["runs"]]
         assert entry["summary"]["mnist_fd"]["mean"] == pytest.approx(statistics.fmean(fds))
         assert entry["summary"]["mnist_fd"]["std"] == pytest.approx(statistics.stdev(fds))
-    assert results["real"] == pytest.approx(evaluate_real(data="fake", image_size=32, channels=1,
-                                                          metrics="mnist_fd,mnist_classes", n=200, device="cpu"))
+    # the floor: 200 training images (the seeded subset), scored here with the evaluator itself
+    floor = _floor_by_hand("fake", None, "train", 200)
+    assert {k: results["real"][k] for k in ("mnist_fd", "classes_covered", "class_kl")} == pytest.approx(
+        {k: floor[k] for k in ("mnist_fd", "classes_covered", "class_kl")}, rel=1e-6)
+    real = evaluate_real(data="fake", image_size=32, channels=1, metrics="mnist_fd,mnist_classes,mnist_prdc", n=200,
+                         device="cpu")
+    assert results["real"] == pytest.approx(real) and results["real_protocol"] == real.protocol
 
 
 def test_report_folder(two_seeds):
     out, results = two_seeds
-    for name in ("samples.png", "losses.png", "metrics.png"):
+    for name in ("samples.png", "losses.png", "metrics.png", "precision_recall.png"):
         width, height = Image.open(out / name).size
         assert width > 300 and height > 200, name
     width, height = Image.open(out / "pareto.png").size
@@ -92,9 +102,11 @@ def test_report_folder(two_seeds):
     assert f"{'+' if mean_difference > 0 else '−'}{format_value(abs(mean_difference))} [" in report
     assert "![samples](samples.png)" in report and "![pareto](pareto.png)" in report
     assert "`ganzoo compare dcgan basicgan" in report
+    assert "![precision_recall](precision_recall.png)" in report and "precision ↑ | recall ↑" in report
+    assert "## Protocol" in report and "| images scored | 200 |" in report
 
 
-def test_table_resume_and_refusal(two_seeds, capsys):
+def test_table_resume_and_refusal(two_seeds, capsys, tmp_path):
     out, results = two_seeds
     code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
                                 "--out", str(out))
@@ -107,8 +119,10 @@ def test_table_resume_and_refusal(two_seeds, capsys):
         assert label in stdout
     code, _, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "2", "--seeds", "2",
                            "--out", str(out), "--resume")
-    assert code == 1 and "other settings" in err
-    # another baseline is a report option, not a setting: the finished comparison is only read again
+    assert code == 1 and "other models, inputs or settings" in err and "--resume" not in err
+    # another baseline is a report option, not a setting: the finished comparison is only read again (in a
+    # copy: the module's comparison keeps its report for the other tests, whatever order they run in)
+    out = shutil.copytree(out, tmp_path / "copy")
     code, stdout, err = compare(capsys, "dcgan", "basicgan", *TINY, "--epochs", "1", "--seeds", "2",
                                 "--out", str(out), "--resume", "--baseline", "basicgan")
     assert code == 0 and err.count("done earlier, kept") == 4 and "against basicgan" in stdout
@@ -174,9 +188,12 @@ def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
         train(config)
     out = tmp_path / "report"
     code, stdout, err = compare(capsys, str(tmp_path / "first" / "run"), str(tmp_path / "second" / "run"),
-                                "--data", "fake", "--metrics", "mnist_fd", "-n", "200", "--device", "cpu",
-                                "--out", str(out))
+                                "--data", "fake", "--metrics", "mnist_fd,mnist_memorisation", "-n", "200",
+                                "--device", "cpu", "--out", str(out))
     assert code == 0, err
+    # memorisation's closest pairs, one picture per model, shown in the report
+    assert all((out / f"memorisation-{label}.png").is_file() for label in ("run", "run-2"))
+    assert "![run-2: closest to training images](memorisation-run-2.png)" in (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     assert list(results["contenders"]) == ["run", "run-2"]                      # labels made unique
     assert not (out / "runs").exists()                                            # nothing was trained
@@ -185,6 +202,27 @@ def test_finished_runs_are_scored_not_retrained(tmp_path, capsys):
     assert entry["runs"][0]["scores"]["mnist_fd"] == pytest.approx(
         evaluate(tmp_path / "second" / "run" / "basicgan.safetensors", metrics="mnist_fd", n=200, device="cpu")
         ["mnist_fd"], rel=1e-6)
+
+
+def test_scores_of_different_protocols_are_refused_in_one_column(tmp_path, capsys):
+    """Finished runs at 16x16 and 32x32: their mnist_fd compare with the test split at each one's own size, so
+    the two numbers cannot share a column; compare says which settings differ, in one sentence."""
+    from ganzoo.checkpoint import save_generator
+
+    paths = []
+    for size in (32, 16):
+        config = tiny_config(tmp_path / str(size), image_size=size)
+        paths.append(str(save_generator(tmp_path / f"g{size}.safetensors", build_generator(config), config)))
+    out = tmp_path / "report"
+    code, _, err = compare(capsys, *paths, "--data", "fake", "--metrics", "mnist_classes,mnist_fd", "-n", "100",
+                           "--device", "cpu", "--out", str(out))
+    error = err.strip().splitlines()[-1]
+    assert code == 1 and error.startswith("error: Refusing to put mnist_fd of g32 and g16 in one column"), err
+    assert "one column" not in "\n".join(err.strip().splitlines()[:-1])                  # classes_covered: alike
+    assert "real images fake test split at 32x32x1 vs fake test split at 16x16x1" in err
+    assert not (out / "report.md").exists()
+    results = json.loads((out / "results.json").read_text())                            # nothing lost
+    assert [len(e["runs"]) for e in results["contenders"].values()] == [1, 1]
 
 
 @pytest.mark.slow
@@ -217,6 +255,136 @@ def test_equal_time_budget_is_the_same_training_time_for_every_model(tmp_path, c
         assert [p["step"] for p in run["curve"]] == [5, 10], label
         assert [p["train_time_s"] for p in run["curve"]] == [5.0, 10.0], label
         assert run["steps"] == 10 and run["train_time_s"] == 10.0, label
+
+
+@pytest.mark.slow
+def test_an_interrupted_comparison_continues_its_run_from_the_last_checkpoint(tmp_path, capsys, monkeypatch,
+                                                                               one_thread):
+    """Ctrl-C part way through a model's 3 epochs, then the same command with --resume: that run goes on from
+    its checkpoint (its log never starts again at step 1), the evaluation points it had are kept, and it ends
+    where an uninterrupted run would (3 epochs, 48 steps)."""
+    import ganzoo.train
+    from ganzoo.training.step import Step
+
+    trainers = []
+    real_init, real_call = ganzoo.train.Trainer.__init__, Step.__call__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        trainers.append(self)
+
+    def call(self, real, labels=None):                  # Ctrl-C in dcgan's 40th step (mid epoch 3 of 16 steps)
+        stats = real_call(self, real, labels)
+        trainer = trainers[-1]
+        if trainer.config.model == "dcgan" and trainer.state.step + 1 == 40 and not stopped:
+            stopped.append(trainer.state.step)
+            trainer.loop.request_stop()
+        return stats
+
+    stopped = []
+    monkeypatch.setattr(ganzoo.train.Trainer, "__init__", init)
+    monkeypatch.setattr(Step, "__call__", call)
+    out = tmp_path / "report"
+    args = ["dcgan", "basicgan", *TINY, "--metrics", "mnist_fd", "--epochs", "3", "--out", str(out)]
+    code, _, err = compare(capsys, *args)
+    assert code == 130 and stopped and "--resume" in err, err
+    saved = json.loads((out / "results.json").read_text())
+    assert [p["step"] for p in saved["unfinished"]["dcgan/seed0"]] == [16, 32]     # epochs 1 and 2 scored
+
+    code, _, err = compare(capsys, *args, "--resume")
+    assert code == 0, err
+    assert "continuing from its checkpoint" in err and "2 of its evaluation points done" in err
+    results = json.loads((out / "results.json").read_text())
+    run = results["contenders"]["dcgan"]["runs"][0]
+    assert [p["step"] for p in run["curve"]] == [16, 32, 48] and run["steps"] == 48
+    assert run["curve"][:2] == saved["unfinished"]["dcgan/seed0"]                  # kept, not retrained
+    steps = [r["step"] for r in map(json.loads, open(f"{run['run_dir']}/metrics.jsonl")) if "loss_d" in r]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)), steps         # one pass, never restarted
+    assert "unfinished" not in results
+
+
+@pytest.mark.slow
+def test_report_folders_of_different_inputs_do_not_collide(tmp_path, capsys, monkeypatch):
+    """`compare runs/dcgan basicgan` and `compare dcgan basicgan` get different default folders; a folder
+    holding another comparison is refused without suggesting a --resume that would be refused too."""
+    from ganzoo.compare.comparison import Comparison, default_folder, parse_contenders
+
+    config = tiny_config(tmp_path, model="dcgan", batch_size=64)
+    config.out = str(tmp_path / "runs" / "dcgan")
+    train(config)
+    monkeypatch.chdir(tmp_path)
+    named = parse_contenders(["dcgan", "basicgan"])
+    as_run = parse_contenders(["runs/dcgan", "basicgan"])
+    assert [c.label for c in named] == [c.label for c in as_run] == ["dcgan", "basicgan"]
+    assert default_folder(named, "fake") != default_folder(as_run, "fake")
+    assert default_folder(named, "fake") == default_folder(parse_contenders(["dcgan", "basicgan"]), "fake")
+
+    from ganzoo.compare import Settings
+    out = tmp_path / "shared"
+    Comparison(as_run, Settings(data="fake", device="cpu"), out).save()
+    with pytest.raises(Exception, match="other models, inputs or settings") as refused:
+        Comparison(named, Settings(data="fake", device="cpu"), out)
+    assert "--resume" not in str(refused.value)
+    with pytest.raises(Exception, match="other models, inputs or settings"):
+        Comparison(named, Settings(data="fake", device="cpu"), out, resume=True)
+    with pytest.raises(Exception, match="continue it with --resume"):
+        Comparison(as_run, Settings(data="fake", device="cpu"), out)
+    Comparison(as_run, Settings(data="fake", device="cpu"), out, resume=True)    # the advice holds
+
+
+def _floor_by_hand(data_name: str, root, split: str, n: int) -> dict[str, float]:
+    """The real row's MNIST-evaluator numbers, computed here from the dataset's images and the evaluator
+    directly: the seeded subset (seed 0) of `split`, its labels the images' own, its Fréchet distance to the
+    whole test split."""
+    from ganzoo.data import load_dataset
+    from ganzoo.evaluate import class_histogram_kl, frechet_distance, gaussian_statistics
+    from ganzoo_plugins.mnist_evaluator import load_evaluator
+
+    def load(which):
+        return load_dataset(data_name, root=root, split=which, image_size=32, channels=1)
+
+    data, evaluator = load(split), load_evaluator()
+    picked = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:n]
+    features, probs = evaluator.score(data.images[picked])
+    reference, _ = evaluator.score(load("test").images)
+    covered, kl = class_histogram_kl(probs.argmax(1), 10)
+    return {"mnist_fd": frechet_distance(*gaussian_statistics(features), *gaussian_statistics(reference)),
+            "classes_covered": covered, "class_kl": kl,
+            "class_agreement": (probs.argmax(1) == data.labels[picked]).double().mean().item()}
+
+
+@pytest.mark.parametrize("model,split", [("dcgan", None), ("cdcgan", "test")])
+def test_the_real_row_scores_the_training_split_with_labels_beside_a_conditional_model(
+        tmp_path, mnist_dir, capsys, model, split):
+    """compare's floor is the split the models learned from (train unless --split says otherwise), and beside a
+    conditional model it carries the images' labels, so class_agreement has a floor too."""
+    from ganzoo.checkpoint import save_generator
+    from ganzoo.data import load_dataset
+    from ganzoo.resolve import settle
+
+    config = tiny_config(tmp_path, model=model, data="mnist", data_dir=str(mnist_dir),
+                         **({"split": split} if split else {}))
+    settle(config, load_dataset("mnist", root=str(mnist_dir), split=config.split, image_size=32, channels=1))
+    weights = [save_generator(tmp_path / f"{model}-{i}.safetensors", build_generator(config), config) for i in (1, 2)]
+    out = tmp_path / "report"
+    code, stdout, err = compare(capsys, *map(str, weights), "--data-dir", str(mnist_dir), "--metrics",
+                                "mnist_classes,mnist_agreement", "-n", "200", "--device", "cpu", "--out", str(out))
+    assert code == 0, err
+    real = json.loads((out / "results.json").read_text())["real"]
+    by_hand = {s: _floor_by_hand("mnist", str(mnist_dir), s, 200) for s in ("train", "test")}
+    for row in by_hand.values():
+        del row["mnist_fd"]                      # not asked for here
+    assert by_hand["train"]["class_kl"] != by_hand["test"]["class_kl"]       # the two splits' floors differ
+    expected = dict(by_hand[split or "train"])
+    if model == "dcgan":
+        del expected["class_agreement"]          # an unconditional model's samples carry no class: no floor
+        # evaluate_real's own default split is the training split too
+        assert evaluate_real(data="mnist", image_size=32, channels=1, metrics="mnist_classes", n=200,
+                             data_dir=str(mnist_dir), device="cpu") == pytest.approx(
+            {k: by_hand["train"][k] for k in ("classes_covered", "class_kl")}, rel=1e-9)
+    assert real == pytest.approx(expected, rel=1e-9)
+    if model == "cdcgan":
+        assert real["class_agreement"] > 0.9     # real digits agree with their own labels
 
 
 def test_a_name_that_is_both_a_model_and_a_folder_here_is_refused_asking_which(tmp_path, capsys, monkeypatch):

@@ -40,8 +40,10 @@ def test_shipped_evaluator_is_small_and_accurate_at_every_run_resolution(mnist_d
 @pytest.mark.slow
 def test_real_data_sits_at_the_floor_and_a_collapsed_generator_does_not(mnist_dir):
     real = evaluate_real(data="mnist", image_size=32, channels=1, n=10000, data_dir=str(mnist_dir), device="cpu")
-    assert set(real) == {"mnist_fd", "mnist_score", "classes_covered", "class_kl"}
+    assert set(real) == {"mnist_fd", "mnist_score", "classes_covered", "class_kl", "precision", "recall", "density",
+                         "coverage"}
     assert real["classes_covered"] == 10 and real["class_kl"] < 0.01
+    assert real["precision"] > 0.9 and real["recall"] > 0.9 and real["coverage"] > 0.9   # test vs train digits
     assert real["mnist_score"] > 9.5                                       # of at most 10
     assert 0 <= real["mnist_fd"] < 1
 
@@ -53,6 +55,8 @@ def test_real_data_sits_at_the_floor_and_a_collapsed_generator_does_not(mnist_di
     assert collapsed["class_kl"] == pytest.approx(math.log(10), abs=1e-6)
     assert collapsed["mnist_score"] < 1.01
     assert collapsed["mnist_fd"] > 100 * max(real["mnist_fd"], 0.05)
+    # one image repeated: its k-NN balls have radius 0, so no real digit is recalled and almost none covered
+    assert collapsed["recall"] == 0 and collapsed["coverage"] < 0.01
 
 
 def test_generate_images_is_seeded_and_leaves_the_generator_as_it_was():
@@ -72,9 +76,10 @@ def test_generate_images_is_seeded_and_leaves_the_generator_as_it_was():
 def test_metrics_are_registered_listed_and_chosen_by_dataset(capsys):
     metrics = registries().metrics
     assert {"mnist_fd", "mnist_score", "mnist_classes", "stacked_modes", "fid", "kid"} <= set(metrics.names())
-    assert default_metrics("mnist", 1) == ["mnist_agreement", "mnist_classes", "mnist_fd", "mnist_score"]
+    assert default_metrics("mnist", 1) == ["mnist_agreement", "mnist_classes", "mnist_fd", "mnist_prdc",
+                                           "mnist_score"]                 # mnist_memorisation only when named
     assert default_metrics("stackedmnist", 3) == ["stacked_modes"]
-    assert default_metrics("folder", 3) == ["fid", "kid"]
+    assert default_metrics("folder", 3) == ["fid", "kid", "prdc"]
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
     assert "metrics" in listed and all(name in listed for name in metrics.names())
@@ -207,3 +212,59 @@ def test_eval_table_keeps_every_metric_name_whole_at_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 80
     for name in names:
         assert name in text, name
+
+
+@pytest.mark.slow
+def test_eval_of_an_unconditional_model_neither_announces_nor_takes_a_conditional_metric(capsys, tmp_path,
+                                                                                            mnist_dir):
+    """`ganzoo eval` of dcgan on MNIST announces the metrics it then shows (no mnist_agreement, which only
+    scores class-conditional generators), refuses it by name in one sentence, and prints no empty lines."""
+    from ganzoo.cli import main
+
+    code = main(["eval", "dcgan-mnist", "-n", "100", "--data-dir", str(mnist_dir), "--device", "cpu",
+                 "--json", str(tmp_path / "e.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    announced = captured.err.splitlines()[0]
+    assert announced.startswith("scoring 100 samples") and "mnist_agreement" not in announced, announced
+    assert "mnist_fd" in announced
+    assert "\n\n" not in captured.err, captured.err                   # no empty lines where progress bars were
+    code = main(["eval", "dcgan-mnist", "-n", "100", "--data-dir", str(mnist_dir), "--device", "cpu",
+                 "--metrics", "mnist_fd,mnist_agreement", "--json", str(tmp_path / "e.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "scores class-conditional generators only" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_while_retraining_the_evaluator_is_one_sentence(tmp_path, capsys, monkeypatch, mnist_dir):
+    """Ctrl-C in the evaluator's training loop: one sentence (nothing written, how to start again), exit 130."""
+    import ganzoo_plugins.mnist_evaluator as evaluator
+
+    calls = []
+
+    def interrupted(x, generator, **kwargs):       # the user presses Ctrl-C in the second step
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return x
+
+    monkeypatch.setattr(evaluator, "random_affine", interrupted)
+    out = tmp_path / "evaluator.safetensors"
+    code = evaluator.main(["--data-dir", str(mnist_dir), "--out", str(out), "--epochs", "1"])
+    captured = capsys.readouterr()
+    assert code == 130 and not out.exists()
+    assert captured.err.strip().count("\n") == 0 and "Traceback" not in captured.err
+    assert f"{out} was not written" in captured.err and "run the same command again" in captured.err
+
+
+def test_eval_every_scores_the_averaged_generator_the_file_holds(tmp_path):
+    """With --ema, the score logged at the run's end is evaluate() of the generator file (the averaged G)."""
+    from helpers import fake_data
+
+    config = tiny_config(tmp_path, model="dcgan-ttur-ema", eval_every=1, eval_n=200, metrics="mnist_fd",
+                         precision="fp32")
+    data = fake_data()
+    data.images, data.labels = data.images[:128], data.labels[:128]        # 4 steps
+    Trainer(config, data).fit()
+    logged, = [json.loads(line) for line in open(f"{config.out}/metrics.jsonl") if "mnist_fd" in line]
+    scores = evaluate(f"{config.out}/dcgan-ttur-ema.safetensors", metrics="mnist_fd", n=200, device="cpu")
+    assert logged["mnist_fd"] == pytest.approx(scores["mnist_fd"], rel=1e-12)          # the same weights, the same numbers

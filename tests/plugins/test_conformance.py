@@ -36,12 +36,15 @@ def inception_weights_present() -> bool:
         return False
 
 
+INCEPTION_METRICS = ("fid", "kid", "prdc", "memorisation")      # on the FID Inception's features
+
+
 # ganzoo's own components; an installed third-party plugin is checked by its own tests or `ganzoo check-plugin`
 # (the example plugin's, once, in tests/test_example_plugin.py). The MNIST metrics score real MNIST.
 @pytest.mark.parametrize("check", [c for c in registered_checks(data_dir=str(MNIST_DIR))
                                    if c.plugin in BUILTIN_PLUGINS], ids=str)
 def test_every_builtin_component_conforms(check):
-    if check.kind == "metric" and check.name in ("fid", "kid") and check.what != "contract" \
+    if check.kind == "metric" and check.name in INCEPTION_METRICS and check.what != "contract" \
             and not inception_weights_present():
         # no Inception weights on this machine (they come from a download): the kit says so and how to get them
         with pytest.raises(CheckFailed, match="need the standard FID Inception weights on disk"):

@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from ganzoo.checkpoint import read_tensors
 
@@ -148,3 +149,36 @@ def test_a_misspelled_option_stops_the_run_before_it_starts(site, tmp_path):
     assert result.returncode == 1
     assert "The loss 'targets' has no option 'bb'. Did you mean 'b'?" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_saved_options_are_the_ones_the_step_uses(monkeypatch, request, tmp_path):
+    """The options a run saves (the model's, then the run's) rebuild a loss whose value the step logs: loss_D is
+    1/2 E(D(x) - b)^2 + 1/2 E(D(G(z)) - a)^2 with b = 0.5 from the run, a = -1 from the registration."""
+    from ganzoo import RunConfig
+    from ganzoo.resolve import make_config
+    from ganzoo.train import Trainer
+
+    from helpers import fake_data, install_plugin
+
+    namespace: dict = {}
+    exec(textwrap.dedent(PACKAGE), namespace)                       # the package's hooks, loaded in this process
+    install_plugin(monkeypatch, request, "ganzoo_optioned_here",
+                   **{name: namespace[name] for name in ("register_regularizers", "register_generators",
+                                                         "register_losses", "register_models")})
+    made = make_config("optioned", {"data": "fake", "batch_size": 32, "g_width": 8, "d_width": 8, "z_dim": 4,
+                                    "device": "cpu", "precision": "fp32",
+                                    "options": {"generator": {"layers": 3}, "loss": {"b": 0.5}}})
+    config = RunConfig.from_dict(json.loads(json.dumps(made.to_dict())))   # as config.json gives it back
+    config.out = str(tmp_path / "run")
+    assert config.options == {"generator": {"layers": 3}, "loss": {"c": 0.0, "b": 0.5}}
+    trainer = Trainer(config, fake_data())
+    logits = []
+    trainer.D.register_forward_hook(lambda module, args, out: logits.append(out.detach().flatten()))
+    stats = trainer.step(next(iter(trainer.batches.epoch(trainer.data_rng))))
+    d_real, d_fake = logits[:2]
+    expected = 0.5 * ((d_real - 0.5) ** 2).mean() + 0.5 * ((d_fake + 1.0) ** 2).mean()
+    default = 0.5 * ((d_real - 1.0) ** 2).mean() + 0.5 * ((d_fake - 0.0) ** 2).mean()
+    loss_d = stats[trainer.step.stat_names.index("loss_d")].item()
+    assert loss_d == pytest.approx(expected.item(), rel=1e-5) and loss_d != pytest.approx(default.item(), rel=1e-3)
+    # three hidden layers, as the run's option said
+    assert sum(isinstance(m, torch.nn.Linear) for m in trainer.G.modules()) == 4

@@ -68,3 +68,49 @@ def test_a_temporary_entry_lives_for_its_block_only():
     with losses.temporary(Entry("nonsaturating", object, "shadow", "test"), Entry("brand-new", object, "new", "test")):
         assert losses.get("nonsaturating").description == "shadow" and "brand-new" in losses
     assert losses.get("nonsaturating") is standard and "brand-new" not in losses
+
+
+def test_a_metric_plugin_reads_the_evaluators_features_through_the_api(monkeypatch, request):
+    """A third party's metric asks ganzoo.api for the MNIST evaluator's feature space: it gets the evaluator's own
+    features of the samples and of the real test split, the network in its score's protocol, and the one pass of
+    the evaluator over the samples that the built-in metrics make (the features are shared, not computed again)."""
+    import torch
+
+    from ganzoo.api import feature_space
+    from ganzoo.evaluate import evaluate_real, file_sha256
+    from ganzoo_plugins.mnist_evaluator import WEIGHTS, MnistEvaluator, load_evaluator
+    from helpers import install_plugin
+
+    seen = {}
+
+    def feature_gap(samples):
+        space = feature_space("mnist_evaluator", samples)
+        ours, real = samples.features(space), samples.reference(space).features
+        seen.update(images=samples.images, ours=ours, real=real)
+        return {"feature_gap": float((ours.mean(0) - real.mean(0)).norm())}
+
+    install_plugin(monkeypatch, request, "gap_metric",
+                   register_metrics=lambda register: register("feature_gap", feature_gap, datasets=("fake",)))
+    scored = []
+    score = MnistEvaluator.score
+
+    def counted(self, images, *args, **kwargs):
+        scored.append(len(images))
+        return score(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(MnistEvaluator, "score", counted)
+    common = dict(data="fake", image_size=32, channels=1, metrics="mnist_classes,feature_gap", n=200, device="cpu")
+    evaluate_real(**common)                                        # the real test split's features: now cached
+    scored.clear()
+    scores = evaluate_real(**common, seed=1)
+    assert scored == [200]                                         # one pass over the samples, for both metrics
+    evaluator = load_evaluator(str(WEIGHTS), "cpu")
+    with torch.no_grad():
+        assert torch.equal(seen["ours"], score(evaluator, seen["images"])[0])
+    assert seen["real"].shape[1] == 128
+    assert scores["feature_gap"] == pytest.approx(float((seen["ours"].mean(0) - seen["real"].mean(0)).norm()))
+    protocol = scores.protocol["feature_gap"]
+    assert protocol["features_sha256"] == file_sha256(WEIGHTS) and "MNIST evaluator" in protocol["features"]
+    assert protocol["real_split"] == "test"
+    with pytest.raises(Exception, match="Unknown feature space 'mnist_evaluatr'.*mnist_evaluator"):
+        feature_space("mnist_evaluatr", None)

@@ -92,7 +92,7 @@ def test_shipped_weights_are_small_half_precision_and_what_their_cards_say():
         if not entry.plugin.startswith("ganzoo_plugins."):
             continue
         path, card = Path(entry.factory), entry.card
-        assert path.is_relative_to(REPO / "plugins" / "pretrained")          # shipped in the package, no url
+        assert path.is_relative_to(REPO / "plugins" / "weights" / "pretrained")          # shipped in the package, no url
         total += path.stat().st_size
         assert hashlib.sha256(path.read_bytes()).hexdigest() == card["sha256"]
         with safe_open(str(path), framework="pt") as f:
@@ -136,7 +136,7 @@ def test_sample_and_the_analyses_take_a_pretrained_name(tmp_path, capsys, monkey
     code, _, err = run_cli(capsys, "arithmetic", "dcgan-mnist", "0,1 - 2 + 3", "--variations", "2",
                            "--out", tmp_path / "sum.png", "--device", "cpu")
     assert code == 0 and (tmp_path / "sum.png").is_file(), err
-    assert not list((REPO / "plugins" / "pretrained").glob("*.png"))
+    assert not list((REPO / "plugins" / "weights" / "pretrained").glob("*.png"))
     code, _, err = run_cli(capsys, "filters", "dcgan-mnist", "--device", "cpu")         # needs D, which none ships
     assert code == 1 and "the pretrained generator 'dcgan-mnist' ships without one; use a run's checkpoint" in err
     code, _, err = run_cli(capsys, "sample", "dcgan-mnst", "--device", "cpu")

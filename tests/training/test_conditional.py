@@ -205,3 +205,70 @@ def test_cdcgan_projection_discriminator_trains_on_the_labels(one_thread):
     trainer.D.eval()
     with torch.no_grad():                                  # the class moves the logit: <embed(y), features>
         assert not torch.equal(trainer.D(real, labels), trainer.D(real, (labels + 1) % CLASSES))
+
+
+def test_every_conv_input_of_cdcgan_carries_the_class_maps():
+    """The class reaches every layer, as conv_cond_concat does: each convolution's input ends with the one-hot
+    maps of y, in G and in D (its logit layer too), not only the first."""
+    from ganzoo.models import build_discriminator, build_generator
+    from ganzoo.resolve import settle
+
+    config = make_config("cdcgan", dict(TINY))
+    settle(config, load_dataset("fake", root=None, split="train", image_size=32, channels=1, download=False))
+    K = config.num_classes
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    for net, call in ((build_generator(config), lambda G: G(torch.randn(6, config.z_dim), y)),
+                      (build_discriminator(config), lambda D: D(torch.rand(6, 1, 32, 32) * 2 - 1, y))):
+        inputs = []
+        convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        hooks = [m.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach())) for m in convs]
+        with torch.no_grad():
+            call(net.eval())
+        for h in hooks:
+            h.remove()
+        assert len(inputs) == len(convs) >= 4
+        for x in inputs:
+            maps = torch.nn.functional.one_hot(y, K).float()[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            assert torch.equal(x[:, -K:], maps), f"a convolution of {type(net).__name__} sees no class maps"
+
+
+def test_evaluate_gives_the_metrics_the_class_each_sample_was_drawn_as(painter, monkeypatch, request):
+    """The painter's sample i is painted in the grey of its class: the labels a metric is given must match."""
+    from ganzoo.evaluate import evaluate
+    from ganzoo.models import build_generator
+    from ganzoo.resolve import settle
+
+    seen = {}
+
+    def record(samples):
+        seen.update(images=samples.images, labels=samples.labels)
+        return {"recorded": 1.0}
+
+    install_plugin(monkeypatch, request, "ganzoo_label_metric",
+                   register_metrics=lambda register: register("labels_seen", record, datasets=("fake",)))
+    config = make_config("painter", dict(TINY))
+    settle(config, load_dataset("fake", root=None, split="train", image_size=32, channels=1, download=False))
+    evaluate(build_generator(config), config=config, metrics="labels_seen", n=20, device="cpu")
+    grey = seen["images"][:, 0, 0, 0].long()                                   # [20] uint8 levels
+    assert seen["labels"].tolist() == [i % CLASSES for i in range(20)]
+    assert grey.tolist() == [LEVELS[c] for c in seen["labels"].tolist()]
+
+
+@pytest.mark.parametrize("memory_budget", [None, 1], ids=["held", "streamed"])
+def test_batches_keep_each_image_with_its_label(memory_budget):
+    """However batches are made (held on the device, or streamed from host memory), each image comes with its
+    own label, shuffled together."""
+    from ganzoo.data import make_batches
+
+    data = load_dataset("fake", root=None, split="train", image_size=32, channels=1, download=False)
+    batches = make_batches(data, 32, torch.device("cpu"), memory_budget or data.images.nbytes, labelled=True)
+    assert batches.streamed == (memory_budget is not None)
+    index = {bytes(image.numpy()): i for i, image in enumerate(data.images)}
+    assert len(index) == len(data.images)                                      # every image is distinct
+    order = []
+    for images, labels in batches.labelled(torch.Generator().manual_seed(3)):
+        for image, label in zip(images, labels):
+            i = index[bytes(((image + 1) * 127.5).round().to(torch.uint8).numpy())]
+            assert label == data.labels[i]
+            order.append(i)
+    assert order != sorted(order)                                              # shuffled, not in order

@@ -117,6 +117,13 @@ def test_absurd_learning_rate_diverges_before_any_checkpoint(tmp_path, capsys):
     assert "Training diverged:" in line and "between steps 1 and 5" in line
     assert "No checkpoint had been written yet" in line and "lower --lr" in line
     assert not (out / "checkpoint.safetensors").exists() and not (out / "dcgan.safetensors").exists()
+    assert "--on-divergence rollback" in line                         # a way out it had not tried
+    # given already, it is not advised again
+    code, _, err = run_cli(capsys, "run", "dcgan", *TINY, "--epochs", "1", "--lr", "1e10", "--out", out,
+                           "--on-divergence", "rollback", "--overwrite")
+    line = assert_one_line_error(code, err.splitlines()[-1])
+    assert "Training diverged:" in line and "lower --lr" in line and "smaller --checkpoint-every" in line
+    assert "(or --on-divergence rollback" not in line and "had no checkpoint to roll back to" in line
 
 
 def test_rollback_reloads_last_checkpoint_and_halves_the_learning_rate(tmp_path, capsys, test_losses):

@@ -352,3 +352,100 @@ def test_spectral_norm_transform_of_d_gives_unit_norm_layers_and_survives_a_chec
     again.load_checkpoint(trainer.files.checkpoint)
     for k, v in trainer.D.state_dict().items():
         assert torch.equal(again.D.state_dict()[k], v), k
+
+
+# -- each recipe option reaches the update it claims to change ---------------------------------------------
+
+def _first_batch(trainer):
+    return next(iter(trainer.batches.epoch(trainer.data_rng)))
+
+
+def test_the_gradient_penalty_trains_d_not_only_its_log(tmp_path):
+    """One wgangp step against the same step with gp:0: the same penalty is logged, and D moves differently."""
+    after, logged = {}, {}
+    for spec in ("gp:10", "gp:0"):
+        trainer = Trainer(tiny_config(tmp_path / spec.replace(":", ""), model="wgangp", regularizers=spec),
+                          fake_data())
+        stats = trainer.step(_first_batch(trainer))
+        logged[spec] = stats[trainer.step.stat_names.index("gp")].item()
+        after[spec] = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    assert logged["gp:10"] == logged["gp:0"] > 0
+    assert any(not torch.equal(after["gp:10"][k], after["gp:0"][k]) for k in after["gp:10"])
+
+
+def _quadratic_d(trainer, c):
+    """The trainer's D replaced by D(x) = c/2 ||x||^2, stepped by SGD (its lr set by the step each time)."""
+    D = Quadratic(c)
+    step = trainer.step
+    step.D = step.d_forward = D
+    step.d_trained_params = [D.c]
+    step.optimizers["D"] = torch.optim.SGD([D.c], lr=1.0)
+    return D
+
+
+def test_a_lazy_regulariser_moves_d_by_weight_times_interval_times_its_gradient(tmp_path):
+    """R1 every 16 steps, weight 0.1, on a quadratic D under SGD: the lazy update moves c by exactly
+    lr * 0.1 * 16 * dR1/dc, dR1/dc = c E||x||^2 (against the same step with weight 0, whose update is nil)."""
+    moved = {}
+    for weight in (0.1, 0.0):
+        trainer = Trainer(tiny_config(tmp_path / str(weight), model="r1", regularizers=f"r1:{weight}@16",
+                                      precision="fp32"), fake_data())
+        D = _quadratic_d(trainer, 0.7)
+        real = _first_batch(trainer)
+        trainer.step(real)
+        moved[weight] = D.c.item()
+        lr = trainer.step.opt_d.param_groups[0]["lr"]
+    assert lr == pytest.approx(2e-4 * 16 / 17)
+    c = moved[0.0]                                           # after Dmain: the same in both runs
+    expected = -lr * 0.1 * 16 * c * real.flatten(1).square().sum(1).mean().item()
+    assert moved[0.1] - moved[0.0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_lazy_lr_ratio_holds_at_every_step_under_the_linear_schedule_too(tmp_path):
+    trainer = Trainer(tiny_config(tmp_path, model="r1", lr_schedule="linear", epochs=1), fake_data())
+    total = trainer.total_steps
+    ratio = 16 / 17
+    batches = list(trainer.batches.epoch(trainer.data_rng))[:6]
+    for step, real in enumerate(batches):
+        trainer.step(real)
+        factor = 1 - step / total                         # the lr this step was taken with
+        assert trainer.step.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 * ratio * factor, rel=1e-12)
+        assert trainer.step.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * factor, rel=1e-12)
+        trainer.state.step += 1                           # as the loop counts steps
+    assert trainer.step.opt_d.param_groups[0]["betas"] == pytest.approx((0.5 ** ratio, 0.999 ** ratio))
+
+
+def test_the_ema_ramp_counts_g_updates_not_d_steps(tmp_path):
+    """wgangp with --ema and n_critic 5: after 10 steps G was updated twice, with decays ramp(0), ramp(1)."""
+    trainer = Trainer(tiny_config(tmp_path, model="wgangp", ema=0.999), fake_data())
+    assert trainer.config.n_critic == 5
+    name = "net.0.weight"
+    history = [trainer.G.state_dict()[name].clone()]
+    for i, real in enumerate(list(trainer.batches.epoch(trainer.data_rng))[:10]):
+        trainer.step(real)
+        if i % 5 == 4:
+            history.append(trainer.G.state_dict()[name].clone())
+    decays = [min(0.999, (1 + n) / (10 + n)) for n in range(2)]          # 0.1, then 2/11
+    closed = decays[0] * decays[1] * history[0] + (1 - decays[0]) * decays[1] * history[1] \
+        + (1 - decays[1]) * history[2]
+    assert torch.allclose(trainer.step.ema.G.state_dict()[name], closed, atol=1e-6)
+
+
+def test_label_smoothing_reaches_the_logged_d_loss(tmp_path):
+    """loss.real_label=0.9: the step's loss_D is the smoothed loss of D's outputs, not the plain one."""
+    import copy
+
+    from ganzoo.models import sample_latent
+
+    trainer = Trainer(tiny_config(tmp_path, precision="fp32", options={"loss": {"real_label": 0.9}}), fake_data())
+    G, D = copy.deepcopy(trainer.G), copy.deepcopy(trainer.D)
+    real = _first_batch(trainer)
+    rng = torch.get_rng_state()
+    loss_d = trainer.step(real)[trainer.step.stat_names.index("loss_d")].item()
+    torch.set_rng_state(rng)
+    z = sample_latent(real.shape[0], trainer.config, "cpu")
+    with torch.no_grad():
+        d_real, d_fake = D(real).float(), D(G(z)).float()
+    smoothed = NonSaturatingLoss(real_label=0.9).d_loss(d_real, d_fake).item()
+    assert loss_d == pytest.approx(smoothed, rel=1e-5)
+    assert loss_d != pytest.approx(NonSaturatingLoss().d_loss(d_real, d_fake).item(), rel=1e-3)
