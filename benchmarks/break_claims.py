@@ -260,6 +260,8 @@ PICKLE_TESTS = ["tests/cli/test_untrusted.py::test_a_pickle_never_runs",
 SHEET = "tests/evaluation/test_analysis.py::test_sheet_shows_the_samples_of_its_seed"
 SHUFFLE = "tests/data/test_data.py::test_training_shuffles_anew_every_epoch_and_resumes_the_same_order"
 RECIPES = "tests/training/test_recipes.py"
+ACGAN = "tests/training/test_acgan.py"
+HOOKS = "tests/training/test_optimizers_schedules_hooks.py"
 EVALUATE = "tests/evaluation/test_evaluate.py"
 CONDITIONAL = "tests/training/test_conditional.py"
 CONV_INPUTS = f"{CONDITIONAL}::test_every_conv_input_of_cdcgan_carries_the_class_maps"
@@ -406,7 +408,7 @@ BREAKS = [
           replace_name("recipe_phases", "n_critic", "1"),
           [f"{RECIPES}::test_n_critic_5_steps_d_exactly_5_times_per_g_step_each_on_a_fresh_batch"]),
     Break("the step: G's update sees its samples detached (no longer the textbook step)", "ganzoo/training/step.py",
-          replace_call("Step.__call__", "discriminate", lambda call, text: text.replace("(fake)", "(fake.detach())")),
+          replace_call("Step.__call__", "judge", lambda call, text: text.replace("(fake)", "(fake.detach())")),
           ["tests/training/test_speed.py::test_step_equals_the_plain_dcgan_step"]),
     Break("distribution: gradients not averaged before each optimiser step", "ganzoo/training/distribution.py",
           returns_at_once("Ranks.average_gradients"),
@@ -414,6 +416,33 @@ BREAKS = [
     Break("observers: the MLflow logger sends no grid", "examples/mlflow/ganzoo_mlflow/__init__.py",
           returns_at_once("MLflowLogger.grid"),
           ["tests/plugins/test_mlflow_logger.py::test_a_run_logs_its_metrics_settings_and_grids_to_mlflow"]),
+    Break("the step: the loss's context carries no labels", "ganzoo/training/step.py",
+          insert_before("Step.__call__", "loss_d = self.loss.d_loss", "context.labels = None"), [ACGAN]),
+    Break("the step: the loss's context carries D's logits but not its extras", "ganzoo/training/step.py",
+          insert_before("Step.__call__", "loss_d = self.loss.d_loss", "context.d_real = DOutputs(out_real.logits)"),
+          [ACGAN]),
+    Break("the step: D's [B] logit shape not enforced", "ganzoo/recipe.py",
+          returns_at_once("d_outputs", "DOutputs(out[0], out[1]) if isinstance(out, tuple) else DOutputs(out)"),
+          [f"{ACGAN}::test_the_trainer_refuses_a_d_whose_logits_are_not_one_per_image"]),
+    Break("kit: losses called without the step's context", "ganzoo/testing/losses.py",
+          replace_call("loss_checks.d_loss", "synthetic_context", lambda call, _: "None"),
+          ["tests/plugins/test_kit_context.py::test_a_loss_that_reads_the_context_passes_every_loss_check"]),
+    Break("kit: a regulariser's gradient to D not checked", "ganzoo/testing/pieces.py",
+          returns_at_once("regularizer_checks.trains_d"), ["tests/plugins/test_kit_context.py"]),
+    Break("step hooks never run (WGAN's clipping)", "ganzoo/training/step.py",
+          returns_at_once("Step.after_optimizer_step"), [f"{HOOKS}::test_wgan_clips_every_weight_of_d_after_each_of_its_steps_and_never_gs"]),
+    Break("a schedule needing the run's length runs a --budget run anyway", "ganzoo/recipe.py",
+          drop_statement("make_schedule", "raise GanzooError"),
+          [f"{HOOKS}::test_a_schedule_that_needs_the_runs_length_refuses_a_budget_run_in_one_sentence"]),
+    Break("sampling needs every plugin a run used (its loss, schedule, optimiser)", "ganzoo/checkpoint.py",
+          insert_before("check_installed", "regs = registries()", "roles = tuple(ROLES)\nregistries().schedules.get(config.lr_schedule)"),
+          [f"{HOOKS}::test_a_plugins_optimizer_schedule_and_hook_train_and_its_run_resumes_samples_and_evaluates"]),
+    Break("--options regularizer.NAME.k=v ignored", "ganzoo/recipe.py",
+          replace_call("build_regularizers", "entry.factory", lambda call, _: "entry.factory()"),
+          [f"{HOOKS}::test_regularizer_and_augment_options_reach_their_factories_and_are_checked"]),
+    Break("RaGAN's G loss runs D again on real (context.d_real not reused)", "tests/plugins/trial_packages.py",
+          insert_before("RelativisticAverageLoss.g_loss", "return", "real_logits = context.discriminate(context.real).float()"),
+          ["tests/plugins/test_trial_packages.py::test_ragan_trains_from_the_main_pass_outputs_with_no_extra_d_pass"]),
     Break("--budget: compiling counted as training time", "ganzoo/training/loop.py",
           replace_name("Loop._steps", "self.step.compile_pending", "False"),
           ["tests/training/test_speed.py::test_compiling_is_not_training_time"]),

@@ -6,7 +6,8 @@ Built-in plugins (plugins/, installed as `ganzoo_plugins`) import ganzoo only fr
 if one reaches past it. Third-party plugins should too: whatever is named here stays put.
 
 - registering: `hookimpl`, `ModelSpec`, `PowersOfTwo`, `build_component`, `GanzooError`;
-- losses and regularisers: `StepContext` (what the step shows them besides D's outputs);
+- losses and regularisers: `StepContext` (what the step shows them besides D's logits: labels, D's main-pass
+  `DOutputs` with their named extras);
 - datasets: `ImageData`, `EncodedImages`, `prepare_images`, `to_model_range`, `load_dataset`, `cache_dir`;
 - metrics: `Samples` and the statistics behind FID, KID and class counts (`frechet_distance`,
   `frechet_distance_of_features`, `gaussian_statistics`, `kernel_distance`, `class_histogram_kl`),
@@ -35,13 +36,13 @@ from .images import EncodedImages, ImageData, prepare_images, to_model_range
 from .models import build_component
 from .neighbours import NEAREST_K, memorisation, prdc
 from .pretrained import load_pretrained
-from .recipe import StepContext
+from .recipe import DOutputs, StepContext
 from .registry import PowersOfTwo
 from .runfiles import RunFiles
 from .sampling import progress
 from .training.observers import GridRecord, Milestone, RunInfo, ScoreRecord, WindowRecord
 
-__all__ = ["EncodedImages", "FeatureSpace", "GanzooError", "GridRecord", "ImageData", "LabellerContext", "Milestone",
+__all__ = ["DOutputs", "EncodedImages", "FeatureSpace", "GanzooError", "GridRecord", "ImageData", "LabellerContext", "Milestone",
            "ModelSpec", "NEAREST_K", "PowersOfTwo", "RunConfig", "RunFiles", "RunInfo", "Samples", "ScoreRecord",
            "StepContext", "WindowRecord", "atomic_write", "build_component", "build_probe_labeller", "cache_dir",
            "class_histogram_kl", "feature_space", "file_id", "file_sha256", "frechet_distance",

@@ -66,14 +66,18 @@ def provenance(config: RunConfig) -> dict[str, dict[str, str]]:
             if getattr(config, role) in regs.by_kind(kind)}
 
 
-def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Path) -> None:
-    """Every component a weights file names is registered here; else name the package that made it."""
+def check_installed(config: RunConfig, metadata: dict[str, str], path: str | Path,
+                    roles: tuple[str, ...] = tuple(ROLES)) -> None:
+    """Every component of `roles` a weights file names is registered here; else name the package that made it.
+    (Sampling asks for the generator's alone: a training-only component of an uninstalled plugin, its loss or
+    its D, does not stop anyone drawing from the generator.)"""
     try:
         made_by = json.loads(metadata.get(PLUGINS, "{}"))
     except (ValueError, RecursionError):          # damaged, or nested beyond reason: no advice from it
         made_by = {}
     regs = registries()
-    for role, kind in ROLES.items():
+    for role in roles:
+        kind = ROLES[role]
         name = getattr(config, role)
         if name in regs.by_kind(kind):
             continue
@@ -202,8 +206,12 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     return tensors, metadata
 
 
-def config_of(metadata: dict[str, str], path: str | Path = "the weights file") -> RunConfig:
-    """The config embedded in a weights file, checked as strictly as one typed on the command line."""
+def config_of(metadata: dict[str, str], path: str | Path = "the weights file",
+              roles: tuple[str, ...] = tuple(ROLES)) -> RunConfig:
+    """The config embedded in a weights file, checked as strictly as one typed on the command line, plugins
+    loaded first; the components of `roles` must be installed (the registries check the training-only names,
+    optimisers, schedule and step hooks, only where a run is resumed: ganzoo.resolve.resumed_config)."""
+    registries()
     try:
         config = RunConfig.from_json(metadata[CONFIG])
         config.validate()
@@ -211,7 +219,7 @@ def config_of(metadata: dict[str, str], path: str | Path = "the weights file") -
         raise GanzooError(f"{path} holds an invalid config: {exc}") from None
     except TypeError as exc:
         raise GanzooError(f"{path} holds a malformed config: {exc}") from None
-    check_installed(config, metadata, path)
+    check_installed(config, metadata, path, roles)
     return config
 
 
@@ -299,13 +307,13 @@ def widened(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def load_networks(path: str | Path, device: torch.device | str = "cpu", *, discriminator: bool = True) -> Networks:
     """Rebuild G (and D, when the file is a checkpoint and `discriminator`) from one weights file, read once."""
     tensors, metadata = read_tensors(path)
-    config = config_of(metadata, path)
+    kinds = ["generator"] + (["discriminator"] if discriminator and any(k.startswith(PREFIX["discriminator"])
+                                                                      for k in tensors) else [])
+    config = config_of(metadata, path, roles=tuple(kinds))     # only what building these networks needs
     tensors = widened(tensors)
     if any(k.startswith(EMA_PREFIX) for k in tensors):    # a checkpoint with an averaged G: sample from that one
         tensors = {PREFIX["generator"] + k[len(EMA_PREFIX):] if k.startswith(EMA_PREFIX) else k: v
                    for k, v in tensors.items() if not k.startswith(PREFIX["generator"])}
-    kinds = ["generator"] + (["discriminator"] if discriminator and any(k.startswith(PREFIX["discriminator"])
-                                                                      for k in tensors) else [])
     try:
         nets = {kind: rebuild(kind, config, tensors).to(device).eval() for kind in kinds}
     except GanzooError as exc:

@@ -29,8 +29,8 @@ from .settings import (MAX_SEED, FieldInfo, adam_beta, at_least, at_most, betwee
 from .settings import format_value as format_setting
 
 __all__ = ["ANALYSIS_FIELDS", "COMMAND_FIELDS", "COMPARABLE", "CompareSettings", "DataSettings", "EVAL_N", "EvalSettings", "FIELDS",
-           "MAX_SAMPLE_N", "SampleSettings", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec", "OPTIMIZERS",
-           "RESUMABLE", "RunConfig", "SCHEDULES", "TRAINING_TIME", "UNLIMITED_EPOCHS", "ViewSettings", "format_value",
+           "MAX_SAMPLE_N", "SampleSettings", "MAX_IMAGE_SIZE", "MAX_SAMPLES", "MAX_SEED", "ModelSpec",
+           "RESUMABLE", "RunConfig", "TRAINING_TIME", "UNLIMITED_EPOCHS", "ViewSettings", "format_value",
            "parse_betas", "parse_duration", "parse_regularizers", "read_config_file", "template"]
 
 MAX_IMAGE_SIZE = 1024      # beyond this, neither the data nor DCGAN's widths fit any one machine
@@ -47,8 +47,21 @@ TRAINING_TIME = ("time inside the training loop (steps, logs, sample grids, chec
 
 EVAL_N = 10_000            # samples an evaluation draws unless its metrics ask for more (register(..., n=))
 MAX_SAMPLE_N = 10_000      # images `ganzoo sample` draws into one grid
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-SCHEDULES = ("constant", "linear")
+
+
+def a_name(value: Any, flag: str) -> str | None:
+    """A registered component's name (an optimiser, a schedule): its registry checks it where a run is made or
+    resumed, once plugins have loaded, so a stored config naming a plugin's is readable without that plugin."""
+    if not value.strip() or value != value.strip() or "," in value:
+        return f"{flag} must name one registered component (see `ganzoo list`), got {value!r}."
+    return None
+
+
+def names(value: Any, flag: str) -> str | None:
+    """Comma-separated registered names (or none), each checked by its registry where a run is made."""
+    if any(not n.strip() for n in value.split(",")) and value.strip():
+        return f"{flag} must be comma-separated registered names (see `ganzoo list`), got {value!r}."
+    return None
 
 
 def image_size_range(value: Any, flag: str) -> str | None:
@@ -86,7 +99,8 @@ class RunConfig:
     generator: str = setting("", "generator network, a registered name", shown_default="the model's")
     discriminator: str = setting("", "discriminator network, a registered name", shown_default="the model's")
     loss: str = setting("", "adversarial loss, a registered name", shown_default="the model's")
-    options: dict = setting({}, "options of the components, by role, e.g. loss.a=-1,discriminator.slope=0.1; each "
+    options: dict = setting({}, "options of the components, by role, e.g. loss.a=-1,discriminator.slope=0.1, or "
+                            "of a regulariser or augmentation by name, regularizer.gp.center=0,augment.cutout.ratio=0.25; each "
                             "overrides the model's, and `ganzoo list` names the options each component takes",
                             parse=parse_options, checks=(option_values,), shown_default="the model's",
                             metavar="ROLE.NAME=VALUE,...")
@@ -122,11 +136,13 @@ class RunConfig:
     betas_g: str = setting("", "the generator's B1,B2 (--beta1, --beta2 set both networks')", checks=(beta_pair,),
                            shown_default="--beta1,--beta2")
     betas_d: str = setting("", "the discriminator's B1,B2", checks=(beta_pair,), shown_default="--beta1,--beta2")
-    optimizer_g: str = setting("adam", "the generator's optimizer: adam, rmsprop or sgd", checks=(one_of(*OPTIMIZERS),))
-    optimizer_d: str = setting("adam", "the discriminator's optimizer: adam, rmsprop or sgd",
-                               checks=(one_of(*OPTIMIZERS),))
-    lr_schedule: str = setting("constant", "learning-rate schedule: constant, or linear (decaying to 0 at the last "
-                               "epoch)", checks=(one_of(*SCHEDULES),))
+    optimizer_g: str = setting("adam", "the generator's optimizer, a registered name: adam, rmsprop, sgd or a "
+                               "plugin's (see `ganzoo list`)", checks=(a_name,))
+    optimizer_d: str = setting("adam", "the discriminator's optimizer, a registered name", checks=(a_name,))
+    lr_schedule: str = setting("constant", "learning-rate schedule, a registered name: constant, linear (to 0 at the "
+                               "last step), cosine (with a warm-up) or a plugin's", checks=(a_name,))
+    step_hooks: str = setting("", "what runs after each optimiser step, comma-separated registered names, e.g. "
+                              "clip (WGAN's weight clipping)", checks=(names,), shown_default="none")
     n_critic: int = setting(1, "discriminator steps per generator step, each on a fresh real batch",
                             checks=(positive_int,))
     regularizers: str = setting("", "the discriminator's regularisers, NAME[:WEIGHT][@EVERY] comma-separated, e.g. "

@@ -84,7 +84,7 @@ KINDS: tuple[Kind, ...] = (
     refused (see ganzoo.contracts). This holds for every hook's ``register``.
     """),
     Kind("discriminator", "discriminators", Contract("factory(*, image_size, channels, width) -> nn.Module with forward(x)",
-                              NETWORK_DECLARATIONS, ("image_size", "channels", "width"),
+                              (*NETWORK_DECLARATIONS, "class_head"), ("image_size", "channels", "width"),
                               methods=(("forward", (1,), "forward(x) takes one [B, C, S, S] image batch"),),
                               conditional=("num_classes",),
                               conditional_methods=(("forward", (2,), "forward(x, y) takes a [B, C, S, S] image batch "
@@ -94,9 +94,15 @@ KINDS: tuple[Kind, ...] = (
     Call ``register(name, factory, description=None)``. ``factory(*, image_size,
     channels, width)`` returns an ``nn.Module`` whose ``forward(x)`` maps
     ``[B, channels, image_size, image_size]`` images in [-1, 1] to ``[B]`` raw
-    logits (no sigmoid: the losses work on logits). Optional keywords
+    logits (no sigmoid: the losses work on logits), or ``(logits, extras)``: the
+    ``[B]`` logits and a dict of named tensors, each ``[B, ...]``, that the step
+    hands losses and regularisers beside them (``context.d_real.extras``); the
+    trainer refuses any other shape in one sentence. Optional keywords
     ``image_sizes``, ``channel_counts`` and ``conditional`` (then ``forward(x, y)``),
-    and options, as for generators.
+    and options, as for generators. ``class_head=True``: an auxiliary classifier
+    (ACGAN): the factory also takes ``num_classes``, ``forward(x)`` sees the image
+    alone and returns ``(logits, {"class_logits": [B, num_classes]})``; it pairs
+    with a conditional generator.
     """),
     Kind("loss", "losses", Contract("factory() -> an object with d_loss(real_logits, fake_logits) and g_loss(fake_logits)",
                      methods=(("d_loss", (2, 3), "d_loss(real_logits, fake_logits[, context])"),
@@ -203,6 +209,39 @@ KINDS: tuple[Kind, ...] = (
     ``[B, C, H, W]`` to images of the same shape, differentiably, on x's device, drawing its random
     numbers from torch's global RNG. The loop applies the run's policy to everything D sees, real
     and fake alike, in every phase.
+    """),
+    Kind("optimizer", "optimizers", Contract("factory(params, *, lr, betas) -> a torch.optim.Optimizer",
+                                             arguments=("lr", "betas"), positional=1),
+         checked=False, doc="""Register optimisers, which ``--optimizer-g`` and ``--optimizer-d`` name (adam, rmsprop, sgd built in).
+
+    Call ``register(name, factory, description=None)``. ``factory(params, *, lr, betas)`` gets one
+    network's parameters, its learning rate and its ``(beta1, beta2)`` pair (``--beta1``/``--beta2``,
+    ``--betas-g``/``--betas-d``: Adam's betas, RMSprop's alpha is beta2, SGD's momentum beta1) and returns
+    a ``torch.optim.Optimizer``. The step owns it: it sets each group's ``lr`` before every step (the
+    schedule's factor times the network's rate), scales and unscales gradients, and checkpoints its
+    ``state_dict()``. Any other keyword of ``register()`` is an option of the factory.
+    """),
+    Kind("schedule", "schedules", Contract("factory(*, total_steps) -> factor(step), a float",
+                                           ("needs_total_steps",), ("total_steps",)),
+         checked=False, doc="""Register learning-rate schedules, which ``--lr-schedule`` names (constant, linear, cosine built in).
+
+    Call ``register(name, factory, description=None, needs_total_steps=False)``. ``factory(*,
+    total_steps)`` gets the run's length in steps (``--epochs`` times the steps of an epoch; None for a
+    ``--budget`` run, which has no end in steps) and returns ``factor(step)``: the multiplier of both
+    networks' learning rates at step ``step`` (0, 1, ...), read before every step. With
+    ``needs_total_steps=True`` a ``--budget`` run without ``--epochs`` is refused in one sentence rather
+    than silently run at a constant rate. Any other keyword of ``register()`` is an option of the factory
+    (``register("cosine-10", CosineSchedule, warmup=0.1)``).
+    """),
+    Kind("step hook", "step_hooks", Contract("factory() -> hook(phase, network)"),
+         checked=False, doc="""Register step hooks: what runs after each optimiser step, which ``--step-hooks`` names (WGAN's clipping).
+
+    Call ``register(name, factory, description=None)``. ``factory()`` returns ``hook(phase, network)``,
+    called right after every optimiser step of the run with the phase (``"Dmain"``, ``"Dreg"`` or
+    ``"Gmain"``) and the ``nn.Module`` that step updated (D in the D phases, G in Gmain), before the
+    averaged G is updated. It may change the weights in place under ``torch.no_grad()`` (clip them,
+    project them) and returns nothing. Any other keyword of ``register()`` is an option of the factory
+    (``register("clip", WeightClip, clip=0.01)``).
     """),
     Kind("logger", "loggers", Contract("factory(*, config, files) -> an observer of the run's records",
                                        arguments=("config", "files")),

@@ -36,7 +36,7 @@ def network_arguments(kind: str, config: RunConfig, regs: Registries | None = No
         # a packed D (PacGAN, --pack m) sees m samples stacked along channels
         arguments = dict(image_size=config.image_size, channels=config.channels * config.pack, width=config.d_width)
     if conditional is None:
-        conditional = (regs or registries()).by_kind(kind).get(getattr(config, kind)).conditional
+        conditional = (regs or registries()).by_kind(kind).get(getattr(config, kind)).takes_classes
     if conditional:
         arguments["num_classes"] = config.num_classes
     return arguments
@@ -105,10 +105,23 @@ def check_components(config: RunConfig, regs: Registries | None = None) -> None:
     """Before any data loads: the config's components exist, its options are theirs, and every factory fits
     its contract (so a broken one is named here, not as a TypeError in the first training step)."""
     regs = regs or registries()
-    unknown = sorted(set(config.options) - set(ROLES))
+    named = recipe_piece_roles(config)
+    unknown = sorted(set(config.options) - set(ROLES) - set(named))
     if unknown:
-        raise GanzooError(f"The run's options name {unknown[0]!r}, which is no component of a run."
-                          f"{closest(unknown[0], ROLES)} (Components: {', '.join(ROLES)}.)")
+        role = unknown[0]
+        kind, _, name = role.partition(".")
+        if kind in ("regularizer", "augment") and name:
+            flag, used = ("--regularizers", named_in(config, "regularizer")) if kind == "regularizer" \
+                else ("--augment", named_in(config, "augment"))
+            raise GanzooError(f"The run's options name {role!r}, and the run has no {kind} {name!r} (its {flag}: "
+                              f"{', '.join(used) or 'none'}).{closest(name, used)}")
+        raise GanzooError(f"The run's options name {role!r}, which is no component of a run."
+                          f"{closest(role, (*ROLES, *named))} (Components: {', '.join(ROLES)}, and "
+                          f"regularizer.NAME or augment.NAME for the run's regularisers and augmentations.)")
+    for role, (kind, name) in named.items():
+        entry = regs.by_kind(kind).get(name)
+        check_option_names(kind, f"The {kind} {name!r}", entry.factory, config.options.get(role, {}))
+        check_factory(kind, f"The {kind} {name!r} (plugin {entry.plugin!r})", entry.factory, config.options.get(role, {}))
     for role, kind in ROLES.items():
         name = getattr(config, role)
         entry = regs.by_kind(kind).get(name)
@@ -116,9 +129,15 @@ def check_components(config: RunConfig, regs: Registries | None = None) -> None:
         options = config.options.get(role, {})
         check_option_names(kind, what, entry.factory, options)
         check_option_values(kind, what, entry.factory, options)
-        check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options, entry.conditional)
+        check_factory(kind, f"{what} (plugin {entry.plugin!r})", entry.factory, options, entry.takes_classes)
     generator, discriminator = regs.generators.get(config.generator), regs.discriminators.get(config.discriminator)
-    if generator.conditional != discriminator.conditional:
+    if discriminator.class_head and not generator.conditional:
+        raise GanzooError(f"The discriminator {discriminator.name!r} classifies images into classes (class_head) and "
+                          f"the generator {generator.name!r} draws no class; pair it with a conditional generator.")
+    if config.pack > 1 and discriminator.class_head:
+        raise GanzooError(f"--pack {config.pack} packs samples of different classes, and the discriminator "
+                          f"{config.discriminator!r} classifies each image; use --pack 1.")
+    if generator.conditional != (discriminator.conditional or discriminator.class_head):
         conditional, plain = (generator, discriminator) if generator.conditional else (discriminator, generator)
         raise GanzooError(f"The {conditional.name!r} {'generator' if conditional is generator else 'discriminator'} "
                           f"is conditioned on class labels and the {plain.name!r} "
@@ -132,6 +151,21 @@ def check_components(config: RunConfig, regs: Registries | None = None) -> None:
         raise GanzooError(f"--pack {config.pack} packs samples of different classes, and the conditional "
                           f"discriminator {config.discriminator!r} judges one class per image; use --pack 1.")
     build_loss(config, regs)                                # cheap: its methods are checked too
+
+
+def named_in(config: RunConfig, kind: str) -> list[str]:
+    """The regularisers (kind "regularizer") or augmentations ("augment") a run names, in order."""
+    from .settings import parse_regularizers
+    if kind == "regularizer":
+        return [name for name, _, _ in parse_regularizers(config.regularizers)]
+    return [n.strip() for n in config.augment.split(",") if n.strip()]
+
+
+def recipe_piece_roles(config: RunConfig) -> dict[str, tuple[str, str]]:
+    """The option roles of the run's regularisers and augmentations: {"regularizer.gp": ("regularizer", "gp"),
+    "augment.cutout": ("augmentation", "cutout")} (--options regularizer.gp.center=0)."""
+    return {**{f"regularizer.{n}": ("regularizer", n) for n in named_in(config, "regularizer")},
+            **{f"augment.{n}": ("augmentation", n) for n in named_in(config, "augment")}}
 
 
 def build_component(kind: str, name: str, /, **arguments: Any) -> Any:
@@ -148,7 +182,7 @@ def build_component(kind: str, name: str, /, **arguments: Any) -> Any:
     options = {k: v for k, v in arguments.items() if k not in (*spec.arguments, *spec.conditional)}
     conditional = bool(entry.info.get("conditional"))
     check_option_names(kind, what, entry.factory, options)
-    check_factory(kind, what, entry.factory, options, conditional)
+    check_factory(kind, what, entry.factory, options, conditional or entry.class_head)
     component = entry.factory(**arguments)
     check_methods(kind, what, component, conditional)
     return component

@@ -31,8 +31,10 @@ STRICT_ENV = "GANZOO_STRICT_PLUGINS"
 BUILTIN_PLUGINS = (
     "ganzoo_plugins.dcgan",
     "ganzoo_plugins.cdcgan",
+    "ganzoo_plugins.acgan",
     "ganzoo_plugins.basicgan",
     "ganzoo_plugins.losses",
+    "ganzoo_plugins.optimizers",
     "ganzoo_plugins.datasets",
     "ganzoo_plugins.cifar",
     "ganzoo_plugins.svhn",
@@ -46,6 +48,7 @@ BUILTIN_PLUGINS = (
     "ganzoo_plugins.labellers",
     "ganzoo_plugins.lsgan",
     "ganzoo_plugins.wgangp",
+    "ganzoo_plugins.wgan",
     "ganzoo_plugins.r1",
     "ganzoo_plugins.ttur_ema",
     "ganzoo_plugins.diffaugment",

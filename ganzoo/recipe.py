@@ -15,27 +15,71 @@ Plugins only return tensors: a loss its objective, a regulariser its unweighted 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .config import OPTIMIZERS
 from .errors import GanzooError
 from .settings import parse_regularizers
 
+@dataclass(frozen=True)
+class DOutputs:
+    """What D gives for a batch: its logits [B] ([B/m] packed by m) and its named extras, e.g. an auxiliary
+    classifier's ``{"class_logits": [B, K]}`` (ACGAN). A discriminator's forward returns either the logits
+    alone or ``(logits, {name: tensor})``; the step reads both forms into this (see `d_outputs`)."""
+
+    logits: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def d_outputs(out: Any, batch: int, what: str = "the discriminator") -> DOutputs:
+    """D's raw return value as DOutputs, refused in one sentence unless it is [batch] logits, alone or with a dict
+    of named extras whose tensors lead with the batch (the trainer enforces the shape: a [B, 2] D is an error)."""
+    logits, extras = (out[0], out[1]) if isinstance(out, tuple) and len(out) == 2 else (out, {})
+    if not (isinstance(logits, torch.Tensor) and logits.shape == (batch,) and isinstance(extras, dict)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == batch
+                    for k, v in extras.items())):
+        got = (f"shape {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else type(out).__name__)
+        if extras and isinstance(extras, dict):
+            got += " with extras " + ", ".join(f"{k}: {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
+                                                for k, v in extras.items())
+        raise GanzooError(f"{what} returned {got} for a batch of {batch}; it must return [{batch}] raw logits, "
+                          f"alone or as (logits, {{name: tensor [{batch}, ...]}}), e.g. (logits, "
+                          f"{{\"class_logits\": [{batch}, K]}}).")
+    return DOutputs(logits, dict(extras))
+
+
 class StepContext:
-    """What a loss or regulariser may use besides D's outputs: D itself (behind the run's augmentation),
-    the batch's real and fake images, and input gradients that stay differentiable."""
+    """What a loss or regulariser may use besides D's logits: D itself (behind the run's augmentation), the
+    batch's real and fake images and class labels, D's main-pass outputs on them (logits and named extras,
+    so nothing needs a second D pass), and input gradients that stay differentiable.
+
+    - ``discriminate(x)``: D's logits [B] on images x; ``d_outputs_of(x)``: its DOutputs (logits and extras);
+    - ``real`` [B, C, H, W] (no gradient), ``fake`` [B, C, H, W] (detached in the D phases);
+    - ``labels``: the batch's classes [B] (int64; G drew the fakes of these same classes), None when the data
+      has none or the model is unconditional;
+    - ``d_real``, ``d_fake``: DOutputs of this step's main D pass. In "Dmain" and "Dreg" both are D's outputs
+      before its update, as the loss got them (d_fake on the detached fakes); in "Gmain" ``d_fake`` is the pass
+      G's loss differentiates (D just updated) and ``d_real`` the Dmain pass's, detached (one D update old);
+    - ``phase``: "Dmain", "Dreg" or "Gmain".
+    """
 
     def __init__(self, discriminate: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                 fake: torch.Tensor, phase: str):
-        self.discriminate = discriminate     # images [B, C, H, W] -> D's outputs [B] ([B/m] packed by m), augmented
+                 fake: torch.Tensor, phase: str, *, labels: torch.Tensor | None = None,
+                 d_real: DOutputs | None = None, d_fake: DOutputs | None = None,
+                 d_outputs_of: Callable[[torch.Tensor], DOutputs] | None = None):
+        self.discriminate = discriminate     # images [B, C, H, W] -> D's logits [B] ([B/m] packed by m), augmented
         self.real = real                     # [B, C, H, W], no gradient
         self.fake = fake                     # [B, C, H, W]; detached in the D phases
         self.phase = phase                   # "Dmain", "Dreg" or "Gmain"
+        self.labels = labels                 # [B] int64 classes, or None
+        self.d_real = d_real                 # DOutputs of the main pass on real
+        self.d_fake = d_fake                 # DOutputs of the main pass on fake
+        self.d_outputs_of = d_outputs_of or (lambda x: DOutputs(discriminate(x)))
 
     @staticmethod
     def input_gradient(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -118,13 +162,15 @@ class Regularizer:
         return self.every > 1
 
 
-def build_regularizers(text: str, registry) -> list[Regularizer]:
+def build_regularizers(text: str, registry, options: dict | None = None) -> list[Regularizer]:
     """The run's regularisers from its --regularizers text and the registered ones (their default weight
-    and interval are the keywords they were registered with: weight=, every=)."""
+    and interval are the keywords they were registered with: weight=, every=), each built with its options
+    (--options regularizer.NAME.k=v)."""
     found = []
     for name, weight, every in parse_regularizers(text):
         entry = registry.get(name)
-        found.append(Regularizer(name, entry.factory(), weight if weight is not None else entry.info.get("weight", 1.0),
+        penalty = entry.factory(**(options or {}).get(f"regularizer.{name}", {}))
+        found.append(Regularizer(name, penalty, weight if weight is not None else entry.info.get("weight", 1.0),
                                  every or entry.info.get("every", 1)))
     return found
 
@@ -137,13 +183,15 @@ def lazy_ratio(regularizers: list[Regularizer]) -> float:
 
 # -- differentiable augmentation --------------------------------------------------------------------
 
-def build_augment(policy: str, registry) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def build_augment(policy: str, registry, options: dict | None = None) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The run's augmentation: the registered transforms named in `policy` ('translation,cutout'), applied
-    in order to everything D sees, real and fake alike; None for no policy."""
+    in order to everything D sees, real and fake alike, each with its options (--options augment.NAME.k=v);
+    None for no policy."""
     names = [n.strip() for n in policy.split(",") if n.strip()]
     if not names:
         return None
-    transforms = [registry.get(n).factory for n in names]
+    transforms = [functools.partial(registry.get(n).factory, **(options or {})[f"augment.{n}"])
+                  if (options or {}).get(f"augment.{n}") else registry.get(n).factory for n in names]
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         for transform in transforms:
@@ -155,24 +203,29 @@ def build_augment(policy: str, registry) -> Callable[[torch.Tensor], torch.Tenso
 
 # -- optimisers and learning-rate schedules ---------------------------------------------------------
 
-def make_optimizer(kind: str, params, lr: float, betas: tuple[float, float]):
-    """Adam (fused), RMSprop (alpha = beta2) or SGD (momentum = beta1)."""
-    params = list(params)
-    if kind == "adam":
-        # fused: one kernel per optimizer step instead of a dozen elementwise passes (CUDA and CPU)
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    if kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=betas[1])
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=betas[0])
-    raise GanzooError(f"Unknown optimizer {kind!r}: one of {', '.join(OPTIMIZERS)}.")
+def make_optimizer(name: str, params, lr: float, betas: tuple[float, float], registry) -> torch.optim.Optimizer:
+    """The registered optimiser `name` (register_optimizers) over `params`."""
+    entry = registry.get(name)
+    optimizer = entry.factory(list(params), lr=lr, betas=betas)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise GanzooError(f"The optimizer {name!r} (plugin {entry.plugin!r}) returned {type(optimizer).__name__}, "
+                          f"not a torch.optim.Optimizer.")
+    return optimizer
 
 
-def schedule_factor(schedule: str, step: int, total_steps: int | None) -> float:
-    """The learning rate's multiplier at `step`: 1 (constant), or falling linearly to 0 at the run's end."""
-    if schedule == "linear" and total_steps:
-        return max(0.0, 1.0 - step / total_steps)
-    return 1.0
+def make_schedule(name: str, total_steps: int | None, registry) -> Callable[[int], float]:
+    """The registered schedule `name` (register_schedules) for a run of `total_steps` steps (None: a --budget run,
+    refused in one sentence by a schedule that needs its length)."""
+    entry = registry.get(name)
+    if total_steps is None and entry.info.get("needs_total_steps"):
+        raise GanzooError(f"--lr-schedule {name} needs the run's length in steps, and a --budget run without "
+                          f"--epochs has none: give --epochs.")
+    return entry.factory(total_steps=total_steps)
+
+
+def build_step_hooks(text: str, registry) -> list[tuple[str, Callable]]:
+    """The run's step hooks, (name, hook(phase, network)), from its --step-hooks text."""
+    return [(name, registry.get(name).factory()) for name in (n.strip() for n in text.split(",")) if name]
 
 
 # -- an exponential moving average of G ---------------------------------------------------------------

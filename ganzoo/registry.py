@@ -111,6 +111,17 @@ class Entry:
         forward the class labels beside z or x (G(z, y), D(x, y))."""
         return bool(self.info.get("conditional", False))
 
+    @property
+    def class_head(self) -> bool:
+        """A discriminator declared with ``register(..., class_head=True)``: its factory takes num_classes and its
+        forward(x) returns (logits [B], {"class_logits": [B, num_classes]}), an auxiliary classifier (ACGAN)."""
+        return bool(self.info.get("class_head", False))
+
+    @property
+    def takes_classes(self) -> bool:
+        """Whether the factory is given num_classes: a conditional network, or a D with a class head."""
+        return self.conditional or self.class_head
+
 
 def _first_line(text: str | None) -> str:
     """A docstring's first paragraph as one line (a sentence wrapped over two lines stays whole)."""

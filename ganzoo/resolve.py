@@ -75,6 +75,7 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
         getattr(regs, kind).get(name)  # fail early, with the known names, on a misspelled component
     for name, _, _ in parse_regularizers(config.regularizers):
         regs.regularizers.get(name)
+    check_training_names(config, regs)
     for name in filter(None, (n.strip() for n in config.augment.split(","))):
         regs.augmentations.get(name)
     if config.data not in regs.datasets:
@@ -111,6 +112,16 @@ def make_config(model: str, overrides: dict[str, Any], regs: Registries | None =
             raise GanzooError(f"The {kind} {name!r} takes images with {counts} channel(s), got {config.channels}; "
                               f"choose --channels {sorted(entry.channel_counts)[0]} or another {kind}.")
     return config
+
+
+def check_training_names(config: RunConfig, regs: Registries) -> None:
+    """The optimisers, schedule and step hooks a run names are registered (the registry's sentence otherwise):
+    checked where a run is made or resumed, never where a stored config is only read (sample, eval)."""
+    regs.optimizers.get(config.optimizer_g)
+    regs.optimizers.get(config.optimizer_d)
+    regs.schedules.get(config.lr_schedule)
+    for name in filter(None, (n.strip() for n in config.step_hooks.split(","))):
+        regs.step_hooks.get(name)
 
 
 def absolute_path(path: str) -> str:
@@ -175,5 +186,6 @@ def resumed_config(config: RunConfig, overrides: dict[str, Any], run_dir: str, c
                           f"to know when to stop.")
     config.out = run_dir
     config.validate()
+    check_training_names(config, registries())
     decide_placement(config, channels_last_given=True)
     return config

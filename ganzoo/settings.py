@@ -221,14 +221,15 @@ def finite_duration(value: Any, flag: str) -> str | None:
 
 
 def parse_options(text: str) -> dict[str, dict[str, Any]]:
-    """'loss.a=-1,discriminator.slope=0.1' -> {"loss": {"a": -1}, "discriminator": {"slope": 0.1}}.
+    """'loss.a=-1,discriminator.slope=0.1' -> {"loss": {"a": -1}, "discriminator": {"slope": 0.1}}; a regulariser's
+    or an augmentation's options name it: 'regularizer.gp.center=0' -> {"regularizer.gp": {"center": 0}}.
 
     A value is read as JSON where it is one (numbers, true/false, null, "quoted"), else kept as text.
     """
     options: dict[str, dict[str, Any]] = {}
     for item in filter(None, (part.strip() for part in str(text).split(","))):
         key, equals, raw = item.partition("=")
-        role, dot, name = key.strip().partition(".")
+        role, dot, name = key.strip().rpartition(".")
         if not (equals and dot and role and name):
             raise GanzooError(f"An option looks like ROLE.NAME=VALUE, e.g. loss.a=-1; got {item!r}.")
         try:

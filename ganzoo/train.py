@@ -62,9 +62,7 @@ class Trainer:
                                     memory_budget(config.memory_budget, self.device),
                                     share=(self.strategy.rank, self.strategy.world), labelled=config.conditional)
         self.total_steps = None if config.epochs >= UNLIMITED_EPOCHS else config.epochs * self.batches.steps_per_epoch
-        if config.lr_schedule == "linear" and self.total_steps is None:
-            raise GanzooError("--lr-schedule linear decays to 0 at the last epoch: give --epochs.")
-        self.step.total_steps = self.total_steps
+        self.step.total_steps = self.total_steps     # the schedule gets the run's length, or refuses a budget run
         # Fixed noise from its own generator: the same grid points every epoch, and no draw on the training RNG.
         fixed_noise = sample_latent(config.samples, config, generator=torch.Generator().manual_seed(config.seed + 1))
         fixed_labels = classes(config, range(config.samples))      # sample i: class i % num_classes

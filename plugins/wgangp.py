@@ -33,14 +33,19 @@ class WassersteinLoss:
 
 
 class GradientPenalty:
-    """Gradient penalty (Gulrajani et al. 2017): E[(||grad D(x^)|| - 1)^2], x^ = e x + (1 - e) G(z), one e per sample."""
+    """Gradient penalty (Gulrajani et al. 2017): E[(||grad D(x^)|| - center)^2], x^ = e x + (1 - e) G(z), one e per
+    sample; `center` 1 (the paper's), or 0 for the zero-centred penalty (Thanh-Tung et al. 2019):
+    --options regularizer.gp.center=0."""
+
+    def __init__(self, center: float = 1.0):
+        self.center = center
 
     def __call__(self, context):
         real = context.real.float()
         eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)          # [B, 1, 1, 1]: one per sample
         mixed = (eps * real + (1 - eps) * context.fake.float()).requires_grad_(True)
         grad = context.input_gradient(context.discriminate(mixed), mixed)      # [B, C, H, W]
-        return (grad.float().flatten(1).norm(2, dim=1) - 1).square().mean()
+        return (grad.float().flatten(1).norm(2, dim=1) - self.center).square().mean()
 
 
 class DCGANCritic(DCGANDiscriminator):

@@ -1,5 +1,11 @@
-"""Checks of losses: scalar outputs that point the right way, stay finite at extreme logits and under
-bf16 autocast, and repeat under a seed."""
+"""Checks of losses and regularisers, called as the training step calls them: through `LossAdapter`, with a
+synthetic step context (ganzoo.api.StepContext: a small D, real and fake images, the batch's labels and D's
+main-pass outputs on them with a "class_logits" extra), so a loss that reads the context is tested on the
+path training runs.
+
+Losses: scalar outputs that point the right way, stay finite at extreme logits and under bf16 autocast, and
+repeat under a seed. Regularisers: a finite scalar penalty in every D phase whose gradient reaches D's
+weights, the same under a seed."""
 
 from __future__ import annotations
 
@@ -7,12 +13,49 @@ from typing import Any
 
 import torch
 
+from torch import nn
+
 from ..contracts import check_factory, check_methods
+from ..recipe import DOutputs, LossAdapter, StepContext
 from ..registry import Entry
-from .kit import SEED, autocast, blame, fail, same
+from .kit import CLASSES, SEED, autocast, blame, fail, same
 from .networks import Checks
 
 RANDOM_PROBES = (0, 1, 2)     # seeds of the random logits the direction check probes besides the constant +-1
+
+SIZE = 8                     # the synthetic context's images: [n, 1, 8, 8]
+
+
+class KitDiscriminator(nn.Module):
+    """The synthetic context's D: a 3x3 convolution and a softplus (so its input gradient depends on x), then an
+    8x8 convolution to a logit and another to CLASSES class logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Softplus())
+        self.logit = nn.Conv2d(4, 1, SIZE)
+        self.classes = nn.Conv2d(4, CLASSES, SIZE)
+
+    def forward(self, x) -> DOutputs:
+        h = self.features(x)
+        return DOutputs(self.logit(h).flatten(), {"class_logits": self.classes(h).flatten(1)})
+
+
+def synthetic_context(real_logits: torch.Tensor, fake_logits: torch.Tensor, phase: str,
+                      D: nn.Module | None = None) -> StepContext:
+    """A step context as the training step builds one, for a batch of len(real_logits): images from fixed seeds,
+    labels i % CLASSES, D's main-pass outputs whose logits are exactly the ones the loss is given (and class
+    logits beside them), `discriminate` and `d_outputs_of` running a small D."""
+    n, device = len(real_logits), real_logits.device
+    gen = torch.Generator().manual_seed(SEED)
+    D = D or KitDiscriminator().to(device)
+    real = (torch.rand(n, 1, SIZE, SIZE, generator=gen) * 2 - 1).to(device)
+    fake = (torch.rand(n, 1, SIZE, SIZE, generator=gen) * 2 - 1).to(device)
+    labels = (torch.arange(n) % CLASSES).to(device)
+    class_real, class_fake = (torch.randn(n, CLASSES, generator=gen).to(device) for _ in range(2))
+    return StepContext(lambda x: D(x).logits, real, fake, phase, labels=labels,
+                       d_real=DOutputs(real_logits, {"class_logits": class_real}),
+                       d_fake=DOutputs(fake_logits, {"class_logits": class_fake}), d_outputs_of=D)
 
 
 def loss_checks(entry: Entry, device: torch.device) -> Checks:
@@ -26,14 +69,14 @@ def loss_checks(entry: Entry, device: torch.device) -> Checks:
         return loss
 
     def d_loss(loss, real, fake):
-        with blame(f"{what}: d_loss(real_logits, fake_logits) on logits of shape {tuple(real.shape)}",
-                   "d_loss takes two [B] float logit tensors."):
-            return loss.d_loss(real, fake)
+        with blame(f"{what}: d_loss(real_logits, fake_logits[, context]) on logits of shape {tuple(real.shape)}",
+                   "d_loss takes two [B] float logit tensors (and the step's context)."):
+            return LossAdapter(loss).d_loss(real, fake, synthetic_context(real, fake, "Dmain"))
 
     def g_loss(loss, fake):
-        with blame(f"{what}: g_loss(fake_logits) on logits of shape {tuple(fake.shape)}",
-                   "g_loss takes one [B] float logit tensor."):
-            return loss.g_loss(fake)
+        with blame(f"{what}: g_loss(fake_logits[, context]) on logits of shape {tuple(fake.shape)}",
+                   "g_loss takes one [B] float logit tensor (and the step's context)."):
+            return LossAdapter(loss).g_loss(fake, synthetic_context(fake.detach(), fake, "Gmain"))
 
     def logits(seed: int, value: float | None = None, n: int = 64) -> torch.Tensor:
         if value is not None:
@@ -137,4 +180,5 @@ def loss_checks(entry: Entry, device: torch.device) -> Checks:
 
     return [("interface", interface), ("direction", direction), ("extreme logits", extremes),
             ("gradients", gradients), ("bf16 autocast", amp), ("deterministic under a seed", deterministic)]
+
 

@@ -22,6 +22,7 @@ from ..config import RunConfig
 from ..contracts import check_factory, check_methods
 from ..errors import GanzooError
 from ..models import construct, network_arguments
+from ..recipe import DOutputs, d_outputs
 from ..registry import Entry
 from .kit import (BATCH, CHANNELS, CLASSES, SIZE_HINT, WIDTH, Z_DIM, CheckFailed, blame, check_deterministic, check_gradients,
                   fail, images, latent, max_diff, optimizer_step, reference_size, same, sizes_to_check)
@@ -47,13 +48,13 @@ class Role:
                          d_width=WIDTH, device=str(device), num_classes=num_classes, **{self.kind: name})
 
     def build(self, entry: Entry, size: int, channels: int, device: torch.device) -> nn.Module:
-        classes = CLASSES if entry.conditional else 0
+        classes = CLASSES if entry.takes_classes else 0
         kwargs = network_arguments(self.kind, self.config(entry.name, size, device, channels, classes),
-                                   conditional=entry.conditional)
+                                   conditional=entry.takes_classes)
         what = f"{self.kind} {entry.name!r} at {size}x{size}, {channels} channel(s)"
         signature = ", ".join(["*", *kwargs])
         check_factory(self.kind, f"The {self.kind} {entry.name!r} (plugin {entry.plugin!r})", entry.factory,
-                      conditional=entry.conditional)
+                      conditional=entry.takes_classes)
         try:
             with blame(f"Building the {what}", f"The factory is called as factory({signature}). {SIZE_HINT}"):
                 net = construct(f"{self.kind} {entry.name!r}", entry.factory, **kwargs)
@@ -64,12 +65,14 @@ class Role:
         check_methods(self.kind, f"The {self.kind} {entry.name!r}", net, entry.conditional)
         net._kit_channels = channels                   # what the kit's training objectives feed it
         net._kit_classes = classes                     # a conditional network is also fed class labels
+        net._kit_labels = entry.conditional            # (a D with a class head is built for them, fed x alone)
+        net._kit_class_head = entry.class_head
         return net.to(device)
 
     def forward(self, net: nn.Module, x: torch.Tensor, what: str, y: torch.Tensor | None = None) -> torch.Tensor:
         """net(x), or net(x, y) for a conditional network: y by default sample i's class, i % the kit's classes."""
         classes = getattr(net, "_kit_classes", 0)
-        if not classes:
+        if not classes or not getattr(net, "_kit_labels", True):
             with blame(f"{what}: forward({self.argument}) with {self.argument} of shape {tuple(x.shape)}", self.takes):
                 return net(x)
         y = torch.arange(len(x), device=x.device) % classes if y is None else y
@@ -80,6 +83,10 @@ class Role:
     def inputs(self, n: int, channels: int, size: int, device: torch.device, seed: int = 0,
                wide: bool = False) -> torch.Tensor:
         raise NotImplementedError
+
+    def as_tensor(self, out: Any) -> torch.Tensor:
+        """What forward gave, as one tensor to compare (a D's logits and its extras, flattened)."""
+        return out
 
     def check_output(self, out: Any, what: str, mode: str, channels: int, size: int) -> None:
         raise NotImplementedError
@@ -161,17 +168,34 @@ class DiscriminatorRole(Role):
     def inputs(self, n, channels, size, device, seed=0, wide=False):
         return images(n, channels, size, device, seed)
 
-    def check_output(self, logits, what, mode, channels, size):
-        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (BATCH,):
-            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            fail(f"{what}: forward(x) returned {got} in {mode} mode, expected ({BATCH},): one raw logit per "
-                 f"image (flatten the last layer's output; no sigmoid). {SIZE_HINT}")
-        if not logits.is_floating_point() or not torch.isfinite(logits).all():
-            fail(f"{what}: the logits ({logits.dtype}) hold NaN/Inf or are not floating point.")
+    def outputs(self, out, what, mode, size, class_head=False, n=BATCH) -> DOutputs:
+        """forward's return value read as the trainer reads it (ganzoo.recipe.d_outputs), or a failed check."""
+        try:
+            outputs = d_outputs(out, n, f"{what}: forward(x) in {mode} mode")
+        except GanzooError as exc:
+            fail(f"{exc} {SIZE_HINT}")
+        if class_head:
+            head = outputs.extras.get("class_logits")
+            if head is None or tuple(head.shape) != (BATCH, CLASSES):
+                got = tuple(head.shape) if head is not None else "no 'class_logits'"
+                fail(f"{what}: registered with class_head=True, forward(x) returned {got} as its class head in "
+                     f"{mode} mode; it must return (logits, {{\"class_logits\": [B, num_classes]}}), here "
+                     f"({BATCH}, {CLASSES}).")
+        return outputs
 
-    def objective(self, logits, what, size, device):
-        self.check_output(logits, what, "train", 0, size)         # a [B, 1] output would sum just the same
-        return logits.float().sum()
+    def as_tensor(self, out):
+        outputs = d_outputs(out, len(out[0]) if isinstance(out, tuple) else len(out))
+        return torch.cat([outputs.logits.flatten(), *(v.flatten() for _, v in sorted(outputs.extras.items()))])
+
+    def check_output(self, out, what, mode, channels, size, class_head=False):
+        outputs = self.outputs(out, what, mode, size, class_head)
+        for name, t in {"logits": outputs.logits, **outputs.extras}.items():
+            if not t.is_floating_point() or not torch.isfinite(t).all():
+                fail(f"{what}: the {name} ({t.dtype}) hold NaN/Inf or are not floating point.")
+
+    def objective(self, out, what, size, device):
+        outputs = self.outputs(out, what, "train", size)            # a [B, 1] output would sum just the same
+        return outputs.logits.float().sum() + sum(v.float().sum() for v in outputs.extras.values())
 
     floor = 1e-4              # logits: a D scaled by 1e-6 answers 0.5 to every image
 
@@ -197,9 +221,10 @@ class DiscriminatorRole(Role):
         real, fake = images(2 * BATCH, channels, size, device, 5), images(2 * BATCH, channels, size, device, 6)
 
         def loss():
-            r, f = self.forward(D, real, what), self.forward(D, fake, what)
-            self.check_output(r[:BATCH], what, "train", channels, size)
-            return F.softplus(-r.float()).mean() + F.softplus(f.float()).mean()
+            r = self.outputs(self.forward(D, real, what), what, "train", size, n=2 * BATCH)
+            f = self.outputs(self.forward(D, fake, what), what, "train", size, n=2 * BATCH)
+            extras = sum(v.float().square().mean() for v in (*r.extras.values(), *f.extras.values()))
+            return F.softplus(-r.logits.float()).mean() + F.softplus(f.logits.float()).mean() + 1e-3 * extras
         return loss
 
 
@@ -228,7 +253,10 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
                 for mode in ("train", "eval"):
                     net.train(mode == "train")
                     with torch.no_grad():
-                        role.check_output(role.forward(net, x, what), what, mode, channels, size)
+                        if entry.class_head:
+                            role.check_output(role.forward(net, x, what), what, mode, channels, size, True)
+                        else:
+                            role.check_output(role.forward(net, x, what), what, mode, channels, size)
 
     def gradients():
         size, what = at_reference_size()
@@ -254,7 +282,8 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
     def deterministic():
         size, what = at_reference_size()
         x = role.inputs(BATCH, ref, size, device)
-        check_deterministic(lambda: role.build(entry, size, ref, device).train(), lambda net: role.forward(net, x, what),
+        check_deterministic(lambda: role.build(entry, size, ref, device).train(),
+                            lambda net: role.as_tensor(role.forward(net, x, what)),
                             what, f"{role.inputs_are} give {role.output}")
 
     def round_trip():
@@ -264,7 +293,7 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
             role.forward(net, role.inputs(2 * BATCH, ref, size, device, seed=3), what)   # moves running state off init
         config = role.config(entry.name, size, device, ref, net._kit_classes)
         x = role.inputs(BATCH, ref, size, device, seed=4)
-        arguments = ", ".join(network_arguments(role.kind, config, conditional=entry.conditional))
+        arguments = ", ".join(network_arguments(role.kind, config, conditional=entry.takes_classes))
         with tempfile.TemporaryDirectory(prefix="ganzoo-check-") as tmp:
             path = Path(tmp) / f"{role.kind}.safetensors"
             with blame(f"{what}: saving the state_dict to safetensors",
@@ -274,9 +303,10 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
             with blame(f"{what}: rebuilding from the weights file's embedded config",
                        f"The factory must build the same network from ({arguments}) alone."):
                 rebuilt = rebuild(role.kind, config_of(metadata), tensors).to(device).eval()
-            rebuilt._kit_classes = net._kit_classes
+            rebuilt._kit_classes, rebuilt._kit_labels = net._kit_classes, net._kit_labels
         with torch.no_grad():
-            a, b = role.forward(net.eval(), x, what), role.forward(rebuilt, x, what)
+            a = role.as_tensor(role.forward(net.eval(), x, what))
+            b = role.as_tensor(role.forward(rebuilt, x, what))
         if not same(a, b):
             fail(f"{what}: after a safetensors round trip (config embedded in the file -> rebuilt network -> "
                  f"weights loaded) the {role.output} differ by up to {max_diff(a, b):.2e}; keep all state that "
@@ -291,6 +321,8 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
             x[0], x[1] = -1.0, 1.0
         with torch.no_grad():
             out = role.forward(net, x, what)
+        if role is DISCRIMINATOR:                        # its logits (extras beside them aside)
+            out = role.outputs(out, what, "train", size, n=RESPONSE_BATCH).logits
         if not isinstance(out, torch.Tensor) or out.shape[:1] != (RESPONSE_BATCH,):
             fail(f"{what}: forward({role.argument}) on a batch of {RESPONSE_BATCH} returned "
                  f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}.")
@@ -304,7 +336,8 @@ def network_checks(entry: Entry, device: torch.device, role: Role) -> Checks:
         net = role.build(entry, size, ref, device).eval()
         x = role.inputs(BATCH, ref, size, device, seed=7)
         with torch.no_grad():
-            outputs = [role.forward(net, x, what, torch.full((BATCH,), c, device=device)) for c in range(CLASSES)]
+            outputs = [role.as_tensor(role.forward(net, x, what, torch.full((BATCH,), c, device=device)))
+                       for c in range(CLASSES)]
         if all(same(outputs[0], other) for other in outputs[1:]):
             fail(f"{what}: forward({role.argument}, y) gives the same {role.output} for every class y; a conditional "
                  f"network must use its labels.")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..contracts import check_factory
-from ..recipe import StepContext
+from ..recipe import DOutputs, StepContext
 from ..registry import Entry
 from .kit import BATCH, SEED, blame, fail, images, same
 from .networks import Checks
@@ -39,10 +39,13 @@ class SmallD(nn.Module):
 
 
 def step_context(D: nn.Module, device: torch.device) -> StepContext:
-    """A D step's context: D, a real batch and a detached fake batch, as the loop passes a regulariser."""
+    """A D step's context: D, a real batch and a detached fake batch, their labels and D's main-pass outputs on
+    them, as the loop passes a regulariser."""
     real = images(BATCH, CHANNELS, SIZE, device, seed=11)
     fake = images(BATCH, CHANNELS, SIZE, device, seed=12)
-    return StepContext(D, real, fake, "Dmain")
+    outputs = lambda x: DOutputs(D(x))                       # D's main-pass outputs, as the step gives them
+    return StepContext(D, real, fake, "Dmain", labels=torch.arange(BATCH, device=device) % 3, d_real=outputs(real),
+                       d_fake=outputs(fake), d_outputs_of=outputs)
 
 
 def regularizer_checks(entry: Entry, device: torch.device) -> Checks:

@@ -34,11 +34,15 @@ from ..device import Precision
 from ..errors import GanzooError
 from ..models import build_discriminator, build_generator, build_loss, sample_latent
 from ..plugins import registries
-from ..recipe import (EMA, LossAdapter, Regularizer, StepContext, build_augment, build_regularizers, lazy_ratio,
-                      make_optimizer, schedule_factor)
+from ..recipe import (EMA, DOutputs, LossAdapter, Regularizer, StepContext, build_augment, build_regularizers,
+                      build_step_hooks, d_outputs, lazy_ratio, make_optimizer, make_schedule)
 from ..terminal import Console
 from ..checkpoint import TrainState
 from .distribution import SingleProcess, Strategy
+
+
+def _detached(out: DOutputs) -> DOutputs:
+    return DOutputs(out.logits.detach(), {k: v.detach() for k, v in out.extras.items()})
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Step:
         self.strategy = strategy or SingleProcess()
         self.console = console or Console(stderr=True)
         self.conditional = config.conditional           # G(z, y) and D(x, y), y the batch's labels
+        self.d_conditional = self.conditional and registries().discriminators.get(config.discriminator).conditional
         # NHWC lets oneDNN/cuDNN skip layout conversions around every convolution (opt-in: --channels-last)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.G = build_generator(config).to(device, memory_format=self.memory_format)
@@ -80,8 +85,8 @@ class Step:
         self.strategy.prepare(self.G, self.D)           # --sync-bn: BatchNorm over the global batch
         regs = registries()
         self.loss = LossAdapter(build_loss(config, regs))
-        self.regularizers = build_regularizers(config.regularizers, regs.regularizers)
-        self.augment = build_augment(config.augment, regs.augmentations)
+        self.regularizers = build_regularizers(config.regularizers, regs.regularizers, config.options)
+        self.augment = build_augment(config.augment, regs.augmentations, config.options)
         self.phases = recipe_phases(self.regularizers, config.n_critic)
         # D's weights get no gradient during G's update (they would be thrown away): a third less D backward
         self.d_trained_params = [p for p in self.D.parameters() if p.requires_grad]
@@ -92,11 +97,13 @@ class Step:
         g_betas, d_betas = parse_betas(config.betas_g) or betas, parse_betas(config.betas_d) or betas
         self.lr = {"G": config.lr_g or config.lr, "D": (config.lr_d or config.lr) * ratio}
         self.optimizers = {
-            "G": make_optimizer(config.optimizer_g, self.G.parameters(), self.lr["G"], g_betas),
+            "G": make_optimizer(config.optimizer_g, self.G.parameters(), self.lr["G"], g_betas, regs.optimizers),
             "D": make_optimizer(config.optimizer_d, self.D.parameters(), self.lr["D"],
-                                (d_betas[0] ** ratio, d_betas[1] ** ratio)),
+                                (d_betas[0] ** ratio, d_betas[1] ** ratio), regs.optimizers),
         }
-        self.total_steps: int | None = None      # the run's length in steps, for the linear schedule (the loop's)
+        self.step_hooks = build_step_hooks(config.step_hooks, regs.step_hooks)   # after each optimiser step
+        self.schedule = None                      # the lr's factor(step), once the run's length is known
+        self._total_steps: int | None = None
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
         self.ema = EMA(self.G, config.ema) if config.ema else None
         # What a step reports, by name: the losses, the loss's own statistics, each regulariser's penalty
@@ -107,6 +114,21 @@ class Step:
         self.compile_seconds: float | None = None       # the first compiled step's time, compiling included
         # Whether a stop signal came (the loop's): a compile that fails after one was interrupted, not broken
         self.signalled = lambda: False
+
+    @property
+    def total_steps(self) -> int | None:
+        """The run's length in steps (None: a --budget run), which the schedule is built for."""
+        return self._total_steps
+
+    @total_steps.setter
+    def total_steps(self, steps: int | None) -> None:
+        self._total_steps = steps
+        self.schedule = make_schedule(self.config.lr_schedule, steps, registries().schedules)
+
+    def after_optimizer_step(self, phase: str, network: nn.Module) -> None:
+        """The run's step hooks (--step-hooks), right after an optimiser step of `phase` updated `network`."""
+        for _, hook in self.step_hooks:
+            hook(phase, network)
 
     @property
     def opt_g(self) -> torch.optim.Optimizer:
@@ -140,7 +162,9 @@ class Step:
         B = real.shape[0]
         z = self.strategy.share(sample_latent(B * self.strategy.world, self.config, self.device))  # [B, z_dim]
         y = self._labels(labels, B)                                            # [B] classes, or None
-        discriminate = self.discriminate if y is None else functools.partial(self.discriminate, labels=y)
+        y_d = y if self.d_conditional else None                                # D(x, y), or D(x) alone
+        judge = functools.partial(self.judge, labels=y_d)                      # images -> DOutputs, checked
+        discriminate = functools.partial(self.discriminate, labels=y_d)        # images -> logits [B]
         due = [phase for phase in self.phases if phase.due(self.state.d_steps)]
         g_steps = self.phases[-1] in due                                       # Gmain
         self.set_learning_rates()
@@ -152,9 +176,11 @@ class Step:
             with self._autocast():
                 with torch.set_grad_enabled(g_steps):                          # G's graph only when G steps
                     fake = self.g_forward(z) if y is None else self.g_forward(z, y)   # [B, C, H, W]
-                d_real = discriminate(real)                                    # [B] logits
-                d_fake = discriminate(fake.detach())                           # [B] logits
-                context = StepContext(discriminate, real, fake.detach(), "Dmain")
+                out_real = judge(real)                                         # [B] logits (and D's extras)
+                out_fake = judge(fake.detach())
+                d_real, d_fake = out_real.logits, out_fake.logits              # [B] logits
+                context = StepContext(discriminate, real, fake.detach(), "Dmain", labels=y, d_real=out_real,
+                                      d_fake=out_fake, d_outputs_of=judge)
                 loss_d = self.loss.d_loss(d_real.float(), d_fake.float(), context)
                 for reg in self.regularizers:
                     if not reg.lazy:
@@ -164,31 +190,37 @@ class Step:
             self.scaler.scale(loss_d).backward()
             self.strategy.average_gradients(self.opt_d)       # every process's gradients, before each step()
             self.scaler.step(self.opt_d)
+            self.after_optimizer_step("Dmain", self.D)
 
             # (1b) D's lazy regularisers (Dreg), each every k steps: an update of its own, weighted by k
             for phase in due:
                 if phase.name == "Dreg":
                     reg = phase.regularizer
                     with self._autocast():
-                        stats[reg.name] = penalty = reg.penalty(StepContext(discriminate, real, fake.detach(),
-                                                                            "Dreg")).float()
+                        stats[reg.name] = penalty = reg.penalty(StepContext(
+                            discriminate, real, fake.detach(), "Dreg", labels=y, d_real=_detached(out_real),
+                            d_fake=_detached(out_fake), d_outputs_of=judge)).float()
                     self.scaler.update()                      # the scaler steps an optimiser once per update
                     self.opt_d.zero_grad(set_to_none=True)
                     self.scaler.scale(penalty * (reg.weight * reg.every)).backward()
                     self.strategy.average_gradients(self.opt_d)
                     self.scaler.step(self.opt_d)
+                    self.after_optimizer_step("Dreg", self.D)
 
             # (2) Update G (Gmain, every n_critic-th step): maximise log D(G(z)) (non-saturating), or whatever the
             #     loss says
             if g_steps:
                 with _no_grad_for(self.d_trained_params):
                     with self._autocast():
-                        d_fake_for_g = discriminate(fake)                      # [B] logits, D just updated
-                        loss_g = self.loss.g_loss(d_fake_for_g.float(), StepContext(discriminate, real, fake, "Gmain"))
+                        out_fake_g = judge(fake)                               # [B] logits, D just updated
+                        loss_g = self.loss.g_loss(out_fake_g.logits.float(), StepContext(
+                            discriminate, real, fake, "Gmain", labels=y, d_real=_detached(out_real),
+                            d_fake=out_fake_g, d_outputs_of=judge))
                     self.opt_g.zero_grad(set_to_none=True)
                     self.scaler.scale(loss_g).backward()
                 self.strategy.average_gradients(self.opt_g)
                 self.scaler.step(self.opt_g)
+                self.after_optimizer_step("Gmain", self.G)
                 if self.ema:
                     self.ema.update(self.G, updates=self.state.d_steps // self.config.n_critic)
                 stats["loss_g"] = loss_g
@@ -210,11 +242,17 @@ class Step:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
 
-    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """D's outputs [B] for images [B, C, H, W] (of classes `labels` [B] for a conditional D), through the run's
-        augmentation (the same policy for real, fake and anything a loss or regulariser shows D)."""
+    def judge(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> DOutputs:
+        """D's outputs for images [B, C, H, W] (of classes `labels` [B] for a conditional D), through the run's
+        augmentation (the same policy for real, fake and anything a loss or regulariser shows D): its [B] logits
+        ([B/m] packed by m) and named extras, the shape checked here (ganzoo.recipe.d_outputs)."""
         images = self.augment(images) if self.augment else images
-        return self.d_forward(images) if labels is None else self.d_forward(images, labels)
+        out = self.d_forward(images) if labels is None else self.d_forward(images, labels)
+        return d_outputs(out, images.shape[0] // self.config.pack, f"The discriminator {self.config.discriminator!r}")
+
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits [B] for images [B, C, H, W] (see `judge`)."""
+        return self.judge(images, labels).logits
 
     def _labels(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """The classes a conditional step trains on (the real batch's, for G's samples too); None unconditionally."""
@@ -227,7 +265,9 @@ class Step:
 
     def set_learning_rates(self) -> None:
         """Each optimiser's lr for this step: its network's, times the schedule's factor (and rollbacks' halvings)."""
-        factor = schedule_factor(self.config.lr_schedule, self.state.step, self.total_steps) * self.state.lr_scale
+        if self.schedule is None:                # built once the loop knows the run's length (total_steps)
+            self.total_steps = self._total_steps
+        factor = self.schedule(self.state.step) * self.state.lr_scale
         for network, optimizer in self.optimizers.items():
             for group in optimizer.param_groups:
                 group["lr"] = self.lr[network] * factor

@@ -56,7 +56,7 @@ def test_every_builtin_component_conforms(check):
 def test_checks_cover_every_registered_component():
     regs = registries()
     checked = {(c.kind, c.name) for c in registered_checks()}
-    for kind in ("generator", "discriminator", "loss", "model", "dataset", "metric"):
+    for kind in ("generator", "discriminator", "loss", "regularizer", "model", "dataset", "metric"):
         assert {(kind, n) for n in regs.by_kind(kind).names()} <= checked
 
 

@@ -6,7 +6,7 @@ Parametrized over the registries, so a newly registered component is tested for 
 import pytest
 import torch
 
-from ganzoo import RunConfig
+from ganzoo import GanzooError, RunConfig
 from ganzoo.models import sample_latent
 from ganzoo.plugins import registries
 from ganzoo.data import load_dataset
@@ -32,8 +32,8 @@ def test_generator_shapes_and_range(name, size, channels):
 
 
 @pytest.mark.parametrize("size,channels", SIZES)
-@pytest.mark.parametrize("name", [n for n in REGS.discriminators.names()
-                                  if not REGS.discriminators.get(n).conditional])
+@pytest.mark.parametrize("name", [n for n in REGS.discriminators.names()     # conditional or with a class head:
+                                  if not REGS.discriminators.get(n).takes_classes])   # the kit's checks
 def test_discriminator_shapes_and_gradients(name, size, channels):
     D = REGS.discriminators.get(name).factory(image_size=size, channels=channels, width=8)
     x = torch.rand(3, channels, size, size, requires_grad=True) * 2 - 1
@@ -65,6 +65,11 @@ def test_training_steps_change_weights_and_stay_finite(tmp_path, model, loss):
     data = load_dataset("fake", root=None, split="train", image_size=config.image_size, channels=config.channels)
     trainer = Trainer(config, data)
     before = [p.detach().clone() for p in trainer.G.parameters()]
+    if loss == "acgan" and not REGS.discriminators.get(config.discriminator).class_head:
+        real, labels = next(trainer.batches.labelled(trainer.data_rng))   # ACGAN's loss needs D's class head
+        with pytest.raises(GanzooError, match=r"^The acgan loss needs the batch's labels and D's class logits"):
+            trainer.step(real, labels)
+        return
     for real, labels in list(trainer.batches.labelled(trainer.data_rng))[:2 + config.n_critic]:   # G steps twice
         stats = trainer.step(real, labels)                            # (labels: for a conditional model)
     assert torch.isfinite(stats).all()

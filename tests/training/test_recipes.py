@@ -121,8 +121,8 @@ def test_n_critic_5_steps_d_exactly_5_times_per_g_step_each_on_a_fresh_batch(tmp
     assert trainer.config.n_critic == 5
     order = count_steps(trainer)
     seen = []
-    real_discriminate = trainer.step.discriminate
-    trainer.step.discriminate = lambda x: (seen.append(x), real_discriminate(x))[1]
+    real_judge = trainer.step.judge                     # every D pass: the main ones and the context's
+    trainer.step.judge = lambda x, labels=None: (seen.append(x), real_judge(x, labels))[1]
     batches = list(trainer.batches.epoch(trainer.data_rng))[:10]
     for real in batches:
         trainer.step(real)
