@@ -20,7 +20,6 @@ from .checkpoint import TrainState
 from .config import UNLIMITED_EPOCHS, RunConfig
 from .data import ImageData, make_batches, memory_budget
 from .device import select_precision
-from .errors import GanzooError
 from .evaluate import evaluate
 from .models import count_parameters, sample_latent
 from .resolve import settle

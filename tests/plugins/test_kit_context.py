@@ -3,7 +3,6 @@ outputs with a class_logits extra, a D to run), so a component that reads it is 
 and a regulariser that does not train D, or returns no scalar, fails."""
 
 import pytest
-import torch
 import torch.nn.functional as F
 
 from ganzoo.plugins import registries

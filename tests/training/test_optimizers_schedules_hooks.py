@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from helpers import SETTINGS, fake_data, install_plugin, run_cli, tiny_config
+from helpers import fake_data, install_plugin, run_cli, tiny_config
 from ganzoo import GanzooError
 from ganzoo.kinds import BY_NAME
 from ganzoo.plugins import registries
