@@ -247,7 +247,13 @@ def finished_so_far(folder: Path, models: list[str], seeds: int) -> tuple[Result
         real = evaluate_real(data=config["data"], image_size=config["image_size"], channels=config["channels"],
                              metrics=s.get("metrics"), n=s.get("n"), data_dir=s.get("data_dir"), download=False,
                              device=device)
-        results.real, results.real_protocol = real, real.protocol
+        scored = {name for entry in results.contenders.values() for run in entry.runs for name in run.scores}
+        results.real = {name: value for name, value in real.items() if name in scored}   # the runs' columns only
+        results.real_protocol = real.protocol
+        if not any(run.protocol for entry in results.contenders.values() for run in entry.runs):
+            # the runs were scored by a ganzoo from before scores carried their protocol: the real row, scored
+            # now by the same metrics, is left without one too, as they are (the table names the commit)
+            results.real_protocol = None
     return results, [m for m in models if m not in done]
 
 
