@@ -72,7 +72,8 @@ def test_the_built_in_plugins_ship_dcgan_mnist():
     assert "dcgan-mnist" in SHIPPED
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", [name if name == "dcgan-mnist" else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in SHIPPED])          # the fast tier scores one; the full suite all
 def test_every_shipped_generator_scores_within_its_card(name, mnist_dir):
     """Sample under the card's evaluation (its n, its seed, its metrics) and score: each number must fall in the
     card's interval. A change to the networks that breaks old weights lands far outside it (or fails to load)."""
