@@ -12,4 +12,5 @@ from ganzoo.api import ModelSpec, hookimpl
 def register_models(register):
     register("dcgan-ttur-ema", ModelSpec(generator="dcgan", discriminator="dcgan", loss="nonsaturating",
                                          defaults={"lr_d": 4e-4, "lr_g": 1e-4, "ema": 0.999}),
-             "DCGAN with TTUR (Heusel et al. 2017: lr_D 4e-4, lr_G 1e-4) and an EMA of G (Yazici et al. 2019)")
+             "DCGAN with TTUR (Heusel et al. 2017: lr_D 4e-4, lr_G 1e-4) and an EMA of G (Yazici et al. 2019); "
+             "at CPU budgets (5 epochs or fewer) its fast D wins and it trails dcgan (README, Training recipes)")
