@@ -111,6 +111,13 @@ def vector_arithmetic(terms: list[Term], config: RunConfig, G: nn.Module, seed: 
     return Arithmetic(terms, zs, result, result[None] + jitter)
 
 
+def arithmetic_title(expression: str, seed: int, model: str, variations: int, noise: float) -> list[str]:
+    """The two title lines of an arithmetic picture (ganzoo arithmetic's and the view's, the same picture)."""
+    return [f"vector arithmetic {expression} on samples of seed {seed} ({model})",
+            f"each row: a term's exemplars and the image of their mean z; last: the result and "
+            f"{variations} variations (noise {noise:g})"]
+
+
 def arithmetic_board(G: nn.Module, work: Arithmetic, scale: int = 1, title=None) -> Image.Image:
     """One row per term: its exemplars then the image of their mean z; last row: result then variations; the
     title above."""

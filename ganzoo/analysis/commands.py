@@ -233,7 +233,7 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_arithmetic(args) -> int:
-    from .arithmetic import arithmetic_board, parse_expression, vector_arithmetic
+    from .arithmetic import arithmetic_board, arithmetic_title, parse_expression, vector_arithmetic
     from .common import save_png, view_scale
 
     for flag in ("exemplars", "pool", "variations"):
@@ -245,9 +245,7 @@ def cmd_arithmetic(args) -> int:
     labeller = _labeller(args, nets) if any(t.label is not None for t in terms) else None
     work = vector_arithmetic(terms, nets.config, nets.G, args.seed, exemplars=args.exemplars, pool=args.pool,
                              labeller=labeller, variations=args.variations, noise=args.noise)
-    title = [f"vector arithmetic {args.expression} on samples of seed {args.seed} ({nets.config.model})",
-             f"each row: a term's exemplars and the image of their mean z; last: the result and "
-             f"{len(work.variations)} variations (noise {args.noise:g})"]
+    title = arithmetic_title(args.expression, args.seed, nets.config.model, len(work.variations), args.noise)
     path = save_png(arithmetic_board(nets.G, work, scale=view_scale(nets.config.image_size), title=title),
                     _output(args, "arithmetic", f"seed{args.seed}", args.expression,
                             *_options(args, "exemplars", "pool", "variations", "noise", "labeller", "data",

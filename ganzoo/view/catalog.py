@@ -181,8 +181,8 @@ def _walk(path: Path, key: str, depth: int, done: dict[Path, str]) -> Iterable[E
         yield from compare_entries(path, key, done)
         return
     files = RunFiles(path, model="")
-    if files.holds_run():
-        yield run_entry(path, key)
+    if files.config.is_file() or files.checkpoint.is_file():      # a run folder (a folder of loose weights files
+        yield run_entry(path, key)                                 # is walked: each file is its own row)
         return
     if depth >= MAX_DEPTH:
         return

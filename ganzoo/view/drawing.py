@@ -139,12 +139,16 @@ def arithmetic(G: nn.Module, config, seed: int, groups: tuple[str, str, str], cl
         missing = ", ".join(name for name, text in zip("ABC", texts) if not text)
         raise GanzooError(f"Pick samples for every group (click them in Sample, or type numbers like 3,7,12): "
                           f"{missing} is empty.")
-    terms = parse_expression(f"{texts[0]} - {texts[1]} + {texts[2]}")
+    expression = f"{texts[0]} - {texts[1]} + {texts[2]}"
+    terms = parse_expression(expression)
     fixed = class_of(config, cls)
     network = ClassFixed(G, config, fixed if fixed is not None else 0) if getattr(config, "num_classes", 0) else G
-    work = vector_arithmetic(terms, config, network, check_seed(seed), variations=variations)
+    noise = 0.25                                           # ganzoo arithmetic's default
+    work = vector_arithmetic(terms, config, network, check_seed(seed), variations=variations, noise=noise)
+    from ..analysis.arithmetic import arithmetic_title
     from ..analysis.common import view_scale
-    return arithmetic_board(network, work, scale=view_scale(config.image_size))
+    title = arithmetic_title(expression, seed, config.model, len(work.variations), noise)
+    return arithmetic_board(network, work, scale=view_scale(config.image_size), title=title)
 
 
 def same_z(runs: list[tuple[str, nn.Module, object]], n: int, seed: int) -> tuple[list[tuple[str, torch.Tensor]],

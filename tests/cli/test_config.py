@@ -63,7 +63,7 @@ def test_compare_gets_the_comparable_flags_only():
 # as COMPARABLE is: making a recipe field resumable is a decision this line has to be changed for)
 PINNED_RESUMABLE = {"epochs", "budget", "device", "precision", "log_every", "checkpoint_every", "on_divergence",
                     "compile", "channels_last", "eval_every", "eval_n", "threads", "metrics", "memory_budget",
-                    "loggers", "tensorboard", "sync_bn"}
+                    "loggers", "tensorboard", "sync_bn", "collective_timeout"}
 
 
 def test_resumable_set_is_pinned_and_is_what_a_resumed_run_accepts():

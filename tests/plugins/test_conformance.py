@@ -200,7 +200,7 @@ def test_kit_fails_broken_components_and_says_what_to_fix(tmp_path):
         "generator 'numpy-noise', deterministic under a seed:",
         "Draw every random number from torch's global RNG",
         "discriminator 'two-dim-logits', shapes: discriminator 'two-dim-logits' at 16x16, 1 channel(s): "
-        "forward(x) returned (4, 1) in train mode, expected (4,)",
+        "forward(x) in train mode returned shape (4, 1) for a batch of 4; it must return [4] raw logits",
         "discriminator 'python-state', safetensors round trip:",
         "keep all state that forward() reads in registered parameters and buffers",
         "loss 'swapped', direction: loss 'swapped': d_loss is",
@@ -220,12 +220,16 @@ def test_kit_fails_broken_components_and_says_what_to_fix(tmp_path):
     assert failed == {
         ("generator", "no-tanh", "shapes and range"), ("generator", "undeclared-sizes", "shapes and range"),
         ("generator", "no-tanh", "training step fp32"), ("generator", "no-tanh", "training step bf16 autocast"),
+        ("generator", "no-tanh", "gradients"),
         ("generator", "numpy-noise", "deterministic under a seed"), ("generator", "numpy-noise", "safetensors round trip"),
-        ("discriminator", "two-dim-logits", "shapes"), ("discriminator", "two-dim-logits", "gradients"),
+        # a [B, 1] D: every check that reads its output as the trainer does refuses it (ganzoo.recipe.d_outputs)
+        *(("discriminator", "two-dim-logits", check) for check in (
+            "shapes", "gradients", "deterministic under a seed", "responds to x", "safetensors round trip",
+            "training step fp32", "training step bf16 autocast")),
         ("discriminator", "python-state", "safetensors round trip"), ("loss", "swapped", "direction"),
         ("loss", "naive-log", "extreme logits"), ("model", "missing-loss", "components"),
         ("model", "no-common-size", "components")}
-    assert "ganzoo_broken_kit: 13 of 44 checks failed" in out
+    assert "ganzoo_broken_kit: 19 of 49 checks failed" in out
 
 
 SWAPPED_ONLY = """

@@ -184,7 +184,7 @@ def test_a_write_refused_mid_run_stops_cleanly_keeping_the_last_checkpoint(tmp_p
     match = re.fullmatch(rf"error: Could not write {re.escape(str(out / 'checkpoint.safetensors'))} \(File too large\); "
                          rf"training stopped at step (\d+)\. The last good weights are in "
                          rf"{re.escape(str(out / 'checkpoint.safetensors'))} \(step (\d+);.*"
-                         rf"continue with: ganzoo run --resume {re.escape(str(out))}", line)
+                         rf"continue with: ganzoo run --resume {re.escape(str(out))}\.?", line)
     assert match, line
     stopped, good = int(match[1]), int(match[2])
     assert 0 < stopped - good <= CHECKPOINT_EVERY
@@ -216,7 +216,7 @@ def test_disk_full_mid_run_stops_cleanly_keeping_the_last_checkpoint(tmp_path, c
     line = last_line(err)
     match = re.fullmatch(rf"error: Could not write {re.escape(str(checkpoint))} \(No space left on device\); "
                          rf"training stopped at step (\d+)\. The last good weights are in {re.escape(str(checkpoint))} "
-                         rf"\(step (\d+);.*continue with: ganzoo run --resume {re.escape(str(out))}", line)
+                         rf"\(step (\d+);.*continue with: ganzoo run --resume {re.escape(str(out))}\.?", line)
     assert match, line
     stopped, good = int(match[1]), int(match[2])
     assert 0 < stopped - good <= CHECKPOINT_EVERY                       # the next checkpoint failed
