@@ -99,19 +99,16 @@ class Memorisation(NeighbourMetric):
 @hookimpl
 def register_metrics(register):
     precision_recall = {"precision": "higher", "recall": "higher", "density": "higher", "coverage": "higher"}
-    register("mnist_prdc", PrecisionRecall(evaluator_space, evaluator_features), datasets=("mnist",),
-             better=precision_recall,
-             description="precision, recall (Kynkäänniemi 2019), density, coverage (Naeem 2020) on the MNIST "
-                         "evaluator's features, k=5")
-    register("prdc", PrecisionRecall(inception_space, inception_features, check_options), datasets=None,
-             better=precision_recall,
-             description="precision, recall (Kynkäänniemi 2019), density, coverage (Naeem 2020) on Inception "
-                         "features, k=5")
-    register("mnist_memorisation", Memorisation(evaluator_space, evaluator_features), datasets=("mnist",),
-             default=False,
-             description="memorised: share of samples nearer a training image than any test image is (MNIST "
-                         "evaluator features); train_distance_ratio")
-    register("memorisation", Memorisation(inception_space, inception_features, check_options), datasets=None,
-             default=False,
-             description="memorised: share of samples nearer a training image than any test image is (Inception "
-                         "features); train_distance_ratio")
+    # (name prefix, datasets, the space in prdc's and memorisation's words, the space, its features, options check)
+    spaces = (("mnist_", ("mnist",), ("the MNIST evaluator's features", "MNIST evaluator features"), evaluator_space,
+               evaluator_features, ()),
+              ("", None, ("Inception features", "Inception features"), inception_space, inception_features,
+               (check_options,)))
+    for prefix, datasets, (prdc_words, memorisation_words), space, features, checks in spaces:
+        register(f"{prefix}prdc", PrecisionRecall(space, features, *checks), datasets=datasets, better=precision_recall,
+                 description=f"precision, recall (Kynkäänniemi 2019), density, coverage (Naeem 2020) on "
+                             f"{prdc_words}, k=5")
+    for prefix, datasets, (prdc_words, memorisation_words), space, features, checks in spaces:
+        register(f"{prefix}memorisation", Memorisation(space, features, *checks), datasets=datasets, default=False,
+                 description=f"memorised: share of samples nearer a training image than any test image is "
+                             f"({memorisation_words}); train_distance_ratio")
