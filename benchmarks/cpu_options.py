@@ -68,6 +68,14 @@ def _contiguous_weights(trainer: Trainer) -> None:
                 p.data = p.data.contiguous()
 
 
+def _torch_dropout(trainer: Trainer) -> None:
+    """torch's own dropout (a bernoulli_ mask) in place of basicgan's CPU dropout (a torch.rand mask)."""
+    for network in (trainer.G, trainer.D):
+        for m in network.modules():
+            if isinstance(m, nn.Dropout) and type(m) is not nn.Dropout:
+                m.forward = nn.Dropout.forward.__get__(m)
+
+
 class Candidate:
     def __init__(self, name: str, what: str, config: dict | None = None, change=None, threads: int | None = None):
         self.name, self.what, self.config, self.change, self.threads = name, what, config or {}, change, threads
@@ -84,6 +92,8 @@ CANDIDATES = [
     Candidate("weights-nchw", "convolution weights contiguous, activations channels-last",
               change=_contiguous_weights),
     Candidate("fp32", "fp32, no autocast (channels-last kept)", config={"precision": "fp32"}),
+    Candidate("torch-dropout", "nn.Dropout's bernoulli_ mask instead of basicgan's torch.rand one (basicgan only)",
+              change=_torch_dropout),
     Candidate("threads-1", "torch.set_num_threads(1) during the step", threads=1),
 ]
 

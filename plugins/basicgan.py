@@ -7,10 +7,24 @@ The hidden sizes scale with `width` (4x, 8x, 16x of it; 64 gives the sizes above
 
 from __future__ import annotations
 
+import torch
 from einops import rearrange
 from torch import nn
 
 from ganzoo.api import ModelSpec, hookimpl
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask comes from torch.rand on a CPU: the same distribution (each unit kept with
+    probability 1 - p, the kept ones scaled by 1 / (1 - p)), drawn 2-3x faster. On a CPU, `bernoulli_` (what
+    F.dropout draws with) takes about three times as long per element as `rand`, and it was a quarter of
+    basicgan's bf16 step; elsewhere it is F.dropout itself. Same state dict as nn.Dropout (none)."""
+
+    def forward(self, x):
+        if not self.training or self.p in (0, 1) or x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.rand(x.shape, dtype=torch.float32) >= self.p             # [*x.shape] bool, fp32 draws
+        return x * keep * (1.0 / (1.0 - self.p))
 
 
 class MLPGenerator(nn.Module):
@@ -38,7 +52,7 @@ class MLPDiscriminator(nn.Module):
         hidden = [16 * width, 8 * width, 4 * width]
         layers: list[nn.Module] = []
         for w_in, w_out in zip([channels * image_size * image_size] + hidden, hidden):
-            layers += [nn.Linear(w_in, w_out), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(0.3)]
+            layers += [nn.Linear(w_in, w_out), nn.LeakyReLU(0.2, inplace=True), Dropout(0.3)]
         layers += [nn.Linear(hidden[-1], 1)]
         self.net = nn.Sequential(*layers)
 
