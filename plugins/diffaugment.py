@@ -62,4 +62,5 @@ def register_augmentations(register):
 def register_models(register):
     register("dcgan-diffaug", ModelSpec(generator="dcgan", discriminator="dcgan", loss="nonsaturating",
                                         defaults={"augment": "translation,cutout"}),
-             "DCGAN with DiffAugment (Zhao et al. 2020): translation and cutout of everything D sees")
+             "DCGAN with DiffAugment (Zhao et al. 2020): translation and cutout of everything D sees; it pays "
+             "where data is scarce, and on all 60,000 MNIST digits over 5 epochs it trails dcgan (README, Leaderboard)")
