@@ -14,7 +14,10 @@ command, the machine, the date and the commit; OUT/results.json every number. `-
 with its own --resume, so a stopped leaderboard keeps every finished run (and a finished compare is only read:
 `--resume` on finished compare folders rebuilds leaderboard.md and results.json without training anything).
 `--report` writes the table of a leaderboard that is still running (or stopped) from the models whose every seed
-has finished, training nothing; it names the models still to come.
+has finished, training nothing; it names the models still to come. With `--merge OTHER_OUT` (repeatable) it also
+takes the finished models of leaderboards run beside this one (the same command with other models and another
+--out, e.g. one per process): one table, refused unless every folder was trained and scored under the same
+settings on the same machine.
 
 Each cell is the mean over seeds with its Student t 95% interval; a column's best is in bold only when it beats
 every other model beyond seed noise (paired by seed: the same seed is the same initialisation stream and data
@@ -257,6 +260,36 @@ def finished_so_far(folder: Path, models: list[str], seeds: int) -> tuple[Result
     return results, [m for m in models if m not in done]
 
 
+# A comparison's settings that may differ between folders merged into one table: which models it held, and where
+# the data was read from.
+MAY_DIFFER = ("inputs", "data_dir", "download")
+
+
+def combined(parts: list[tuple[Path, Results]]) -> Results:
+    """Several compare folders' finished models as one comparison (a leaderboard split over processes or sessions),
+    refused with the difference named unless they were trained and scored under the same settings on the same
+    machine, and unless each model finished in one folder only."""
+    (first_folder, first), rest = parts[0], parts[1:]
+    merged = Results(settings=dict(first.settings), contenders=dict(first.contenders), real=first.real,
+                     environment=first.environment, real_protocol=first.real_protocol)
+    for folder, other in rest:
+        differing = sorted(k for k in set(first.settings) | set(other.settings)
+                           if k not in MAY_DIFFER and first.settings.get(k) != other.settings.get(k))
+        if differing:
+            raise GanzooError(f"{first_folder} and {folder} were run under different settings "
+                              f"({', '.join(f'{k}: {first.settings.get(k)!r} against {other.settings.get(k)!r}' for k in differing)}); "
+                              f"one table ranks one protocol.")
+        if other.environment != first.environment:
+            raise GanzooError(f"{first_folder} and {folder} were run on different machines or software "
+                              f"({first.environment} against {other.environment}); one table names one machine.")
+        twice = sorted(set(other.contenders) & set(merged.contenders))
+        if twice:
+            raise GanzooError(f"{', '.join(twice)} finished in {folder} and in an earlier folder too; merge each model "
+                              f"from one folder.")
+        merged.contenders.update(other.contenders)
+    return merged
+
+
 def run_to_the_end(command: list[str]) -> int:
     """Run a compare and wait for it: Ctrl-C reaches it (it checkpoints and stops cleanly), not this script,
     which would otherwise kill it mid-write."""
@@ -307,6 +340,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace a leaderboard in --out")
     parser.add_argument("--report", action="store_true",
                         help="write the table of the models finished so far in --out, training nothing")
+    parser.add_argument("--merge", action="append", default=[], metavar="OTHER_OUT",
+                        help="with --report: also the finished models of another leaderboard folder (repeatable)")
     return parser
 
 
@@ -316,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     ours, passed_on = split_arguments(parser, argv)
     args = parser.parse_args(ours)
     models = args.models or builtin_models()
+    if args.merge and not args.report:
+        parser.error("--merge goes with --report: it joins finished leaderboards into one table")
     if args.baseline is not None and args.baseline not in models:
         parser.error(f"--baseline {args.baseline!r} is not one of the models ranked ({', '.join(models)})")
     datasets = [d.strip() for d in args.data.split(",") if d.strip()]
@@ -330,9 +367,19 @@ def main(argv: list[str] | None = None) -> int:
         if not entrants:
             continue
         if args.report:
-            results, pending[data] = finished_so_far(out / data, entrants, args.seeds)
-            if results is not None:
-                by_data[data] = results
+            found = []
+            for folder in [out, *map(Path, args.merge)]:
+                results, _ = finished_so_far(folder / data, entrants, args.seeds)
+                if results is not None:
+                    found.append((folder / data, results))
+            done = {label for _, results in found for label in results.contenders}
+            pending[data] = [m for m in entrants if m not in done]
+            if found:
+                try:
+                    by_data[data] = combined(found)
+                except GanzooError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 1
             continue
         command = [sys.executable, "-m", "ganzoo", "compare", *entrants, "--data", data, "--seeds", str(args.seeds),
                    "--out", str(out / data), *passed_on]
@@ -354,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no model has finished every seed in {out} yet", file=sys.stderr)
         return 1
     command = [a for a in argv if a not in ("--resume", "--overwrite", "--report")]  # what the table is the result of
+    command = [a for i, a in enumerate(command) if a != "--merge" and (i == 0 or command[i - 1] != "--merge")]
     try:
         text = write(by_data, out, "python benchmarks/leaderboard.py " + shlex.join(command), baseline=args.baseline,
                      pending={data: models for data, models in pending.items() if models})

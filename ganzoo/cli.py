@@ -204,7 +204,7 @@ def cmd_compare(args) -> int:
     from .resolve import absolute_path
 
     check_values(COMMAND_FIELDS["compare"], args)
-    contenders = parse_contenders(args.models)
+    contenders = parse_contenders(args.models, seeds=args.seeds)
     data_dir = absolute_path(args.data_dir) if args.data_dir else args.data_dir    # usable from any folder later
     settings = Settings(data=args.data, data_dir=data_dir, epochs=args.epochs, budget=args.budget or None,
                         points=args.points, seeds=args.seeds, seed=args.seed, n=args.n, curve_n=args.curve_n,

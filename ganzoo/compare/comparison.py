@@ -66,8 +66,10 @@ class Settings:
     resize: str | None = None          # how Inception metrics resize (None: their default, tf)
 
 
-def parse_contenders(names: list[str], regs: Registries | None = None) -> list[Contender]:
-    """Registered model names, finished run folders or weights files; labels made unique."""
+def parse_contenders(names: list[str], regs: Registries | None = None, seeds: int = 1) -> list[Contender]:
+    """Registered model names, finished run folders or weights files; labels made unique. One registered model
+    is enough when it trains over several seeds (its spread is the comparison: a leaderboard adding one model, or
+    a dataset that leaves all but one model out)."""
     regs = regs or registries()
     contenders = []
     for name in names:
@@ -89,8 +91,10 @@ def parse_contenders(names: list[str], regs: Registries | None = None) -> list[C
         else:
             raise GanzooError(f"{regs.models.unknown_message(name)} (Or give a finished run folder, a "
                               f".safetensors file or a pretrained generator: see `ganzoo pretrained`.)")
-    if len(contenders) < 2:
-        raise GanzooError("Compare needs at least two models or runs, e.g. `ganzoo compare dcgan basicgan`.")
+    one_model_over_seeds = len(contenders) == 1 and contenders[0].path is None and seeds >= 2
+    if len(contenders) < 2 and not one_model_over_seeds:
+        raise GanzooError("Compare needs at least two models or runs, e.g. `ganzoo compare dcgan basicgan`, or "
+                          "one model over several seeds, e.g. `ganzoo compare dcgan --seeds 3`.")
     seen: dict[str, int] = {}
     for c in contenders:
         seen[c.label] = seen.get(c.label, 0) + 1

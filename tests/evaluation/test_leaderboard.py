@@ -130,3 +130,66 @@ def test_resume_rebuilds_the_table_from_finished_comparisons_without_training(tm
     again = json.loads((tmp_path / "results.json").read_text())
     assert again["models"] == first["models"]
     assert "### fake: against basicgan" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_a_leaderboard_of_one_model_ranks_its_seeds(tmp_path):
+    """One model over several seeds is a comparison of its own (a leaderboard adding one model, or a dataset that
+    leaves all but one out): it trains and reports its spread; one model with one seed is still refused."""
+    flags = ["dcgan", "--data", "fake", "--seeds", "2", "--epochs", "1", "--out", str(tmp_path), "--batch-size", "64",
+             "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--device", "cpu", "--metrics", "mnist_fd",
+             "-n", "200", "--curve-n", "100", "--threads", "1"]
+    assert leaderboard.main(flags) == 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    runs = saved["models"]["dcgan"]["fake"]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and all(r["status"] == "ok" for r in runs)
+    assert saved["models"]["dcgan"]["fake"]["mnist_fd"]["n"] == 2 and "against_baseline" not in saved["models"]["dcgan"]["fake"]
+    assert "| dcgan | " in (tmp_path / "leaderboard.md").read_text()
+    from ganzoo.compare import parse_contenders
+    from ganzoo.errors import GanzooError
+    with pytest.raises(GanzooError, match="at least two models or runs"):
+        parse_contenders(["dcgan"], seeds=1)
+
+
+def finished_folder(folder, data, results):
+    (folder / data).mkdir(parents=True)
+    (folder / data / "results.json").write_text(json.dumps(results.to_dict()))
+
+
+def test_report_merges_leaderboards_run_side_by_side_and_refuses_what_does_not_belong_together(tmp_path, capsys):
+    """--merge: the finished models of leaderboards run beside each other (one per process) in one table, the
+    models found nowhere still named as to come; refused for other settings, another machine, or a model found
+    twice."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    finished_folder(a, "mnist", comparison("mnist", {"dcgan": [{"mnist_fd": v} for v in (10.0, 14.0, 12.0)]},
+                                           {"mnist_fd": 0.9}))
+    finished_folder(b, "mnist", comparison("mnist", {"r1": [{"mnist_fd": v} for v in (5.0, 8.0, 6.0)]},
+                                           {"mnist_fd": 0.9}))
+    common = ["dcgan", "r1", "wgan", "--data", "mnist", "--seeds", "3", "--epochs", "1", "--out", str(a), "--report"]
+    assert leaderboard.main(common + ["--merge", str(b)]) == 0
+    text = (a / "leaderboard.md").read_text()
+    assert "| dcgan | 12 [7.032, 16.97] |" in text and "| r1 | **6.333 [2.539, 10.13]** |" in text
+    assert "Still to come: mnist: wgan" in text and "| r1 | **−5.667 [" in text      # paired against dcgan
+    assert "--merge" not in text and str(b) not in text.split("\n")[2]
+    saved = json.loads((a / "results.json").read_text())
+    assert [r["scores"]["mnist_fd"] for r in saved["models"]["r1"]["mnist"]["runs"]] == [5.0, 8.0, 6.0]
+    # without b, r1 is to come
+    assert leaderboard.main(common) == 0 and "Still to come: mnist: r1, wgan" in (a / "leaderboard.md").read_text()
+    capsys.readouterr()
+    # another budget
+    other = comparison("mnist", {"wgan": [{"mnist_fd": 30.0}] * 3}, {"mnist_fd": 0.9})
+    other.settings["epochs"] = 2
+    finished_folder(tmp_path / "c", "mnist", other)
+    assert leaderboard.main(common + ["--merge", str(b), "--merge", str(tmp_path / "c")]) == 1
+    assert "different settings (epochs: 1 against 2)" in capsys.readouterr().err
+    # another machine
+    other = comparison("mnist", {"wgan": [{"mnist_fd": 30.0}] * 3}, {"mnist_fd": 0.9})
+    other.environment["cpu"] = "Another CPU"
+    finished_folder(tmp_path / "d", "mnist", other)
+    assert leaderboard.main(common + ["--merge", str(tmp_path / "d")]) == 1
+    assert "different machines" in capsys.readouterr().err
+    # a model in two folders
+    assert leaderboard.main(common + ["--merge", str(b), "--merge", str(b)]) == 1
+    assert "r1 finished in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        leaderboard.main(["dcgan", "r1", "--merge", str(b)])
+    assert "--merge goes with --report" in capsys.readouterr().err
