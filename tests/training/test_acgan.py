@@ -82,6 +82,24 @@ def test_the_class_term_trains_both_networks_and_follows_the_labels():
         loss.d_loss(real, fake, StepContext(None, None, None, "Dmain", d_real=DOutputs(real), d_fake=DOutputs(fake)))
 
 
+def test_d_can_learn_the_classes_from_real_images_only():
+    """fake_class_weight=0: D's class term is the real images' alone (a fake's class logits cost D nothing, so G
+    cannot agree a code with D), while G is still asked for its class."""
+    from ganzoo.api import DOutputs, StepContext
+    labels = torch.tensor([0, 1, 2, 3])
+    good, bad = torch.eye(4) * 10, torch.roll(torch.eye(4) * 10, 1, dims=1)   # class logits naming each label, or not
+    zero = torch.zeros(4)
+    ctx = lambda real_logits, fake_logits: StepContext(None, None, None, "Dmain", labels=labels,
+                                                       d_real=DOutputs(zero, {"class_logits": real_logits}),
+                                                       d_fake=DOutputs(zero, {"class_logits": fake_logits}))
+    real_only, paper = ACGANLoss(fake_class_weight=0), ACGANLoss()
+    assert real_only.d_loss(zero, zero, ctx(good, bad)).item() == pytest.approx(
+        real_only.d_loss(zero, zero, ctx(good, good)).item())                 # the fakes' classes do not count
+    assert paper.d_loss(zero, zero, ctx(good, bad)).item() > paper.d_loss(zero, zero, ctx(good, good)).item() + 10
+    assert real_only.d_loss(zero, zero, ctx(bad, good)).item() > real_only.d_loss(zero, zero, ctx(good, good)).item() + 10
+    assert real_only.g_loss(zero, ctx(good, bad)).item() > real_only.g_loss(zero, ctx(good, good)).item() + 5
+
+
 def test_acgan_learns_to_classify_the_real_images(acgan):
     """A few steps on the fake dataset's quadrant classes: D's class head, trained only through the context's
     extras and labels, classifies real images far above chance."""
