@@ -14,6 +14,7 @@ is the code the paper's objective allows: both networks lower the same fake-clas
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("measure")
     results = {path: measure(path, args.data_dir, args.n, args.seed) for path in args.checkpoints}
     for path in results:
-        table.add_column(path, justify="right")
+        table.add_column(Path(path).parent.name or path, justify="right")       # the run folder's name
     for name in next(iter(results.values())):
         table.add_row(name, *(f"{r[name]:.3f}" for r in results.values()))
     Console().print(table)
