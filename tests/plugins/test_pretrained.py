@@ -322,8 +322,9 @@ def test_ship_pretrained_writes_a_half_precision_file_and_a_card_that_holds(tmp_
     report = json.loads((tmp_path / "eval.json").read_text())
     assert card["real"] == {k: report["rows"]["real data (train)"][k] for k in card["scores"]}
     assert card["precision_check"]["scores"]["float32"] == pytest.approx(report["rows"][tiny_weights.name])
-    for name, score in card["scores"].items():
-        assert len(score["draws"]) == 3 and score["low"] < score["value"] < score["high"]
+    for name, score in card["scores"].items():          # a score equal on every draw (a tiny G's mnist_score of
+        assert len(score["draws"]) == 3 and score["low"] <= score["value"] <= score["high"]   # 1.0) has no width
+    assert any(score["low"] < score["value"] < score["high"] for score in card["scores"].values())
     register("tiny-fake", weights, card)
     pretrained = ganzoo.load_pretrained("tiny-fake")
     again = evaluate(pretrained.G, config=pretrained.config, metrics=card["evaluation"]["metrics"],
